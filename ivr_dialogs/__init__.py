@@ -1,0 +1,1 @@
+"""Contact Hub: ivr_dialogs."""

@@ -1,0 +1,90 @@
+"""Fixtures shared by every test package: real services, or a skip that says why.
+
+`.ci/run` sets ``HUB_TEST_REQUIRE_SERVICES=1``; then a missing service or tool is a failure,
+not a skip, so CI can never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+REQUIRE_SERVICES = os.environ.get("HUB_TEST_REQUIRE_SERVICES") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when CI has made the service mandatory."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required by HUB_TEST_REQUIRE_SERVICES=1: {reason}")
+    pytest.skip(reason)
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool (sipp, tesseract, chromium…), or skip/fail saying it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} is not installed (./dev.sh test installs it)")
+    return path  # type: ignore[return-value]
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database (asyncpg URL), dropped afterwards."""
+    base = os.environ.get("HUB_TEST_POSTGRES_URL")
+    if not base:
+        unavailable("HUB_TEST_POSTGRES_URL is not set")
+    import asyncio
+
+    import asyncpg
+
+    name = f"hubtest_{uuid.uuid4().hex[:12]}"
+    plain = base.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(plain)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        unavailable(f"PostgreSQL at {plain} is not reachable: {exc}")
+    try:
+        yield _with_database(plain, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def redis_url() -> AsyncIterator[tuple[str, str]]:
+    """(Redis URL, a key prefix of this test's own); keys under the prefix are deleted after."""
+    url = os.environ.get("HUB_TEST_REDIS_URL")
+    if not url:
+        unavailable("HUB_TEST_REDIS_URL is not set")
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url)
+    try:
+        await client.ping()
+    except OSError as exc:
+        unavailable(f"Redis at {url} is not reachable: {exc}")
+    prefix = f"hubtest:{uuid.uuid4().hex[:12]}:"
+    try:
+        yield url, prefix
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
