@@ -1,1 +1,58 @@
-"""Contact Hub: models."""
+"""SQLModel tables shared by every layer: no I/O and no business rules here."""
+
+from models.base import utcnow
+from models.contacts import Contact, ContactIdentity, IdentityKind
+from models.interactions import (
+    OPEN_STATES,
+    Direction,
+    Inbox,
+    Interaction,
+    InteractionEvent,
+    InteractionState,
+    Message,
+    SenderKind,
+)
+from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
+from models.users import (
+    Agent,
+    AgentSkill,
+    AuditEntry,
+    Disposition,
+    NotReadyReason,
+    PresenceChange,
+    PresenceState,
+    Role,
+    Skill,
+    User,
+)
+
+__all__ = [
+    "OPEN_STATES",
+    "Agent",
+    "AgentSkill",
+    "AuditEntry",
+    "BusinessHours",
+    "Contact",
+    "ContactIdentity",
+    "Direction",
+    "Disposition",
+    "IdentityKind",
+    "Inbox",
+    "Interaction",
+    "InteractionEvent",
+    "InteractionState",
+    "Message",
+    "NotReadyReason",
+    "Offer",
+    "OfferOutcome",
+    "PresenceChange",
+    "PresenceState",
+    "Queue",
+    "QueueSkill",
+    "Role",
+    "SenderKind",
+    "Skill",
+    "Strategy",
+    "User",
+    "utcnow",
+]
