@@ -1,0 +1,121 @@
+"""The Litestar app factory: one function that wires settings, plugins and routes."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar, Request, Response, get
+from litestar.config.csrf import CSRFConfig
+from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.exceptions import NotAuthorizedException
+from litestar.middleware.session.server_side import ServerSideSessionConfig
+from litestar.plugins.htmx import HTMXPlugin
+from litestar.response import Redirect
+from litestar.security.session_auth import SessionAuth
+from litestar.static_files import create_static_files_router
+from litestar.stores.base import Store
+from litestar.template.config import TemplateConfig
+
+from hub.auth import PUBLIC_PATHS, CurrentUser, retrieve_user
+from hub.events import make_backend, make_channels_plugin
+from hub.services import Services
+from hub.settings import Settings
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+# Modules that contribute routes; each exposes ``route_handlers: list``.
+ROUTE_MODULES: tuple[str, ...] = ()
+
+
+@get("/health", exclude_from_auth=True, sync_to_thread=False)
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _session_store(settings: Settings) -> Store:
+    if settings.redis_url:
+        from litestar.stores.redis import RedisStore
+
+        return RedisStore.with_client(url=settings.redis_url, namespace="contacthub-sessions")
+    from litestar.stores.file import FileStore
+
+    return FileStore(settings.var_dir / "sessions")
+
+
+def _login_redirect(request: Request, exc: NotAuthorizedException) -> Response:
+    """Browsers go to the login page; HTMX swaps get HX-Redirect; APIs get the 401."""
+    if request.headers.get("hx-request"):
+        return Response(content="", status_code=401, headers={"HX-Redirect": "/login"})
+    if "text/html" in request.headers.get("accept", ""):
+        return Redirect(f"/login?next={request.url.path}")
+    return Response(content={"detail": exc.detail}, status_code=401)
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings()
+    settings.ensure_dirs()
+    channels = make_channels_plugin(make_backend(settings.redis_url))
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = Services.build(settings, channels)
+        app.state.services = services
+        app.state.sessionmaker = services.sessionmaker
+        from hub.channel_runtime import start_channels, stop_channels
+
+        await start_channels(services)
+        try:
+            yield
+        finally:
+            await stop_channels(services)
+            await services.close()
+
+    route_handlers: list = [health]
+    for name in ROUTE_MODULES:
+        route_handlers.extend(importlib.import_module(name).route_handlers)
+    static_dirs = [WEB_DIR / "static"] if (WEB_DIR / "static").is_dir() else []
+    if static_dirs:
+        route_handlers.append(
+            create_static_files_router(path="/static", directories=static_dirs, name="static")
+        )
+    node_modules = WEB_DIR / "node_modules"
+    route_handlers.append(
+        create_static_files_router(
+            path="/assets",
+            directories=[
+                node_modules / "htmx.org" / "dist",
+                node_modules / "htmx-ext-sse" / "dist",
+            ],
+            name="assets",
+            include_in_schema=False,
+        )
+    )
+
+    session_auth = SessionAuth[CurrentUser, ServerSideSessionConfig](
+        retrieve_user_handler=retrieve_user,
+        session_backend_config=ServerSideSessionConfig(
+            store="sessions", max_age=12 * 3600, httponly=True, samesite="lax"
+        ),
+        exclude=[f"^{p}" for p in PUBLIC_PATHS],
+    )
+    return Litestar(
+        route_handlers=route_handlers,
+        lifespan=[lifespan],
+        plugins=[channels, HTMXPlugin()],
+        on_app_init=[session_auth.on_app_init],
+        stores={"sessions": _session_store(settings)},
+        csrf_config=CSRFConfig(
+            secret=settings.resolved_secret_key(),
+            cookie_name="csrftoken",
+            header_name="x-csrftoken",
+            cookie_samesite="lax",
+            exclude=["/webhooks", "/health"],
+        ),
+        template_config=TemplateConfig(directory=WEB_DIR / "templates", engine=JinjaTemplateEngine),
+        exception_handlers={NotAuthorizedException: _login_redirect},
+        request_max_body_size=settings.max_request_bytes,
+        debug=settings.debug,
+    )

@@ -1,0 +1,81 @@
+"""Interaction state changes: one function, so every change is checked and timestamped."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Interaction, InteractionEvent, InteractionState, utcnow
+
+S = InteractionState
+
+ALLOWED: dict[InteractionState, frozenset[InteractionState]] = {
+    S.NEW: frozenset({S.SELF_SERVICE, S.QUEUED, S.CLOSED, S.VOICEMAIL, S.ABANDONED}),
+    S.SELF_SERVICE: frozenset({S.QUEUED, S.CLOSED, S.VOICEMAIL, S.ABANDONED}),
+    S.QUEUED: frozenset({S.OFFERED, S.QUEUED, S.ABANDONED, S.VOICEMAIL, S.CLOSED}),
+    S.OFFERED: frozenset({S.ACTIVE, S.QUEUED, S.ABANDONED}),
+    S.ACTIVE: frozenset({S.WRAP_UP, S.QUEUED, S.CLOSED}),
+    S.WRAP_UP: frozenset({S.CLOSED}),
+    S.CLOSED: frozenset({S.QUEUED}),  # reopened: the customer answered a closed thread
+    S.VOICEMAIL: frozenset({S.QUEUED, S.ACTIVE, S.CLOSED}),
+    S.ABANDONED: frozenset({S.QUEUED, S.CLOSED}),
+}
+
+_WAITING = frozenset({S.QUEUED, S.OFFERED})
+
+
+class InvalidTransition(ValueError):
+    def __init__(self, interaction_id: int | None, current: str, wanted: str) -> None:
+        super().__init__(f"interaction {interaction_id} cannot go from {current} to {wanted}")
+        self.current = current
+        self.wanted = wanted
+
+
+def change_state(
+    db: AsyncSession,
+    interaction: Interaction,
+    to_state: InteractionState,
+    *,
+    at: datetime | None = None,
+    agent_id: int | None = None,
+    user_id: int | None = None,
+    reason: str | None = None,
+) -> InteractionEvent:
+    """Move ``interaction`` to ``to_state`` in the caller's transaction and record the event.
+
+    ``queued_at`` keeps the original wait start across re-offers, so aging is fair; it
+    restarts only when the interaction comes back to the queue from outside the wait
+    (a transfer or a reopened thread).
+    """
+    current = S(interaction.state)
+    if to_state not in ALLOWED[current]:
+        raise InvalidTransition(interaction.id, current, to_state)
+    now = at or utcnow()
+    if to_state is S.QUEUED and (interaction.queued_at is None or current not in _WAITING):
+        interaction.queued_at = now
+    elif to_state is S.OFFERED:
+        interaction.offered_at = now
+    elif to_state is S.ACTIVE and interaction.answered_at is None:
+        interaction.answered_at = now
+    elif to_state is S.WRAP_UP:
+        interaction.wrapup_at = now
+    elif to_state in (S.CLOSED, S.ABANDONED):
+        interaction.closed_at = now
+    if to_state is S.QUEUED and current is S.CLOSED:
+        interaction.closed_at = None
+    interaction.state = to_state
+    interaction.state_changed_at = now
+    event = InteractionEvent(
+        interaction_id=interaction.id,  # type: ignore[arg-type]
+        from_state=current,
+        to_state=to_state,
+        at=now,
+        agent_id=agent_id,
+        user_id=user_id,
+        queue_id=interaction.queue_id,
+        reason=reason,
+    )
+    db.add(interaction)
+    db.add(event)
+    return event

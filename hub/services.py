@@ -1,0 +1,53 @@
+"""The hub's long-lived services, built once per process at start-up.
+
+Handlers reach them through ``request.app.state.services``; background tasks get them
+passed in. Each channel adapter the settings enable is started by ``hub.channel_runtime``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from litestar.channels import ChannelsPlugin
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.attachments import AttachmentStore
+from hub.db import make_engine, make_sessionmaker
+from hub.events import EventBus
+from hub.ingest import IngestService
+from hub.outbound import Outbox
+from hub.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    attachments: AttachmentStore
+    ingest: IngestService
+    outbox: Outbox
+    extras: dict[str, Any] = field(default_factory=dict)  # channel adapters and runners
+
+    @classmethod
+    def build(cls, settings: Settings, channels: ChannelsPlugin) -> Services:
+        engine = make_engine(settings.resolved_database_url)
+        sessionmaker = make_sessionmaker(engine)
+        bus = EventBus(channels)
+        attachments = AttachmentStore(settings.var_dir / "attachments")
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            bus=bus,
+            attachments=attachments,
+            ingest=IngestService(sessionmaker, bus, attachments),
+            outbox=Outbox(sessionmaker, bus, attachments),
+        )
+
+    async def close(self) -> None:
+        await self.outbox.close()
+        await self.engine.dispose()
