@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.sessionmaker = services.sessionmaker
         from hub.channel_runtime import start_channels, stop_channels
 
+        await services.start()
         await start_channels(services)
         try:
             yield

@@ -48,6 +48,10 @@ class Services:
             outbox=Outbox(sessionmaker, bus, attachments),
         )
 
+    async def start(self) -> None:
+        """Start background work (dispatchers, timers) once the app's event loop runs."""
+        await self.outbox.resend_pending()
+
     async def close(self) -> None:
         await self.outbox.close()
         await self.engine.dispose()
