@@ -1,0 +1,295 @@
+"""Speech recognition: the `Recognizer` protocol, its faster-whisper engine and plain results.
+
+Two uses, two paths through the same model:
+
+- IVR utterances (`transcribe_utterance`): a few seconds after endpointing, where latency is
+  what the caller feels. Whisper's encoder normally runs on a 30 s window whatever the audio
+  length; here the mel features are padded only to the next 5 s step past the speech (the
+  "reduced audio context" of whisper.cpp's ``audio_ctx``), which makes a 2 s utterance about
+  5× cheaper. Expected phrases (`hints`) are given to the decoder as the previous-text prompt,
+  and the closest one is reported.
+- Recordings for QA (`transcribe`, `transcribe_stereo`): faster-whisper's own long-form
+  `transcribe`, with segment and word timestamps. A stereo call has one party per channel,
+  so each channel is transcribed alone and every segment knows its speaker.
+
+Models load lazily, once per process per (model, device, compute type).
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+from speech.audio import Audio, AudioError, pcm_to_float, split_stereo
+from speech.settings import SpeechSettings
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+__all__ = [
+    "Recognizer",
+    "Segment",
+    "Transcript",
+    "Utterance",
+    "WhisperRecognizer",
+    "Word",
+    "closest_hint",
+]
+
+WHISPER_RATE = 16_000
+_FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
+_CONTEXT_STEP_FRAMES = 500  # reduced audio context grows in 5 s steps…
+_FULL_CONTEXT_FRAMES = 3000  # …up to Whisper's native 30 s window
+_NO_SPEECH_THRESHOLD = 0.6  # Whisper's own rule: silent if no-speech is likely…
+_LOGPROB_THRESHOLD = -1.0  # …and the text is improbable
+_HINT_MIN_SIMILARITY = 0.6
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    start: float
+    end: float
+    text: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of speech; times are seconds from the start of the recording."""
+
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    words: tuple[Word, ...] = ()
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    segments: list[Segment]
+    duration: float
+    language: str = "en"
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments if s.text)
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """What a caller said in one turn; `hint` is the expected phrase it matched, if any."""
+
+    text: str
+    confidence: float
+    duration: float
+    hint: str | None = None
+    no_speech_probability: float = 0.0
+    alternatives: tuple[str, ...] = field(default=())
+
+
+@runtime_checkable
+class Recognizer(Protocol):
+    """What the IVR and QA need from an ASR engine."""
+
+    def transcribe_utterance(
+        self, audio: Audio, hints: Sequence[str] | None = None
+    ) -> Utterance: ...
+
+    def transcribe(self, audio: Audio, word_timestamps: bool = True) -> Transcript: ...
+
+    def transcribe_stereo(
+        self, audio: Audio, speakers: tuple[str, str] = ("customer", "agent")
+    ) -> Transcript: ...
+
+
+def normalize_phrase(text: str) -> str:
+    """Lower case, no punctuation, single spaces: for comparing phrases."""
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+def closest_hint(text: str, hints: Sequence[str] | None) -> str | None:
+    """The expected phrase the text is closest to, if it is close enough to count."""
+    if not hints or not text.strip():
+        return None
+    said = normalize_phrase(text)
+    scored = [(difflib.SequenceMatcher(None, said, normalize_phrase(h)).ratio(), h) for h in hints]
+    contained = [
+        h for h in hints if normalize_phrase(h) and f" {normalize_phrase(h)} " in f" {said} "
+    ]
+    if contained:  # "uh, order status please" says the hint "order status"
+        return max(contained, key=len)
+    score, best = max(scored)
+    return best if score >= _HINT_MIN_SIMILARITY else None
+
+
+def stereo_transcript(
+    recognizer: Recognizer, audio: Audio, speakers: tuple[str, str]
+) -> Transcript:
+    """Per-channel transcription merged in time order, each segment labelled by channel."""
+    left, right = split_stereo(audio)
+    merged: list[Segment] = []
+    for channel, speaker in zip((left, right), speakers, strict=True):
+        for seg in recognizer.transcribe(channel, word_timestamps=True).segments:
+            merged.append(Segment(seg.start, seg.end, seg.text, speaker, seg.words, seg.confidence))
+    merged.sort(key=lambda s: (s.start, s.end))
+    return Transcript(merged, audio.duration)
+
+
+def _to_whisper_input(audio: Audio) -> np.ndarray:
+    if audio.frames == 0:
+        raise AudioError("no audio to recognize")
+    return pcm_to_float(audio.mono().resampled(WHISPER_RATE).samples)
+
+
+_MODELS: dict[tuple[str, str, str, int], WhisperModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_whisper(model_dir: Path, device: str, compute_type: str, cpu_threads: int) -> WhisperModel:
+    """A CTranslate2 Whisper model from a local directory, shared by the whole process."""
+    key = (str(model_dir), device, compute_type, cpu_threads)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            from faster_whisper import WhisperModel
+
+            if not (model_dir / "model.bin").is_file():
+                raise FileNotFoundError(f"no CTranslate2 Whisper model (model.bin) in {model_dir}")
+            model = WhisperModel(
+                str(model_dir),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                local_files_only=True,
+            )
+            _MODELS[key] = model
+        return model
+
+
+class WhisperRecognizer:
+    """faster-whisper: IVR utterances, and recordings with segment and word timestamps."""
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        device: str | None = None,
+        compute_type: str | None = None,
+        cpu_threads: int | None = None,
+        language: str | None = None,
+        beam_size: int = 5,
+        settings: SpeechSettings | None = None,
+    ) -> None:
+        settings = settings or SpeechSettings()
+        self.model_dir = Path(model_dir) if model_dir else settings.resolved_whisper_model()
+        self.device = device or settings.device
+        self.compute_type = compute_type or settings.compute_type
+        self.cpu_threads = settings.cpu_threads if cpu_threads is None else cpu_threads
+        self.language = language or settings.language
+        self.beam_size = beam_size  # for recordings; utterances decode greedily for latency
+
+    @property
+    def model(self) -> WhisperModel:
+        """The loaded model (loads it on first use)."""
+        return load_whisper(self.model_dir, self.device, self.compute_type, self.cpu_threads)
+
+    # -------------------------------------------------------------------------- IVR
+
+    def transcribe_utterance(self, audio: Audio, hints: Sequence[str] | None = None) -> Utterance:
+        """One caller turn, decoded greedily over a reduced audio context."""
+        samples = _to_whisper_input(audio)
+        if len(samples) > WHISPER_RATE * 28:  # too long for one window: use the long form
+            text = self.transcribe(audio, word_timestamps=False).text
+            return Utterance(text, 1.0 if text else 0.0, audio.duration, closest_hint(text, hints))
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_ctranslate2_storage
+
+        model = self.model
+        tokenizer = Tokenizer(
+            model.hf_tokenizer,
+            model.model.is_multilingual,
+            task="transcribe",
+            language=self.language if model.model.is_multilingual else "en",
+        )
+        features = model.feature_extractor(samples)
+        speech_frames = min(features.shape[-1], _FULL_CONTEXT_FRAMES)
+        context = min(
+            _FULL_CONTEXT_FRAMES,
+            math.ceil((speech_frames + _FRAMES_PER_SECOND) / _CONTEXT_STEP_FRAMES)
+            * _CONTEXT_STEP_FRAMES,
+        )
+        padded = np.zeros((features.shape[0], context), dtype=np.float32)
+        padded[:, :speech_frames] = features[:, :speech_frames]
+        prompt: list[int] = []
+        if hints:
+            hint_tokens = tokenizer.encode(" " + ", ".join(h.strip() for h in hints if h.strip()))
+            prompt = [tokenizer.sot_prev, *hint_tokens[-(model.max_length // 2 - 1) :]]
+        prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        result = model.model.generate(
+            get_ctranslate2_storage(padded[np.newaxis]),
+            [prompt],
+            beam_size=1,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        text = tokenizer.decode(tokens).strip()
+        logprob = float(result.scores[0]) if result.scores else 0.0
+        no_speech = float(result.no_speech_prob)
+        if not tokens or (no_speech > _NO_SPEECH_THRESHOLD and logprob < _LOGPROB_THRESHOLD):
+            return Utterance("", 0.0, audio.duration, None, no_speech)
+        return Utterance(
+            text, math.exp(logprob), audio.duration, closest_hint(text, hints), no_speech
+        )
+
+    # -------------------------------------------------------------------------- QA
+
+    def transcribe(
+        self, audio: Audio, word_timestamps: bool = True, vad_filter: bool = True
+    ) -> Transcript:
+        """A whole recording: segments with times, words with times (mono; stereo is mixed).
+
+        `vad_filter` skips silence with Silero VAD first, which keeps Whisper from inventing
+        text in long quiet stretches, as a one-party channel of a call has.
+        """
+        samples = _to_whisper_input(audio)
+        raw_segments, info = self.model.transcribe(
+            samples,
+            language=self.language if self.model.model.is_multilingual else None,
+            beam_size=self.beam_size,
+            word_timestamps=word_timestamps,
+            vad_filter=vad_filter,
+            condition_on_previous_text=False,
+        )
+        segments = [
+            Segment(
+                start=round(s.start, 3),
+                end=round(s.end, 3),
+                text=s.text.strip(),
+                words=tuple(
+                    Word(round(w.start, 3), round(w.end, 3), w.word.strip(), w.probability)
+                    for w in (s.words or ())
+                ),
+                confidence=math.exp(s.avg_logprob),
+            )
+            for s in raw_segments
+            if s.text.strip()
+        ]
+        return Transcript(segments, audio.duration, info.language)
+
+    def transcribe_stereo(
+        self, audio: Audio, speakers: tuple[str, str] = ("customer", "agent")
+    ) -> Transcript:
+        """A two-channel call: each channel on its own, merged in time order by speaker."""
+        return stereo_transcript(self, audio, speakers)
