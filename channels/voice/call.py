@@ -1,0 +1,516 @@
+"""The :class:`Call` API: one call leg as the hub and the IVR drive it.
+
+A call is created by the :class:`~channels.voice.sip_endpoint.SipEndpoint` (an inbound
+INVITE, or an outbound dial). Every operation is async and every change is reported as a
+:class:`CallEvent` to the listeners and kept in :attr:`Call.timeline` for the call record.
+
+Media runs on the endpoint's shared clock; a call only hands it frames through
+``_media_in`` / ``_media_out``.
+"""
+
+# ruff: noqa: ASYNC109  (timeouts are part of the Call API the IVR drives)
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from channels.voice.mixer import Conference, Role
+from channels.voice.playback import FrameSource, PcmSource, StreamSource, load_wav_8k
+from channels.voice.recorder import StereoRecorder
+from speech.audio import Audio
+from speech.dtmf import DtmfDetector
+
+if TYPE_CHECKING:
+    from channels.voice.offer_answer import MediaParams
+    from channels.voice.rtp_session import RtpSession
+    from channels.voice.sip_endpoint import SipEndpoint
+
+Pcm = npt.NDArray[np.int16]
+BARGE_IN_RMS = 900.0
+BARGE_IN_FRAMES = 3
+STREAM_QUEUE_FRAMES = 250  # 5 s of audio for a slow recognizer, then the oldest is dropped
+
+
+class CallState(StrEnum):
+    RINGING = "ringing"  # inbound, not answered yet (or outbound, dialling)
+    EARLY = "early"  # early media flowing (183)
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+class PlayOutcome(StrEnum):
+    COMPLETED = "completed"
+    DTMF = "dtmf"
+    BARGE_IN = "barge_in"
+    STOPPED = "stopped"
+    HANGUP = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    kind: str  # ringing, early_media, answered, dtmf, hold, unhold, remote_hold, ...
+    at: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """The result of :meth:`Call.collect_dtmf`; ``ended_by`` is max, terminator,
+    timeout or hangup."""
+
+    digits: str
+    ended_by: str
+
+
+class CallEnded(RuntimeError):
+    """The operation needs a live call."""
+
+
+class _Playback:
+    def __init__(self, source: FrameSource, interrupt_on_dtmf: bool, barge_in: bool) -> None:
+        self.source = source
+        self.interrupt_on_dtmf = interrupt_on_dtmf
+        self.barge_in = barge_in
+        self.done: asyncio.Future[PlayOutcome] = asyncio.get_running_loop().create_future()
+
+    def finish(self, outcome: PlayOutcome) -> None:
+        if not self.done.done():
+            self.done.set_result(outcome)
+        self.source.close()
+
+
+class Call:
+    """One SIP call leg with its media."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        call_id: str,
+        direction: str,
+        remote_uri: str,
+        local_uri: str,
+        rtp: RtpSession,
+    ) -> None:
+        self.endpoint = endpoint
+        self.call_id = call_id
+        self.direction = direction  # "inbound" | "outbound"
+        self.remote_uri = remote_uri
+        self.local_uri = local_uri
+        self.rtp: RtpSession | None = rtp
+        self.media: MediaParams | None = None
+        self.state = CallState.RINGING
+        self.held = False  # we put the party on hold (it hears music)
+        self.remote_held = False  # the party put us on hold (re-INVITE sendonly)
+        self.conference: Conference[Call] | None = None
+        self.timeline: list[tuple[float, str]] = []
+        self.end_reason: str | None = None
+        self.started_at = time.time()
+        self.inband_dtmf = False
+        self.answered = asyncio.Event()
+        self.ended = asyncio.Event()
+        self._listeners: list[Callable[[Call, CallEvent], Any]] = []
+        self._digits: list[str] = []
+        self._digit_event = asyncio.Event()
+        self._playback: _Playback | None = None
+        self._moh: FrameSource | None = None
+        self._recorder: StereoRecorder | None = None
+        self._rec_left: Pcm | None = None
+        self._streams: list[asyncio.Queue[Pcm | None]] = []
+        self._detector: DtmfDetector | None = None
+        self._loud_frames = 0
+        rtp.on_dtmf = lambda d: self._on_digit(d, "rfc4733")
+
+    def __repr__(self) -> str:
+        return f"<Call {self.direction} {self.call_id} {self.state}>"
+
+    # --- events and record --------------------------------------------------------
+
+    def add_listener(self, listener: Callable[[Call, CallEvent], Any]) -> None:
+        """``listener(call, event)`` is called for every :class:`CallEvent`."""
+        self._listeners.append(listener)
+
+    def _emit(self, kind: str, **detail: Any) -> None:
+        event = CallEvent(kind, time.time(), detail)
+        for listener in list(self._listeners):
+            with contextlib.suppress(Exception):
+                listener(self, event)
+
+    def _note(self, what: str) -> None:
+        """A line of the SIP timeline (kept for the call record)."""
+        self.timeline.append((time.time(), what))
+
+    def stats(self) -> dict[str, Any]:
+        """Per-call RTP counters (RFC 3550) and the SIP timeline."""
+        rtp = self.rtp.stats.as_dict() if self.rtp is not None else self._final_stats
+        return {
+            "call_id": self.call_id,
+            "direction": self.direction,
+            "state": str(self.state),
+            "end_reason": self.end_reason,
+            "rtp": rtp,
+            "timeline": list(self.timeline),
+        }
+
+    _final_stats: dict[str, Any] = {}  # noqa: RUF012 (replaced per instance at the end)
+
+    # --- signalling operations ----------------------------------------------------
+
+    def _require_live(self) -> None:
+        if self.state is CallState.ENDED:
+            raise CallEnded(f"call {self.call_id} has ended")
+
+    async def ring(self) -> None:
+        """180 Ringing (RFC 3261 §13.3.1.1)."""
+        self._require_live()
+        self.endpoint._send_ringing(self)
+
+    async def early_media(self) -> None:
+        """183 Session Progress with our SDP: media flows before the answer (RFC 3960)."""
+        self._require_live()
+        self.endpoint._send_early_media(self)
+        self.state = CallState.EARLY
+        self._start_media()
+        self._emit("early_media")
+
+    async def answer(self) -> None:
+        """200 OK with our SDP answer; media starts at once."""
+        self._require_live()
+        if self.state is CallState.ANSWERED:
+            return
+        self.endpoint._send_answer(self)
+        self._mark_answered()
+
+    def _mark_answered(self) -> None:
+        self.state = CallState.ANSWERED
+        self._start_media()
+        self.answered.set()
+        self._emit("answered")
+
+    async def reject(self, status: int = 486, reason: str = "") -> None:
+        """Refuse an unanswered inbound call (486 Busy Here by default)."""
+        if self.state in (CallState.RINGING, CallState.EARLY):
+            self.endpoint._send_reject(self, status, reason)
+            self._finish(f"rejected {status}")
+
+    async def hangup(self) -> None:
+        """BYE when answered; CANCEL (outbound) or 480 (inbound) before that."""
+        if self.state is CallState.ENDED:
+            return
+        self.endpoint._send_hangup(self)
+        self._finish("local hangup")
+
+    async def transfer(self, target_uri: str, timeout: float = 10.0) -> int:
+        """Blind transfer out with REFER (RFC 3515): the party calls ``target_uri``.
+
+        Returns the final sipfrag status the party reported in its NOTIFYs (RFC 3515
+        §2.4.5); on 2xx the call is hung up here.
+        """
+        self._require_live()
+        return await self.endpoint._refer(self, target_uri, timeout)
+
+    async def hold(self) -> None:
+        """Put the party on hold: re-INVITE ``a=sendonly`` (RFC 3264 §8.4) and music."""
+        self._require_live()
+        if self.held:
+            return
+        self.held = True
+        self._moh = self.endpoint._moh_source()
+        await self.endpoint._reinvite(self, "sendonly")
+        self._emit("hold")
+
+    async def unhold(self) -> None:
+        """Take the party off hold: re-INVITE ``a=sendrecv``; music stops."""
+        self._require_live()
+        if not self.held:
+            return
+        self.held = False
+        if self._moh is not None:
+            self._moh.close()
+            self._moh = None
+        await self.endpoint._reinvite(self, "sendrecv")
+        self._emit("unhold")
+
+    # --- media operations ---------------------------------------------------------
+
+    def _start_media(self) -> None:
+        if self.rtp is not None:
+            self.endpoint.engine.calls.add(self)
+
+    async def play(
+        self,
+        source: str | Path | Audio | Pcm | AsyncIterable[Pcm | Audio],
+        *,
+        sample_rate: int = 8000,
+        interrupt_on_dtmf: bool = True,
+        barge_in: bool = False,
+        loop: bool = False,
+    ) -> PlayOutcome:
+        """Play a WAV file, an :class:`Audio`, int16 samples or an async stream of
+        frames (TTS) and wait until it ends.
+
+        With ``interrupt_on_dtmf`` a digit stops the prompt (the digit stays buffered for
+        :meth:`collect_dtmf`); with ``barge_in`` the caller's voice stops it.
+        """
+        self._require_live()
+        frames: FrameSource
+        if isinstance(source, str | Path):
+            frames = PcmSource(await asyncio.to_thread(load_wav_8k, source), loop=loop)
+        elif isinstance(source, Audio):
+            audio = source.mono().resampled(8000)  # noqa: ASYNC240 (not a path)
+            frames = PcmSource(audio.samples, loop=loop)
+        elif isinstance(source, np.ndarray):
+            frames = PcmSource(source.astype(np.int16, copy=False), loop=loop)  # noqa: ASYNC240 (not a path)
+        else:
+            frames = StreamSource(source, sample_rate)
+        if self.state is CallState.RINGING:
+            raise CallEnded("answer the call (or start early media) before playing")
+        self.stop_playback()
+        playback = _Playback(frames, interrupt_on_dtmf, barge_in)
+        if interrupt_on_dtmf and self._digits:
+            playback.finish(PlayOutcome.DTMF)
+            return PlayOutcome.DTMF
+        self._playback = playback
+        self._loud_frames = 0
+        try:
+            return await playback.done
+        finally:
+            if self._playback is playback:
+                self._playback = None
+
+    def stop_playback(self) -> None:
+        if self._playback is not None:
+            self._playback.finish(PlayOutcome.STOPPED)
+            self._playback = None
+
+    async def collect_dtmf(
+        self,
+        max_digits: int = 1,
+        timeout: float = 5.0,
+        terminator: str | None = "#",
+        inter_digit_timeout: float | None = None,
+    ) -> Collected:
+        """Collect up to ``max_digits`` digits (RFC 4733, SIP INFO or in-band).
+
+        Waits ``timeout`` for the first digit, then ``inter_digit_timeout`` (default:
+        ``timeout``) for each next one. The terminator ends collection and is not
+        returned. Digits that arrived earlier (during a prompt) count.
+        """
+        digits = ""
+        wait = timeout
+        while len(digits) < max_digits:
+            if not self._digits:
+                if self.state is CallState.ENDED:
+                    return Collected(digits, "hangup")
+                self._digit_event.clear()
+                ended = asyncio.ensure_future(self.ended.wait())
+                got = asyncio.ensure_future(self._digit_event.wait())
+                try:
+                    await asyncio.wait({ended, got}, timeout=wait, return_when="FIRST_COMPLETED")
+                finally:
+                    ended.cancel()
+                    got.cancel()
+                if not self._digits:
+                    return Collected(digits, "hangup" if self.ended.is_set() else "timeout")
+            digit = self._digits.pop(0)
+            if terminator and digit == terminator:
+                return Collected(digits, "terminator")
+            digits += digit
+            wait = inter_digit_timeout if inter_digit_timeout is not None else timeout
+        return Collected(digits, "max")
+
+    def flush_dtmf(self) -> str:
+        """Drop and return buffered digits."""
+        out = "".join(self._digits)
+        self._digits.clear()
+        return out
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Send digits to the party as RFC 4733 events, 100 ms each, 100 ms apart."""
+        for digit in digits:
+            if self.rtp is not None:
+                self.rtp.send_dtmf(digit)
+            await asyncio.sleep(0.2)
+
+    async def audio_stream(self) -> AsyncIterator[Pcm]:
+        """Decoded 8 kHz int16 frames (20 ms) from the party, until the call ends."""
+        queue: asyncio.Queue[Pcm | None] = asyncio.Queue(STREAM_QUEUE_FRAMES)
+        self._streams.append(queue)
+        try:
+            while True:
+                if self.state is CallState.ENDED and queue.empty():
+                    return
+                frame = await queue.get()
+                if frame is None:
+                    return
+                yield frame
+        finally:
+            with contextlib.suppress(ValueError):
+                self._streams.remove(queue)
+
+    def record(self, path: str | Path | None = None) -> Path:
+        """Start a stereo recording: the party on the left, what it hears on the right
+        (the agent in a bridge, the prompts in the IVR). Returns the WAV path."""
+        self._require_live()
+        if self._recorder is not None:
+            return self._recorder.path
+        if path is None:
+            safe = "".join(ch if ch.isalnum() else "_" for ch in self.call_id)[:64]
+            path = self.endpoint.settings.recordings_dir / f"{int(self.started_at)}-{safe}.wav"
+        self._recorder = StereoRecorder(path)
+        self._emit("recording_started", path=str(path))
+        return self._recorder.path
+
+    def stop_recording(self) -> Path | None:
+        recorder, self._recorder = self._recorder, None
+        if recorder is None:
+            return None
+        path = recorder.close()
+        self._emit("recording_stopped", path=str(path))
+        return path
+
+    # --- conferencing -------------------------------------------------------------
+
+    def bridge(self, other: Call) -> Conference[Call]:
+        """Connect this call and ``other`` so they hear each other (a two-party
+        conference; add more members with :meth:`join`)."""
+        self._require_live()
+        other._require_live()
+        conf = self.conference or other.conference or self.endpoint._new_conference()
+        for call in (self, other):
+            if call.conference is not conf:
+                call.leave_conference()
+                conf.add(call, Role.FULL)
+                call.conference = conf
+                call._emit("bridged", conference=id(conf))
+        return conf
+
+    def join(
+        self, conference: Conference[Call], role: Role = Role.FULL, target: Call | None = None
+    ) -> None:
+        self._require_live()
+        self.leave_conference()
+        conference.add(self, role, target)
+        self.conference = conference
+        self._emit("joined", role=str(role))
+
+    def leave_conference(self) -> None:
+        conf, self.conference = self.conference, None
+        if conf is None:
+            return
+        conf.remove(self)
+        self._emit("unbridged")
+        if len(conf) < 2 or all(m.role is not Role.FULL for m in conf.members.values()):
+            for key in list(conf.members):
+                key.conference = None
+                conf.remove(key)
+            self.endpoint._drop_conference(conf)
+
+    def unbridge(self) -> None:
+        self.leave_conference()
+
+    def _conference_of(self, agent: Call) -> Conference[Call]:
+        if agent.conference is None:
+            raise ValueError("the agent's call is not bridged")
+        return agent.conference
+
+    def listen(self, agent: Call) -> None:
+        """Supervisor mode: hear the agent and the customer, heard by nobody."""
+        self.join(self._conference_of(agent), Role.LISTEN)
+
+    def whisper(self, agent: Call) -> None:
+        """Supervisor mode: hear both, heard by the agent only."""
+        self.join(self._conference_of(agent), Role.WHISPER, agent)
+
+    def barge(self, agent: Call) -> None:
+        """Supervisor mode: a full three-way conference."""
+        self.join(self._conference_of(agent), Role.FULL)
+
+    # --- media clock hooks (called by the MediaEngine every 20 ms) ----------------
+
+    def _media_in(self, pcm: Pcm) -> None:
+        if self._recorder is not None:
+            self._rec_left = pcm
+        for queue in self._streams:
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(pcm)
+        if self.inband_dtmf:
+            if self._detector is None:
+                self._detector = DtmfDetector(sample_rate=8000)
+            for digit in self._detector.feed(pcm):
+                self._on_digit(digit, "inband")
+        playback = self._playback
+        if playback is not None and playback.barge_in:
+            rms = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)))
+            self._loud_frames = self._loud_frames + 1 if rms > BARGE_IN_RMS else 0
+            if self._loud_frames >= BARGE_IN_FRAMES:
+                playback.finish(PlayOutcome.BARGE_IN)
+                self._emit("barge_in")
+
+    def _media_out(self, mixed: Pcm | None) -> Pcm | None:
+        out: Pcm | None
+        if self.held and self._moh is not None:
+            out = self._moh.next_frame()
+        else:
+            out = mixed
+            playback = self._playback
+            if playback is not None:
+                frame = playback.source.next_frame()
+                if frame is None:
+                    playback.finish(PlayOutcome.COMPLETED)
+                elif out is None:
+                    out = frame
+                else:
+                    out = np.clip(out.astype(np.int32) + frame, -32768, 32767).astype(np.int16)
+        if self._recorder is not None:
+            left = self._rec_left
+            silence = np.zeros(160, dtype=np.int16)
+            self._recorder.write(
+                left if left is not None else silence, out if out is not None else silence
+            )
+        return out
+
+    def _on_digit(self, digit: str, via: str) -> None:
+        self._digits.append(digit)
+        self._digit_event.set()
+        playback = self._playback
+        if playback is not None and playback.interrupt_on_dtmf:
+            playback.finish(PlayOutcome.DTMF)
+        self._note(f"DTMF {digit} ({via})")
+        self._emit("dtmf", digit=digit, via=via)
+
+    # --- teardown -----------------------------------------------------------------
+
+    def _finish(self, reason: str) -> None:
+        """Release everything; idempotent."""
+        if self.state is CallState.ENDED:
+            return
+        self.state = CallState.ENDED
+        self.end_reason = reason
+        self._note(f"ended: {reason}")
+        if self._playback is not None:
+            self._playback.finish(PlayOutcome.HANGUP)
+        self.stop_recording()
+        self.leave_conference()
+        for queue in self._streams:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
+        self._digit_event.set()
+        self.endpoint.engine.calls.discard(self)
+        if self.rtp is not None:
+            self._final_stats = self.rtp.stats.as_dict()
+            self.endpoint._release_rtp(self.rtp)
+            self.rtp = None
+        self.ended.set()
+        self.endpoint._forget(self)
+        self._emit("ended", reason=reason)

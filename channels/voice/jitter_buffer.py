@@ -1,0 +1,61 @@
+"""A small reorder/jitter buffer for 20 ms audio frames, sans-IO.
+
+Packets are keyed by their extended sequence number (RFC 3550 §A.1). Playout starts once
+``prefill`` frames are buffered, then the media clock pops exactly one frame per tick: a
+missing frame yields ``None`` (the caller conceals it with silence), a late frame is
+dropped, and a buffer that grows past ``max_frames`` (clock drift, a burst) is trimmed to
+the newest frames. A large sequence jump or a new SSRC restarts playout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+RESYNC_GAP = 100  # sequence jump treated as a new stream (pcap replays, SSRC restarts)
+
+
+@dataclass(slots=True)
+class JitterBuffer:
+    prefill: int = 2
+    max_frames: int = 12
+    frames: dict[int, bytes] = field(default_factory=dict)
+    next_seq: int | None = None
+    late: int = 0
+    concealed: int = 0
+
+    def reset(self) -> None:
+        self.frames.clear()
+        self.next_seq = None
+
+    def put(self, ext_seq: int, payload: bytes) -> None:
+        nxt = self.next_seq
+        if nxt is not None:
+            if ext_seq < nxt:
+                if nxt - ext_seq > RESYNC_GAP:
+                    self.reset()
+                else:
+                    self.late += 1
+                    return
+            elif ext_seq - nxt > RESYNC_GAP:
+                self.reset()
+        self.frames[ext_seq] = payload
+        if len(self.frames) > self.max_frames:
+            keep = sorted(self.frames)[-self.prefill :]
+            self.frames = {s: self.frames[s] for s in keep}
+            self.next_seq = keep[0]
+
+    def pop(self) -> bytes | None:
+        """The frame due at this tick, or ``None`` (not started, or lost/late)."""
+        if self.next_seq is None:
+            if len(self.frames) < self.prefill:
+                return None
+            self.next_seq = min(self.frames)
+        payload = self.frames.pop(self.next_seq, None)
+        if payload is None:
+            if not self.frames:
+                # underrun: wait for the stream to come back and re-prefill
+                self.next_seq = None
+                return None
+            self.concealed += 1
+        self.next_seq += 1
+        return payload

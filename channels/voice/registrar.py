@@ -1,0 +1,124 @@
+"""A registrar for agent extensions (RFC 3261 §10.3), with digest authentication.
+
+Agents register any SIP softphone as ``sip:<extension>@<our host>``. Only the AOR's own
+credentials may change its bindings (RFC 3261 §10.3 step 6). The binding remembers the
+address the REGISTER came from, so calls reach phones behind NAT (RFC 3581 spirit).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from aiosipua import SipRequest, SipResponse, generate_tag, parse_address, stringify_uri
+
+from channels.voice.digest import DigestAuthority
+
+MIN_EXPIRES = 60
+MAX_EXPIRES = 3600
+DEFAULT_EXPIRES = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    extension: str
+    contact: str  # the Contact URI the phone registered
+    source: tuple[str, int]  # where the REGISTER came from: calls are sent here
+    expires_at: float
+
+    @property
+    def live(self) -> bool:
+        return self.expires_at > time.time()
+
+
+def stateless_response(request: SipRequest, status: int, reason: str) -> SipResponse:
+    """A stateless response (RFC 3261 §8.2.6) echoing the request's identifiers."""
+    resp = SipResponse(status_code=status, reason_phrase=reason)
+    for via in request.headers.get("via"):
+        resp.headers.append("Via", via)
+    for name in ("From", "Call-ID", "CSeq"):
+        value = request.headers.get_first(name)
+        if value:
+            resp.headers.set_single(name, value)
+    to = request.headers.get_first("to") or ""
+    if to and ";tag=" not in to:
+        to += f";tag={generate_tag()}"
+    resp.headers.set_single("To", to)
+    return resp
+
+
+class Registrar:
+    def __init__(self, authority: DigestAuthority, passwords: dict[str, str]) -> None:
+        self.authority = authority
+        self.passwords = passwords
+        self._bindings: dict[str, Binding] = {}
+
+    def lookup(self, extension: str) -> Binding | None:
+        binding = self._bindings.get(extension)
+        if binding is None or not binding.live:
+            self._bindings.pop(extension, None)
+            return None
+        return binding
+
+    @property
+    def bindings(self) -> dict[str, Binding]:
+        return {k: b for k, b in self._bindings.items() if b.live}
+
+    def handle(self, request: SipRequest, source: tuple[str, int]) -> SipResponse:
+        """Answer one REGISTER: 401 challenge, 403, 423, or 200 with the bindings."""
+        to = request.to_addr
+        extension = to.uri.user if to is not None and to.uri is not None else None
+        if not extension or extension not in self.passwords:
+            return stateless_response(request, 404, "Not Found")
+        authorization = request.get_header("authorization")
+        if not authorization:
+            resp = stateless_response(request, 401, "Unauthorized")
+            resp.headers.set_single("WWW-Authenticate", self.authority.challenge())
+            return resp
+        user, stale = self.authority.verify(authorization, "REGISTER", self.passwords)
+        if stale:
+            resp = stateless_response(request, 401, "Unauthorized")
+            resp.headers.set_single("WWW-Authenticate", self.authority.challenge(stale=True))
+            return resp
+        if user != extension:
+            return stateless_response(request, 403, "Forbidden")
+
+        contacts = request.headers.get("contact")
+        header_expires = request.get_header("expires")
+        try:
+            default = int(header_expires) if header_expires is not None else DEFAULT_EXPIRES
+        except ValueError:
+            return stateless_response(request, 400, "Bad Expires")
+        if contacts == ["*"]:
+            if default != 0:
+                return stateless_response(request, 400, "Wildcard Needs Expires 0")
+            self._bindings.pop(extension, None)
+            return stateless_response(request, 200, "OK")
+        for raw in contacts:
+            try:
+                addr = parse_address(raw)
+            except Exception:
+                return stateless_response(request, 400, "Bad Contact")
+            expires = default
+            if addr.params.get("expires"):
+                try:
+                    expires = int(addr.params["expires"])
+                except ValueError:
+                    return stateless_response(request, 400, "Bad Expires")
+            if 0 < expires < MIN_EXPIRES:
+                resp = stateless_response(request, 423, "Interval Too Brief")
+                resp.headers.set_single("Min-Expires", str(MIN_EXPIRES))
+                return resp
+            if expires == 0:
+                self._bindings.pop(extension, None)
+                continue
+            expires = min(expires, MAX_EXPIRES)
+            self._bindings[extension] = Binding(
+                extension, stringify_uri(addr.uri), source, time.time() + expires
+            )
+        resp = stateless_response(request, 200, "OK")
+        binding = self.lookup(extension)
+        if binding is not None:
+            remaining = int(binding.expires_at - time.time())
+            resp.headers.set_single("Contact", f"<{binding.contact}>;expires={remaining}")
+        return resp

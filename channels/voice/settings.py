@@ -1,0 +1,97 @@
+"""Voice endpoint settings, read from ``HUB_VOICE_*`` environment variables.
+
+The hub constructs :class:`~channels.voice.sip_endpoint.SipEndpoint` from these; tests build
+them directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+def _credentials(value: str) -> dict[str, str]:
+    """``user:password,user2:password2`` → ``{user: password}``."""
+    out: dict[str, str] = {}
+    for item in _split(value):
+        user, sep, password = item.partition(":")
+        if sep:
+            out[user] = password
+    return out
+
+
+@dataclass(slots=True)
+class VoiceSettings:
+    """Everything the SIP endpoint and its media engine need.
+
+    - ``trusted_gateways``: source IPs whose INVITEs are accepted without authentication
+      (PSTN gateways, SBCs). Anyone else must authenticate with ``gateway_credentials``
+      or gets 403.
+    - ``agent_credentials``: extension → password for agent phones registering to us.
+    - ``trunk_*``: an outbound registration to a provider (empty host = none).
+    """
+
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 5060
+    advertised_host: str | None = None
+    transports: tuple[str, ...] = ("udp",)
+    rtp_host: str = "127.0.0.1"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 30000
+    realm: str = "contacthub"
+    trusted_gateways: tuple[str, ...] = ("127.0.0.1",)
+    gateway_credentials: dict[str, str] = field(default_factory=dict)
+    agent_credentials: dict[str, str] = field(default_factory=dict)
+    trunk_host: str = ""
+    trunk_port: int = 5060
+    trunk_username: str = ""
+    trunk_password: str = ""
+    trunk_domain: str = ""
+    trunk_register_expires: int = 300
+    moh_wav: Path | None = None
+    recordings_dir: Path = Path("var/recordings")
+    symmetric_rtp: bool = True
+    jitter_prefill_frames: int = 2
+    max_jitter_frames: int = 12
+
+    @property
+    def signalling_host(self) -> str:
+        return self.advertised_host or self.bind_host
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> VoiceSettings:
+        """Read ``HUB_VOICE_*`` variables; unset ones keep their defaults."""
+        e = os.environ if env is None else env
+        d = cls()
+
+        def get(name: str, default: str) -> str:
+            return e.get(f"HUB_VOICE_{name}", default)
+
+        moh = get("MOH_WAV", "")
+        return cls(
+            bind_host=get("BIND_HOST", d.bind_host),
+            bind_port=int(get("BIND_PORT", str(d.bind_port))),
+            advertised_host=get("ADVERTISED_HOST", "") or None,
+            transports=_split(get("TRANSPORTS", ",".join(d.transports))),
+            rtp_host=get("RTP_HOST", d.rtp_host),
+            rtp_port_min=int(get("RTP_PORT_MIN", str(d.rtp_port_min))),
+            rtp_port_max=int(get("RTP_PORT_MAX", str(d.rtp_port_max))),
+            realm=get("REALM", d.realm),
+            trusted_gateways=_split(get("TRUSTED_GATEWAYS", ",".join(d.trusted_gateways))),
+            gateway_credentials=_credentials(get("GATEWAY_CREDENTIALS", "")),
+            agent_credentials=_credentials(get("AGENT_CREDENTIALS", "")),
+            trunk_host=get("TRUNK_HOST", ""),
+            trunk_port=int(get("TRUNK_PORT", "5060")),
+            trunk_username=get("TRUNK_USERNAME", ""),
+            trunk_password=get("TRUNK_PASSWORD", ""),
+            trunk_domain=get("TRUNK_DOMAIN", ""),
+            trunk_register_expires=int(get("TRUNK_REGISTER_EXPIRES", "300")),
+            moh_wav=Path(moh) if moh else None,
+            recordings_dir=Path(get("RECORDINGS_DIR", str(d.recordings_dir))),
+            symmetric_rtp=get("SYMMETRIC_RTP", "1") not in ("0", "false", "no"),
+        )

@@ -1,0 +1,711 @@
+"""The SIP endpoint: signalling for every call, the registrar and the trunks.
+
+Built on aiosipua's transaction/dialog layer (:class:`aiosipua.SipUAS` and
+:class:`aiosipua.SipUAC`). Every message passes through :meth:`SipEndpoint._on_message`
+first, which adds what a contact center's edge needs and aiosipua leaves to the
+application:
+
+- admission of new INVITEs: trusted gateway addresses, else digest authentication
+  (RFC 3261 §22), else 403;
+- INVITE retransmissions absorbed (aiosipua would start a second call for them);
+- REGISTER for agent phones (:mod:`channels.voice.registrar`), INFO for DTMF;
+- our own re-INVITEs and REFERs on inbound dialogs (aiosipua's UAC only tracks the
+  dialogs it created), including the ACK for the 2xx (RFC 3261 §13.2.2.4).
+"""
+
+# ruff: noqa: ASYNC109  (timeouts are part of the Call API the IVR drives)
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiosipua import (
+    IncomingCall,
+    OutgoingCall,
+    Registration,
+    SipDigestAuth,
+    SipRequest,
+    SipResponse,
+    SipUAC,
+    SipUAS,
+    parse_sdp,
+    serialize_sdp,
+)
+from aiosipua.transport import SipTransport
+
+from channels.voice.call import Call, CallState
+from channels.voice.digest import DigestAuthority
+from channels.voice.media_engine import MediaEngine
+from channels.voice.mixer import Conference
+from channels.voice.offer_answer import (
+    DEFAULT_DTMF_PT,
+    PCMA,
+    PCMU,
+    MediaParams,
+    OfferError,
+    answer,
+    build_sdp,
+    parse_media,
+)
+from channels.voice.playback import FrameSource, PcmSource, default_moh, load_wav_8k
+from channels.voice.registrar import Registrar, stateless_response
+from channels.voice.rtp_session import PortPool, RtpSession
+from channels.voice.settings import VoiceSettings
+from channels.voice.transports import GuardedTcpTransport, GuardedUdpTransport
+
+log = logging.getLogger(__name__)
+
+CallHandler = Callable[[Call], Awaitable[Any] | Any]
+ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY, UPDATE, PRACK, REGISTER"
+REINVITE_TIMEOUT = 8.0
+
+
+class CallFailed(RuntimeError):
+    """An outbound call was rejected or not answered."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(slots=True)
+class _Stack:
+    name: str
+    transport: SipTransport
+    uas: SipUAS
+    uac: SipUAC
+
+
+@dataclass(slots=True)
+class _Leg:
+    """The SIP side of a call: which stack, and aiosipua's call object."""
+
+    stack: _Stack
+    incoming: IncomingCall | None = None
+    outgoing: OutgoingCall | None = None
+    session_id: int = 0
+    sdp_version: int = 1
+
+
+class SipEndpoint:
+    """A SIP user agent for the hub: inbound calls from gateways, outbound calls through
+    trunks, a registrar for agent phones, and the media engine for all of them.
+
+    ``on_call(call)`` is invoked for each admitted inbound call; it should ring/answer
+    it. Without a handler, inbound calls get 480.
+    """
+
+    def __init__(
+        self,
+        settings: VoiceSettings,
+        on_call: CallHandler | None = None,
+        user_agent: str = "ContactHub",
+    ) -> None:
+        self.settings = settings
+        self.on_call = on_call
+        self.user_agent = user_agent
+        self.engine = MediaEngine()
+        self.ports = PortPool(settings.rtp_host, settings.rtp_port_min, settings.rtp_port_max)
+        self.authority = DigestAuthority(settings.realm)
+        self.registrar = Registrar(self.authority, settings.agent_credentials)
+        self.calls: dict[str, Call] = {}
+        self.trunk_registration: Registration | None = None
+        self._legs: dict[Call, _Leg] = {}
+        self._stacks: dict[str, _Stack] = {}
+        self._pending_reinvites: dict[str, tuple[int, asyncio.Future[SipResponse]]] = {}
+        self._transfers: dict[str, asyncio.Future[int]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._moh_pcm = None
+        self.port = settings.bind_port
+        self.counters = {"invites": 0, "rejected_403": 0, "challenged": 0}
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        host = self.settings.bind_host
+        port = self.settings.bind_port
+        for name in self.settings.transports:
+            transport: SipTransport
+            if name == "udp":
+                transport = GuardedUdpTransport(local_addr=(host, port))
+            elif name == "tcp":
+                transport = GuardedTcpTransport(local_addr=(host, port))
+            else:
+                raise ValueError(f"unknown SIP transport {name!r}")
+            uac = SipUAC(transport, advertised_addr=None)
+            uas = SipUAS(transport, user_agent=self.user_agent, uac=uac)
+            stack = _Stack(name, transport, uas, uac)
+            await uas.start()
+            if port == 0:
+                port = self._bound_port(transport)
+            transport.local_addr = (self.settings.signalling_host, port)
+            transport.on_message = lambda m, a, s=stack: self._on_message(s, m, a)
+            uas.on_invite = lambda inc, s=stack: self._spawn(self._new_inbound(s, inc))
+            uas.on_bye = self._on_bye
+            uas.on_cancel = self._on_cancel
+            uas.on_reinvite = lambda inc, s=stack: self._on_reinvite(s, inc)
+            uas.on_options = lambda req, addr, s=stack: self._on_options(s, req)
+            uas.on_refer = self._on_refer
+            uas.on_transfer_progress = self._on_transfer_progress
+            uas.on_ack_timeout = lambda inc: self._finish_by_id(inc.call_id, "no ACK")
+            self._stacks[name] = stack
+        self.port = port
+        self.engine.start()
+
+    @staticmethod
+    def _bound_port(transport: SipTransport) -> int:
+        if isinstance(transport, GuardedUdpTransport) and transport._udp_transport:
+            return int(transport._udp_transport.get_extra_info("sockname")[1])
+        if isinstance(transport, GuardedTcpTransport) and transport._server:
+            return int(transport._server.sockets[0].getsockname()[1])
+        raise RuntimeError("transport is not bound")
+
+    async def stop(self) -> None:
+        for call in list(self.calls.values()):
+            with contextlib.suppress(Exception):
+                await call.hangup()
+        if self.trunk_registration is not None:
+            self.trunk_registration._cancel_timers()
+        for task in list(self._tasks):
+            task.cancel()
+        await self.engine.stop()
+        for stack in self._stacks.values():
+            await stack.uas.stop()
+        self._stacks.clear()
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("voice task failed", exc_info=task.exception())
+
+    @property
+    def udp(self) -> _Stack:
+        return self._stacks.get("udp") or next(iter(self._stacks.values()))
+
+    # --- message intake ------------------------------------------------------------
+
+    def _on_message(
+        self, stack: _Stack, msg: SipRequest | SipResponse, addr: tuple[str, int]
+    ) -> None:
+        if isinstance(msg, SipResponse):
+            self._on_response(stack, msg, addr)
+            return
+        missing = [h for h in ("via", "from", "to", "call-id", "cseq") if not msg.headers.get(h)]
+        if missing:
+            if "via" not in missing:
+                stack.transport.send_reply(stateless_response(msg, 400, "Missing Required Header"))
+            return
+        if msg.cseq is None or msg.from_addr is None or msg.to_addr is None:
+            stack.transport.send_reply(stateless_response(msg, 400, "Bad Header"))
+            return
+        method = msg.method.upper()
+        call_id = msg.call_id or ""
+        if method == "REGISTER":
+            stack.transport.send_reply(self.registrar.handle(msg, addr))
+            return
+        if method == "INFO":
+            self._on_info(stack, msg)
+            return
+        if method == "ACK":
+            call = self.calls.get(call_id)
+            if call is not None:
+                call._note("ACK received")
+        if method == "INVITE" and not msg.to_addr.tag:
+            if call_id in self.calls or call_id in stack.uas._calls:
+                return  # retransmission: aiosipua already answered it (100 Trying)
+            self.counters["invites"] += 1
+            if not self._admit(stack, msg, addr):
+                return
+        stack.uas._handle_request(msg, addr)
+
+    def _admit(self, stack: _Stack, request: SipRequest, addr: tuple[str, int]) -> bool:
+        """Inbound calls come only from trusted gateways or authenticated ones."""
+        if addr[0] in self.settings.trusted_gateways:
+            return True
+        creds = self.settings.gateway_credentials
+        authorization = request.get_header("authorization")
+        if creds and not authorization:
+            self.counters["challenged"] += 1
+            resp = stateless_response(request, 401, "Unauthorized")
+            resp.headers.set_single("WWW-Authenticate", self.authority.challenge())
+            stack.transport.send_reply(resp)
+            return False
+        if creds and authorization:
+            user, stale = self.authority.verify(authorization, "INVITE", creds)
+            if user is not None:
+                return True
+            if stale:
+                resp = stateless_response(request, 401, "Unauthorized")
+                resp.headers.set_single("WWW-Authenticate", self.authority.challenge(stale=True))
+                stack.transport.send_reply(resp)
+                return False
+        self.counters["rejected_403"] += 1
+        stack.transport.send_reply(stateless_response(request, 403, "Forbidden"))
+        return False
+
+    def _on_response(self, stack: _Stack, resp: SipResponse, addr: tuple[str, int]) -> None:
+        call_id = resp.call_id or ""
+        cseq = resp.cseq
+        pending = self._pending_reinvites.get(call_id)
+        if pending is not None and cseq is not None and cseq.method.upper() == "INVITE":
+            seq, future = pending
+            if cseq.seq == seq and resp.status_code >= 200:
+                call = self.calls.get(call_id)
+                leg = self._legs.get(call) if call is not None else None
+                if leg is not None and leg.incoming is not None and resp.status_code < 300:
+                    self._ack_reinvite(leg, seq)
+                if not future.done():
+                    future.set_result(resp)
+                if leg is not None and leg.incoming is not None:
+                    return
+        stack.uac.handle_response(resp, addr)
+
+    # --- inbound calls -----------------------------------------------------------------
+
+    def _new_rtp(self, port: int) -> RtpSession:
+        s = self.settings
+        return RtpSession(
+            s.rtp_host,
+            port,
+            prefill=s.jitter_prefill_frames,
+            max_frames=s.max_jitter_frames,
+            symmetric=s.symmetric_rtp,
+        )
+
+    async def _new_inbound(self, stack: _Stack, inc: IncomingCall) -> None:
+        call_id = inc.call_id
+        try:
+            media = parse_media(inc.invite.text if inc.invite.body else "")
+        except OfferError as exc:
+            inc.reject(488, "Not Acceptable Here")
+            log.info("488 for %s: %s", call_id, exc)
+            return
+        try:
+            rtp = await self.ports.open(self._new_rtp)
+        except RuntimeError:
+            inc.reject(503, "Service Unavailable")
+            return
+        if stack.uas._calls.get(call_id) is not inc:  # cancelled meanwhile
+            self.ports.release(rtp)
+            return
+        rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
+        call = Call(self, call_id, "inbound", inc.caller, inc.callee, rtp)
+        call.media = media
+        call.inband_dtmf = media.dtmf_payload_type is None
+        call._note(f"INVITE received from {inc.source_addr[0]}:{inc.source_addr[1]}")
+        call._note("100 Trying sent")
+        self._legs[call] = _Leg(stack, incoming=inc, session_id=int(time.time() * 1000) % 10**9)
+        self.calls[call_id] = call
+        if self.on_call is None:
+            await call.reject(480, "Temporarily Unavailable")
+            return
+        result = self.on_call(call)
+        if asyncio.iscoroutine(result):
+            self._spawn(result)
+
+    def _answer_sdp(self, call: Call, leg: _Leg) -> str:
+        assert call.media is not None and call.rtp is not None
+        return answer(
+            call.media,
+            self.settings.rtp_host,
+            call.rtp.local_port,
+            leg.session_id,
+            leg.sdp_version,
+        )
+
+    def _send_ringing(self, call: Call) -> None:
+        leg = self._legs[call]
+        if leg.incoming is not None:
+            leg.incoming.ringing()
+            call._note("180 Ringing sent")
+
+    def _send_early_media(self, call: Call) -> None:
+        leg = self._legs[call]
+        if leg.incoming is None:
+            return
+        leg.incoming._send_response(
+            183,
+            "Session Progress",
+            body=self._answer_sdp(call, leg),
+            content_type="application/sdp",
+        )
+        call._note("183 Session Progress sent (early media)")
+
+    def _send_answer(self, call: Call) -> None:
+        leg = self._legs[call]
+        if leg.incoming is None:
+            return
+        leg.incoming.accept(parse_sdp(self._answer_sdp(call, leg)))
+        call._note("200 OK sent")
+
+    def _send_reject(self, call: Call, status: int, reason: str) -> None:
+        leg = self._legs.get(call)
+        if leg is not None and leg.incoming is not None:
+            leg.incoming.reject(status, reason)
+            call._note(f"{status} sent")
+
+    def _send_hangup(self, call: Call) -> None:
+        leg = self._legs.get(call)
+        if leg is None:
+            return
+        if leg.incoming is not None:
+            if call.state is CallState.ANSWERED:
+                leg.incoming._stop_retransmissions()
+                leg.incoming.hangup()
+                leg.stack.uas._calls.pop(call.call_id, None)
+                call._note("BYE sent")
+            else:
+                leg.incoming.reject(480, "Temporarily Unavailable")
+                call._note("480 sent")
+        elif leg.outgoing is not None:
+            if call.state is CallState.ANSWERED:
+                leg.outgoing.hangup(leg.stack.uac)
+                call._note("BYE sent")
+            else:
+                with contextlib.suppress(ValueError):
+                    leg.outgoing.cancel(leg.stack.uac)
+                call._note("CANCEL sent")
+
+    def _on_bye(self, inc: IncomingCall, request: SipRequest) -> None:
+        call = self.calls.get(inc.call_id)
+        if call is not None:
+            call._note("BYE received, 200 OK sent")
+            call._finish("remote hangup")
+
+    def _on_cancel(self, request: SipRequest, addr: tuple[str, int]) -> None:
+        call = self.calls.get(request.call_id or "")
+        if call is not None:
+            call._note("CANCEL received, 487 sent")
+            call._finish("cancelled")
+
+    def _finish_by_id(self, call_id: str, reason: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call._finish(reason)
+
+    def _on_options(self, stack: _Stack, request: SipRequest) -> None:
+        """OPTIONS (keepalive/capabilities, RFC 3261 §11): 200 with what we support."""
+        resp = stateless_response(request, 200, "OK")
+        resp.headers.set_single("Allow", ALLOW)
+        resp.headers.set_single("Accept", "application/sdp")
+        resp.headers.set_single("User-Agent", self.user_agent)
+        stack.transport.send_reply(resp)
+
+    def _on_info(self, stack: _Stack, request: SipRequest) -> None:
+        """DTMF in SIP INFO (application/dtmf-relay ``Signal=5`` or application/dtmf)."""
+        call = self.calls.get(request.call_id or "")
+        leg = self._legs.get(call) if call is not None else None
+        if call is None or leg is None:
+            stack.transport.send_reply(stateless_response(request, 481, "Call Does Not Exist"))
+            return
+        dialog = (leg.incoming or leg.outgoing).dialog  # type: ignore[union-attr]
+        stack.transport.send_reply(dialog.create_response(request, 200, "OK"))
+        ctype = (request.content_type or "").lower()
+        text = request.text.strip()
+        digit = ""
+        if "dtmf-relay" in ctype:
+            for line in text.splitlines():
+                key, _, value = line.partition("=")
+                if key.strip().lower() == "signal":
+                    digit = value.strip()
+        elif ctype.startswith("application/dtmf"):
+            digit = text
+        if len(digit) == 1 and digit.upper() in "0123456789*#ABCD":
+            call._on_digit(digit.upper(), "info")
+
+    # --- re-INVITE (hold) ------------------------------------------------------------
+
+    def _on_reinvite(self, stack: _Stack, inc: IncomingCall) -> None:
+        """A re-INVITE from the party: new media parameters, maybe hold (RFC 3264 §8)."""
+        call = self.calls.get(inc.call_id)
+        if call is None or call.rtp is None:
+            inc.reject(481, "Call Does Not Exist")
+            return
+        leg = self._legs[call]
+        if inc.invite.body:
+            try:
+                media = parse_media(inc.invite.text)
+            except OfferError:
+                leg_call = leg.incoming or inc
+                leg_call._send_response(488, "Not Acceptable Here")
+                return
+            self._apply_media(call, media)
+        leg.sdp_version += 1
+        inc.accept(parse_sdp(self._answer_sdp(call, leg)))
+        call._note("re-INVITE received, 200 OK sent")
+
+    def _apply_media(self, call: Call, media: MediaParams) -> None:
+        assert call.rtp is not None
+        was_held = call.remote_held
+        call.media = media
+        call.rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
+        call.remote_held = media.remote_on_hold
+        call.rtp.send_enabled = media.direction in ("sendrecv", "recvonly") and (
+            media.remote_addr[0] != "0.0.0.0"  # noqa: S104 (comparison, not a bind)
+        )
+        if call.remote_held != was_held:
+            call._emit("remote_hold" if call.remote_held else "remote_unhold")
+
+    async def _reinvite(self, call: Call, direction: str) -> None:
+        """Our re-INVITE offering ``direction`` (hold = sendonly, RFC 3264 §8.4)."""
+        leg = self._legs[call]
+        if call.rtp is None or call.media is None:
+            return
+        leg.sdp_version += 1
+        sdp = build_sdp(
+            self.settings.rtp_host,
+            call.rtp.local_port,
+            (call.media.payload_type,),
+            call.media.dtmf_payload_type,
+            direction,
+            leg.session_id,
+            leg.sdp_version,
+        )
+        future: asyncio.Future[SipResponse] = asyncio.get_running_loop().create_future()
+        if leg.incoming is not None:
+            inc = leg.incoming
+            addr = leg.stack.transport.local_addr
+            req = inc.dialog.create_request("INVITE", via_host=addr[0], via_port=addr[1])
+            req.headers.set_single("Contact", f"<sip:{addr[0]}:{addr[1]}>")
+            req.headers.set_single("Content-Type", "application/sdp")
+            req.text = sdp
+            assert req.cseq is not None
+            self._pending_reinvites[call.call_id] = (req.cseq.seq, future)
+            leg.stack.transport.send(req, inc.source_addr)
+        elif leg.outgoing is not None:
+            req = leg.stack.uac.send_reinvite(
+                leg.outgoing.dialog, parse_sdp(sdp), leg.outgoing.remote_addr
+            )
+            assert req.cseq is not None
+            self._pending_reinvites[call.call_id] = (req.cseq.seq, future)
+        call._note(f"re-INVITE sent ({direction})")
+        try:
+            resp = await asyncio.wait_for(future, REINVITE_TIMEOUT)
+        except TimeoutError:
+            call._note("re-INVITE timed out")
+            return
+        finally:
+            self._pending_reinvites.pop(call.call_id, None)
+        call._note(f"re-INVITE answered {resp.status_code}")
+        if 200 <= resp.status_code < 300 and resp.body:
+            with contextlib.suppress(OfferError):
+                media = parse_media(resp.text)
+                self._apply_media(call, media)
+                # we stay the sender of music while the party is on hold
+                call.rtp.send_enabled = True  # type: ignore[union-attr]
+
+    def _ack_reinvite(self, leg: _Leg, seq: int) -> None:
+        """ACK for the 2xx to our re-INVITE on an inbound dialog (RFC 3261 §13.2.2.4)."""
+        inc = leg.incoming
+        assert inc is not None
+        addr = leg.stack.transport.local_addr
+        ack = inc.dialog.create_request("ACK", via_host=addr[0], via_port=addr[1])
+        inc.dialog.local_cseq -= 1  # the ACK reuses the INVITE's CSeq number
+        ack.headers.set_single("CSeq", f"{seq} ACK")
+        leg.stack.transport.send(ack, inc.source_addr)
+
+    # --- REFER (blind transfer out, RFC 3515) -------------------------------------
+
+    async def _refer(self, call: Call, target: str, timeout: float) -> int:
+        leg = self._legs[call]
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._transfers[call.call_id] = future
+        if leg.incoming is not None:
+            inc = leg.incoming
+            addr = leg.stack.transport.local_addr
+            req = inc.dialog.create_request("REFER", via_host=addr[0], via_port=addr[1])
+            req.headers.set_single("Contact", f"<sip:{addr[0]}:{addr[1]}>")
+            req.headers.set_single("Refer-To", f"<{target}>")
+            req.headers.set_single("Referred-By", f"<{inc.callee}>")
+            leg.stack.transport.send(req, inc.source_addr)
+        elif leg.outgoing is not None:
+            leg.stack.uac.send_refer(leg.outgoing.dialog, target, leg.outgoing.remote_addr)
+        call._note(f"REFER sent to {target}")
+        try:
+            status = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            status = 408
+        finally:
+            self._transfers.pop(call.call_id, None)
+        call._emit("transfer", target=target, status=status)
+        if 200 <= status < 300:
+            await call.hangup()
+        return status
+
+    def _on_transfer_progress(self, call_id: str, status: int, reason: str) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            call._note(f"NOTIFY transfer {status} {reason}")
+        future = self._transfers.get(call_id)
+        if future is not None and status >= 200 and not future.done():
+            future.set_result(status)
+
+    def _on_refer(self, inc: IncomingCall, target: str) -> None:
+        """A party asking us to transfer it (REFER in): reported, not acted on."""
+        call = self.calls.get(inc.call_id)
+        if call is not None:
+            call._note(f"REFER received to {target}")
+            call._emit("refer_requested", target=target)
+
+    # --- outbound calls (UAC) ------------------------------------------------------
+
+    async def dial(
+        self,
+        target_uri: str,
+        remote_addr: tuple[str, int],
+        *,
+        from_uri: str | None = None,
+        auth: SipDigestAuth | None = None,
+        timeout: float = 30.0,
+        transport: str = "udp",
+    ) -> Call:
+        """Call ``target_uri`` via ``remote_addr`` (a trunk, or a registered phone).
+
+        Returns the answered :class:`Call`; raises :class:`CallFailed` on a final
+        non-2xx or when nobody answers within ``timeout`` (the INVITE is CANCELled).
+        """
+        stack = self._stacks[transport]
+        rtp = await self.ports.open(self._new_rtp)
+        addr = stack.transport.local_addr
+        from_uri = from_uri or f"sip:hub@{addr[0]}:{addr[1]}"
+        session_id = int(time.time() * 1000) % 10**9
+        offer = build_sdp(
+            self.settings.rtp_host,
+            rtp.local_port,
+            (PCMU, PCMA),
+            DEFAULT_DTMF_PT,
+            "sendrecv",
+            session_id,
+            1,
+        )
+        out = stack.uac.send_invite(
+            from_uri,
+            target_uri,
+            remote_addr,
+            parse_sdp(offer),
+            auth=auth,
+            user_agent=self.user_agent,
+        )
+        call = Call(self, out.call_id, "outbound", target_uri, from_uri, rtp)
+        self._legs[call] = _Leg(stack, outgoing=out, session_id=session_id)
+        self.calls[out.call_id] = call
+        call._note(f"INVITE sent to {target_uri} via {remote_addr[0]}:{remote_addr[1]}")
+
+        def ringing(o: OutgoingCall) -> None:
+            call._note("ringing")
+            call._emit("ringing")
+
+        out.on_ringing = ringing
+        try:
+            await out.wait_answered(timeout)
+        except TimeoutError:
+            with contextlib.suppress(ValueError):
+                out.cancel(stack.uac)
+            call._finish("no answer")
+            raise CallFailed(408, "no answer") from None
+        except RuntimeError:
+            call._finish(f"rejected {out._reject_code}")
+            raise CallFailed(out._reject_code, out._reject_reason) from None
+        call._note("200 OK received, ACK sent")
+        if out.sdp_answer is not None:
+            try:
+                self._apply_media(call, parse_media(serialize_sdp(out.sdp_answer)))
+            except OfferError:
+                await call.hangup()
+                raise CallFailed(488, "unusable SDP answer") from None
+        call.inband_dtmf = call.media is not None and call.media.dtmf_payload_type is None
+        call._mark_answered()
+        return call
+
+    async def call_agent(self, extension: str, timeout: float = 30.0) -> Call:
+        """Ring a registered agent phone (see :attr:`registrar`)."""
+        binding = self.registrar.lookup(extension)
+        if binding is None:
+            raise CallFailed(480, f"extension {extension} is not registered")
+        return await self.dial(binding.contact, binding.source, timeout=timeout)
+
+    def _trunk_auth(self) -> SipDigestAuth | None:
+        s = self.settings
+        return SipDigestAuth(s.trunk_username, s.trunk_password) if s.trunk_username else None
+
+    async def dial_trunk(self, number: str, timeout: float = 30.0) -> Call:
+        """An outbound call through the configured trunk (callbacks, campaigns)."""
+        s = self.settings
+        if not s.trunk_host:
+            raise CallFailed(503, "no trunk configured")
+        domain = s.trunk_domain or s.trunk_host
+        from_uri = f"sip:{s.trunk_username or 'hub'}@{domain}"
+        return await self.dial(
+            f"sip:{number}@{domain}",
+            (s.trunk_host, s.trunk_port),
+            from_uri=from_uri,
+            auth=self._trunk_auth(),
+            timeout=timeout,
+        )
+
+    async def register_trunk(self, timeout: float = 10.0) -> Registration:
+        """REGISTER to the provider with digest auth; aiosipua refreshes it at 90 % of
+        the granted interval (RFC 3261 §10.2.4)."""
+        s = self.settings
+        domain = s.trunk_domain or s.trunk_host
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        reg = Registration(
+            self.udp.uac,
+            f"sip:{s.trunk_username}@{domain}",
+            (s.trunk_host, s.trunk_port),
+            expires=s.trunk_register_expires,
+            auth=self._trunk_auth(),
+            user_agent=self.user_agent,
+        )
+
+        def ok(r: Registration) -> None:
+            if not done.done():
+                done.set_result(True)
+
+        def failed(r: Registration, status: int, reason: str) -> None:
+            if not done.done():
+                done.set_exception(CallFailed(status, reason))
+
+        reg.on_registered = ok
+        reg.on_failed = failed
+        self.trunk_registration = reg
+        reg.register()
+        await asyncio.wait_for(done, timeout)
+        return reg
+
+    # --- conferences, music, teardown (used by Call) ------------------------------
+
+    def _new_conference(self) -> Conference[Call]:
+        conf: Conference[Call] = Conference()
+        self.engine.conferences.add(conf)
+        return conf
+
+    def _drop_conference(self, conf: Conference[Call]) -> None:
+        self.engine.conferences.discard(conf)
+
+    def _moh_source(self) -> FrameSource:
+        if self._moh_pcm is None:
+            path = self.settings.moh_wav
+            self._moh_pcm = load_wav_8k(path) if path is not None else default_moh()
+        return PcmSource(self._moh_pcm, loop=True)
+
+    def _release_rtp(self, rtp: RtpSession) -> None:
+        self.ports.release(rtp)
+
+    def _forget(self, call: Call) -> None:
+        self.calls.pop(call.call_id, None)
+        leg = self._legs.pop(call, None)
+        if leg is not None and leg.incoming is not None:
+            leg.incoming._stop_retransmissions()
