@@ -55,9 +55,14 @@ def random_password() -> str:
 
 
 async def seed_demo(
-    db: AsyncSession, password_for: Callable[[str], str] = lambda _u: random_password()
+    db: AsyncSession,
+    password_for: Callable[[str], str] = lambda _u: random_password(),
+    hasher: Callable[[str], str] = hash_password,
 ) -> list[Login]:
-    """Create the demo organisation unless users exist already; returns the new logins."""
+    """Create the demo organisation unless users exist already; returns the new logins.
+
+    ``hasher`` lets tests reuse (memoize) real argon2 hashes across many fresh databases.
+    """
     if (await db.exec(select(User))).first() is not None:
         return []
     always = BusinessHours(name="24/7", timezone="UTC", weekly=ALL_WEEK)
@@ -127,7 +132,7 @@ async def seed_demo(
         user = User(
             username=username,
             display_name=display,
-            password_hash=hash_password(password),
+            password_hash=hasher(password),
             role=role,
         )
         db.add(user)
