@@ -16,7 +16,6 @@ from hub.seed import seed_demo
 from hub.services import Services
 from hub.settings import Settings
 
-
 # Real argon2 hashes, computed once per password for the whole test run.
 cached_hash = functools.cache(hash_password)
 
