@@ -51,6 +51,7 @@ _FULL_CONTEXT_FRAMES = 3000  # …up to Whisper's native 30 s window
 _NO_SPEECH_THRESHOLD = 0.6  # Whisper's own rule: silent if no-speech is likely…
 _LOGPROB_THRESHOLD = -1.0  # …and the text is improbable
 _HINT_MIN_SIMILARITY = 0.6
+TURN_GAP_SECONDS = 1.0  # a pause this long between words starts a new segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,22 @@ def stereo_transcript(
             merged.append(Segment(seg.start, seg.end, seg.text, speaker, seg.words, seg.confidence))
     merged.sort(key=lambda s: (s.start, s.end))
     return Transcript(merged, audio.duration)
+
+
+def _split_at_pauses(segment: Segment, gap: float = TURN_GAP_SECONDS) -> list[Segment]:
+    """Whisper may join two turns across a long silence; split where the words pause."""
+    words = segment.words
+    cuts = [i for i in range(1, len(words)) if words[i].start - words[i - 1].end >= gap]
+    if not cuts:
+        return [segment]
+    pieces = []
+    for lo, hi in zip([0, *cuts], [*cuts, len(words)], strict=True):
+        part = words[lo:hi]
+        text = " ".join(w.text for w in part)
+        pieces.append(
+            Segment(part[0].start, part[-1].end, text, segment.speaker, part, segment.confidence)
+        )
+    return pieces
 
 
 def _to_whisper_input(audio: Audio) -> np.ndarray:
@@ -273,18 +290,21 @@ class WhisperRecognizer:
             condition_on_previous_text=False,
         )
         segments = [
-            Segment(
-                start=round(s.start, 3),
-                end=round(s.end, 3),
-                text=s.text.strip(),
-                words=tuple(
-                    Word(round(w.start, 3), round(w.end, 3), w.word.strip(), w.probability)
-                    for w in (s.words or ())
-                ),
-                confidence=math.exp(s.avg_logprob),
-            )
+            piece
             for s in raw_segments
             if s.text.strip()
+            for piece in _split_at_pauses(
+                Segment(
+                    start=round(s.start, 3),
+                    end=round(s.end, 3),
+                    text=s.text.strip(),
+                    words=tuple(
+                        Word(round(w.start, 3), round(w.end, 3), w.word.strip(), w.probability)
+                        for w in (s.words or ())
+                    ),
+                    confidence=math.exp(s.avg_logprob),
+                )
+            )
         ]
         return Transcript(segments, audio.duration, info.language)
 
