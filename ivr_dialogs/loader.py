@@ -325,7 +325,10 @@ def _schema_problems(exc: ValidationError, file: str, lines: dict[YamlPath, int]
         line = 1
         current: YamlPath = ()
         shown: list[str] = []
-        for part in error["loc"]:
+        loc = list(error["loc"])
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc.append("type")
+        for part in loc:
             candidate = (*current, str(part))
             if candidate in lines:
                 current = candidate
@@ -336,7 +339,13 @@ def _schema_problems(exc: ValidationError, file: str, lines: dict[YamlPath, int]
         if error["type"] == "extra_forbidden":
             message = "unknown field"
         elif error["type"] == "union_tag_invalid":
-            message = f"unknown node type; {message}"
+            context = error.get("ctx", {})
+            message = (
+                f"unknown node type {context.get('tag')!r} "
+                f"(known: {str(context.get('expected_tags', '')).replace(chr(39), '')})"
+            )
+        elif error["type"] == "union_tag_not_found":
+            message = "a node needs a type (say, menu, ask, ...)"
         problems.append(Problem(file, line, "schema", f"{where}: {message}"))
     # A union error is reported once per member; keep the first per line and message.
     unique: dict[tuple[int, str], Problem] = {}
