@@ -199,6 +199,12 @@ class SipEndpoint:
     def _on_message(
         self, stack: _Stack, msg: SipRequest | SipResponse, addr: tuple[str, int]
     ) -> None:
+        try:
+            self._route(stack, msg, addr)
+        except ValueError as exc:  # a header aiosipua cannot parse: drop the message
+            log.info("dropped malformed %s from %s: %s", type(msg).__name__, addr, exc)
+
+    def _route(self, stack: _Stack, msg: SipRequest | SipResponse, addr: tuple[str, int]) -> None:
         if isinstance(msg, SipResponse):
             self._on_response(stack, msg, addr)
             return
@@ -207,8 +213,13 @@ class SipEndpoint:
             if "via" not in missing:
                 stack.transport.send_reply(stateless_response(msg, 400, "Missing Required Header"))
             return
-        if msg.cseq is None or msg.from_addr is None or msg.to_addr is None:
-            stack.transport.send_reply(stateless_response(msg, 400, "Bad Header"))
+        try:
+            parsed = bool(msg.cseq and msg.from_addr and msg.to_addr and msg.via)
+        except ValueError:
+            parsed = False
+        if not parsed:
+            with contextlib.suppress(ValueError):  # no routable Via: drop
+                stack.transport.send_reply(stateless_response(msg, 400, "Bad Header"))
             return
         method = msg.method.upper()
         call_id = msg.call_id or ""

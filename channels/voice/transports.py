@@ -28,7 +28,30 @@ log = logging.getLogger(__name__)
 MAX_DATAGRAM = 32 * 1024
 MAX_HEADER_LINE = 8 * 1024
 _VIA = re.compile(rb"^(?:via|v)\s*:\s*SIP/2\.0/\w+\s+([^\s;:]+)(?::(\d+))?", re.I | re.M)
-_CLEN = re.compile(rb"^(?:content-length|l)\s*:\s*(\d+)\s*$", re.I | re.M)
+_ANY_VIA = re.compile(rb"^(?:via|v)[ \t]*:.*$", re.I | re.M)
+_CLEN = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(.*?)[ \t]*$", re.I | re.M)
+
+
+def _header_problem(data: bytes) -> str | None:
+    """What makes the header section malformed (RFC 3261 §7.3, §18.3), if anything."""
+    sep = data.find(b"\r\n\r\n")
+    head = data if sep < 0 else data[:sep]
+    if b"\x00" in head:
+        return "NUL In Headers"
+    for line in head.split(b"\r\n")[1:]:
+        if line and line[:1] not in (b" ", b"\t") and b":" not in line:
+            return "Malformed Header Line"
+    for via in _ANY_VIA.findall(head):
+        if not _VIA.match(via):
+            return "Bad Via"
+    m = _CLEN.search(head)
+    if m is not None:
+        value = m.group(1)
+        if not value.isdigit():
+            return "Bad Content-Length"
+        if sep >= 0 and int(value) > len(data) - sep - 4:
+            return "Content-Length Mismatch"
+    return None
 
 
 def _quick_400(data: bytes, reason: str) -> tuple[bytes, tuple[str, int]] | None:
@@ -70,11 +93,7 @@ class _Guard:
         elif any(len(line) > MAX_HEADER_LINE for line in data.split(b"\n", 256)[:256]):
             reason = "Header Too Large"
         if reason is None:
-            sep = data.find(b"\r\n\r\n")
-            if sep >= 0:
-                m = _CLEN.search(data[:sep])
-                if m is not None and int(m.group(1)) > len(data) - sep - 4:
-                    reason = "Content-Length Mismatch"
+            reason = _header_problem(data)
         if reason is not None:
             reply = _quick_400(data, reason)
             if reply is None:
