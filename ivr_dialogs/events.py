@@ -57,3 +57,33 @@ class HangUp:
 
 Timeout = NoInput
 Event = Digit | Digits | Utterance | NoInput | LookupResult | HangUp
+
+
+_KEYS = frozenset("0123456789*#")
+_SPECIAL = {
+    "<noinput>": NoInput(),
+    "<timeout>": NoInput(),
+    "<hangup>": HangUp(),
+    "/hangup": HangUp(),
+    "/bye": HangUp(),
+}
+
+
+def text_to_event(text: str | None) -> Event:
+    """What a typed line means: keys (``1234#``) are digits, other text is speech.
+
+    Nothing typed (or ``None``, a chat timeout) is no input; ``/hangup`` ends the session.
+    Chat channels, the simulator and dialog tests share this rule.
+    """
+    if text is None:
+        return NoInput()
+    stripped = text.strip()
+    if not stripped:
+        return NoInput()
+    special = _SPECIAL.get(stripped.lower())
+    if special is not None:
+        return special
+    compact = stripped.replace(" ", "")
+    if all(ch in _KEYS for ch in compact):
+        return Digits(compact)
+    return Utterance(stripped, 1.0)

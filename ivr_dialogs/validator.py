@@ -177,7 +177,8 @@ class _Checker:
                     self.add(
                         self.line(flow, node_id),
                         code,
-                        f"{node.type} '{node_id}' has no {name} handling (prompts, retries, fallback)",
+                        f"{node.type} '{node_id}' has no {name} handling "
+                        "(prompts, retries, fallback)",
                     )
         if isinstance(node, SubdialogNode):
             self.subdialog_call(flow, node_id, node)
