@@ -35,7 +35,7 @@ class Member(Generic[K]):
     target: K | None = None  # whom a WHISPER member is heard by
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: conferences are kept in sets
 class Conference(Generic[K]):
     members: dict[K, Member[K]] = field(default_factory=dict)
 

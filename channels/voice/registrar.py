@@ -23,8 +23,18 @@ DEFAULT_EXPIRES = 3600
 class Binding:
     extension: str
     contact: str  # the Contact URI the phone registered
-    source: tuple[str, int]  # where the REGISTER came from: calls are sent here
+    source: tuple[str, int]  # where the REGISTER came from
     expires_at: float
+    contact_addr: tuple[str, int] | None = None  # host:port named by the Contact
+
+    @property
+    def target(self) -> tuple[str, int]:
+        """Where to send INVITEs: the Contact's address when it is the address the
+        REGISTER came from (same host), else the source address (a phone behind NAT
+        registers a private Contact it cannot be reached on)."""
+        if self.contact_addr is not None and self.contact_addr[0] == self.source[0]:
+            return self.contact_addr
+        return self.source
 
     @property
     def live(self) -> bool:
@@ -113,8 +123,10 @@ class Registrar:
                 self._bindings.pop(extension, None)
                 continue
             expires = min(expires, MAX_EXPIRES)
+            uri = addr.uri
+            contact_addr = (uri.host, uri.port or 5060) if uri is not None and uri.host else None
             self._bindings[extension] = Binding(
-                extension, stringify_uri(addr.uri), source, time.time() + expires
+                extension, stringify_uri(uri), source, time.time() + expires, contact_addr
             )
         resp = stateless_response(request, 200, "OK")
         binding = self.lookup(extension)

@@ -645,7 +645,7 @@ class SipEndpoint:
         binding = self.registrar.lookup(extension)
         if binding is None:
             raise CallFailed(480, f"extension {extension} is not registered")
-        return await self.dial(binding.contact, binding.source, timeout=timeout)
+        return await self.dial(binding.contact, binding.target, timeout=timeout)
 
     def _trunk_auth(self) -> SipDigestAuth | None:
         s = self.settings
