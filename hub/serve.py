@@ -45,7 +45,6 @@ def _print_banner(settings: Settings, logins: list[dict[str, str]]) -> None:
     click.echo(f"  console    {base}/console      (agents)")
     click.echo(f"  supervisor {base}/supervisor")
     click.echo(f"  admin      {base}/admin")
-    click.echo(f"  QA         {base}/qa")
     click.echo(f"  web chat   {base}/chat         (customers, no login)")
     if logins:
         click.secho("Demo logins (also in var/demo-logins.json):", bold=True)
