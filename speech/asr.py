@@ -145,6 +145,33 @@ def stereo_transcript(
     return Transcript(merged, audio.duration)
 
 
+def _secs(value: float) -> float:
+    return round(float(value), 3)
+
+
+def _speech_regions(samples: np.ndarray) -> list[tuple[float, float]]:
+    """Where Silero VAD hears speech, in seconds (padded a little, as speech fades out)."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    found = get_speech_timestamps(
+        samples, VadOptions(min_silence_duration_ms=300, speech_pad_ms=150)
+    )
+    return [(c["start"] / WHISPER_RATE, c["end"] / WHISPER_RATE) for c in found]
+
+
+def _clamp_to_speech(
+    words: tuple[Word, ...], regions: list[tuple[float, float]]
+) -> tuple[Word, ...]:
+    """Whisper often stretches a turn's last word to the end of its window; cut words off at
+    the end of the speech region they start in."""
+    clamped = []
+    for word in words:
+        inside = [end for start, end in regions if start - 0.2 <= word.start <= end]
+        end = min(word.end, inside[0]) if inside else word.end
+        clamped.append(Word(word.start, max(end, word.start), word.text, word.probability))
+    return tuple(clamped)
+
+
 def _split_at_pauses(segment: Segment, gap: float = TURN_GAP_SECONDS) -> list[Segment]:
     """Whisper may join two turns across a long silence; split where the words pause."""
     words = segment.words
@@ -289,23 +316,28 @@ class WhisperRecognizer:
             vad_filter=vad_filter,
             condition_on_previous_text=False,
         )
-        segments = [
-            piece
-            for s in raw_segments
-            if s.text.strip()
-            for piece in _split_at_pauses(
-                Segment(
-                    start=round(s.start, 3),
-                    end=round(s.end, 3),
-                    text=s.text.strip(),
-                    words=tuple(
-                        Word(round(w.start, 3), round(w.end, 3), w.word.strip(), w.probability)
-                        for w in (s.words or ())
-                    ),
-                    confidence=math.exp(s.avg_logprob),
+        regions = _speech_regions(samples) if vad_filter and word_timestamps else None
+        segments: list[Segment] = []
+        for s in raw_segments:
+            if not s.text.strip():
+                continue
+            words = tuple(
+                Word(
+                    round(float(w.start), 3),
+                    round(float(w.end), 3),
+                    w.word.strip(),
+                    float(w.probability),
                 )
+                for w in (s.words or ())
             )
-        ]
+            if regions:
+                words = _clamp_to_speech(words, regions)
+            start = words[0].start if words else float(s.start)
+            end = words[-1].end if words else float(s.end)
+            segment = Segment(
+                round(start, 3), round(end, 3), s.text.strip(), None, words, math.exp(s.avg_logprob)
+            )
+            segments.extend(_split_at_pauses(segment))
         return Transcript(segments, audio.duration, info.language)
 
     def transcribe_stereo(

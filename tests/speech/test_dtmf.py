@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from speech.audio import resample
 from speech.dtmf import DtmfDetector, generate_dtmf, tone_pair
+from speech.g711 import ulaw_decode, ulaw_encode
+from speech.tts import Synthesizer
 
 ALL_KEYS = "123A456B789C*0#D"
 
@@ -82,3 +85,18 @@ def test_a_digit_is_reported_when_its_tone_ends() -> None:
 def test_generator_refuses_unknown_keys() -> None:
     with pytest.raises(ValueError, match="not DTMF keys"):
         generate_dtmf("12x")
+
+
+def test_no_false_digits_on_speech(synthesizer: Synthesizer) -> None:
+    """Voiced speech has strong harmonics in the DTMF band; none may pass as a key press."""
+    prompts = [
+        "Welcome to Contact Hub. Please listen carefully, as our menu options have changed.",
+        "For billing questions, press one. To check an order, press two.",
+        "My account number is four four seven one nine zero two, and my name is Sarah Johnson.",
+        "Hello? Hello! Can you hear me? I need help with my internet connection right now.",
+    ]
+    for prompt in prompts:
+        audio = synthesizer.synthesize(prompt)
+        pcm = resample(audio.samples, audio.sample_rate, 8000)
+        assert _detect(pcm) == "", prompt
+        assert _detect(ulaw_decode(ulaw_encode(pcm))) == "", prompt

@@ -65,10 +65,11 @@ def test_stereo_call_is_split_by_speaker_in_time_order(
 def test_mono_recording_has_segments_with_word_times(
     synthesizer: Synthesizer, recognizer: WhisperRecognizer
 ) -> None:
-    audio = synthesizer.synthesize("Your order has shipped. It will arrive on Friday.")
+    said = "Your order is on the way. It will arrive on Friday."
+    audio = synthesizer.synthesize(said)
     transcript = recognizer.transcribe(audio, word_timestamps=True)
     assert transcript.segments and transcript.duration == audio.duration
     words = [w for s in transcript.segments for w in s.words]
-    assert [w.text.strip(".,").lower() for w in words][:4] == ["your", "order", "has", "shipped"]
+    assert word_errors(said, " ".join(w.text for w in words))[0] <= 1
     assert all(a.start <= b.start for a, b in itertools.pairwise(words))
     assert words[-1].end <= audio.duration + 0.1
