@@ -120,10 +120,11 @@ class SipEndpoint:
         self._stacks: dict[str, _Stack] = {}
         self._pending_reinvites: dict[str, tuple[int, asyncio.Future[SipResponse]]] = {}
         self._transfers: dict[str, asyncio.Future[int]] = {}
+        self._sent_invites: dict[str, SipRequest] = {}  # our re-INVITEs on inbound dialogs
         self._tasks: set[asyncio.Task[Any]] = set()
         self._moh_pcm = None
         self.port = settings.bind_port
-        self.counters = {"invites": 0, "rejected_403": 0, "challenged": 0}
+        self.counters = {"invites": 0, "rejected_403": 0, "challenged": 0, "trunk_registered": 0}
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -269,6 +270,8 @@ class SipEndpoint:
     def _on_response(self, stack: _Stack, resp: SipResponse, addr: tuple[str, int]) -> None:
         call_id = resp.call_id or ""
         cseq = resp.cseq
+        if cseq is not None and cseq.method.upper() == "INVITE" and resp.status_code >= 300:
+            self._ack_failure(stack, resp)
         pending = self._pending_reinvites.get(call_id)
         if pending is not None and cseq is not None and cseq.method.upper() == "INVITE":
             seq, future = pending
@@ -282,6 +285,39 @@ class SipEndpoint:
                 if leg is not None and leg.incoming is not None:
                     return
         stack.uac.handle_response(resp, addr)
+
+    def _ack_failure(self, stack: _Stack, resp: SipResponse) -> None:
+        """ACK a non-2xx final response to one of our INVITEs (RFC 3261 §17.1.1.3).
+
+        aiosipua's UAC retries 401/407 and reports rejections but never sends this ACK,
+        so the far end retransmits its response until Timer H; we send it here.
+        """
+        call = self.calls.get(resp.call_id or "")
+        leg = self._legs.get(call) if call is not None else None
+        invite = self._sent_invites.get(resp.call_id or "")
+        if invite is None and leg is not None and leg.outgoing is not None:
+            invite = leg.outgoing.invite
+        if invite is None:
+            return
+        vias = resp.via
+        sent_vias = invite.via
+        if not vias or not sent_vias or vias[0].branch != sent_vias[0].branch:
+            return
+        ack = SipRequest(method="ACK", uri=invite.uri)
+        ack.headers.append("Via", invite.headers.get("via")[0])
+        for name in ("From", "Call-ID", "Max-Forwards"):
+            value = invite.headers.get_first(name)
+            if value:
+                ack.headers.set_single(name, value)
+        ack.headers.set_single("To", resp.headers.get_first("to") or "")
+        ack.headers.set_single("CSeq", f"{resp.cseq.seq if resp.cseq else 1} ACK")
+        for route in invite.headers.get("route"):
+            ack.headers.append("Route", route)
+        dest = leg.outgoing.remote_addr if leg is not None and leg.outgoing else None
+        if dest is None and leg is not None and leg.incoming is not None:
+            dest = leg.incoming.source_addr
+        if dest is not None:
+            stack.transport.send(ack, dest)
 
     # --- inbound calls -----------------------------------------------------------------
 
@@ -494,6 +530,7 @@ class SipEndpoint:
             req.text = sdp
             assert req.cseq is not None
             self._pending_reinvites[call.call_id] = (req.cseq.seq, future)
+            self._sent_invites[call.call_id] = req
             leg.stack.transport.send(req, inc.source_addr)
         elif leg.outgoing is not None:
             req = leg.stack.uac.send_reinvite(
@@ -509,6 +546,7 @@ class SipEndpoint:
             return
         finally:
             self._pending_reinvites.pop(call.call_id, None)
+            self._sent_invites.pop(call.call_id, None)
         call._note(f"re-INVITE answered {resp.status_code}")
         if 200 <= resp.status_code < 300 and resp.body:
             with contextlib.suppress(OfferError):
@@ -682,6 +720,7 @@ class SipEndpoint:
         )
 
         def ok(r: Registration) -> None:
+            self.counters["trunk_registered"] += 1
             if not done.done():
                 done.set_result(True)
 

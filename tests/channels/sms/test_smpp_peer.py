@@ -1,0 +1,280 @@
+"""The SMPP adapter against a real SMSC (smpp34's server): MO in, long UCS-2 reply out,
+delivery receipts, duplicates, refusals and reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import smpp34
+from sqlmodel import col, func, select
+
+from channels.base import ChannelKind, DeliveryStatus
+from channels.sms.runtime import start_sms
+from channels.sms.settings import SmsSettings
+from channels.sms.smpp_channel import SmppChannel
+from channels.sms.udh import ESM_UDHI, Concat, parse_concat, split_udh
+from hub.services import Services
+from models import ContactIdentity, Direction, Inbox, Interaction, Message
+from tests.channels.sms.conftest import Smsc
+
+OK, RX_T_APPN, RX_P_APPN = 0, 0x64, 0x65
+CUSTOMER = "15551234567"  # as the SMSC sends it, TON international
+
+
+@pytest.fixture
+async def adapter(
+    services: Services, smsc: Smsc, sms_inbox: Inbox, tmp_path: Path
+) -> AsyncIterator[SmppChannel]:
+    settings = SmsSettings(
+        smpp_host="127.0.0.1",
+        smpp_port=smsc.port,
+        smpp_system_id="hub",
+        smpp_password="secret",
+        smpp_reconnect_max_seconds=0.5,
+        source_addr="+15550001000",
+        spool_dir=str(tmp_path / "parts"),
+    )
+    stoppers = await start_sms(services, settings)
+    channel = services.extras["sms_smpp"]
+    try:
+        yield channel
+    finally:
+        for stop in reversed(stoppers):
+            await stop()
+
+
+async def inbound(services: Services) -> list[Message]:
+    async with services.sessionmaker() as db:
+        return list(
+            (
+                await db.exec(
+                    select(Message)
+                    .where(Message.direction == Direction.INBOUND)
+                    .order_by(col(Message.id))
+                )
+            ).all()
+        )
+
+
+async def wait_for_status(services: Services, message_id: int, wanted: DeliveryStatus) -> Message:
+    for _ in range(200):
+        async with services.sessionmaker() as db:
+            message = await db.get(Message, message_id)
+            assert message is not None
+            if message.delivery_status == wanted:
+                return message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"message {message_id} stayed {message.delivery_status}")
+
+
+async def deliver_mo(esme: smpp34.Esme, text: str, **kw: object) -> int:
+    resp = await esme.deliver_sm(
+        "15550001000",
+        text.encode("utf-16-be"),
+        source_addr=CUSTOMER,
+        source_addr_ton=1,
+        data_coding=8,
+        **kw,  # type: ignore[arg-type]
+    )
+    return resp.command_status
+
+
+async def test_mo_in_long_ucs2_reply_out_and_dlr(
+    services: Services, smsc: Smsc, adapter: SmppChannel, sms_inbox: Inbox
+) -> None:
+    esme = await smsc.esme()
+    # MO in: the deliver_sm_resp is OK only once the message is committed.
+    assert await deliver_mo(esme, "Здравствуйте, где мой заказ?") == OK
+    (stored,) = await inbound(services)
+    assert stored.body == "Здравствуйте, где мой заказ?"
+    assert stored.inbox_id == sms_inbox.id
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, stored.interaction_id)
+        assert interaction is not None and interaction.channel == ChannelKind.SMS
+        identity = (
+            await db.exec(
+                select(ContactIdentity).where(ContactIdentity.contact_id == interaction.contact_id)
+            )
+        ).one()
+    assert (identity.kind, identity.address) == ("phone", "+15551234567")
+
+    # Reply out: 150 Cyrillic characters need UCS-2 and three parts of at most 67.
+    reply_text = ("Ваш заказ №4512 отправлен сегодня курьером. " * 4)[:150] + " 🙂"
+    reply = await services.outbox.reply(interaction.id, body=reply_text, agent_id=None)
+    parts = [await smsc.submitted() for _ in range(3)]
+    texts, refs = [], set()
+    for seq, (_id, event) in enumerate(parts, start=1):
+        assert event.destination_addr == "15551234567"
+        assert (event.dest_addr_ton, event.dest_addr_npi) == (1, 1)
+        assert event.source_addr == "15550001000"
+        assert event.data_coding == 8
+        assert event.esm_class & ESM_UDHI
+        assert event.registered_delivery & 1
+        assert len(event.short_message) <= 140
+        header, body = split_udh(event.short_message)
+        concat = parse_concat(header)
+        assert concat == Concat(concat.ref, 3, seq)  # type: ignore[union-attr]
+        refs.add(concat.ref)  # type: ignore[union-attr]
+        texts.append(body)
+    assert len(refs) == 1
+    assert b"".join(texts).decode("utf-16-be") == reply_text
+    sent = await wait_for_status(services, reply.id, DeliveryStatus.SENT)  # type: ignore[arg-type]
+    assert sent.source_id == parts[0][0]
+
+    # Receipts: one per part; the reply is delivered when all three are.
+    for n, (message_id, _event) in enumerate(parts):
+        resp = await esme.deliver_sm(
+            "15551234567",
+            f"id:{message_id} sub:001 dlvrd:001 submit date:2611220700 "
+            f"done date:2611220701 stat:DELIVRD err:000 text:".encode(),
+            source_addr="15550001000",
+            esm_class=0x04,
+            tlvs=[
+                smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, message_id.encode() + b"\0"),
+                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),
+            ],
+        )
+        assert resp.command_status == OK
+        async with services.sessionmaker() as db:
+            current = await db.get(Message, reply.id)
+        if n < 2:
+            assert current.delivery_status == DeliveryStatus.SENT  # type: ignore[union-attr]
+    await wait_for_status(services, reply.id, DeliveryStatus.DELIVERED)  # type: ignore[arg-type]
+
+
+async def test_failed_receipt_marks_the_reply_failed(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    assert await deliver_mo(esme, "hi") == OK
+    (stored,) = await inbound(services)
+    reply = await services.outbox.reply(stored.interaction_id, body="Hello!", agent_id=None)
+    message_id, event = await smsc.submitted()
+    assert event.short_message == b"Hello!" and event.data_coding == 0
+    await wait_for_status(services, reply.id, DeliveryStatus.SENT)  # type: ignore[arg-type]
+    resp = await esme.deliver_sm(
+        "15551234567",
+        f"id:{message_id} stat:UNDELIV err:034".encode(),
+        source_addr="15550001000",
+        esm_class=0x04,
+    )
+    assert resp.command_status == OK
+    failed = await wait_for_status(services, reply.id, DeliveryStatus.FAILED)  # type: ignore[arg-type]
+    assert failed.status_detail == "UNDELIV err:034"
+
+
+async def test_duplicate_mo_is_stored_once(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    assert await deliver_mo(esme, "same text") == OK
+    assert await deliver_mo(esme, "same text") == OK  # the SMSC redelivers
+    assert [m.body for m in await inbound(services)] == ["same text"]
+
+
+async def test_concatenated_mo_is_reassembled_once(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    header = lambda seq: bytes([5, 0, 3, 0x7A, 2, seq])  # noqa: E731
+    one, two = "Первая часть, ", "вторая часть."
+
+    async def send(seq: int, text: str) -> int:
+        resp = await esme.deliver_sm(
+            "15550001000",
+            header(seq) + text.encode("utf-16-be"),
+            source_addr=CUSTOMER,
+            source_addr_ton=1,
+            esm_class=0x40,
+            data_coding=8,
+        )
+        return resp.command_status
+
+    assert await send(2, two) == OK  # out of order: spooled, acknowledged
+    assert await inbound(services) == []
+    assert await send(1, one) == OK
+    assert await send(1, one) == OK  # a redelivered part after completion: kept aside
+    assert [m.body for m in await inbound(services)] == [one + two]
+
+
+async def test_resp_is_negative_until_the_commit_works(
+    services: Services, smsc: Smsc, adapter: SmppChannel, sms_inbox: Inbox
+) -> None:
+    esme = await smsc.esme()
+    async with services.sessionmaker() as db:
+        inbox = await db.get(Inbox, sms_inbox.id)
+        inbox.active = False  # type: ignore[union-attr]
+        db.add(inbox)
+        await db.commit()
+    # ingest refuses a disabled inbox: nothing stored, and the SMSC is told to retry
+    assert await deliver_mo(esme, "please call me") == RX_T_APPN
+    assert await inbound(services) == []
+    async with services.sessionmaker() as db:
+        inbox = await db.get(Inbox, sms_inbox.id)
+        inbox.active = True  # type: ignore[union-attr]
+        db.add(inbox)
+        await db.commit()
+    assert await deliver_mo(esme, "please call me") == OK  # the SMSC's redelivery
+    assert await deliver_mo(esme, "please call me") == OK
+    assert [m.body for m in await inbound(services)] == ["please call me"]
+
+
+async def test_resp_is_negative_when_the_database_is_gone(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    await services.engine.dispose()
+    url = services.settings.resolved_database_url
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).unlink()  # the database file is gone
+    else:
+        pytest.skip("dropping the PostgreSQL database under a live pool is not this test")
+    assert await deliver_mo(esme, "anyone there?") == RX_T_APPN
+
+
+async def test_alphanumeric_sender_is_refused_for_good(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    resp = await esme.deliver_sm(
+        "15550001000", b"Your code is 1234", source_addr="ACME", source_addr_ton=5
+    )
+    assert resp.command_status == RX_P_APPN
+    assert await inbound(services) == []
+
+
+async def test_reconnects_after_the_smsc_unbinds(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    await esme.unbind()
+    again = await smsc.esme()  # the client binds again by itself
+    assert adapter.client.binds == 2
+    assert await deliver_mo(again, "after reconnect") == OK
+    assert [m.body for m in await inbound(services)] == ["after reconnect"]
+
+
+async def test_submit_refused_by_the_smsc_fails_the_reply(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    assert await deliver_mo(esme, "hi") == OK
+    (stored,) = await inbound(services)
+    smsc.reject_with = smpp34.ESME_RMSGQFUL
+    reply = await services.outbox.reply(stored.interaction_id, body="Hello", agent_id=None)
+    failed = await wait_for_status(services, reply.id, DeliveryStatus.FAILED)  # type: ignore[arg-type]
+    assert "submit_sm_resp 0x00000014" in (failed.status_detail or "")
+
+
+async def test_counts_one_message_per_mo(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    esme = await smsc.esme()
+    results = await asyncio.gather(*(deliver_mo(esme, f"message {i}") for i in range(20)))
+    assert set(results) == {OK}
+    async with services.sessionmaker() as db:
+        count = (await db.exec(select(func.count()).select_from(Message))).one()
+    assert count == 20
