@@ -26,8 +26,9 @@ from hub.settings import Settings
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
-# Modules that contribute routes; each exposes ``route_handlers: list``.
-ROUTE_MODULES: tuple[str, ...] = ()
+# Modules that contribute routes; each exposes ``route_handlers: list`` and may expose
+# ``configure_templates(engine)`` (Jinja filters) and ``async start(services)`` (start-up work).
+ROUTE_MODULES: tuple[str, ...] = ("web.routes", "channels.webchat.routes")
 
 
 @get("/health", exclude_from_auth=True, sync_to_thread=False)
@@ -68,6 +69,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
         await services.start()
         await start_channels(services)
+        for module in modules:
+            if hasattr(module, "start"):
+                await module.start(services)
         try:
             yield
         finally:
@@ -75,8 +79,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await services.close()
 
     route_handlers: list = [health]
-    for name in ROUTE_MODULES:
-        route_handlers.extend(importlib.import_module(name).route_handlers)
+    modules = [importlib.import_module(name) for name in ROUTE_MODULES]
+    for module in modules:
+        route_handlers.extend(module.route_handlers)
+
+    def configure_templates(engine: JinjaTemplateEngine) -> None:
+        for module in modules:
+            if hasattr(module, "configure_templates"):
+                module.configure_templates(engine)
+
     static_dirs = [WEB_DIR / "static"] if (WEB_DIR / "static").is_dir() else []
     if static_dirs:
         route_handlers.append(
@@ -115,7 +126,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_samesite="lax",
             exclude=["/webhooks", "/health"],
         ),
-        template_config=TemplateConfig(directory=WEB_DIR / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=WEB_DIR / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=configure_templates,
+        ),
         exception_handlers={NotAuthorizedException: _login_redirect},
         request_max_body_size=settings.max_request_bytes,
         debug=settings.debug,

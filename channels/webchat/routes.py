@@ -1,0 +1,557 @@
+"""The customer chat at ``/chat``: no login, a signed visitor cookie, live over SSE.
+
+Every customer message goes through ``services.ingest`` with a client-generated
+``source_id`` (prefixed with the visitor id, so one visitor can never collide with another),
+so a double submit is stored once. The visitor's stream follows its own interaction only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+from jinja2 import Environment
+from litestar import Request, Response, get, post
+from litestar.datastructures import Cookie, UploadFile
+from litestar.exceptions import HTTPException, NotFoundException
+from litestar.response import ServerSentEvent, Template
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from channels.base import (
+    Address,
+    AddressKind,
+    ChannelKind,
+    DeliveryStatus,
+    InboundAttachment,
+    InboundMessage,
+    OutboundMessage,
+    SendResult,
+)
+from channels.webchat.files import attachment_response, check_upload
+from hub.contacts import follow_merges
+from hub.events import Event, interaction_topic
+from hub.ingest import UnknownInbox
+from hub.services import Services
+from models import (
+    Agent,
+    ContactIdentity,
+    Inbox,
+    Interaction,
+    InteractionEvent,
+    InteractionState,
+    Message,
+    User,
+)
+
+VISITOR_COOKIE = "hub_visitor"
+MAX_BODY_CHARS = 5_000
+_SOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
+
+
+class TooManyRequests(HTTPException):
+    status_code = 429
+
+
+class BadChatRequest(HTTPException):
+    status_code = 400
+
+
+class ChatUnavailable(HTTPException):
+    status_code = 503
+
+
+# ---------------------------------------------------------------- sender
+
+
+class WebchatSender:
+    """Replies reach the customer through their SSE stream, so handing over is delivery."""
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        return SendResult(DeliveryStatus.DELIVERED)
+
+
+async def start(services: Services) -> None:
+    if not services.outbox.has_sender(ChannelKind.WEBCHAT):
+        services.outbox.register(ChannelKind.WEBCHAT, WebchatSender())
+
+
+# ---------------------------------------------------------------- visitor identity
+
+
+def _secret(request: Request) -> bytes:
+    return request.app.state.services.settings.resolved_secret_key().encode()
+
+
+def _sign(request: Request, visitor: str) -> str:
+    mac = hmac.new(_secret(request), f"visitor:{visitor}".encode(), hashlib.sha256).hexdigest()
+    return f"{visitor}.{mac[:32]}"
+
+
+def visitor_of(request: Request) -> str | None:
+    """The visitor id from the signed cookie; None when absent or forged."""
+    raw = request.cookies.get(VISITOR_COOKIE, "")
+    visitor, _, _mac = raw.partition(".")
+    if not visitor or not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", visitor):
+        return None
+    return visitor if hmac.compare_digest(_sign(request, visitor), raw) else None
+
+
+def _visitor_cookie(request: Request, visitor: str) -> Cookie:
+    return Cookie(
+        key=VISITOR_COOKIE,
+        value=_sign(request, visitor),
+        max_age=365 * 24 * 3600,
+        httponly=True,
+        samesite="lax",
+        path="/chat",
+        secure=request.url.scheme == "https",
+    )
+
+
+# ---------------------------------------------------------------- rate limit
+
+
+class RateLimiter:
+    """A sliding one-minute window per key (in-process: each hub process counts its own)."""
+
+    def __init__(self) -> None:
+        self._hits: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str, per_minute: int) -> float | None:
+        """None if allowed (and counted), else seconds until the next slot frees."""
+        now = time.monotonic()
+        hits = self._hits[key]
+        while hits and now - hits[0] >= 60:
+            hits.popleft()
+        if len(hits) >= per_minute:
+            return 60 - (now - hits[0])
+        hits.append(now)
+        if len(self._hits) > 50_000:  # forget idle keys so memory stays bounded
+            for stale in [k for k, v in self._hits.items() if not v or now - v[-1] >= 60]:
+                del self._hits[stale]
+        return None
+
+
+def _limiter(request: Request) -> RateLimiter:
+    state = request.app.state
+    if not hasattr(state, "chat_limiter"):
+        state.chat_limiter = RateLimiter()
+    return state.chat_limiter
+
+
+def _check_rate(request: Request, visitor: str) -> None:
+    per_minute = request.app.state.services.settings.chat_rate_per_minute
+    limiter = _limiter(request)
+    client = request.client.host if request.client else "unknown"
+    for key, limit in ((f"v:{visitor}", per_minute), (f"ip:{client}", per_minute * 4)):
+        wait = limiter.allow(key, limit)
+        if wait is not None:
+            raise TooManyRequests(
+                f"You are sending messages too fast (at most {limit} a minute). "
+                f"Try again in {int(wait) + 1} s.",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+
+
+# ---------------------------------------------------------------- reads
+
+
+async def webchat_inbox(db: AsyncSession) -> Inbox:
+    inbox = (
+        await db.exec(
+            select(Inbox)
+            .where(Inbox.kind == ChannelKind.WEBCHAT.value, col(Inbox.active).is_(True))
+            .order_by(col(Inbox.id))
+        )
+    ).first()
+    if inbox is None:
+        raise ChatUnavailable("Web chat is not set up on this hub.")
+    return inbox
+
+
+async def current_interaction(db: AsyncSession, visitor: str, inbox_id: int) -> Interaction | None:
+    """The visitor's latest chat on this inbox (open or not: the transcript stays)."""
+    identity = (
+        await db.exec(
+            select(ContactIdentity).where(
+                ContactIdentity.kind == AddressKind.WEBCHAT.value,
+                ContactIdentity.address == visitor,
+            )
+        )
+    ).first()
+    if identity is None:
+        return None
+    contact = await follow_merges(db, identity.contact_id)
+    return (
+        await db.exec(
+            select(Interaction)
+            .where(Interaction.contact_id == contact.id, Interaction.inbox_id == inbox_id)
+            .order_by(col(Interaction.id).desc())
+        )
+    ).first()
+
+
+async def _owned(db: AsyncSession, visitor: str, interaction_id: int) -> Interaction:
+    """The interaction if it belongs to this visitor's contact, else 404 (no probing)."""
+    interaction = await db.get(Interaction, interaction_id)
+    identity = (
+        await db.exec(
+            select(ContactIdentity).where(
+                ContactIdentity.kind == AddressKind.WEBCHAT.value,
+                ContactIdentity.address == visitor,
+            )
+        )
+    ).first()
+    if interaction is None or identity is None:
+        raise NotFoundException("No such conversation.")
+    contact = await follow_merges(db, identity.contact_id)
+    if interaction.contact_id != contact.id:
+        raise NotFoundException("No such conversation.")
+    return interaction
+
+
+async def transcript(db: AsyncSession, interaction: Interaction) -> list[dict[str, Any]]:
+    """Customer-visible lines: messages (never private notes) and join/leave notices."""
+    messages = (
+        await db.exec(
+            select(Message)
+            .where(Message.interaction_id == interaction.id, col(Message.private).is_(False))
+            .order_by(col(Message.created_at), col(Message.id))
+        )
+    ).all()
+    events = (
+        await db.exec(
+            select(InteractionEvent)
+            .where(InteractionEvent.interaction_id == interaction.id)
+            .order_by(col(InteractionEvent.at), col(InteractionEvent.id))
+        )
+    ).all()
+    names = await _agent_first_names(db)
+    lines: list[dict[str, Any]] = [
+        {"at": m.created_at, "kind": "message", "m": m, "who": names.get(m.agent_id or 0, "Agent")}
+        for m in messages
+    ]
+    for e in events:
+        notice = _notice(e.to_state, names.get(e.agent_id or 0))
+        if notice:
+            lines.append({"at": e.at, "kind": "notice", "text": notice, "id": f"e-{e.id}"})
+    lines.sort(key=lambda line: line["at"])
+    return lines
+
+
+def _notice(state: str, agent_name: str | None) -> str | None:
+    if state == InteractionState.ACTIVE:
+        return f"{agent_name or 'An agent'} has joined the chat."
+    if state == InteractionState.CLOSED:
+        return "The conversation has ended."
+    if state == InteractionState.VOICEMAIL:
+        return "Your message has been left for our team."
+    return None
+
+
+async def _agent_first_names(db: AsyncSession) -> dict[int, str]:
+    rows = (await db.exec(select(Agent.id, User.display_name).join(User))).all()
+    return {aid: (name.split() or ["Agent"])[0] for aid, name in rows if aid is not None}
+
+
+async def status_context(request: Request, interaction: Interaction | None) -> dict[str, Any]:
+    """What the status bar says: position and wait, or the leave-a-message path."""
+    ctx: dict[str, Any] = {"interaction": interaction, "position": None, "agent_name": None}
+    if interaction is None:
+        return ctx
+    if interaction.state in (InteractionState.QUEUED, InteractionState.OFFERED):
+        routing = getattr(request.app.state.services, "routing", None)
+        if routing is not None:
+            try:
+                ctx["position"] = await routing.queue_position(interaction.id)
+            except LookupError:
+                ctx["position"] = None
+    if interaction.agent_id is not None:
+        async with request.app.state.services.sessionmaker() as db:
+            ctx["agent_name"] = (await _agent_first_names(db)).get(interaction.agent_id)
+    return ctx
+
+
+def _env(request: Request) -> Environment:
+    return request.app.template_engine.engine  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------- handlers
+
+
+@get("/chat")
+async def chat_page(request: Request) -> Template:
+    visitor = visitor_of(request)
+    new_visitor = visitor is None
+    if visitor is None:
+        visitor = secrets.token_urlsafe(18)
+    services: Services = request.app.state.services
+    async with services.sessionmaker() as db:
+        inbox = await webchat_inbox(db)
+        interaction = None if new_visitor else await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
+        lines = await transcript(db, interaction) if interaction else []
+    status = await status_context(request, interaction)
+    response = Template(
+        template_name="chat/page.html",
+        context={"lines": lines, **status},
+    )
+    if new_visitor:
+        response.cookies.append(_visitor_cookie(request, visitor))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    try:
+        form = await request.form()
+    except HTTPException:
+        raise
+    except Exception as exc:  # a malformed body must be the customer's 400, not our 500
+        raise BadChatRequest("The message could not be read (malformed form data).") from exc
+    return dict(form.items())
+
+
+@post("/chat/messages", status_code=200)
+async def send_message(request: Request) -> Response:
+    visitor = visitor_of(request)
+    if visitor is None:
+        raise BadChatRequest("Your chat session is missing: reload the page and try again.")
+    _check_rate(request, visitor)
+    services: Services = request.app.state.services
+    form = await _form(request)
+    body = str(form.get("body", "") or "").strip()
+    if len(body) > MAX_BODY_CHARS:
+        raise BadChatRequest(f"The message is too long (at most {MAX_BODY_CHARS} characters).")
+    source_id = str(form.get("source_id", "") or "")
+    if not _SOURCE_ID.fullmatch(source_id):
+        raise BadChatRequest("The message id is missing or malformed: reload the page.")
+    name = str(form.get("name", "") or "").strip()[:200]
+    email = str(form.get("email", "") or "").strip()[:320]
+    if email and not _EMAIL.fullmatch(email):
+        raise BadChatRequest("That email address does not look right.")
+    attachments: tuple[InboundAttachment, ...] = ()
+    upload = form.get("file")
+    if isinstance(upload, UploadFile) and (upload.filename or ""):
+        limit = services.settings.chat_max_attachment_bytes
+        data = await upload.read(limit + 1)
+        filename, kind = check_upload(upload.filename or "file", data, limit)
+        attachments = (InboundAttachment(filename, kind, data),)
+    if not body and not attachments:
+        raise BadChatRequest("Write a message or attach a file.")
+    async with services.sessionmaker() as db:
+        inbox = await webchat_inbox(db)
+        before = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
+    meta = {k: v for k, v in (("name", name), ("email", email)) if v}
+    try:
+        result = await services.ingest.ingest(
+            InboundMessage(
+                inbox_id=inbox.id,  # type: ignore[arg-type]
+                channel=ChannelKind.WEBCHAT,
+                sender=Address(AddressKind.WEBCHAT, visitor, display_name=name or None),
+                body=body,
+                source_id=f"{visitor}:{source_id}",
+                content_type="image" if attachments and not body else "text",
+                attachments=attachments,
+                meta=meta,
+            )
+        )
+    except UnknownInbox as exc:
+        raise ChatUnavailable("Web chat is switched off right now.") from exc
+    if email or name:
+        await _remember_details(services, result.interaction_id, name, email)
+    if (
+        before is not None
+        and before.id == result.interaction_id
+        and before.state
+        not in (
+            InteractionState.CLOSED,
+            InteractionState.ABANDONED,
+        )
+    ):
+        return Response(content="", media_type="text/html")
+    # A new conversation: swap in the whole chat panel, which opens its own stream.
+    return await _panel_response(request, result.interaction_id)
+
+
+async def _remember_details(services: Services, interaction_id: int, name: str, email: str) -> None:
+    """What the customer told us at the start, shown in the agent's screen pop."""
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, interaction_id)
+        if interaction is None:
+            return
+        data = dict(interaction.data or {})
+        if name and "name given" not in data:
+            data["name given"] = name
+        if email and "email given" not in data:
+            data["email given"] = email
+        if data != interaction.data:
+            interaction.data = data
+            db.add(interaction)
+            await db.commit()
+
+
+async def _panel_response(request: Request, interaction_id: int) -> Response:
+    services: Services = request.app.state.services
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, interaction_id)
+        assert interaction is not None
+        lines = await transcript(db, interaction)
+    ctx = await status_context(request, interaction)
+    html = _env(request).get_template("chat/_panel.html").render(lines=lines, **ctx)
+    return Response(
+        content=html,
+        media_type="text/html",
+        headers={"HX-Retarget": "#chat", "HX-Reswap": "outerHTML"},
+    )
+
+
+@post("/chat/leave-message", status_code=200)
+async def leave_message(request: Request) -> Response:
+    visitor = visitor_of(request)
+    if visitor is None:
+        raise BadChatRequest("Your chat session is missing: reload the page and try again.")
+    services: Services = request.app.state.services
+    async with services.sessionmaker() as db:
+        inbox = await webchat_inbox(db)
+        interaction = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
+    if interaction is None:
+        raise BadChatRequest("Write your message first, then leave it for us.")
+    if interaction.state not in (InteractionState.QUEUED, InteractionState.OFFERED):
+        return await _panel_response(request, interaction.id)  # type: ignore[arg-type]
+    routing = getattr(services, "routing", None)
+    if routing is None:
+        raise ChatUnavailable("Messages cannot be left right now; your message is kept anyway.")
+    await routing.leave_message(interaction.id)
+    return await _panel_response(request, interaction.id)  # type: ignore[arg-type]
+
+
+@get("/chat/attachments/{message_id:int}/{index:int}")
+async def chat_attachment(request: Request, message_id: int, index: int) -> Response:
+    visitor = visitor_of(request)
+    if visitor is None:
+        raise NotFoundException("No such file.")
+    services: Services = request.app.state.services
+    async with services.sessionmaker() as db:
+        message = await db.get(Message, message_id)
+        if message is None or message.private or index >= len(message.attachments):
+            raise NotFoundException("No such file.")
+        await _owned(db, visitor, message.interaction_id)
+    return attachment_response(services, message.attachments[index])
+
+
+# ---------------------------------------------------------------- the visitor's stream
+
+
+class ChatStream:
+    """The customer's stream: its own interaction topic only, customer-visible content only."""
+
+    def __init__(self, request: Request, interaction_id: int) -> None:
+        self.request = request
+        self.services: Services = request.app.state.services
+        self.env = _env(request)
+        self.interaction_id = interaction_id
+
+    def topics(self) -> list[str]:
+        return [interaction_topic(self.interaction_id)]
+
+    async def sync(self, _mux: Any) -> list[Any]:
+        from web.sse import Message as SSE
+
+        async with self.services.sessionmaker() as db:
+            interaction = await db.get(Interaction, self.interaction_id)
+            assert interaction is not None
+            lines = await transcript(db, interaction)
+        html = self.env.get_template("chat/_lines.html").render(lines=lines)
+        return [SSE(event="transcript", data=html), await self._status()]
+
+    async def _status(self) -> Any:
+        from web.sse import Message as SSE
+
+        async with self.services.sessionmaker() as db:
+            interaction = await db.get(Interaction, self.interaction_id)
+        ctx = await status_context(self.request, interaction)
+        return SSE(event="status", data=self.env.get_template("chat/_status.html").render(**ctx))
+
+    async def idle(self) -> list[Any]:
+        """Refresh the queue position while waiting (it moves without any event of ours)."""
+        async with self.services.sessionmaker() as db:
+            interaction = await db.get(Interaction, self.interaction_id)
+        if interaction is not None and interaction.state in (
+            InteractionState.QUEUED,
+            InteractionState.OFFERED,
+        ):
+            return [await self._status()]
+        return []
+
+    async def render(self, batch: list[Event], _mux: Any) -> list[Any]:
+        from web.sse import Message as SSE
+
+        out = []
+        want_status = False
+        async with self.services.sessionmaker() as db:
+            names = await _agent_first_names(db)
+            for event in batch:
+                if event.name == "message" and isinstance(event.data.get("message_id"), int):
+                    message = await db.get(Message, event.data["message_id"])
+                    if (
+                        message is None
+                        or message.private
+                        or message.interaction_id != self.interaction_id
+                    ):
+                        continue
+                    line = {
+                        "kind": "message",
+                        "m": message,
+                        "who": names.get(message.agent_id or 0, "Agent"),
+                    }
+                    html = self.env.get_template("chat/_line_oob.html").render(line=line)
+                    out.append(SSE(event="message", data=html))
+                elif event.name == "state":
+                    want_status = True
+                    state = str(event.data.get("state", ""))
+                    agent_id = event.data.get("agent_id")
+                    notice = _notice(state, names.get(agent_id if isinstance(agent_id, int) else 0))
+                    if notice:
+                        line = {"kind": "notice", "text": notice, "id": f"s-{time.time_ns()}"}
+                        html = self.env.get_template("chat/_line_oob.html").render(line=line)
+                        out.append(SSE(event="message", data=html))
+        if want_status:
+            out.append(await self._status())
+        return out
+
+
+@get("/chat/events")
+async def chat_events(request: Request) -> ServerSentEvent:
+    from web.sse import run_stream
+
+    visitor = visitor_of(request)
+    if visitor is None:
+        raise NotFoundException("No chat session.")
+    services: Services = request.app.state.services
+    async with services.sessionmaker() as db:
+        inbox = await webchat_inbox(db)
+        interaction = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
+    if interaction is None:
+        raise NotFoundException("No conversation yet.")
+    stream = ChatStream(request, interaction.id)  # type: ignore[arg-type]
+    heartbeat = min(services.settings.sse_heartbeat_seconds, 5.0)
+    return ServerSentEvent(
+        run_stream(services, stream, heartbeat=heartbeat, on_idle=stream.idle),
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+route_handlers: list = [
+    chat_page,
+    send_message,
+    leave_message,
+    chat_attachment,
+    chat_events,
+]

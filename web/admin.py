@@ -1,0 +1,5 @@
+"""Admin pages (filled in below)."""
+
+from __future__ import annotations
+
+route_handlers: list = []

@@ -1,0 +1,641 @@
+"""The agent console: presence, offers with a countdown, conversations, screen pop, wrap-up.
+
+Pages and partials render from ``web.views`` loaders; the tab's SSE stream (``ConsoleStream``)
+re-renders the same partials when the bus says something changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Annotated, Any
+
+from jinja2 import Environment
+from litestar import Request, Router, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import Body
+from litestar.response import Response, Template
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from channels.base import AddressKind
+from hub import audit
+from hub.auth import CurrentUser
+from hub.contacts import AddressError, follow_merges, merge_contacts, normalize_address
+from hub.events import Event, agent_topic, interaction_topic
+from hub.services import Services
+from models import (
+    Agent,
+    Contact,
+    ContactIdentity,
+    Direction,
+    Interaction,
+    InteractionState,
+    Message,
+    PresenceState,
+    Role,
+    SenderKind,
+)
+from web import views
+from web.common import (
+    ClientError,
+    UnprocessableError,
+    agent_guard,
+    form_int,
+    opt_int,
+    page,
+    presence_of,
+    routing_of,
+    services_of,
+    user_of,
+)
+from web.sse import Message as SSE
+from web.sse import TopicMux, render
+
+FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+MAX_REPLY_CHARS = 10_000
+
+
+class Conflict(ClientError):
+    status_code = 409
+
+
+# ---------------------------------------------------------------- render helpers
+
+
+async def presence_context(db: AsyncSession, agent_id: int) -> dict[str, Any]:
+    agent = await db.get(Agent, agent_id)
+    return {"agent": agent, "reasons": await views.not_ready_reasons(db)}
+
+
+async def conversation_context(
+    db: AsyncSession, interaction_id: int, user: CurrentUser
+) -> dict[str, Any]:
+    conv = await views.conversation(db, interaction_id)
+    if conv is None:
+        raise NotFoundException(f"Interaction {interaction_id} does not exist.")
+    return {
+        "conv": conv,
+        "mine": conv.interaction.agent_id == user.agent_id,
+        "dispositions": await views.dispositions(db),
+        "reasons": await views.not_ready_reasons(db),
+        "targets": await views.transfer_targets(db, user.agent_id),
+        "user": user,
+    }
+
+
+def _can_view(user: CurrentUser, interaction: Interaction) -> bool:
+    return interaction.agent_id == user.agent_id or user.has_role(Role.SUPERVISOR)
+
+
+class ConsoleStream:
+    """The console tab's stream: the agent's topic plus each conversation it holds."""
+
+    def __init__(self, services: Services, env: Environment, user: CurrentUser) -> None:
+        self.services = services
+        self.env = env
+        self.user = user
+        assert user.agent_id is not None
+        self.agent_id: int = user.agent_id
+
+    def topics(self) -> list[str]:
+        return [agent_topic(self.agent_id)]
+
+    async def sync(self, mux: TopicMux) -> list[SSE]:
+        async with self.services.sessionmaker() as db:
+            held = await views.my_conversations(db, self.agent_id)
+        await mux.add(interaction_topic(i.id) for i, _c in held)  # type: ignore[arg-type]
+        return [
+            await self._offers(),
+            await self._conversations(),
+            await self._presence(),
+        ]
+
+    async def _offers(self) -> SSE:
+        async with self.services.sessionmaker() as db:
+            offers = await views.pending_offers(db, self.agent_id)
+        return SSE(event="offer", data=render(self.env, "console/_offers.html", offers=offers))
+
+    async def _conversations(self, current: int | None = None) -> SSE:
+        async with self.services.sessionmaker() as db:
+            held = await views.my_conversations(db, self.agent_id)
+        html = render(self.env, "console/_conversations.html", held=held, current=current)
+        return SSE(event="conversation", data=html)
+
+    async def _presence(self) -> SSE:
+        async with self.services.sessionmaker() as db:
+            ctx = await presence_context(db, self.agent_id)
+        return SSE(event="presence", data=render(self.env, "console/_presence.html", **ctx))
+
+    async def render(self, batch: list[Event], mux: TopicMux) -> list[SSE]:
+        out: list[SSE] = []
+        want_offers = want_conversations = want_presence = False
+        message_ids: list[int] = []
+        status_ids: list[int] = []
+        state_ids: list[int] = []
+        for event in batch:
+            if event.name == "force-logout":
+                return [SSE(event="force-logout", data="<p>Logged out by a supervisor.</p>")]
+            if event.name in ("offer", "offer-cancelled"):
+                want_offers = True
+            elif event.name == "conversation":
+                want_conversations = True
+                iid = event.data.get("interaction_id")
+                if isinstance(iid, int):
+                    await mux.add([interaction_topic(iid)])
+                    state_ids.append(iid)
+                mid = event.data.get("message_id")
+                if isinstance(mid, int):
+                    message_ids.append(mid)
+            elif event.name == "presence":
+                want_presence = True
+            elif event.name == "supervisor-message":
+                html = render(
+                    self.env,
+                    "console/_supervisor_message.html",
+                    text=str(event.data.get("text", "")),
+                    sender=str(event.data.get("from", "Supervisor")),
+                )
+                out.append(SSE(event="supervisor-message", data=html))
+            elif event.name == "message" and isinstance(event.data.get("message_id"), int):
+                message_ids.append(event.data["message_id"])
+            elif event.name == "message-status" and isinstance(event.data.get("message_id"), int):
+                status_ids.append(event.data["message_id"])
+            elif event.name == "state":
+                iid = _topic_id(event.topic)
+                if iid is not None:
+                    state_ids.append(iid)
+                    want_conversations = True
+        if message_ids or status_ids:
+            out.extend(await self._messages(message_ids, status_ids))
+        for iid in dict.fromkeys(state_ids):
+            out.append(await self._state(iid))
+        if want_offers:
+            out.append(await self._offers())
+        if want_conversations:
+            out.append(await self._conversations())
+        if want_presence:
+            out.append(await self._presence())
+        return out
+
+    async def _messages(self, new_ids: list[int], status_ids: list[int]) -> list[SSE]:
+        out = []
+        async with self.services.sessionmaker() as db:
+            names = await views.agent_names(db)
+            for ids, event_name, mode in (
+                (new_ids, "message", "append"),
+                (status_ids, "message-status", "replace"),
+            ):
+                for mid in dict.fromkeys(ids):
+                    message = await db.get(Message, mid)
+                    if message is None:
+                        continue
+                    interaction = await db.get(Interaction, message.interaction_id)
+                    if interaction is None or not _can_view(self.user, interaction):
+                        continue
+                    html = render(
+                        self.env,
+                        "console/_message_oob.html",
+                        m=message,
+                        mode=mode,
+                        agent_names=names,
+                    )
+                    out.append(SSE(event=event_name, data=html))
+        return out
+
+    async def _state(self, interaction_id: int) -> SSE:
+        async with self.services.sessionmaker() as db:
+            interaction = await db.get(Interaction, interaction_id)
+            if interaction is None:
+                return SSE(comment="gone")
+            if not _can_view(self.user, interaction) and interaction.agent_id is not None:
+                html = render(self.env, "console/_state_oob.html", iid=interaction_id, gone=True)
+                return SSE(event="state", data=html)
+            ctx = await conversation_context(db, interaction_id, self.user)
+        html = render(self.env, "console/_state_oob.html", iid=interaction_id, gone=False, **ctx)
+        return SSE(event="state", data=html)
+
+
+def _topic_id(topic: str) -> int | None:
+    match = re.fullmatch(r"interaction\.(\d+)", topic)
+    return int(match.group(1)) if match else None
+
+
+# ---------------------------------------------------------------- access helpers
+
+
+async def _held(
+    db: AsyncSession, user: CurrentUser, interaction_id: int, *states: InteractionState
+) -> Interaction:
+    """The interaction, if this agent holds it (in one of ``states``), else a clear 4xx."""
+    interaction = await db.get(Interaction, interaction_id)
+    if interaction is None:
+        raise NotFoundException(f"Interaction {interaction_id} does not exist.")
+    if interaction.agent_id != user.agent_id:
+        raise PermissionDeniedException("This conversation is not assigned to you.")
+    if states and interaction.state not in states:
+        raise Conflict(
+            f"This conversation is {interaction.state.replace('_', ' ')}; "
+            "that action is not possible now."
+        )
+    return interaction
+
+
+def _render_html(request: Request, name: str, **ctx: Any) -> str:
+    env: Environment = request.app.template_engine.engine  # type: ignore[attr-defined]
+    return env.get_template(name).render(**ctx)
+
+
+async def _workspace(request: Request, interaction_id: int, *, extra_oob: str = "") -> Response:
+    user = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        ctx = await conversation_context(db, interaction_id, user)
+        held = await views.my_conversations(db, user.agent_id or 0)
+        offers = await views.pending_offers(db, user.agent_id or 0)
+    html = _render_html(request, "console/_workspace.html", **ctx)
+    html += _render_html(
+        request, "console/_conversations.html", held=held, current=interaction_id, oob=True
+    )
+    html += _render_html(request, "console/_offers.html", offers=offers, oob=True)
+    return Response(content=html + extra_oob, media_type="text/html")
+
+
+# ---------------------------------------------------------------- pages
+
+
+@get("/")
+async def console_page(request: Request, interaction: int | None = None) -> Template:
+    return await _console_page(request, interaction)
+
+
+async def _console_page(request: Request, interaction: int | None) -> Template:
+    user = user_of(request)
+    agent_id = user.agent_id or 0
+    async with services_of(request).sessionmaker() as db:
+        held = await views.my_conversations(db, agent_id)
+        current = interaction or (held[0][0].id if held else None)
+        ctx: dict[str, Any] = {}
+        if current is not None:
+            found = await db.get(Interaction, current)
+            if found is not None and _can_view(user, found):
+                ctx = await conversation_context(db, current, user)
+            else:
+                current = None
+        return page(
+            "console/page.html",
+            request,
+            held=held,
+            current=current,
+            offers=await views.pending_offers(db, agent_id),
+            **(await presence_context(db, agent_id)),
+            **ctx,
+        )
+
+
+@get("/interactions/{interaction_id:int}")
+async def show_interaction(request: Request, interaction_id: int) -> Response | Template:
+    user = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        interaction = await db.get(Interaction, interaction_id)
+        if interaction is None:
+            raise NotFoundException(f"Interaction {interaction_id} does not exist.")
+        if not _can_view(user, interaction):
+            raise PermissionDeniedException("This conversation is not assigned to you.")
+    if not request.headers.get("hx-request"):
+        return await _console_page(request, interaction_id)
+    return await _workspace(request, interaction_id)
+
+
+@post("/presence", status_code=200)
+async def set_presence(request: Request, data: FormData) -> Template:
+    user = user_of(request)
+    state_raw = str(data.get("state", ""))
+    reason: str | None = None
+    if state_raw.startswith("not_ready:"):
+        state, reason = PresenceState.NOT_READY, state_raw.split(":", 1)[1][:64] or None
+    elif state_raw in (PresenceState.READY, PresenceState.OFFLINE, PresenceState.NOT_READY):
+        state = PresenceState(state_raw)
+    else:
+        raise UnprocessableError("Pick Ready, a not-ready reason, or Offline.")
+    async with services_of(request).sessionmaker() as db:
+        if reason is not None:
+            codes = {r.code for r in await views.not_ready_reasons(db)}
+            if reason not in codes:
+                raise UnprocessableError(f"Unknown not-ready reason: {reason}.")
+    presence = presence_of(request)
+    try:
+        await presence.set_presence(user.agent_id, state, reason, by_user_id=user.id)
+    except ValueError as exc:
+        raise Conflict(str(exc)) from exc
+    async with services_of(request).sessionmaker() as db:
+        ctx = await presence_context(db, user.agent_id or 0)
+    return Template(template_name="console/_presence.html", context=ctx)
+
+
+@post("/offers/{offer_id:int}/accept", status_code=200)
+async def accept_offer(request: Request, offer_id: int) -> Response:
+    user = user_of(request)
+    routing = routing_of(request)
+    from hub.routing.service import OfferGone
+
+    try:
+        interaction = await routing.accept_offer(offer_id, user.agent_id)
+    except OfferGone as exc:
+        raise Conflict(f"This offer is no longer available ({exc or 'taken or expired'}).") from exc
+    return await _workspace(request, interaction.id)
+
+
+@post("/offers/{offer_id:int}/reject", status_code=200)
+async def reject_offer(request: Request, offer_id: int) -> Template:
+    user = user_of(request)
+    routing = routing_of(request)
+    from hub.routing.service import OfferGone
+
+    with contextlib.suppress(OfferGone):  # already gone: the refreshed list shows that
+        await routing.reject_offer(offer_id, user.agent_id)
+    async with services_of(request).sessionmaker() as db:
+        offers = await views.pending_offers(db, user.agent_id or 0)
+    return Template(template_name="console/_offers.html", context={"offers": offers})
+
+
+def _text(data: dict[str, Any], field: str, *, required: bool = True) -> str:
+    value = str(data.get(field, "")).strip()
+    if required and not value:
+        raise UnprocessableError(f"The {field} is empty.")
+    if len(value) > MAX_REPLY_CHARS:
+        raise UnprocessableError(f"The {field} is too long (at most {MAX_REPLY_CHARS} characters).")
+    return value
+
+
+@post("/interactions/{interaction_id:int}/reply", status_code=200)
+async def reply(request: Request, interaction_id: int, data: FormData) -> Response:
+    user = user_of(request)
+    body = _text(data, "reply")
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        await _held(db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP)
+    await services.outbox.reply(interaction_id, body=body, agent_id=user.agent_id)
+    return Response(content="", media_type="text/html")
+
+
+@post("/interactions/{interaction_id:int}/note", status_code=200)
+async def note(request: Request, interaction_id: int, data: FormData) -> Response:
+    """A private note: a message the customer never sees (no channel sender is involved)."""
+    user = user_of(request)
+    body = _text(data, "note")
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        interaction = await _held(db, user, interaction_id)
+        message = Message(
+            interaction_id=interaction_id,
+            inbox_id=interaction.inbox_id,
+            direction=Direction.OUTBOUND,
+            sender_kind=SenderKind.AGENT,
+            agent_id=user.agent_id,
+            body=body,
+            private=True,
+            delivery_status="received",
+        )
+        db.add(message)
+        await db.commit()
+    await services.bus.publish(interaction_topic(interaction_id), "message", message_id=message.id)
+    return Response(content="", media_type="text/html")
+
+
+@post("/interactions/{interaction_id:int}/transfer", status_code=200)
+async def transfer(request: Request, interaction_id: int, data: FormData) -> Response:
+    user = user_of(request)
+    target = str(data.get("target", ""))
+    note_text = _text(data, "note", required=False) or None
+    routing = routing_of(request)
+    async with services_of(request).sessionmaker() as db:
+        await _held(db, user, interaction_id, InteractionState.ACTIVE)
+    kind, _, raw_id = target.partition(":")
+    target_id = form_int(raw_id, "Transfer target", lo=1)
+    try:
+        if kind == "queue":
+            await routing.transfer_to_queue(
+                interaction_id, target_id, by_agent_id=user.agent_id, note=note_text
+            )
+        elif kind == "agent":
+            await routing.transfer_to_agent(
+                interaction_id, target_id, by_agent_id=user.agent_id, note=note_text
+            )
+        else:
+            raise UnprocessableError("Pick a queue or an agent to transfer to.")
+    except (ValueError, LookupError) as exc:
+        raise Conflict(f"Transfer failed: {exc}") from exc
+    return await _gone_workspace(request, "Transferred. The conversation left your console.")
+
+
+async def _gone_workspace(request: Request, text: str) -> Response:
+    user = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        held = await views.my_conversations(db, user.agent_id or 0)
+    html = _render_html(request, "console/_empty.html", text=text)
+    html += _render_html(request, "console/_conversations.html", held=held, oob=True)
+    return Response(content=html, media_type="text/html")
+
+
+@post("/interactions/{interaction_id:int}/end", status_code=200)
+async def end(request: Request, interaction_id: int) -> Response:
+    user = user_of(request)
+    routing = routing_of(request)
+    async with services_of(request).sessionmaker() as db:
+        await _held(db, user, interaction_id, InteractionState.ACTIVE)
+    await routing.wrap_up(interaction_id, agent_id=user.agent_id)
+    return await _workspace(request, interaction_id)
+
+
+@post("/interactions/{interaction_id:int}/close", status_code=200)
+async def close(request: Request, interaction_id: int, data: FormData) -> Response:
+    user = user_of(request)
+    routing = routing_of(request)
+    notes = _text(data, "notes", required=False)
+    disposition_id = opt_int(data.get("disposition_id"), "Disposition", lo=1)
+    next_raw = str(data.get("next", "ready"))
+    reason: str | None = None
+    if next_raw.startswith("not_ready:"):
+        next_state, reason = PresenceState.NOT_READY, next_raw.split(":", 1)[1] or None
+    elif next_raw in (PresenceState.READY, PresenceState.OFFLINE):
+        next_state = PresenceState(next_raw)
+    else:
+        raise UnprocessableError("Pick what you do next: Ready or a not-ready reason.")
+    async with services_of(request).sessionmaker() as db:
+        await _held(db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP)
+        codes = {d.id: d for d in await views.dispositions(db)}
+        if disposition_id is None or disposition_id not in codes:
+            raise UnprocessableError("Pick a disposition code.")
+        if reason is not None and reason not in {r.code for r in await views.not_ready_reasons(db)}:
+            raise UnprocessableError(f"Unknown not-ready reason: {reason}.")
+    await routing.close(
+        interaction_id,
+        agent_id=user.agent_id,
+        disposition_id=disposition_id,
+        notes=notes,
+        next_presence=next_state,
+        reason=reason,
+    )
+    return await _gone_workspace(request, "Closed. Pick a conversation or wait for the next offer.")
+
+
+# ---------------------------------------------------------------- contacts (screen pop)
+
+
+@post("/interactions/{interaction_id:int}/contact", status_code=200)
+async def create_contact(request: Request, interaction_id: int, data: FormData) -> Response:
+    """Make the unknown contact a known one, adding the addresses the agent learnt."""
+    user = user_of(request)
+    name = str(data.get("name", "")).strip()[:200]
+    if not name:
+        raise UnprocessableError("The contact needs a name.")
+    vip = form_int(data.get("vip_level") or 0, "VIP level", lo=0, hi=5)
+    async with services_of(request).sessionmaker() as db:
+        interaction = await _held(db, user, interaction_id)
+        contact = await follow_merges(db, interaction.contact_id)
+        before = audit.snapshot(contact)
+        for kind in (AddressKind.EMAIL, AddressKind.PHONE):
+            raw = str(data.get(kind.value, "")).strip()
+            if not raw:
+                continue
+            try:
+                address = normalize_address(kind, raw)
+            except AddressError as exc:
+                raise UnprocessableError(str(exc)) from exc
+            owner = (
+                await db.exec(
+                    select(ContactIdentity).where(
+                        ContactIdentity.kind == kind.value, ContactIdentity.address == address
+                    )
+                )
+            ).first()
+            if owner is not None and owner.contact_id != contact.id:
+                raise Conflict(
+                    f"{address} already belongs to contact #{owner.contact_id}: "
+                    "use “Link to an existing contact” instead."
+                )
+            if owner is None:
+                db.add(ContactIdentity(contact_id=contact.id, kind=kind.value, address=address))  # type: ignore[arg-type]
+        contact.name = name
+        contact.vip_level = vip
+        contact.known = True
+        db.add(contact)
+        audit.record(
+            db,
+            user_id=user.id,
+            action="contact.create",
+            entity="contact",
+            entity_id=contact.id,
+            before=before,
+            after=audit.snapshot(contact),
+        )
+        try:
+            await db.commit()
+        except IntegrityError as exc:
+            raise Conflict("That address was just added to another contact.") from exc
+    return await _workspace(request, interaction_id)
+
+
+@get("/contacts/search")
+async def search_contacts(request: Request, q: str = "", interaction: int = 0) -> Template:
+    query = q.strip()[:100]
+    found: list[tuple[Contact, list[ContactIdentity]]] = []
+    if len(query) >= 2:
+        pattern = f"%{query.lower()}%"
+        async with services_of(request).sessionmaker() as db:
+            by_address = select(ContactIdentity.contact_id).where(
+                col(ContactIdentity.address).ilike(pattern)
+            )
+            rows = (
+                await db.exec(
+                    select(Contact)
+                    .where(
+                        col(Contact.merged_into_id).is_(None),
+                        or_(col(Contact.name).ilike(pattern), col(Contact.id).in_(by_address)),
+                    )
+                    .order_by(col(Contact.id))
+                    .limit(10)
+                )
+            ).all()
+            for contact in rows:
+                ids = (
+                    await db.exec(
+                        select(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
+                    )
+                ).all()
+                found.append((contact, list(ids)))
+    return Template(
+        template_name="console/_search.html",
+        context={"found": found, "iid": interaction, "q": query},
+    )
+
+
+@post("/interactions/{interaction_id:int}/link", status_code=200)
+async def link_contact(request: Request, interaction_id: int, data: FormData) -> Response:
+    """Link = merge this interaction's unknown contact into the chosen existing one."""
+    user = user_of(request)
+    keep_id = form_int(data.get("contact_id"), "Contact", lo=1)
+    async with services_of(request).sessionmaker() as db:
+        interaction = await _held(db, user, interaction_id)
+        current = await follow_merges(db, interaction.contact_id)
+        keep = await db.get(Contact, keep_id)
+        if keep is None:
+            raise NotFoundException(f"Contact {keep_id} does not exist.")
+        before = {"keep": audit.snapshot(keep), "merged": audit.snapshot(current)}
+        try:
+            kept = await merge_contacts(db, keep_id, current.id)  # type: ignore[arg-type]
+        except (ValueError, LookupError) as exc:
+            raise Conflict(str(exc)) from exc
+        audit.record(
+            db,
+            user_id=user.id,
+            action="contact.merge",
+            entity="contact",
+            entity_id=kept.id,
+            before=before,
+            after={"keep": audit.snapshot(kept), "merged_id": current.id},
+        )
+        await db.commit()
+    return await _workspace(request, interaction_id)
+
+
+@get("/attachments/{message_id:int}/{index:int}")
+async def attachment(request: Request, message_id: int, index: int) -> Response:
+    user = user_of(request)
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        message = await db.get(Message, message_id)
+        if message is None or index >= len(message.attachments):
+            raise NotFoundException("No such attachment.")
+        interaction = await db.get(Interaction, message.interaction_id)
+        if interaction is None or not _can_view(user, interaction):
+            raise PermissionDeniedException("This conversation is not assigned to you.")
+    from channels.webchat.files import attachment_response
+
+    return attachment_response(services, message.attachments[index])
+
+
+console_router = Router(
+    path="/console",
+    guards=[agent_guard],
+    route_handlers=[
+        console_page,
+        show_interaction,
+        set_presence,
+        accept_offer,
+        reject_offer,
+        reply,
+        note,
+        transfer,
+        end,
+        close,
+        create_contact,
+        search_contacts,
+        link_contact,
+        attachment,
+    ],
+)
+
+route_handlers: list = [console_router]

@@ -1,0 +1,36 @@
+"""Every web route (login, console, supervisor, admin, the tab's SSE stream) in one list,
+plus the Jinja filters the templates share."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar.contrib.jinja import JinjaTemplateEngine
+
+from web import admin, console, login, sse, supervisor
+
+
+def iso(moment: Any) -> str:
+    """ISO 8601 with a zone, for ``data-since``/``data-expires`` (the browser ticks clocks).
+
+    SQLite hands back naive datetimes; they are UTC by our own convention.
+    """
+    if not isinstance(moment, datetime):
+        return ""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def configure_templates(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters["iso"] = iso
+
+
+route_handlers: list = [
+    *login.route_handlers,
+    *console.route_handlers,
+    *supervisor.route_handlers,
+    *admin.route_handlers,
+    *sse.route_handlers,
+]

@@ -1,0 +1,293 @@
+"""The supervisor view: queues and agents live, and actions on agents (all audited).
+
+Force not-ready goes through ``PresenceService`` (which audits a forced change with the old
+value); force logout and messages are audited here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from jinja2 import Environment
+from litestar import Request, Router, get, post
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.params import Body
+from litestar.response import Response, Template
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub import audit
+from hub.auth import CurrentUser
+from hub.events import SUPERVISOR_TOPIC, Event, agent_topic
+from hub.services import Services
+from models import (
+    Agent,
+    Interaction,
+    InteractionState,
+    PresenceState,
+    Queue,
+    Role,
+    User,
+)
+from web import views
+from web.common import (
+    UnprocessableError,
+    page,
+    presence_of,
+    revoke_sessions,
+    role_guard,
+    services_of,
+    user_of,
+)
+from web.sse import Message as SSE
+from web.sse import TopicMux, render
+
+FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+MAX_SUPERVISOR_MESSAGE = 1000
+
+
+@dataclass
+class QueueRow:
+    queue_id: int
+    name: str
+    waiting: int
+    longest_wait_seconds: int | None
+    service_level_pct: float | None
+    agents_ready: int
+    agents_busy: int
+    open: bool
+
+
+@dataclass
+class AgentRow:
+    agent_id: int
+    user_id: int
+    name: str
+    presence: str
+    reason: str | None
+    since: datetime | None
+    interactions: list[tuple[int, str, str]]
+
+
+async def live_stats(db: AsyncSession) -> tuple[list[Any], list[Any]]:
+    """Queue and agent rows: ``hub.stats`` when the routing package ships it, else a
+    simple count of our own (no service level) so the wallboard works either way."""
+    try:
+        from hub import stats  # type: ignore[attr-defined]
+    except ImportError:
+        return await _own_queue_stats(db), await _own_agent_stats(db)
+    return list(await stats.queue_stats(db)), list(await stats.agent_stats(db))
+
+
+async def _own_queue_stats(db: AsyncSession) -> list[QueueRow]:
+    now = datetime.now(UTC)
+    agents = (await db.exec(select(Agent))).all()
+    ready = sum(1 for a in agents if a.presence == PresenceState.READY)
+    busy = sum(1 for a in agents if a.presence in (PresenceState.BUSY, PresenceState.WRAP_UP))
+    rows = []
+    for queue in (await db.exec(select(Queue).order_by(Queue.name))).all():
+        waiting = (
+            await db.exec(
+                select(Interaction.queued_at).where(
+                    Interaction.queue_id == queue.id,
+                    col(Interaction.state).in_(
+                        [InteractionState.QUEUED.value, InteractionState.OFFERED.value]
+                    ),
+                )
+            )
+        ).all()
+        oldest = min((q for q in waiting if q is not None), default=None)
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        rows.append(
+            QueueRow(
+                queue_id=queue.id,  # type: ignore[arg-type]
+                name=queue.name,
+                waiting=len(waiting),
+                longest_wait_seconds=int((now - oldest).total_seconds()) if oldest else None,
+                service_level_pct=None,
+                agents_ready=ready,
+                agents_busy=busy,
+                open=queue.active,
+            )
+        )
+    return rows
+
+
+async def _own_agent_stats(db: AsyncSession) -> list[AgentRow]:
+    rows = []
+    for agent, user in (
+        await db.exec(select(Agent, User).join(User).order_by(User.display_name))
+    ).all():
+        work = (
+            await db.exec(
+                select(Interaction.id, Interaction.channel, Interaction.state).where(
+                    Interaction.agent_id == agent.id,
+                    col(Interaction.state).in_(views.WORKING_STATES),
+                )
+            )
+        ).all()
+        rows.append(
+            AgentRow(
+                agent_id=agent.id,  # type: ignore[arg-type]
+                user_id=user.id,  # type: ignore[arg-type]
+                name=user.display_name,
+                presence=agent.presence,
+                reason=agent.presence_reason,
+                since=agent.presence_since,
+                interactions=[(i, c, s) for i, c, s in work],  # type: ignore[misc]
+            )
+        )
+    return rows
+
+
+def _since_of(seconds: Any) -> datetime | None:
+    if seconds is None:
+        return None
+    return datetime.now(UTC) - timedelta(seconds=float(seconds))
+
+
+class SupervisorStream:
+    """The wallboard tab's stream: every queue or agent event re-renders both tables."""
+
+    def __init__(self, services: Services, env: Environment, user: CurrentUser) -> None:
+        self.services = services
+        self.env = env
+        self.user = user
+
+    def topics(self) -> list[str]:
+        return [SUPERVISOR_TOPIC]
+
+    async def sync(self, _mux: TopicMux) -> list[SSE]:
+        return await self._tables()
+
+    async def _tables(self) -> list[SSE]:
+        async with self.services.sessionmaker() as db:
+            queues, agents = await live_stats(db)
+        return [
+            SSE(
+                event="queues",
+                data=render(self.env, "supervisor/_queues.html", queues=queues, since_of=_since_of),
+            ),
+            SSE(event="agents", data=render(self.env, "supervisor/_agents.html", agents=agents)),
+        ]
+
+    async def render(self, batch: list[Event], _mux: TopicMux) -> list[SSE]:
+        return await self._tables()
+
+
+@get("/")
+async def supervisor_page(request: Request) -> Template:
+    async with services_of(request).sessionmaker() as db:
+        queues, agents = await live_stats(db)
+    return page("supervisor/page.html", request, queues=queues, agents=agents, since_of=_since_of)
+
+
+async def _agent_and_user(db: AsyncSession, agent_id: int) -> tuple[Agent, User]:
+    agent = await db.get(Agent, agent_id)
+    if agent is None:
+        raise NotFoundException(f"Agent {agent_id} does not exist.")
+    user = await db.get(User, agent.user_id)
+    assert user is not None
+    return agent, user
+
+
+@get("/agents/{agent_id:int}/panel")
+async def agent_panel(request: Request, agent_id: int, action: str = "message") -> Template:
+    async with services_of(request).sessionmaker() as db:
+        agent, user = await _agent_and_user(db, agent_id)
+        reasons = await views.not_ready_reasons(db)
+    return Template(
+        template_name="supervisor/_panel.html",
+        context={"agent": agent, "agent_user": user, "reasons": reasons, "action": action},
+    )
+
+
+def _done(text: str) -> Response:
+    return Response(
+        content=f'<p class="notice ok" role="status">{_escape(text)}</p>', media_type="text/html"
+    )
+
+
+def _escape(text: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(text))
+
+
+@post("/agents/{agent_id:int}/not-ready", status_code=200)
+async def force_not_ready(request: Request, agent_id: int, data: FormData) -> Response:
+    me = user_of(request)
+    reason = str(data.get("reason", "")).strip()
+    async with services_of(request).sessionmaker() as db:
+        _agent, user = await _agent_and_user(db, agent_id)
+        if reason not in {r.code for r in await views.not_ready_reasons(db)}:
+            raise UnprocessableError("Pick a not-ready reason.")
+    try:
+        await presence_of(request).set_presence(
+            agent_id, PresenceState.NOT_READY, reason, by_user_id=me.id
+        )
+    except ValueError as exc:
+        raise UnprocessableError(str(exc)) from exc
+    return _done(f"{user.display_name} is now not ready ({reason}).")
+
+
+@post("/agents/{agent_id:int}/logout", status_code=200)
+async def force_logout(request: Request, agent_id: int) -> Response:
+    me = user_of(request)
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        agent, user = await _agent_and_user(db, agent_id)
+        audit.record(
+            db,
+            user_id=me.id,
+            action="force-logout",
+            entity="agent",
+            entity_id=agent_id,
+            before={"presence": agent.presence, "reason": agent.presence_reason},
+            after={"presence": PresenceState.OFFLINE.value, "reason": "forced logout"},
+        )
+        await db.commit()
+    await revoke_sessions(request, user.id)  # type: ignore[arg-type]
+    await presence_of(request).set_presence(agent_id, PresenceState.OFFLINE, None, by_user_id=me.id)
+    await services.bus.publish(agent_topic(agent_id), "force-logout", by=me.display_name)
+    return _done(f"{user.display_name} was logged out.")
+
+
+@post("/agents/{agent_id:int}/message", status_code=200)
+async def message_agent(request: Request, agent_id: int, data: FormData) -> Response:
+    me = user_of(request)
+    text = str(data.get("text", "")).strip()
+    if not text:
+        raise UnprocessableError("The message is empty.")
+    if len(text) > MAX_SUPERVISOR_MESSAGE:
+        raise UnprocessableError(f"The message is too long (at most {MAX_SUPERVISOR_MESSAGE}).")
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        _agent, user = await _agent_and_user(db, agent_id)
+        audit.record(
+            db,
+            user_id=me.id,
+            action="supervisor-message",
+            entity="agent",
+            entity_id=agent_id,
+            before=None,
+            after={"text": text},
+        )
+        await db.commit()
+    await services.bus.publish(
+        agent_topic(agent_id), "supervisor-message", text=text, **{"from": me.display_name}
+    )
+    return _done(f"Message sent to {user.display_name}.")
+
+
+supervisor_router = Router(
+    path="/supervisor",
+    guards=[role_guard(Role.SUPERVISOR)],
+    route_handlers=[supervisor_page, agent_panel, force_not_ready, force_logout, message_agent],
+)
+
+route_handlers: list = [supervisor_router]

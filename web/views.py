@@ -1,0 +1,205 @@
+"""Read models for the pages and the SSE partials: plain queries, one DB session each.
+
+The same loaders serve the first page render and every live update, so a partial always
+looks the same whichever way it reached the browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import (
+    Agent,
+    Contact,
+    ContactIdentity,
+    Disposition,
+    Interaction,
+    InteractionEvent,
+    InteractionState,
+    Message,
+    NotReadyReason,
+    Offer,
+    OfferOutcome,
+    Queue,
+    User,
+)
+
+WORKING_STATES = (InteractionState.ACTIVE.value, InteractionState.WRAP_UP.value)
+
+
+@dataclass
+class OfferView:
+    offer: Offer
+    interaction: Interaction
+    contact: Contact
+    queue_name: str
+    preview: str
+
+
+@dataclass
+class ConversationView:
+    interaction: Interaction
+    contact: Contact
+    identities: list[ContactIdentity]
+    messages: list[Message]
+    history: list[Interaction]
+    queue_name: str
+    agent_names: dict[int, str] = field(default_factory=dict)
+    merged_contacts: list[Contact] = field(default_factory=list)
+
+
+async def agent_names(db: AsyncSession) -> dict[int, str]:
+    rows = (await db.exec(select(Agent.id, User.display_name).join(User))).all()
+    return {agent_id: name for agent_id, name in rows if agent_id is not None}
+
+
+async def queue_names(db: AsyncSession) -> dict[int, str]:
+    return {q.id: q.name for q in (await db.exec(select(Queue))).all() if q.id is not None}
+
+
+async def pending_offers(db: AsyncSession, agent_id: int) -> list[OfferView]:
+    rows = (
+        await db.exec(
+            select(Offer, Interaction, Contact)
+            .join(Interaction, col(Interaction.id) == Offer.interaction_id)
+            .join(Contact, col(Contact.id) == Interaction.contact_id)
+            .where(Offer.agent_id == agent_id, Offer.outcome == OfferOutcome.PENDING.value)
+            .order_by(col(Offer.id))
+        )
+    ).all()
+    names = await queue_names(db)
+    views = []
+    for offer, interaction, contact in rows:
+        first = (
+            await db.exec(
+                select(Message.body)
+                .where(Message.interaction_id == interaction.id, col(Message.private).is_(False))
+                .order_by(col(Message.id).desc())
+            )
+        ).first()
+        views.append(
+            OfferView(
+                offer=offer,
+                interaction=interaction,
+                contact=contact,
+                queue_name=names.get(offer.queue_id or interaction.queue_id or 0, ""),
+                preview=(first or "")[:140],
+            )
+        )
+    return views
+
+
+async def my_conversations(db: AsyncSession, agent_id: int) -> list[tuple[Interaction, Contact]]:
+    rows = (
+        await db.exec(
+            select(Interaction, Contact)
+            .join(Contact, col(Contact.id) == Interaction.contact_id)
+            .where(Interaction.agent_id == agent_id, col(Interaction.state).in_(WORKING_STATES))
+            .order_by(col(Interaction.id))
+        )
+    ).all()
+    return [(i, c) for i, c in rows]
+
+
+async def conversation(db: AsyncSession, interaction_id: int) -> ConversationView | None:
+    interaction = await db.get(Interaction, interaction_id)
+    if interaction is None:
+        return None
+    contact = await db.get(Contact, interaction.contact_id)
+    assert contact is not None
+    identities = list(
+        (
+            await db.exec(
+                select(ContactIdentity)
+                .where(ContactIdentity.contact_id == contact.id)
+                .order_by(col(ContactIdentity.id))
+            )
+        ).all()
+    )
+    messages = list(
+        (
+            await db.exec(
+                select(Message)
+                .where(Message.interaction_id == interaction_id)
+                .order_by(col(Message.created_at), col(Message.id))
+            )
+        ).all()
+    )
+    history = list(
+        (
+            await db.exec(
+                select(Interaction)
+                .where(Interaction.contact_id == contact.id, Interaction.id != interaction_id)
+                .order_by(col(Interaction.id).desc())
+                .limit(20)
+            )
+        ).all()
+    )
+    names = await queue_names(db)
+    return ConversationView(
+        interaction=interaction,
+        contact=contact,
+        identities=identities,
+        messages=messages,
+        history=history,
+        queue_name=names.get(interaction.queue_id or 0, ""),
+        agent_names=await agent_names(db),
+    )
+
+
+async def not_ready_reasons(db: AsyncSession) -> list[NotReadyReason]:
+    return list(
+        (
+            await db.exec(
+                select(NotReadyReason)
+                .where(col(NotReadyReason.active).is_(True))
+                .order_by(col(NotReadyReason.label))
+            )
+        ).all()
+    )
+
+
+async def dispositions(db: AsyncSession) -> list[Disposition]:
+    return list(
+        (
+            await db.exec(
+                select(Disposition)
+                .where(col(Disposition.active).is_(True))
+                .order_by(col(Disposition.label))
+            )
+        ).all()
+    )
+
+
+async def transfer_targets(db: AsyncSession, exclude_agent: int | None) -> dict[str, Any]:
+    queues = list(
+        (await db.exec(select(Queue).where(col(Queue.active).is_(True)).order_by(Queue.name))).all()
+    )
+    agents = (
+        await db.exec(
+            select(Agent, User)
+            .join(User)
+            .where(col(User.active).is_(True))
+            .order_by(User.display_name)
+        )
+    ).all()
+    return {
+        "queues": queues,
+        "agents": [(a, u) for a, u in agents if a.id != exclude_agent],
+    }
+
+
+async def state_history(db: AsyncSession, interaction_id: int) -> list[InteractionEvent]:
+    return list(
+        (
+            await db.exec(
+                select(InteractionEvent)
+                .where(InteractionEvent.interaction_id == interaction_id)
+                .order_by(col(InteractionEvent.at), col(InteractionEvent.id))
+            )
+        ).all()
+    )
