@@ -11,6 +11,10 @@ from hub.services import Services
 
 async def start_channels(services: Services) -> None:
     services.extras.setdefault("stoppers", [])
+    # SMS (SMPP client, Twilio-compatible provider) and Telegram, from HUB_SMS_* / HUB_TELEGRAM_*
+    from channels.sms.runtime import start_sms
+
+    services.extras["stoppers"].extend(await start_sms(services))
 
 
 async def stop_channels(services: Services) -> None:

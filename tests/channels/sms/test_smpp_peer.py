@@ -231,7 +231,14 @@ async def test_resp_is_negative_when_the_database_is_gone(
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[1]).unlink()  # the database file is gone
     else:
-        pytest.skip("dropping the PostgreSQL database under a live pool is not this test")
+        import asyncpg
+
+        base, name = url.replace("postgresql+asyncpg://", "postgresql://").rsplit("/", 1)
+        conn = await asyncpg.connect(f"{base}/postgres")
+        try:
+            await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
     assert await deliver_mo(esme, "anyone there?") == RX_T_APPN
 
 
