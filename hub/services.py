@@ -18,6 +18,8 @@ from hub.db import make_engine, make_sessionmaker
 from hub.events import EventBus
 from hub.ingest import IngestService
 from hub.outbound import Outbox
+from hub.presence import PresenceService
+from hub.routing.service import RoutingService
 from hub.settings import Settings
 
 
@@ -31,6 +33,12 @@ class Services:
     ingest: IngestService
     outbox: Outbox
     extras: dict[str, Any] = field(default_factory=dict)  # channel adapters and runners
+    routing: RoutingService = field(init=False)
+    presence: PresenceService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.routing = RoutingService(self)
+        self.presence = PresenceService(self)
 
     @classmethod
     def build(cls, settings: Settings, channels: ChannelsPlugin) -> Services:
@@ -51,7 +59,9 @@ class Services:
     async def start(self) -> None:
         """Start background work (dispatchers, timers) once the app's event loop runs."""
         await self.outbox.resend_pending()
+        await self.routing.start()
 
     async def close(self) -> None:
+        await self.routing.stop()
         await self.outbox.close()
         await self.engine.dispose()

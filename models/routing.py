@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from models.base import created_at_field, json_field, timestamp_field
@@ -63,8 +64,21 @@ class OfferOutcome(StrEnum):
 
 
 class Offer(SQLModel, table=True):
-    """One offer of one interaction to one agent; at most one pending per interaction."""
+    """One offer of one interaction to one agent; at most one pending per interaction.
 
+    The partial unique index enforces "one pending offer per interaction" in the database
+    itself, so two hub processes can never both offer the same interaction.
+    """
+
+    __table_args__ = (
+        Index(
+            "uq_offer_one_pending_per_interaction",
+            "interaction_id",
+            unique=True,
+            sqlite_where=text("outcome = 'pending'"),
+            postgresql_where=text("outcome = 'pending'"),
+        ),
+    )
     id: int | None = Field(default=None, primary_key=True)
     interaction_id: int = Field(foreign_key="interaction.id", index=True)
     agent_id: int = Field(foreign_key="agent.id", index=True)

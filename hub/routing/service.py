@@ -1,0 +1,838 @@
+"""RoutingService: commits the pure core's decisions, and runs the conversation lifecycle.
+
+A dispatch pass reads a snapshot without locks, lets ``decision.Router`` choose, then
+commits in one transaction what still holds once the rows are locked: the interaction is
+still QUEUED in the same queue (``FOR UPDATE SKIP LOCKED``), the agent is still routable and
+has a free slot (``FOR UPDATE SKIP LOCKED``, load recounted after the lock). A partial
+unique index allows one PENDING offer per interaction, as the last guard. Two hub processes
+on one PostgreSQL therefore never offer one interaction twice; on SQLite the one write lock
+serializes them. Whatever was skipped is retried on the next pass.
+
+Every change of an interaction or offer happens under that interaction's row lock, and locks
+are always taken interactions first, then agents. Events are published after commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.events import (
+    ROUTING_TOPIC,
+    SUPERVISOR_TOPIC,
+    agent_topic,
+    interaction_topic,
+)
+from hub.interactions import InvalidTransition, change_state
+from hub.presence import MISSED_REASON, apply_presence, cancel_agent_offers, check_reason, settle
+from hub.routing.decision import (
+    AgentView,
+    Decision,
+    Router,
+    WaitingView,
+    ordered,
+    qualifies,
+    requirements,
+)
+from hub.routing.estimates import (
+    HANDLE_WINDOW_SECONDS,
+    QueuePosition,
+    average_handle_seconds,
+    estimated_wait,
+)
+from hub.routing.offers import cancel_pending, end_offer, pending_offer
+from hub.routing.snapshot import (
+    QueueConfig,
+    agent_skills,
+    as_utc,
+    epoch,
+    load_agents,
+    load_queues,
+    load_waiting,
+)
+from hub.routing.work import (
+    ROUTABLE_PRESENCE,
+    AfterCommit,
+    agent_loads,
+    lock_agent,
+    lock_interaction,
+    write_lock,
+)
+from models import (
+    Agent,
+    Disposition,
+    Interaction,
+    InteractionState,
+    Message,
+    Offer,
+    OfferOutcome,
+    PresenceState,
+    Queue,
+    SenderKind,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from hub.services import Services
+
+S = InteractionState
+log = logging.getLogger(__name__)
+DEFAULT_OFFER_TIMEOUT_SECONDS = 20
+DEFAULT_WRAPUP_SECONDS = 60
+MAX_RETRY_PASSES = 5
+
+
+class OfferGone(Exception):
+    """The offer expired, was cancelled or taken, or is not this agent's."""
+
+
+class NotYourInteraction(PermissionError):
+    """The agent does not hold this interaction (someone else does, or nobody)."""
+
+
+class AgentUnavailable(ValueError):
+    """A transfer target who does not exist, is the sender, or is not taking work."""
+
+
+class RoutingService:
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._wake = asyncio.Event()
+        self._pass_lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def _node(self) -> str:
+        return self._services.settings.node_name
+
+    # -- the background loop --------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Dispatch on every ``routing`` event (any process) and on a timer."""
+        if self._tasks:
+            return
+        subscribed = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._listen(subscribed), name="routing-listen"),
+            asyncio.create_task(self._loop(), name="routing-loop"),
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(subscribed.wait(), 5)
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def wake(self) -> None:
+        """Ask for a dispatch pass soon (this process)."""
+        self._wake.set()
+
+    async def _listen(self, subscribed: asyncio.Event) -> None:
+        async with self._services.bus.subscribe([ROUTING_TOPIC]) as events:
+            subscribed.set()
+            async for _event in events:
+                self._wake.set()
+
+    async def _loop(self) -> None:
+        interval = self._services.settings.dispatch_interval_seconds
+        loop = asyncio.get_running_loop()
+        next_timers = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+            self._wake.clear()
+            try:
+                if loop.time() >= next_timers:
+                    next_timers = loop.time() + interval
+                    await self.run_timers()
+                await self.dispatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bad row or a lost connection must not stop routing
+                log.exception("routing pass failed; retrying on the next tick")
+                await asyncio.sleep(interval)
+
+    async def run_timers(self) -> None:
+        """Ring-no-answer, overflow and wrap-up timeouts that are due now."""
+        await self.expire_offers()
+        await self.overflow()
+        await self.end_expired_wrapups()
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    async def dispatch(self) -> list[int]:
+        """One pass: offer every waiting interaction that an agent can take now."""
+        made: list[int] = []
+        async with self._pass_lock:
+            for _attempt in range(MAX_RETRY_PASSES):
+                offers, skipped = await self._dispatch_once()
+                made.extend(offers)
+                if not skipped:
+                    break
+        return made
+
+    async def _dispatch_once(self) -> tuple[list[int], int]:
+        now = utcnow()
+        async with self._services.sessionmaker() as db:
+            config = await load_queues(db, now)
+            waiting = await load_waiting(db, config, now)
+            if not waiting:
+                return [], 0
+            agents = await load_agents(db, config.skill_names)
+            if not agents:
+                return [], 0
+            decisions = Router(config.views.values(), agents, waiting).decide_all(now.timestamp())
+            if not decisions:
+                return [], 0
+        return await self._commit(decisions, config, now)
+
+    async def _commit(
+        self, decisions: list[Decision], config: QueueConfig, now: datetime
+    ) -> tuple[list[int], int]:
+        after = AfterCommit()
+        offers: list[Offer] = []
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interactions = {
+                i.id: i
+                for i in (
+                    await db.exec(
+                        select(Interaction)
+                        .where(
+                            col(Interaction.id).in_([d.interaction_id for d in decisions]),
+                            Interaction.state == S.QUEUED,
+                        )
+                        .with_for_update(skip_locked=True)
+                        .execution_options(populate_existing=True)
+                    )
+                ).all()
+            }
+            agents = {
+                a.id: a
+                for a in (
+                    await db.exec(
+                        select(Agent)
+                        .where(
+                            col(Agent.id).in_({d.agent_id for d in decisions}),
+                            col(Agent.presence).in_(ROUTABLE_PRESENCE),
+                        )
+                        .with_for_update(skip_locked=True)
+                        .execution_options(populate_existing=True)
+                    )
+                ).all()
+            }
+            loads = await agent_loads(db, agents)  # type: ignore[arg-type]
+            skipped = 0
+            for decision in decisions:
+                interaction = interactions.get(decision.interaction_id)
+                agent = agents.get(decision.agent_id)
+                if (
+                    interaction is None
+                    or agent is None
+                    or interaction.queue_id != decision.queue_id
+                    or loads[agent.id].get(interaction.channel, 0)  # type: ignore[index]
+                    >= (agent.capacity or {}).get(interaction.channel, 0)
+                ):
+                    skipped += 1
+                    continue
+                loads[agent.id][interaction.channel] = (  # type: ignore[index]
+                    loads[agent.id].get(interaction.channel, 0) + 1  # type: ignore[index]
+                )
+                queue = config.rows.get(decision.queue_id)
+                offers.append(self._offer(db, interaction, agent, queue, now))
+                agent.last_offer_at = now
+                db.add(agent)
+            if not offers:
+                return [], skipped
+            try:
+                await db.flush()
+            except IntegrityError:  # another process offered one of them: redo the pass
+                await db.rollback()
+                return [], len(decisions)
+            for offer in offers:
+                self._announce_offer(after, offer)
+            await db.commit()
+        await after.publish(self._services.bus)
+        return [o.id for o in offers], skipped  # type: ignore[misc]
+
+    def _offer(
+        self,
+        db: AsyncSession,
+        interaction: Interaction,
+        agent: Agent,
+        queue: Queue | None,
+        now: datetime,
+        **extra: object,
+    ) -> Offer:
+        timeout = queue.offer_timeout_seconds if queue else DEFAULT_OFFER_TIMEOUT_SECONDS
+        offer = Offer(
+            interaction_id=interaction.id,  # type: ignore[arg-type]
+            agent_id=agent.id,  # type: ignore[arg-type]
+            queue_id=interaction.queue_id,
+            offered_at=now,
+            expires_at=now + timedelta(seconds=timeout),
+            node=self._node,
+            extra=dict(extra),
+        )
+        change_state(db, interaction, S.OFFERED, at=now, agent_id=agent.id, reason="offered")
+        interaction.agent_id = agent.id
+        db.add(offer)
+        return offer
+
+    @staticmethod
+    def _announce_offer(after: AfterCommit, offer: Offer) -> None:
+        after.add(
+            agent_topic(offer.agent_id),
+            "offer",
+            offer_id=offer.id,
+            interaction_id=offer.interaction_id,
+            expires_at=as_utc(offer.expires_at).isoformat(),  # type: ignore[union-attr]
+        )
+        after.add(interaction_topic(offer.interaction_id), "state", state="offered", agent_id=None)
+        after.add(SUPERVISOR_TOPIC, "queue", queue_id=offer.queue_id)
+        after.add(SUPERVISOR_TOPIC, "agent", agent_id=offer.agent_id)
+
+    # -- offers: accept, reject, time out -----------------------------------------------------
+
+    async def _locked_offer(
+        self, db: AsyncSession, offer_id: int, agent_id: int
+    ) -> tuple[Offer, Interaction]:
+        """The agent's pending offer and its interaction, locked; OfferGone otherwise."""
+        await write_lock(db)
+        offer = await db.get(Offer, offer_id)
+        if offer is None or offer.agent_id != agent_id:
+            raise OfferGone(f"offer {offer_id} is not yours")
+        interaction = await lock_interaction(db, offer.interaction_id)
+        await db.refresh(offer)
+        if interaction is None or offer.outcome != OfferOutcome.PENDING:
+            raise OfferGone(f"offer {offer_id} is {offer.outcome}")
+        return offer, interaction
+
+    async def accept_offer(self, offer_id: int, agent_id: int) -> Interaction:
+        """The agent takes the offered interaction: ACTIVE, assigned, agent BUSY."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            offer, interaction = await self._locked_offer(db, offer_id, agent_id)
+            now = utcnow()
+            if as_utc(offer.expires_at) is not None and as_utc(offer.expires_at) <= now:  # type: ignore[operator]
+                raise OfferGone(f"offer {offer_id} has expired")
+            agent = await lock_agent(db, agent_id)
+            offer.outcome = OfferOutcome.ACCEPTED
+            offer.decided_at = now
+            db.add(offer)
+            change_state(db, interaction, S.ACTIVE, at=now, agent_id=agent_id, reason="accepted")
+            interaction.agent_id = agent_id
+            await settle(db, agent, after, now=now)  # type: ignore[arg-type]
+            self._announce_work(after, interaction, agent_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+        return interaction
+
+    async def reject_offer(self, offer_id: int, agent_id: int) -> None:
+        """Back to the queue; the next agent gets it (this one is skipped for a while)."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            offer, interaction = await self._locked_offer(db, offer_id, agent_id)
+            end_offer(
+                db,
+                offer,
+                interaction,
+                OfferOutcome.REJECTED,
+                after,
+                now=utcnow(),
+                reason="rejected",
+            )
+            after.add(SUPERVISOR_TOPIC, "agent", agent_id=agent_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+        self.wake()
+
+    async def expire_offers(self) -> int:
+        """Ring-no-answer: the offer times out, the agent goes NOT_READY "missed", and the
+        interaction goes back to the queue for the next agent. Returns how many expired."""
+        now = utcnow()
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            due = (
+                await db.exec(
+                    select(Offer.interaction_id).where(
+                        Offer.outcome == OfferOutcome.PENDING, col(Offer.expires_at) <= now
+                    )
+                )
+            ).all()
+            if not due:
+                return 0
+            await write_lock(db)
+            interactions = (
+                await db.exec(
+                    select(Interaction)
+                    .where(col(Interaction.id).in_(list(due)))
+                    .with_for_update(skip_locked=True)
+                    .execution_options(populate_existing=True)
+                )
+            ).all()
+            expired: list[Offer] = []
+            for interaction in interactions:
+                offer = await pending_offer(db, interaction.id)  # type: ignore[arg-type]
+                if offer is None or as_utc(offer.expires_at) > now:  # type: ignore[operator]
+                    continue
+                end_offer(
+                    db,
+                    offer,
+                    interaction,
+                    OfferOutcome.TIMEOUT,
+                    after,
+                    now=now,
+                    reason="ring-no-answer",
+                )
+                expired.append(offer)
+            for agent_id in sorted({o.agent_id for o in expired}):
+                await cancel_agent_offers(db, agent_id, after, now=now, reason="agent missed")
+                agent = await lock_agent(db, agent_id)
+                if agent is not None and agent.presence in ROUTABLE_PRESENCE:
+                    apply_presence(
+                        db, agent, PresenceState.NOT_READY, after, reason=MISSED_REASON, now=now
+                    )
+            await db.commit()
+        await after.publish(self._services.bus)
+        if expired:
+            self.wake()
+        return len(expired)
+
+    # -- overflow and wrap-up timeouts -------------------------------------------------------
+
+    async def overflow(self) -> int:
+        """Move items waiting longer than their queue's ``overflow_after_seconds`` to the
+        overflow queue, or relax their skills (levels drop to 1). Once per interaction."""
+        now = utcnow()
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            queues = {
+                q.id: q
+                for q in (
+                    await db.exec(
+                        select(Queue).where(col(Queue.overflow_after_seconds).is_not(None))
+                    )
+                ).all()
+                if q.overflow_queue_id is not None or q.overflow_relax_skills
+            }
+            if not queues:
+                return 0
+            rows = await db.exec(
+                select(Interaction.id, Interaction.queue_id, Interaction.queued_at).where(
+                    Interaction.state == S.QUEUED,
+                    Interaction.overflowed == False,  # noqa: E712
+                    col(Interaction.queue_id).in_(list(queues)),
+                )
+            )
+            due = [
+                interaction_id
+                for interaction_id, queue_id, queued_at in rows.all()
+                if epoch(queued_at, default=now.timestamp())
+                + queues[queue_id].overflow_after_seconds  # type: ignore[operator]
+                <= now.timestamp()
+            ]
+            if not due:
+                return 0
+            await write_lock(db)
+            locked = (
+                await db.exec(
+                    select(Interaction)
+                    .where(
+                        col(Interaction.id).in_(due),
+                        Interaction.state == S.QUEUED,
+                        Interaction.overflowed == False,  # noqa: E712
+                    )
+                    .with_for_update(skip_locked=True)
+                    .execution_options(populate_existing=True)
+                )
+            ).all()
+            for interaction in locked:
+                queue = queues.get(interaction.queue_id)  # type: ignore[arg-type]
+                if queue is None:
+                    continue
+                interaction.overflowed = True
+                after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
+                if queue.overflow_queue_id is not None:
+                    interaction.queue_id = queue.overflow_queue_id
+                    reason = f"overflow to queue {queue.overflow_queue_id}"
+                else:
+                    reason = "overflow: skills relaxed"
+                change_state(db, interaction, S.QUEUED, at=now, reason=reason)
+                after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+        if locked:
+            self.wake()
+        return len(locked)
+
+    async def end_expired_wrapups(self) -> int:
+        """Close wrap-ups older than their queue's ``wrapup_seconds`` (no disposition)."""
+        now = utcnow()
+        async with self._services.sessionmaker() as db:
+            limits = {q.id: q.wrapup_seconds for q in (await db.exec(select(Queue))).all()}
+            rows = await db.exec(
+                select(Interaction.id, Interaction.queue_id, Interaction.wrapup_at).where(
+                    Interaction.state == S.WRAP_UP
+                )
+            )
+            due = [
+                interaction_id
+                for interaction_id, queue_id, wrapup_at in rows.all()
+                if epoch(wrapup_at) + limits.get(queue_id, DEFAULT_WRAPUP_SECONDS)
+                <= now.timestamp()
+            ]
+        closed = 0
+        for interaction_id in due:
+            after = AfterCommit()
+            async with self._services.sessionmaker() as db:
+                await write_lock(db)
+                interaction = await lock_interaction(db, interaction_id)
+                if interaction is None or interaction.state != S.WRAP_UP:
+                    continue
+                await self._finish(
+                    db,
+                    interaction,
+                    after,
+                    disposition_id=interaction.disposition_id,
+                    notes=interaction.wrapup_notes,
+                    next_presence=None,
+                    reason=None,
+                    why="wrap-up timeout",
+                    now=now,
+                )
+                await db.commit()
+            await after.publish(self._services.bus)
+            closed += 1
+        return closed
+
+    # -- the conversation lifecycle -----------------------------------------------------------
+
+    async def _held(
+        self, db: AsyncSession, interaction_id: int, agent_id: int, *states: InteractionState
+    ) -> Interaction:
+        await write_lock(db)
+        interaction = await lock_interaction(db, interaction_id)
+        if interaction is None:
+            raise LookupError(f"interaction {interaction_id} does not exist")
+        if interaction.agent_id != agent_id or interaction.state not in (
+            S.ACTIVE,
+            S.WRAP_UP,
+        ):
+            raise NotYourInteraction(f"agent {agent_id} does not hold interaction {interaction_id}")
+        if interaction.state not in states:
+            raise InvalidTransition(interaction.id, interaction.state, states[0])
+        return interaction
+
+    @staticmethod
+    def _announce_work(after: AfterCommit, interaction: Interaction, agent_id: int | None) -> None:
+        after.add(
+            interaction_topic(interaction.id),  # type: ignore[arg-type]
+            "state",
+            state=str(interaction.state),
+            agent_id=interaction.agent_id,
+        )
+        if agent_id is not None:
+            after.add(agent_topic(agent_id), "conversation", interaction_id=interaction.id)
+            after.add(SUPERVISOR_TOPIC, "agent", agent_id=agent_id)
+        after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
+
+    @staticmethod
+    def _note(db: AsyncSession, interaction: Interaction, agent_id: int, note: str | None) -> None:
+        """A transfer note travels as a private note on the interaction."""
+        if note:
+            db.add(
+                Message(
+                    interaction_id=interaction.id,  # type: ignore[arg-type]
+                    inbox_id=interaction.inbox_id,
+                    direction="out",
+                    sender_kind=SenderKind.AGENT,
+                    agent_id=agent_id,
+                    body=note,
+                    private=True,
+                    delivery_status="internal",
+                )
+            )
+
+    async def transfer_to_queue(
+        self, interaction_id: int, queue_id: int, *, by_agent_id: int, note: str | None = None
+    ) -> None:
+        """Hand an active interaction back to a queue; its wait starts again there."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            interaction = await self._held(db, interaction_id, by_agent_id, S.ACTIVE)
+            queue = await db.get(Queue, queue_id)
+            if queue is None or not queue.active:
+                raise LookupError(f"queue {queue_id} does not exist or is disabled")
+            now = utcnow()
+            interaction.queue_id = queue_id
+            interaction.overflowed = False
+            change_state(
+                db,
+                interaction,
+                S.QUEUED,
+                at=now,
+                agent_id=by_agent_id,
+                reason=f"transfer to queue {queue.name}",
+            )
+            interaction.agent_id = None
+            self._note(db, interaction, by_agent_id, note)
+            agent = await lock_agent(db, by_agent_id)
+            await settle(db, agent, after, now=now)  # type: ignore[arg-type]
+            self._announce_work(after, interaction, by_agent_id)
+            after.add(ROUTING_TOPIC, "wake", interaction_id=interaction_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+        self.wake()
+
+    async def transfer_to_agent(
+        self, interaction_id: int, agent_id: int, *, by_agent_id: int, note: str | None = None
+    ) -> None:
+        """A targeted offer to one agent. If they reject or miss it, the interaction waits
+        in its queue for normal routing."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            interaction = await self._held(db, interaction_id, by_agent_id, S.ACTIVE)
+            if agent_id == by_agent_id:
+                raise AgentUnavailable("cannot transfer to yourself")
+            agents = {}
+            for locked_id in sorted((agent_id, by_agent_id)):
+                agents[locked_id] = await lock_agent(db, locked_id)
+            target = agents[agent_id]
+            if target is None or target.presence not in ROUTABLE_PRESENCE:
+                raise AgentUnavailable(f"agent {agent_id} is not taking work")
+            now = utcnow()
+            change_state(
+                db,
+                interaction,
+                S.QUEUED,
+                at=now,
+                agent_id=by_agent_id,
+                reason=f"transfer to agent {agent_id}",
+            )
+            self._note(db, interaction, by_agent_id, note)
+            queue = await db.get(Queue, interaction.queue_id) if interaction.queue_id else None
+            offer = self._offer(db, interaction, target, queue, now, transfer_from=by_agent_id)
+            await db.flush()
+            await settle(db, agents[by_agent_id], after, now=now)  # type: ignore[arg-type]
+            self._announce_offer(after, offer)
+            after.add(agent_topic(by_agent_id), "conversation", interaction_id=interaction_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+
+    async def wrap_up(self, interaction_id: int, *, agent_id: int) -> None:
+        """The conversation ended: WRAP_UP until closed or the queue's wrap-up timeout."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            interaction = await self._held(db, interaction_id, agent_id, S.ACTIVE)
+            now = utcnow()
+            change_state(db, interaction, S.WRAP_UP, at=now, agent_id=agent_id, reason="ended")
+            agent = await lock_agent(db, agent_id)
+            await settle(db, agent, after, now=now)  # type: ignore[arg-type]
+            self._announce_work(after, interaction, agent_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+
+    async def close(
+        self,
+        interaction_id: int,
+        *,
+        agent_id: int,
+        disposition_id: int | None,
+        notes: str,
+        next_presence: PresenceState = PresenceState.READY,
+        reason: str | None = None,
+    ) -> None:
+        """CLOSED with a disposition and wrap-up notes; the agent moves to ``next_presence``
+        (BUSY instead of READY while other conversations are still active)."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            interaction = await self._held(db, interaction_id, agent_id, S.ACTIVE, S.WRAP_UP)
+            next_presence = PresenceState(next_presence)
+            await check_reason(db, next_presence, reason)
+            if disposition_id is not None and await db.get(Disposition, disposition_id) is None:
+                raise LookupError(f"disposition {disposition_id} does not exist")
+            await self._finish(
+                db,
+                interaction,
+                after,
+                disposition_id=disposition_id,
+                notes=notes,
+                next_presence=next_presence,
+                reason=reason,
+                why="closed by agent",
+                now=utcnow(),
+            )
+            await db.commit()
+        await after.publish(self._services.bus)
+
+    async def _finish(
+        self,
+        db: AsyncSession,
+        interaction: Interaction,
+        after: AfterCommit,
+        *,
+        disposition_id: int | None,
+        notes: str,
+        next_presence: PresenceState | None,
+        reason: str | None,
+        why: str,
+        now: datetime,
+    ) -> None:
+        agent_id = interaction.agent_id
+        interaction.disposition_id = disposition_id
+        interaction.wrapup_notes = notes
+        change_state(db, interaction, S.CLOSED, at=now, agent_id=agent_id, reason=why)
+        if agent_id is not None:
+            agent = await lock_agent(db, agent_id)
+            await settle(db, agent, after, next_presence=next_presence, reason=reason, now=now)  # type: ignore[arg-type]
+        self._announce_work(after, interaction, agent_id)
+        after.add(ROUTING_TOPIC, "wake", interaction_id=interaction.id)
+
+    async def pick_up(self, interaction_id: int, agent_id: int) -> Interaction:
+        """The agent takes a voicemail/left message, or a queued item, directly."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interaction = await lock_interaction(db, interaction_id)
+            if interaction is None:
+                raise LookupError(f"interaction {interaction_id} does not exist")
+            now = utcnow()
+            if interaction.state == S.OFFERED:
+                offer = await pending_offer(db, interaction_id)
+                if offer is None or offer.agent_id != agent_id:
+                    raise OfferGone(f"interaction {interaction_id} is offered to someone else")
+                offer.outcome, offer.decided_at = OfferOutcome.ACCEPTED, now
+                db.add(offer)
+            elif interaction.state == S.QUEUED:
+                agent_row = await db.get(Agent, agent_id)
+                if agent_row is None:
+                    raise LookupError(f"agent {agent_id} does not exist")
+                queue = await db.get(Queue, interaction.queue_id) if interaction.queue_id else None
+                offer = self._offer(db, interaction, agent_row, queue, now, picked_up=True)
+                offer.outcome, offer.decided_at = OfferOutcome.ACCEPTED, now
+            elif interaction.state != S.VOICEMAIL:
+                raise OfferGone(f"interaction {interaction_id} is {interaction.state}")
+            change_state(db, interaction, S.ACTIVE, at=now, agent_id=agent_id, reason="picked up")
+            interaction.agent_id = agent_id
+            agent = await lock_agent(db, agent_id)
+            if agent is None:
+                raise LookupError(f"agent {agent_id} does not exist")
+            await settle(db, agent, after, now=now)
+            self._announce_work(after, interaction, agent_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+        return interaction
+
+    async def leave_message(self, interaction_id: int) -> None:
+        """The customer chose "leave a message": kept as VOICEMAIL, visible to agents."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interaction = await lock_interaction(db, interaction_id)
+            if interaction is None:
+                raise LookupError(f"interaction {interaction_id} does not exist")
+            if interaction.state == S.VOICEMAIL:
+                return
+            now = utcnow()
+            if interaction.state == S.OFFERED:
+                await cancel_pending(db, interaction, after, now=now, reason="left a message")
+            change_state(db, interaction, S.VOICEMAIL, at=now, reason="left a message")
+            self._announce_work(after, interaction, None)
+            await db.commit()
+        await after.publish(self._services.bus)
+
+    # -- estimates --------------------------------------------------------------------------
+
+    async def queue_position(self, interaction_id: int) -> QueuePosition:
+        """Where the customer stands, and how long it may take (from recent handle times)."""
+        now = utcnow()
+        async with self._services.sessionmaker() as db:
+            interaction = await db.get(Interaction, interaction_id)
+            if interaction is None:
+                raise LookupError(f"interaction {interaction_id} does not exist")
+            config = await load_queues(db, now)
+            queue = config.views.get(interaction.queue_id)  # type: ignore[arg-type]
+            if queue is None:
+                return QueuePosition(None, None, open=True, agents_logged_in=0)
+            servers, logged_in = await self._servers(db, config, interaction)
+            position: int | None = None
+            if interaction.state == S.OFFERED:
+                position = 1
+            elif interaction.state == S.QUEUED:
+                rows = await db.exec(
+                    select(Interaction.id, Interaction.priority, Interaction.queued_at).where(
+                        Interaction.queue_id == interaction.queue_id,
+                        Interaction.state == S.QUEUED,
+                        Interaction.channel == interaction.channel,
+                    )
+                )
+                items = [
+                    WaitingView(i, queue.id, interaction.channel, p, epoch(q, now.timestamp()))
+                    for i, p, q in rows.all()
+                ]
+                order = [item.id for item in ordered(items, config.views)]
+                position = order.index(interaction_id) + 1 if interaction_id in order else None
+            ewt: int | None = None
+            if position is not None:
+                handle = await self._recent_handle_seconds(db, queue.id, now)
+                ewt = (
+                    0
+                    if interaction.state == S.OFFERED
+                    else estimated_wait(position, handle, servers)
+                )
+            return QueuePosition(position, ewt, open=queue.open, agents_logged_in=logged_in)
+
+    @staticmethod
+    async def _servers(
+        db: AsyncSession, config: QueueConfig, interaction: Interaction
+    ) -> tuple[int, int]:
+        """(concurrent slots, agents) of logged-in agents qualified for this item."""
+        queue = config.views[interaction.queue_id]  # type: ignore[index]
+        agents = (await db.exec(select(Agent).where(Agent.presence != PresenceState.OFFLINE))).all()
+        skills = await agent_skills(db, config.skill_names)
+        item = WaitingView(
+            interaction.id,  # type: ignore[arg-type]
+            queue.id,
+            interaction.channel,
+            interaction.priority,
+            0.0,
+            dict(interaction.required_skills or {}),
+        )
+        needs = requirements(item, queue)
+        slots = logged_in = 0
+        for agent in agents:
+            view = AgentView(agent.id, skills.get(agent.id, {}), dict(agent.capacity or {}))  # type: ignore[arg-type]
+            if qualifies(view, interaction.channel, needs):
+                logged_in += 1
+                slots += view.capacity.get(interaction.channel, 0)
+        return slots, logged_in
+
+    @staticmethod
+    async def _recent_handle_seconds(db: AsyncSession, queue_id: int, now: datetime) -> float:
+        since = now - timedelta(seconds=HANDLE_WINDOW_SECONDS)
+        rows = await db.exec(
+            select(Interaction.answered_at, Interaction.closed_at)
+            .where(
+                Interaction.queue_id == queue_id,
+                Interaction.state == S.CLOSED,
+                col(Interaction.closed_at) >= since,
+                col(Interaction.answered_at).is_not(None),
+            )
+            .order_by(col(Interaction.closed_at).desc())
+            .limit(500)
+        )
+        return average_handle_seconds(
+            epoch(closed) - epoch(answered) for answered, closed in rows.all()
+        )

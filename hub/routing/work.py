@@ -1,0 +1,106 @@
+"""Transaction helpers shared by routing and presence: locks, agent load, after-commit events.
+
+Locking, the same code on both databases:
+- PostgreSQL: rows are locked with ``SELECT … FOR UPDATE`` (``SKIP LOCKED`` in the
+  dispatcher, so two hub processes never wait on each other and never take the same row);
+- SQLite: ``FOR UPDATE`` renders as nothing; ``write_lock`` instead takes the database's one
+  write lock before the first read, so everything read afterwards is current and stays so
+  until commit (the ``BEGIN IMMEDIATE`` semantics; ``busy_timeout`` makes others wait).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.events import EventBus
+from models import Agent, Interaction, InteractionState, PresenceState
+
+# Interactions that take a slot of the agent's per-channel capacity.
+LOAD_STATES = (
+    InteractionState.OFFERED.value,
+    InteractionState.ACTIVE.value,
+    InteractionState.WRAP_UP.value,
+)
+ROUTABLE_PRESENCE = (PresenceState.READY.value, PresenceState.BUSY.value)
+
+
+@dataclass
+class AfterCommit:
+    """Events gathered inside a transaction, published only once it has committed."""
+
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def add(self, topic: str, name: str, **data: Any) -> None:
+        self.events.append((topic, name, data))
+
+    async def publish(self, bus: EventBus) -> None:
+        seen: set[str] = set()
+        for topic, name, data in self.events:
+            key = f"{topic}|{name}|{sorted(data.items())}"
+            if key in seen:
+                continue  # one "queue 3 changed" is enough per commit
+            seen.add(key)
+            await bus.publish(topic, name, **data)
+
+
+def is_sqlite(db: AsyncSession) -> bool:
+    return db.get_bind().dialect.name == "sqlite"
+
+
+async def write_lock(db: AsyncSession) -> None:
+    """On SQLite, take the write lock now (a no-op UPDATE); on PostgreSQL rows lock instead."""
+    if is_sqlite(db):
+        await db.execute(text("UPDATE agent SET id = id WHERE 0"))
+
+
+async def lock_interaction(db: AsyncSession, interaction_id: int) -> Interaction | None:
+    """The interaction row, locked until commit (waiting for another holder)."""
+    statement = (
+        select(Interaction)
+        .where(Interaction.id == interaction_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await db.exec(statement)).first()
+
+
+async def lock_agent(db: AsyncSession, agent_id: int) -> Agent | None:
+    statement = (
+        select(Agent)
+        .where(Agent.id == agent_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await db.exec(statement)).first()
+
+
+async def agent_loads(db: AsyncSession, agent_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Per agent and channel: how many OFFERED/ACTIVE/WRAP_UP interactions they hold."""
+    ids = list(agent_ids)
+    loads: dict[int, dict[str, int]] = {agent_id: {} for agent_id in ids}
+    if not ids:
+        return loads
+    rows = await db.exec(
+        select(Interaction.agent_id, Interaction.channel, func.count())
+        .where(col(Interaction.agent_id).in_(ids), col(Interaction.state).in_(LOAD_STATES))
+        .group_by(Interaction.agent_id, Interaction.channel)
+    )
+    for agent_id, channel, count in rows.all():
+        loads[agent_id][channel] = count
+    return loads
+
+
+async def agent_work_states(db: AsyncSession, agent_id: int) -> list[str]:
+    """States of the agent's assigned work (OFFERED/ACTIVE/WRAP_UP)."""
+    rows = await db.exec(
+        select(Interaction.state).where(
+            Interaction.agent_id == agent_id, col(Interaction.state).in_(LOAD_STATES)
+        )
+    )
+    return [str(state) for state in rows.all()]

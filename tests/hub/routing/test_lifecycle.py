@@ -1,0 +1,135 @@
+"""Offer → accept → wrap-up → close, on SQLite and PostgreSQL, through the real services."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from hub.events import agent_topic, interaction_topic
+from hub.routing.service import NotYourInteraction, OfferGone
+from hub.services import Services
+from models import (
+    Disposition,
+    InteractionState,
+    OfferOutcome,
+    PresenceChange,
+    PresenceState,
+)
+from tests.hub.routing.helpers import (
+    agent,
+    chat,
+    interaction,
+    next_named,
+    offers_for,
+    set_ready,
+)
+
+
+async def test_offer_accept_close_and_the_agent_is_ready_again(services: Services):
+    (alice,) = await set_ready(services, "alice")
+    chat_id = await chat(services)
+    async with services.bus.subscribe([agent_topic(alice), interaction_topic(chat_id)]) as events:
+        made = await services.routing.dispatch()
+        offer_event = await next_named(events, "offer")
+        assert len(made) == 1
+        assert offer_event.data["interaction_id"] == chat_id
+        assert offer_event.data["offer_id"] == made[0]
+
+        accepted = await services.routing.accept_offer(made[0], alice)
+        assert accepted.state == InteractionState.ACTIVE and accepted.agent_id == alice
+        joined = await next_named(events, "state")
+        while joined.data["state"] != "active":
+            joined = await next_named(events, "state")
+        assert joined.data["agent_id"] == alice
+    assert (await agent(services, alice)).presence == PresenceState.BUSY
+
+    async with services.sessionmaker() as db:
+        resolved = (await db.exec(select(Disposition).where(Disposition.code == "resolved"))).one()
+    await services.routing.close(
+        chat_id, agent_id=alice, disposition_id=resolved.id, notes="sorted the invoice"
+    )
+    closed = await interaction(services, chat_id)
+    assert closed.state == InteractionState.CLOSED
+    assert closed.disposition_id == resolved.id and closed.wrapup_notes == "sorted the invoice"
+    assert (await agent(services, alice)).presence == PresenceState.READY
+    async with services.sessionmaker() as db:
+        history = (
+            await db.exec(
+                select(PresenceChange.state)
+                .where(PresenceChange.agent_id == alice)
+                .order_by(PresenceChange.id)
+            )
+        ).all()
+    assert history == ["ready", "busy", "ready"]
+
+
+async def test_an_offer_cannot_be_accepted_twice_or_by_another_agent(services: Services):
+    alice, bob = await set_ready(services, "alice", "bob")
+    await chat(services)
+    (offer_id,) = await services.routing.dispatch()
+    (offer,) = await offers_for(services, (await offers_by_id(services, offer_id)))
+    other = bob if offer.agent_id == alice else alice
+    with pytest.raises(OfferGone):
+        await services.routing.accept_offer(offer_id, other)
+    await services.routing.accept_offer(offer_id, offer.agent_id)
+    with pytest.raises(OfferGone):
+        await services.routing.accept_offer(offer_id, offer.agent_id)
+
+
+async def offers_by_id(services: Services, offer_id: int) -> int:
+    from models import Offer
+
+    async with services.sessionmaker() as db:
+        row = await db.get(Offer, offer_id)
+        assert row is not None
+        return row.interaction_id
+
+
+async def test_reject_goes_to_the_next_agent(services: Services):
+    alice, bob = await set_ready(services, "alice", "bob")
+    chat_id = await chat(services)
+    (first,) = await services.routing.dispatch()
+    (offer,) = await offers_for(services, chat_id)
+    await services.routing.reject_offer(first, offer.agent_id)
+    (second,) = await services.routing.dispatch()
+    offers = await offers_for(services, chat_id)
+    assert [o.outcome for o in offers] == [OfferOutcome.REJECTED, OfferOutcome.PENDING]
+    assert {o.agent_id for o in offers} == {alice, bob}
+    assert offers[1].id == second
+    # the one who rejected stays ready
+    assert (await agent(services, offer.agent_id)).presence == PresenceState.READY
+
+
+async def test_wrap_up_then_close_with_not_ready(services: Services):
+    (alice,) = await set_ready(services, "alice")
+    chat_id = await chat(services)
+    (offer_id,) = await services.routing.dispatch()
+    await services.routing.accept_offer(offer_id, alice)
+    await services.routing.wrap_up(chat_id, agent_id=alice)
+    assert (await interaction(services, chat_id)).state == InteractionState.WRAP_UP
+    assert (await agent(services, alice)).presence == PresenceState.WRAP_UP
+    # nothing is offered to an agent in wrap-up
+    await chat(services, sender="visitor-2")
+    assert await services.routing.dispatch() == []
+    await services.routing.close(
+        chat_id,
+        agent_id=alice,
+        disposition_id=None,
+        notes="",
+        next_presence=PresenceState.NOT_READY,
+        reason="break",
+    )
+    after = await agent(services, alice)
+    assert (after.presence, after.presence_reason) == (PresenceState.NOT_READY, "break")
+    assert await services.routing.dispatch() == []
+
+
+async def test_only_the_holder_may_close(services: Services):
+    alice, bob = await set_ready(services, "alice", "bob")
+    chat_id = await chat(services)
+    (offer_id,) = await services.routing.dispatch()
+    (offer,) = await offers_for(services, chat_id)
+    await services.routing.accept_offer(offer_id, offer.agent_id)
+    other = bob if offer.agent_id == alice else alice
+    with pytest.raises(NotYourInteraction):
+        await services.routing.close(chat_id, agent_id=other, disposition_id=None, notes="")
