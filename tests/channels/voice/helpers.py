@@ -190,12 +190,15 @@ class RtpTap(asyncio.DatagramProtocol):
         self, dest: tuple[str, int], freq: float, seconds: float, level: float = 0.3
     ) -> None:
         """Send a PCMU tone as 20 ms RTP packets from this socket (symmetric RTP)."""
+        t = np.arange(int(seconds / 0.02) * 160) / 8000
+        await self.stream_pcm(dest, (np.sin(2 * np.pi * freq * t) * level * 32767).astype(np.int16))
+
+    async def stream_pcm(self, dest: tuple[str, int], pcm: npt.NDArray[np.int16]) -> None:
+        """Send 8 kHz PCM as PCMU RTP, one packet per 20 ms, in real time."""
         ssrc = int.from_bytes(os.urandom(4), "big")
-        n = int(seconds / 0.02)
-        t = np.arange(n * 160) / 8000
-        pcm = (np.sin(2 * np.pi * freq * t) * level * 32767).astype(np.int16)
+        pcm = np.concatenate([pcm, np.zeros((-pcm.shape[0]) % 160, dtype=np.int16)])
         start = time.monotonic()
-        for i in range(n):
+        for i in range(pcm.shape[0] // 160):
             header = struct.pack("!BBHII", 0x80, 0, i & 0xFFFF, (i * 160) & 0xFFFFFFFF, ssrc)
             if self.transport is None:
                 return

@@ -100,3 +100,19 @@ def test_tone_helper_is_a_real_tone() -> None:
     pcm = tone((1000.0,), 0.5)
     assert level_at(pcm, 1000.0) > 100 * level_at(pcm, 400.0) + 1
     assert np.abs(pcm).max() > 5000
+
+
+async def test_call_over_tcp(sipp: str, make_endpoint, tmp_path: Path) -> None:
+    """RFC 3261 §18 over TCP: the same ringing-then-CANCEL call on a TCP connection."""
+    calls: list[Call] = []
+
+    async def on_call(call: Call) -> None:
+        calls.append(call)
+        await call.ring()
+
+    endpoint = await make_endpoint(on_call, transports=("udp", "tcp"))
+    run = await run_sipp("caller_cancel.xml", endpoint.port, tmp_path / "sipp", extra=["-t", "t1"])
+    assert run.returncode == 0, run.errors()
+    assert len(calls) == 1
+    await asyncio.wait_for(calls[0].ended.wait(), 5)
+    assert calls[0].end_reason == "cancelled"
