@@ -1,5 +1,656 @@
-"""Admin pages (filled in below)."""
+"""Admin pages: queues, skills, agents (users), disposition codes, not-ready reasons,
+business hours, and the audit log.
+
+Every change writes an AuditEntry with the value before it (and after), in the same
+transaction as the change. Bad input gets a 422 that names the field; the page shows it.
+"""
 
 from __future__ import annotations
 
-route_handlers: list = []
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from litestar import Request, Router, get, post
+from litestar.datastructures import FormMultiDict
+from litestar.exceptions import NotFoundException
+from litestar.response import Redirect, Template
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel, col, delete, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from channels.base import ChannelKind
+from hub import audit
+from hub.auth import hash_password
+from models import (
+    Agent,
+    AgentSkill,
+    AuditEntry,
+    BusinessHours,
+    Disposition,
+    NotReadyReason,
+    Queue,
+    QueueSkill,
+    Role,
+    Skill,
+    Strategy,
+    User,
+)
+from web.common import (
+    ClientError,
+    UnprocessableError,
+    form_int,
+    opt_int,
+    page,
+    role_guard,
+    services_of,
+    user_of,
+)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+CHANNELS = [k.value for k in ChannelKind]
+_CODE = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,31}$")
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
+_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*-\s*(([01]\d|2[0-3]):[0-5]\d|24:00)$")
+
+
+class Conflict(ClientError):
+    status_code = 409
+
+
+# ---------------------------------------------------------------- form parsing
+
+
+def text(
+    form: FormMultiDict, field: str, label: str, *, max_len: int, required: bool = True
+) -> str:
+    value = str(form.get(field) or "").strip()
+    if required and not value:
+        raise UnprocessableError(f"{label} is required.")
+    if len(value) > max_len:
+        raise UnprocessableError(f"{label} is too long (at most {max_len} characters).")
+    return value
+
+
+def code(form: FormMultiDict, field: str = "code") -> str:
+    value = text(form, field, "Code", max_len=32)
+    if not _CODE.fullmatch(value):
+        raise UnprocessableError(
+            "Code must be lower-case letters, digits, '_' or '-' (at most 32 characters)."
+        )
+    return value
+
+
+def checked(form: FormMultiDict, field: str) -> bool:
+    return str(form.get(field) or "") in ("on", "true", "1", "yes")
+
+
+def parse_weekly(form: FormMultiDict) -> dict[str, list[list[str]]]:
+    """One text field per day, e.g. ``09:00-12:00, 13:00-17:00``; empty means closed."""
+    weekly: dict[str, list[list[str]]] = {}
+    for day in DAYS:
+        raw = str(form.get(f"day_{day}") or "").strip()
+        if not raw:
+            continue
+        ranges = []
+        for part in re.split(r"[,;]\s*", raw):
+            match = _RANGE.fullmatch(part.strip())
+            if not match:
+                raise UnprocessableError(
+                    f"{day.capitalize()}: “{part.strip()}” is not a range like 09:00-17:00."
+                )
+            start, end = (p.strip() for p in part.split("-"))
+            if end <= start:
+                raise UnprocessableError(
+                    f"{day.capitalize()}: {part.strip()} ends before it starts."
+                )
+            ranges.append([start, end])
+        weekly[day] = ranges
+    return weekly
+
+
+def parse_holidays(form: FormMultiDict) -> list[str]:
+    out = []
+    for raw in re.split(r"[\s,;]+", str(form.get("holidays") or "").strip()):
+        if not raw:
+            continue
+        try:
+            out.append(date.fromisoformat(raw).isoformat())
+        except ValueError:
+            raise UnprocessableError(f"Holiday “{raw}” is not a date like 2026-12-25.") from None
+    return sorted(set(out))
+
+
+def timezone(form: FormMultiDict) -> str:
+    value = text(form, "timezone", "Time zone", max_len=64)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise UnprocessableError(f"“{value}” is not a time zone (e.g. Europe/Berlin).") from None
+    return value
+
+
+def skill_levels(form: FormMultiDict, skills: list[Skill], prefix: str) -> dict[int, int]:
+    """``{skill_id: level}`` from one select per skill (0 or empty: not required/held)."""
+    levels = {}
+    for skill in skills:
+        level = opt_int(form.get(f"{prefix}{skill.id}"), f"Level of {skill.name}", lo=0, hi=5)
+        if level:
+            levels[skill.id] = level  # type: ignore[index]
+    return levels
+
+
+# ---------------------------------------------------------------- sections
+
+
+@dataclass
+class Section:
+    """One admin page: how to list, load and save one kind of row."""
+
+    key: str
+    title: str
+    model: type[SQLModel]
+    columns: list[tuple[str, Callable[[Any, dict[str, Any]], Any]]]
+    form_template: str
+    save: Callable[[AsyncSession, Any, FormMultiDict, dict[str, Any]], Awaitable[Any]]
+    order_by: Any
+    deletable: bool = True
+
+
+async def lookups(db: AsyncSession) -> dict[str, Any]:
+    skills = list((await db.exec(select(Skill).order_by(Skill.name))).all())
+    queues = list((await db.exec(select(Queue).order_by(Queue.name))).all())
+    hours = list((await db.exec(select(BusinessHours).order_by(BusinessHours.name))).all())
+    queue_skills: dict[int, dict[int, int]] = {}
+    for row in (await db.exec(select(QueueSkill))).all():
+        queue_skills.setdefault(row.queue_id, {})[row.skill_id] = row.min_level
+    agents = {a.user_id: a for a in (await db.exec(select(Agent))).all()}
+    agent_skills: dict[int, dict[int, int]] = {}
+    for row in (await db.exec(select(AgentSkill))).all():
+        agent_skills.setdefault(row.agent_id, {})[row.skill_id] = row.level
+    return {
+        "skills": skills,
+        "skill_names": {s.id: s.name for s in skills},
+        "queues": queues,
+        "queue_names": {q.id: q.name for q in queues},
+        "hours": hours,
+        "hours_names": {h.id: h.name for h in hours},
+        "queue_skills": queue_skills,
+        "agents": agents,
+        "agent_skills": agent_skills,
+        "channels": CHANNELS,
+        "strategies": [s.value for s in Strategy],
+        "roles": [r.value for r in Role],
+        "days": DAYS,
+    }
+
+
+async def save_skill(db: AsyncSession, row: Skill, form: FormMultiDict, _lk: dict) -> Skill:
+    row.name = text(form, "name", "Name", max_len=64)
+    row.description = text(form, "description", "Description", max_len=500, required=False)
+    return row
+
+
+async def save_code_row(db: AsyncSession, row: Any, form: FormMultiDict, _lk: dict) -> Any:
+    row.code = code(form)
+    row.label = text(form, "label", "Label", max_len=128)
+    row.active = checked(form, "active")
+    return row
+
+
+async def save_hours(db: AsyncSession, row: BusinessHours, form: FormMultiDict, _lk: dict) -> Any:
+    row.name = text(form, "name", "Name", max_len=64)
+    row.timezone = timezone(form)
+    row.weekly = parse_weekly(form)
+    row.holidays = parse_holidays(form)
+    return row
+
+
+async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict) -> Queue:
+    row.name = text(form, "name", "Name", max_len=64)
+    channels = [c for c in form.getall("channels") if c in CHANNELS] if "channels" in form else []
+    if not channels:
+        raise UnprocessableError("Pick at least one channel the queue serves.")
+    row.channels = channels
+    row.priority = form_int(form.get("priority") or 0, "Priority", lo=-100, hi=100)
+    strategy = str(form.get("strategy") or "")
+    if strategy not in lk["strategies"]:
+        raise UnprocessableError("Pick a routing strategy.")
+    row.strategy = strategy
+    row.sla_seconds = form_int(form.get("sla_seconds"), "Service level target", lo=1, hi=86400)
+    row.offer_timeout_seconds = form_int(
+        form.get("offer_timeout_seconds"), "Offer timeout", lo=5, hi=600
+    )
+    row.wrapup_seconds = form_int(form.get("wrapup_seconds"), "Wrap-up timeout", lo=0, hi=3600)
+    row.overflow_after_seconds = opt_int(
+        form.get("overflow_after_seconds"), "Overflow after", lo=1, hi=86400
+    )
+    row.overflow_queue_id = opt_int(form.get("overflow_queue_id"), "Overflow queue", lo=1)
+    if row.overflow_queue_id is not None:
+        if row.overflow_queue_id not in lk["queue_names"]:
+            raise UnprocessableError("The overflow queue does not exist.")
+        if row.id is not None and row.overflow_queue_id == row.id:
+            raise UnprocessableError("A queue cannot overflow into itself.")
+    if (row.overflow_after_seconds is None) != (row.overflow_queue_id is None):
+        raise UnprocessableError("Overflow needs both a time and a target queue (or neither).")
+    row.overflow_relax_skills = checked(form, "overflow_relax_skills")
+    row.hours_id = opt_int(form.get("hours_id"), "Business hours", lo=1)
+    if row.hours_id is not None and row.hours_id not in lk["hours_names"]:
+        raise UnprocessableError("Those business hours do not exist.")
+    row.active = checked(form, "active")
+    lk["extra"] = skill_levels(form, lk["skills"], "skill_")
+    return row
+
+
+async def after_queue(db: AsyncSession, row: Queue, lk: dict) -> None:
+    levels: dict[int, int] = lk.get("extra", {})
+    await db.exec(delete(QueueSkill).where(col(QueueSkill.queue_id) == row.id))  # type: ignore[call-overload]
+    for skill_id, level in levels.items():
+        db.add(QueueSkill(queue_id=row.id, skill_id=skill_id, min_level=level))  # type: ignore[arg-type]
+
+
+async def save_user(db: AsyncSession, row: User, form: FormMultiDict, lk: dict) -> User:
+    username = text(form, "username", "Username", max_len=64)
+    if not _USERNAME.fullmatch(username):
+        raise UnprocessableError("Username: 2–64 letters, digits, '.', '_' or '-'.")
+    row.username = username
+    row.display_name = text(form, "display_name", "Display name", max_len=128)
+    role = str(form.get("role") or "")
+    if role not in lk["roles"]:
+        raise UnprocessableError("Pick a role.")
+    row.role = role
+    row.active = checked(form, "active")
+    password = str(form.get("password") or "")
+    if password:
+        if len(password) < 8:
+            raise UnprocessableError("The password needs at least 8 characters.")
+        if len(password) > 256:
+            raise UnprocessableError("The password is too long.")
+        row.password_hash = hash_password(password)
+    elif not getattr(row, "password_hash", None):
+        raise UnprocessableError("A new user needs a password (at least 8 characters).")
+    capacity = {}
+    for channel in CHANNELS:
+        value = opt_int(form.get(f"cap_{channel}"), f"Capacity for {channel}", lo=0, hi=50)
+        if value is not None:
+            capacity[channel] = value
+    extension = text(form, "extension", "Extension", max_len=32, required=False)
+    if extension and not extension.isdigit():
+        raise UnprocessableError("The extension must be digits only.")
+    lk["extra"] = {
+        "enabled": checked(form, "is_agent"),
+        "capacity": capacity,
+        "extension": extension or None,
+        "skills": skill_levels(form, lk["skills"], "skill_"),
+    }
+    return row
+
+
+async def after_user(db: AsyncSession, row: User, lk: dict) -> None:
+    profile = lk.get("extra")
+    if profile is None:
+        return
+    agent = (await db.exec(select(Agent).where(Agent.user_id == row.id))).first()
+    if not profile["enabled"]:
+        return  # an agent profile is kept for history; it simply gets no new skills
+    if agent is None:
+        agent = Agent(user_id=row.id)  # type: ignore[arg-type]
+    agent.capacity = profile["capacity"]
+    agent.extension = profile["extension"]
+    db.add(agent)
+    await db.flush()
+    await db.exec(delete(AgentSkill).where(col(AgentSkill.agent_id) == agent.id))  # type: ignore[call-overload]
+    for skill_id, level in profile["skills"].items():
+        db.add(AgentSkill(agent_id=agent.id, skill_id=skill_id, level=level))  # type: ignore[arg-type]
+
+
+def _join(values: Any) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+SECTIONS: dict[str, Section] = {
+    s.key: s
+    for s in (
+        Section(
+            "queues",
+            "Queues",
+            Queue,
+            [
+                ("Name", lambda r, lk: r.name),
+                ("Channels", lambda r, lk: _join(r.channels)),
+                (
+                    "Skills",
+                    lambda r, lk: _join(
+                        f"{lk['skill_names'].get(s, s)} ≥ {lvl}"
+                        for s, lvl in lk["queue_skills"].get(r.id, {}).items()
+                    ),
+                ),
+                ("Priority", lambda r, lk: r.priority),
+                ("Strategy", lambda r, lk: r.strategy.replace("_", " ")),
+                ("SLA", lambda r, lk: f"{r.sla_seconds} s"),
+                (
+                    "Offer / wrap-up",
+                    lambda r, lk: f"{r.offer_timeout_seconds} s / {r.wrapup_seconds} s",
+                ),
+                (
+                    "Overflow",
+                    lambda r, lk: (
+                        f"→ {lk['queue_names'].get(r.overflow_queue_id, '?')} after "
+                        f"{r.overflow_after_seconds} s"
+                        if r.overflow_queue_id
+                        else "—"
+                    ),
+                ),
+                ("Hours", lambda r, lk: lk["hours_names"].get(r.hours_id, "always")),
+                ("Active", lambda r, lk: "yes" if r.active else "no"),
+            ],
+            "admin/forms/queue.html",
+            save_queue,
+            Queue.name,
+        ),
+        Section(
+            "skills",
+            "Skills",
+            Skill,
+            [("Name", lambda r, lk: r.name), ("Description", lambda r, lk: r.description)],
+            "admin/forms/skill.html",
+            save_skill,
+            Skill.name,
+        ),
+        Section(
+            "agents",
+            "Agents and users",
+            User,
+            [
+                ("Username", lambda r, lk: r.username),
+                ("Name", lambda r, lk: r.display_name),
+                ("Role", lambda r, lk: r.role),
+                (
+                    "Skills",
+                    lambda r, lk: _join(
+                        f"{lk['skill_names'].get(s, s)} {lvl}"
+                        for s, lvl in lk["agent_skills"]
+                        .get(getattr(lk["agents"].get(r.id), "id", None), {})
+                        .items()
+                    ),
+                ),
+                (
+                    "Capacity",
+                    lambda r, lk: _join(
+                        f"{k} {v}"
+                        for k, v in getattr(lk["agents"].get(r.id), "capacity", {}).items()
+                    ),
+                ),
+                ("Extension", lambda r, lk: getattr(lk["agents"].get(r.id), "extension", "") or ""),
+                ("Active", lambda r, lk: "yes" if r.active else "no"),
+            ],
+            "admin/forms/user.html",
+            save_user,
+            User.username,
+            deletable=False,
+        ),
+        Section(
+            "dispositions",
+            "Disposition codes",
+            Disposition,
+            [
+                ("Code", lambda r, lk: r.code),
+                ("Label", lambda r, lk: r.label),
+                ("Active", lambda r, lk: "yes" if r.active else "no"),
+            ],
+            "admin/forms/code.html",
+            save_code_row,
+            Disposition.code,
+        ),
+        Section(
+            "reasons",
+            "Not-ready reasons",
+            NotReadyReason,
+            [
+                ("Code", lambda r, lk: r.code),
+                ("Label", lambda r, lk: r.label),
+                ("Active", lambda r, lk: "yes" if r.active else "no"),
+            ],
+            "admin/forms/code.html",
+            save_code_row,
+            NotReadyReason.code,
+        ),
+        Section(
+            "hours",
+            "Business hours",
+            BusinessHours,
+            [
+                ("Name", lambda r, lk: r.name),
+                ("Time zone", lambda r, lk: r.timezone),
+                (
+                    "Weekly",
+                    lambda r, lk: (
+                        "; ".join(
+                            f"{d} {', '.join(f'{a}-{b}' for a, b in r.weekly[d])}"
+                            for d in DAYS
+                            if d in r.weekly
+                        )
+                        or "closed"
+                    ),
+                ),
+                ("Holidays", lambda r, lk: _join(r.holidays) or "—"),
+            ],
+            "admin/forms/hours.html",
+            save_hours,
+            BusinessHours.name,
+        ),
+    )
+}
+AFTER_SAVE: dict[str, Callable[[AsyncSession, Any, dict], Awaitable[None]]] = {
+    "queues": after_queue,
+    "agents": after_user,
+}
+
+
+async def full_snapshot(db: AsyncSession, key: str, row: Any) -> dict[str, Any] | None:
+    """The row, plus its child rows (skills, agent profile), as the audit's before/after."""
+    snap = audit.snapshot(row)
+    if snap is None:
+        return None
+    if key == "agents":
+        snap.pop("password_hash", None)
+        agent = (await db.exec(select(Agent).where(Agent.user_id == row.id))).first()
+        if agent is not None:
+            snap["agent"] = audit.snapshot(agent)
+            snap["agent_skills"] = {
+                str(s.skill_id): s.level
+                for s in (
+                    await db.exec(select(AgentSkill).where(AgentSkill.agent_id == agent.id))
+                ).all()
+            }
+    if key == "queues":
+        snap["skills"] = {
+            str(s.skill_id): s.min_level
+            for s in (await db.exec(select(QueueSkill).where(QueueSkill.queue_id == row.id))).all()
+        }
+    return snap
+
+
+def _section(key: str) -> Section:
+    section = SECTIONS.get(key)
+    if section is None:
+        raise NotFoundException(f"No admin page called {key}.")
+    return section
+
+
+async def _section_context(db: AsyncSession, section: Section) -> dict[str, Any]:
+    rows = list((await db.exec(select(section.model).order_by(section.order_by))).all())
+    lk = await lookups(db)
+    table = [(row, [fn(row, lk) for _label, fn in section.columns]) for row in rows]
+    return {"section": section, "sections": SECTIONS, "table": table, "lk": lk}
+
+
+# ---------------------------------------------------------------- handlers
+
+
+@get("/")
+async def admin_home() -> Redirect:
+    return Redirect("/admin/queues")
+
+
+@get("/{key:str}")
+async def section_page(request: Request, key: str) -> Template:
+    if key == "audit":
+        return await _audit_page(request)
+    section = _section(key)
+    async with services_of(request).sessionmaker() as db:
+        ctx = await _section_context(db, section)
+    if request.headers.get("hx-request") and not request.headers.get("hx-boosted"):
+        return Template(template_name="admin/_section.html", context=ctx)
+    return page("admin/page.html", request, **ctx)
+
+
+@get("/{key:str}/new")
+async def new_form(request: Request, key: str) -> Template:
+    section = _section(key)
+    async with services_of(request).sessionmaker() as db:
+        lk = await lookups(db)
+    return Template(
+        template_name=section.form_template,
+        context={"section": section, "row": None, "lk": lk, "agent": None, "levels": {}},
+    )
+
+
+@get("/{key:str}/{row_id:int}/edit")
+async def edit_form(request: Request, key: str, row_id: int) -> Template:
+    section = _section(key)
+    async with services_of(request).sessionmaker() as db:
+        row = await db.get(section.model, row_id)
+        if row is None:
+            raise NotFoundException(f"{section.title}: #{row_id} does not exist.")
+        lk = await lookups(db)
+    agent = lk["agents"].get(row_id) if key == "agents" else None
+    levels: dict[int, int] = {}
+    if key == "queues":
+        levels = lk["queue_skills"].get(row_id, {})
+    elif agent is not None:
+        levels = lk["agent_skills"].get(agent.id, {})
+    return Template(
+        template_name=section.form_template,
+        context={"section": section, "row": row, "lk": lk, "agent": agent, "levels": levels},
+    )
+
+
+async def _save(request: Request, key: str, row_id: int | None) -> Template:
+    section = _section(key)
+    me = user_of(request)
+    form = await request.form()
+    async with services_of(request).sessionmaker() as db:
+        lk = await lookups(db)
+        if row_id is None:
+            row = section.model()
+            before = None
+        else:
+            row = await db.get(section.model, row_id)
+            if row is None:
+                raise NotFoundException(f"{section.title}: #{row_id} does not exist.")
+            before = await full_snapshot(db, key, row)
+        if key == "agents" and row_id == me.id and not checked(form, "active"):
+            raise UnprocessableError("You cannot deactivate yourself.")
+        if key == "agents" and row_id == me.id and str(form.get("role")) != Role.ADMIN:
+            raise UnprocessableError("You cannot remove your own admin role.")
+        row = await section.save(db, row, form, lk)
+        db.add(row)
+        try:
+            await db.flush()
+            if key in AFTER_SAVE:
+                await AFTER_SAVE[key](db, row, lk)
+                await db.flush()
+        except IntegrityError as exc:
+            await db.rollback()
+            raise Conflict(f"{section.title}: that name or code is already taken.") from exc
+        audit.record(
+            db,
+            user_id=me.id,
+            action="create" if before is None else "update",
+            entity=key,
+            entity_id=row.id,
+            before=before,
+            after=await full_snapshot(db, key, row),
+        )
+        await db.commit()
+        ctx = await _section_context(db, section)
+    ctx["saved"] = f"Saved {section.title.lower()} #{row.id}."
+    return Template(template_name="admin/_section.html", context=ctx)
+
+
+@post("/{key:str}", status_code=200)
+async def create(request: Request, key: str) -> Template:
+    return await _save(request, key, None)
+
+
+@post("/{key:str}/{row_id:int}", status_code=200)
+async def update(request: Request, key: str, row_id: int) -> Template:
+    return await _save(request, key, row_id)
+
+
+@post("/{key:str}/{row_id:int}/delete", status_code=200)
+async def remove(request: Request, key: str, row_id: int) -> Template:
+    section = _section(key)
+    if not section.deletable:
+        raise Conflict(f"{section.title} cannot be deleted; deactivate them instead.")
+    me = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        row = await db.get(section.model, row_id)
+        if row is None:
+            raise NotFoundException(f"{section.title}: #{row_id} does not exist.")
+        before = await full_snapshot(db, key, row)
+        try:
+            if key == "queues":
+                await db.exec(delete(QueueSkill).where(col(QueueSkill.queue_id) == row_id))  # type: ignore[call-overload]
+            if key == "skills":
+                for child in (QueueSkill, AgentSkill):
+                    await db.exec(delete(child).where(col(child.skill_id) == row_id))  # type: ignore[call-overload, attr-defined]
+            await db.delete(row)
+            audit.record(
+                db, user_id=me.id, action="delete", entity=key, entity_id=row_id, before=before
+            )
+            await db.commit()
+        except IntegrityError as exc:
+            await db.rollback()
+            raise Conflict(
+                f"{section.title}: #{row_id} is still in use; deactivate it instead."
+            ) from exc
+        ctx = await _section_context(db, section)
+    ctx["saved"] = f"Deleted {section.title.lower()} #{row_id}."
+    return Template(template_name="admin/_section.html", context=ctx)
+
+
+async def _audit_page(request: Request) -> Template:
+    entity = request.query_params.get("entity") or None
+    async with services_of(request).sessionmaker() as db:
+        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(200)
+        if entity:
+            query = query.where(AuditEntry.entity == entity)
+        entries = list((await db.exec(query)).all())
+        users = {u.id: u.username for u in (await db.exec(select(User))).all()}
+        entities = sorted(
+            {e for e in (await db.exec(select(AuditEntry.entity).distinct())).all() if e}
+        )
+    return page(
+        "admin/audit.html",
+        request,
+        entries=entries,
+        users=users,
+        entities=entities,
+        entity=entity,
+        sections=SECTIONS,
+        section=None,
+    )
+
+
+admin_router = Router(
+    path="/admin",
+    guards=[role_guard(Role.ADMIN)],
+    route_handlers=[admin_home, section_page, new_form, edit_form, create, update, remove],
+)
+
+route_handlers: list = [admin_router]
