@@ -114,6 +114,8 @@ class Call:
         self.timeline: list[tuple[float, str]] = []
         self.end_reason: str | None = None
         self.started_at = time.time()
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
         self.inband_dtmf = False
         self.answered = asyncio.Event()
         self.ended = asyncio.Event()
@@ -148,6 +150,13 @@ class Call:
         """A line of the SIP timeline (kept for the call record)."""
         self.timeline.append((time.time(), what))
 
+    @property
+    def duration(self) -> float:
+        """Seconds since the answer (0 if never answered)."""
+        if self.answered_at is None:
+            return 0.0
+        return round((self.ended_at or time.time()) - self.answered_at, 3)
+
     def stats(self) -> dict[str, Any]:
         """Per-call RTP counters (RFC 3550) and the SIP timeline."""
         rtp = self.rtp.stats.as_dict() if self.rtp is not None else self._final_stats
@@ -156,6 +165,7 @@ class Call:
             "direction": self.direction,
             "state": str(self.state),
             "end_reason": self.end_reason,
+            "duration_s": self.duration,
             "rtp": rtp,
             "timeline": list(self.timeline),
         }
@@ -190,6 +200,7 @@ class Call:
         self._mark_answered()
 
     def _mark_answered(self) -> None:
+        self.answered_at = time.time()
         self.state = CallState.ANSWERED
         self._start_media()
         self.answered.set()
@@ -496,6 +507,7 @@ class Call:
         if self.state is CallState.ENDED:
             return
         self.state = CallState.ENDED
+        self.ended_at = time.time()
         self.end_reason = reason
         self._note(f"ended: {reason}")
         if self._playback is not None:

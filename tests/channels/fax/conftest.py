@@ -24,11 +24,12 @@ async def fax_runtime(
     settings = FaxSettings(
         spool_dir=tmp_path / "fax-in",
         outgoing_dir=tmp_path / "fax-out",
-        poll_seconds=3600,  # tests call scan() themselves
         upload_secret="s3cret",
         ocr_workers=2,
     )
     runtime = await start_fax(services, settings)
+    assert runtime.watcher is not None
+    await runtime.watcher.stop()  # tests call scan() themselves, one pass at a time
     try:
         yield runtime
     finally:

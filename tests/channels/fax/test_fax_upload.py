@@ -1,0 +1,90 @@
+"""The HTTP fax upload API on the real app: 201 with OCR'd text in the inbox, 200 for a
+retried upload, and 401/404/413/415/422 with reasons."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlmodel import select
+
+from hub.app import create_app
+from hub.db import make_engine, make_sessionmaker, migrate
+from hub.seed import seed_demo
+from hub.settings import Settings
+from models import Message
+from tests.channels.fax.pages import FINE, STANDARD, crafted_tiff, page, tiff
+from tests.support import require_tool
+
+SECRET = {"x-fax-secret": "upload-s3cret"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[AsyncTestClient]:
+    require_tool("tesseract")
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    migrate(url)
+    engine = make_engine(url)
+    async with make_sessionmaker(engine)() as db:
+        await seed_demo(db, password_for=lambda username: f"{username}-pass")
+    await engine.dispose()
+    monkeypatch.setenv("HUB_FAX_UPLOAD_SECRET", SECRET["x-fax-secret"])
+    monkeypatch.setenv("HUB_FAX_MAX_BYTES", "400000")
+    settings = Settings(var_dir=tmp_path / "var", database_url=url, secret_key="k" * 32)
+    async with AsyncTestClient(create_app(settings), timeout=60) as test_client:
+        yield test_client
+
+
+def upload(data: bytes, name: str = "fax.tif", content_type: str = "image/tiff", **fields: str):
+    return {"files": {"file": (name, data, content_type)}, "data": fields}
+
+
+async def test_an_uploaded_fax_lands_in_the_inbox_once(client: AsyncTestClient):
+    document = tiff(
+        [(page(["Quarterly report attached"]), FINE), (page(["Page two"], STANDARD), STANDARD)]
+    )
+    args = upload(document, **{"from": "+1 415 555 0190", "id": "gw-991"})
+    response = await client.post("/webhooks/fax/Fax", headers=SECRET, **args)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["pages"] == 2 and body["duplicate"] is False
+
+    again = await client.post("/webhooks/fax/Fax", headers=SECRET, **args)
+    assert again.status_code == 200 and again.json()["message_id"] == body["message_id"]
+
+    services = client.app.state.services
+    async with services.sessionmaker() as db:
+        rows = (await db.exec(select(Message).where(Message.source_id == "upload:gw-991"))).all()
+    assert len(rows) == 1
+    assert "Quarterly report attached" in " ".join(rows[0].body.split())
+    assert rows[0].meta["fax"]["pages"][1]["stretched"] is True
+
+
+@pytest.mark.parametrize(
+    ("headers", "path", "args", "status", "words"),
+    [
+        ({}, "/webhooks/fax/Fax", None, 401, "x-fax-secret"),
+        ({"x-fax-secret": "wrong"}, "/webhooks/fax/Fax", None, 401, "wrong"),
+        (SECRET, "/webhooks/fax/Nowhere", None, 404, "no active fax inbox"),
+        (SECRET, "/webhooks/fax/Fax", upload(b"hello", "a.txt", "text/plain"), 415, "TIFF or a PDF"),
+        (SECRET, "/webhooks/fax/Fax", upload(crafted_tiff(80_000, 80_000)), 413, "80000×80000"),
+        (SECRET, "/webhooks/fax/Fax", upload(b"II*\x00" + bytes(500_000)), 413, "limit is 400000"),
+        (SECRET, "/webhooks/fax/Fax", upload(b"II*\x00" + bytes(60)), 422, "refused"),
+    ],
+)
+async def test_refusals_say_why(
+    client: AsyncTestClient, headers: dict, path: str, args: dict | None, status: int, words: str
+):
+    args = args or upload(tiff([(page(["x"]), FINE)]))
+    response = await client.post(path, headers=headers, **args)
+    assert response.status_code == status, response.text
+    assert words in response.json()["detail"]
+    async with client.app.state.services.sessionmaker() as db:
+        assert (await db.exec(select(Message).where(Message.content_type == "fax"))).all() == []
