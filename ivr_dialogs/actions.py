@@ -7,7 +7,7 @@ hub where the contact goes next.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -104,8 +104,8 @@ TERMINAL_ACTIONS = (Queue, Transfer, Voicemail, Callback, Hangup)
 
 def action_dict(action: Action) -> dict[str, Any]:
     """A JSON-able dict with the action's kind, for traces and dialog tests."""
-    data = asdict(action)
-    for key, value in data.items():
-        if isinstance(value, tuple):
-            data[key] = list(value)
-    return {"action": type(action).__name__.lower(), **data}
+    data: dict[str, Any] = {"action": type(action).__name__.lower()}
+    for item in fields(action):
+        value = getattr(action, item.name)
+        data[item.name] = list(value) if isinstance(value, tuple) else value
+    return data

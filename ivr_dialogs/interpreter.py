@@ -117,13 +117,20 @@ def time_vars(moment: datetime) -> dict[str, Any]:
 class _Frame:
     """Where one (sub-)dialog is: its flow, current node and own variables."""
 
-    __slots__ = ("call", "flow", "node_id", "vars")
+    __slots__ = ("call", "flow", "node_id", "scope", "vars")
 
-    def __init__(self, flow: Flow, variables: dict[str, Any], call: SubdialogNode | None) -> None:
+    def __init__(
+        self,
+        flow: Flow,
+        variables: dict[str, Any],
+        call: SubdialogNode | None,
+        global_vars: dict[str, Any],
+    ) -> None:
         self.flow = flow
         self.node_id = flow.start
         self.vars = variables
         self.call = call
+        self.scope = Scope(variables, global_vars)
 
 
 class Interpreter:
@@ -163,8 +170,8 @@ class Interpreter:
         self.dialog = dialog
         info = caller if isinstance(caller, CallerInfo) else CallerInfo.from_mapping(caller or {})
         moment = now or datetime.now()
-        if business_hours is None and dialog.model.business_hours is not None:
-            business_hours = dialog.model.business_hours
+        if business_hours is None:
+            business_hours = dialog.business_hours
         model = dialog.model
         lang = language or info.language
         if lang not in model.languages:
@@ -177,7 +184,9 @@ class Interpreter:
             "lookup_status": None,
             "lookup_error": None,
         }
-        self.frames: list[_Frame] = [_Frame(dialog.main, dict(dialog.main.variables), None)]
+        self.frames: list[_Frame] = [
+            _Frame(dialog.main, dict(dialog.main.variables), None, self.globals)
+        ]
         self.step_limit = step_limit
         self.steps = 0
         self.done = False
@@ -273,7 +282,7 @@ class Interpreter:
             if node is None:
                 self._fail(f"no node '{frame.node_id}' in {frame.flow.name}", out)
                 continue
-            self._visited.append(_label(frame))
+            self._visited.append(frame.node_id if frame.flow.name == "main" else _label(frame))
             try:
                 _HANDLERS[type(node)](self, node, frame, out)
             except ExpressionError as exc:
@@ -349,7 +358,7 @@ class Interpreter:
     # ----------------------------------------------------------------- helpers
 
     def _scope(self, frame: _Frame) -> Scope:
-        return Scope(frame.vars, self.globals)
+        return frame.scope
 
     def _text(self, text: Text, scope: Scope) -> str:
         if isinstance(text, str):
@@ -422,22 +431,25 @@ class Interpreter:
         question = self._current_question(node)
         prompt = text if text is not None else (question.prompt if question else node.prompt)
         self._say(prompt, frame, out, node.barge_in)
-        max_digits, terminator = _keys_shape(node, question)
-        out.append(
-            Listen(
+        lang = self.globals["language"]
+        key = ("listen", id(node), self._question if question is not None else -1, lang)
+        listen = self.dialog.cache.get(key)
+        if listen is None:
+            max_digits, terminator = _keys_shape(node, question)
+            listen = self.dialog.cache[key] = Listen(
                 expect=_expect(node, question),
                 node=_label(frame),
                 min_digits=node.min_length if isinstance(node, AskNode) else 1,
                 max_digits=max_digits,
                 terminator=terminator,
                 timeout_s=node.timeout_s,
-                hints=self._hints(node, question),
-                lang=self.globals["language"],
+                hints=self._collect_hints(node, question),
+                lang=lang,
             )
-        )
+        out.append(listen)
         self._waiting = _INPUT
 
-    def _hints(self, node: Any, question: SurveyQuestion | None) -> tuple[str, ...]:
+    def _collect_hints(self, node: Any, question: SurveyQuestion | None) -> tuple[str, ...]:
         phrases: list[str] = []
         if isinstance(node, MenuNode):
             for option in node.options:
@@ -744,7 +756,7 @@ class Interpreter:
                 if isinstance(source, str)
                 else source
             )
-        self.frames.append(_Frame(flow, variables, node))
+        self.frames.append(_Frame(flow, variables, node, self.globals))
 
     def _do_return(self, node: ReturnNode, frame: _Frame, out: list[Action]) -> None:
         scope = self._scope(frame)

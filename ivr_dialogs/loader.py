@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ivr_dialogs.expressions import Expression, ExpressionError
+from ivr_dialogs.hours import BusinessHours
 from ivr_dialogs.schema import (
     AskNode,
     BranchNode,
@@ -100,6 +101,17 @@ class Dialog:
             self.flows[name] = _flow(name, sub)
         self.expressions: dict[str, Expression] = {}
         self.templates: dict[str, Template] = {}
+        self.cache: dict[Any, Any] = {}
+        """Per-dialog memo for the interpreter (e.g. recognizer hints per node and language)."""
+        self.business_hours: BusinessHours | None = None
+        if model.business_hours is not None:
+            try:
+                self.business_hours = BusinessHours.parse(model.business_hours)
+            except ValueError as exc:
+                line = self.line_of("business_hours")
+                raise DialogError(
+                    [Problem(file, line, "schema", f"business_hours: {exc}")]
+                ) from None
         self._compile_all()
 
     def __repr__(self) -> str:

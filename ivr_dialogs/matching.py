@@ -70,11 +70,18 @@ _NO = {
 }  # fmt: skip
 
 
+_YES_WORDS = frozenset(p for p in _YES if " " not in p)
+_NO_WORDS = frozenset(p for p in _NO if " " not in p)
+_YES_PHRASES = tuple(p for p in _YES if " " in p)
+_NO_PHRASES = tuple(p for p in _NO if " " in p)
+
+
 def yes_or_no(text: str) -> bool | None:
     """True for yes, False for no, None when unclear or both."""
-    words = normalize(text)
-    yes = any(phrase_in(words, phrase) for phrase in _YES)
-    no = any(phrase_in(words, phrase) for phrase in _NO)
+    said = normalize(text)
+    words = set(said.split())
+    yes = not words.isdisjoint(_YES_WORDS) or any(phrase_in(said, p) for p in _YES_PHRASES)
+    no = not words.isdisjoint(_NO_WORDS) or any(phrase_in(said, p) for p in _NO_PHRASES)
     if yes == no:
         return None
     return yes
