@@ -28,6 +28,7 @@ from speech.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 if TYPE_CHECKING:
     from channels.voice.call import Call
     from channels.voice.mixer import Conference
+    from channels.voice.rtp_session import RtpSession
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,38 @@ _ENCODE: dict[int, Callable[[npt.NDArray[np.int16]], bytes]] = {
 _SILENT_PAYLOAD = {PCMU: ulaw_encode(SILENCE), PCMA: alaw_encode(SILENCE)}
 
 
-def _fit(pcm: npt.NDArray[np.int16]) -> npt.NDArray[np.int16]:
-    if pcm.shape[0] == FRAME:
-        return pcm
+def _take_frame(rtp: RtpSession, pcm: npt.NDArray[np.int16] | None) -> npt.NDArray[np.int16]:
+    """160 samples for this tick from packets of any ptime (10, 30, 40 ms…).
+
+    Decoded samples beyond the frame wait in ``rtp.leftover``; more packets are taken from
+    the jitter buffer only while the frame is short, so the buffer drains at the
+    sender's packet rate, not at ours.
+    """
+    decode = _DECODE.get(rtp.payload_type)
+    parts = [] if rtp.leftover is None else [rtp.leftover]
+    have = 0 if rtp.leftover is None else rtp.leftover.shape[0]
+    if pcm is not None:
+        parts.append(pcm)
+        have += pcm.shape[0]
+    while have < FRAME and decode is not None:
+        payload = rtp.jitter.pop()
+        if payload is None:
+            break
+        more = decode(payload)
+        parts.append(more)
+        have += more.shape[0]
+    if not parts:
+        rtp.leftover = None
+        return SILENCE
+    buf = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    if buf.shape[0] > FRAME:
+        rtp.leftover = buf[FRAME:]
+        return buf[:FRAME]
+    rtp.leftover = None
+    if buf.shape[0] == FRAME:
+        return buf
     out = np.zeros(FRAME, dtype=np.int16)
-    n = min(FRAME, pcm.shape[0])
-    out[:n] = pcm[:n]
+    out[: buf.shape[0]] = buf
     return out
 
 
@@ -105,6 +132,9 @@ class MediaEngine:
         for call in calls:
             rtp = call.rtp
             assert rtp is not None
+            if rtp.leftover is not None:  # packets of another ptime: the sample path
+                inbound[call] = _take_frame(rtp, None)
+                continue
             payload = rtp.jitter.pop()
             if payload is None:
                 inbound[call] = SILENCE
@@ -112,7 +142,7 @@ class MediaEngine:
                 by_codec.setdefault(rtp.payload_type, []).append((call, payload))
             else:
                 decode = _DECODE.get(rtp.payload_type)
-                inbound[call] = _fit(decode(payload)) if decode else SILENCE
+                inbound[call] = _take_frame(rtp, decode(payload)) if decode else SILENCE
         for pt, items in by_codec.items():
             pcm = _DECODE[pt](b"".join(p for _, p in items)).reshape(-1, FRAME)
             for i, (call, _) in enumerate(items):

@@ -20,6 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from channels.voice.jitter_buffer import JitterBuffer
 from channels.voice.rtp_stats import RtpStats
 from channels.voice.telephone_events import TelephoneEventReceiver, encode_event
@@ -54,6 +57,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.on_dtmf = on_dtmf
         self.stats = RtpStats()
         self.jitter = JitterBuffer(prefill=prefill, max_frames=max_frames)
+        self.leftover: npt.NDArray[np.int16] | None = None  # decoded, not yet played
         self.events = TelephoneEventReceiver()
         self.transport: asyncio.DatagramTransport | None = None
         self._ssrc = struct.unpack("!I", os.urandom(4))[0]

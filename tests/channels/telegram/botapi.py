@@ -150,8 +150,9 @@ class LocalBotApi:
 
             def do_GET(self) -> None:
                 prefix = f"/file/bot{api.token}/"
-                if self.path.startswith(prefix):
-                    wanted = self.path[len(prefix) :]
+                requested = unquote(self.path)  # httpx escapes the token's ":" here
+                if requested.startswith(prefix):
+                    wanted = requested[len(prefix) :]
                     for path, data in api.files.values():
                         if path == wanted:
                             api.file_downloads.append(wanted)
