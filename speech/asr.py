@@ -21,6 +21,7 @@ import difflib
 import math
 import re
 import threading
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,11 +47,13 @@ __all__ = [
 
 WHISPER_RATE = 16_000
 _FRAMES_PER_SECOND = 100  # Whisper's mel hop is 10 ms
-_CONTEXT_STEP_FRAMES = 500  # reduced audio context grows in 5 s steps…
+_MIN_CONTEXT_FRAMES = 1000  # reduced audio context: at least 10 s (shorter ones loop)…
+_CONTEXT_STEP_FRAMES = 500  # …growing in 5 s steps…
 _FULL_CONTEXT_FRAMES = 3000  # …up to Whisper's native 30 s window
 _NO_SPEECH_THRESHOLD = 0.6  # Whisper's own rule: silent if no-speech is likely…
 _LOGPROB_THRESHOLD = -1.0  # …and the text is improbable
 _HINT_MIN_SIMILARITY = 0.6
+_COMPRESSION_RATIO_THRESHOLD = 2.4  # Whisper's test for repetitive (looping) output
 TURN_GAP_SECONDS = 1.0  # a pause this long between words starts a new segment
 
 
@@ -143,6 +146,11 @@ def stereo_transcript(
             merged.append(Segment(seg.start, seg.end, seg.text, speaker, seg.words, seg.confidence))
     merged.sort(key=lambda s: (s.start, s.end))
     return Transcript(merged, audio.duration)
+
+
+def _compression_ratio(text: str) -> float:
+    data = text.encode()
+    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def _secs(value: float) -> float:
@@ -265,32 +273,40 @@ class WhisperRecognizer:
         )
         features = model.feature_extractor(samples)
         speech_frames = min(features.shape[-1], _FULL_CONTEXT_FRAMES)
-        context = min(
-            _FULL_CONTEXT_FRAMES,
-            math.ceil((speech_frames + _FRAMES_PER_SECOND) / _CONTEXT_STEP_FRAMES)
-            * _CONTEXT_STEP_FRAMES,
-        )
-        padded = np.zeros((features.shape[0], context), dtype=np.float32)
-        padded[:, :speech_frames] = features[:, :speech_frames]
+        steps = math.ceil((speech_frames + _FRAMES_PER_SECOND) / _CONTEXT_STEP_FRAMES)
+        context = min(_FULL_CONTEXT_FRAMES, max(_MIN_CONTEXT_FRAMES, steps * _CONTEXT_STEP_FRAMES))
         prompt: list[int] = []
         if hints:
             hint_tokens = tokenizer.encode(" " + ", ".join(h.strip() for h in hints if h.strip()))
             prompt = [tokenizer.sot_prev, *hint_tokens[-(model.max_length // 2 - 1) :]]
         prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        result = model.model.generate(
-            get_ctranslate2_storage(padded[np.newaxis]),
-            [prompt],
-            beam_size=1,
-            max_length=model.max_length,
-            return_scores=True,
-            return_no_speech_prob=True,
-            suppress_blank=True,
-            suppress_tokens=[-1],
-        )[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        # Speech runs at 2-4 words a second; a budget far above that stops a decoding loop.
+        budget = min(model.max_length - len(prompt), 16 + int(audio.duration * 12))
+
+        def decode(frames: int) -> tuple[list[int], float, float]:
+            padded = np.zeros((features.shape[0], frames), dtype=np.float32)
+            padded[:, :speech_frames] = features[:, :speech_frames]
+            result = model.model.generate(
+                get_ctranslate2_storage(padded[np.newaxis]),
+                [prompt],
+                beam_size=1,
+                max_length=budget,
+                return_scores=True,
+                return_no_speech_prob=True,
+                suppress_blank=True,
+                suppress_tokens=[-1],
+            )[0]
+            ids = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+            score = float(result.scores[0]) if result.scores else 0.0
+            return ids, score, float(result.no_speech_prob)
+
+        tokens, logprob, no_speech = decode(context)
         text = tokenizer.decode(tokens).strip()
-        logprob = float(result.scores[0]) if result.scores else 0.0
-        no_speech = float(result.no_speech_prob)
+        if context < _FULL_CONTEXT_FRAMES and (
+            len(tokens) >= budget or _compression_ratio(text) > _COMPRESSION_RATIO_THRESHOLD
+        ):  # a repetition loop: decode again over Whisper's native 30 s window
+            tokens, logprob, no_speech = decode(_FULL_CONTEXT_FRAMES)
+            text = tokenizer.decode(tokens).strip()
         if not tokens or (no_speech > _NO_SPEECH_THRESHOLD and logprob < _LOGPROB_THRESHOLD):
             return Utterance("", 0.0, audio.duration, None, no_speech)
         return Utterance(
