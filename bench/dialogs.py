@@ -113,7 +113,7 @@ def steps_in_real_sessions() -> None:
         [Utterance("I have a complaint"), Utterance("no internet"), Utterance("yes")],
         [Digit("4"), Utterance("mobile please"), Digits("15012026")],
     ]
-    sessions = 3000
+    sessions = 6000
     total_steps = 0
 
     def work() -> None:

@@ -19,7 +19,7 @@ _HOLE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
 class Template:
     """A compiled template; ``render`` gives text, ``value`` keeps a lone hole's type."""
 
-    __slots__ = ("_parts", "names", "source")
+    __slots__ = ("_constant", "_parts", "names", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -45,13 +45,16 @@ class Template:
             if isinstance(part, Expression):
                 names |= part.names
         self.names = frozenset(names)
+        self._constant = source if all(isinstance(p, str) for p in self._parts) else None
 
     @property
     def is_constant(self) -> bool:
-        return all(isinstance(part, str) for part in self._parts)
+        return self._constant is not None
 
     def render(self, scope: Scope, escape: Callable[[str], str] | None = None) -> str:
         """Text with every hole filled; ``escape`` (e.g. URL quoting) applies to holes only."""
+        if self._constant is not None:
+            return self._constant
         out: list[str] = []
         for part in self._parts:
             if isinstance(part, str):
