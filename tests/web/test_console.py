@@ -1,0 +1,266 @@
+"""The agent console and supervisor actions over HTTP, and the tab's SSE stream generator."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+
+import httpx
+from litestar.testing import AsyncTestClient
+from sqlmodel import col, select
+
+from hub.auth import CurrentUser
+from hub.events import agent_topic
+from hub.services import Services
+from models import (
+    Agent,
+    AuditEntry,
+    Contact,
+    Disposition,
+    Interaction,
+    InteractionState,
+    Message,
+    Offer,
+    OfferOutcome,
+    Role,
+    User,
+)
+from tests.web.conftest import hx, login
+from web.console import ConsoleStream
+from web.sse import run_stream
+
+
+async def agent_id_of(services: Services, username: str) -> int:
+    async with services.sessionmaker() as db:
+        row = (await db.exec(select(Agent).join(User).where(User.username == username))).one()
+        return row.id  # type: ignore[return-value]
+
+
+async def pending_offer(services: Services, agent_id: int) -> Offer:
+    """Wait for the router (a real background task) to offer something to ``agent_id``."""
+    for _ in range(200):
+        async with services.sessionmaker() as db:
+            offer = (
+                await db.exec(
+                    select(Offer).where(
+                        Offer.agent_id == agent_id, Offer.outcome == OfferOutcome.PENDING
+                    )
+                )
+            ).first()
+        if offer is not None:
+            return offer
+        await asyncio.sleep(0.05)
+    raise AssertionError("no offer arrived")
+
+
+async def customer_writes(customer: httpx.AsyncClient, body: str) -> None:
+    await customer.get("/chat")
+    response = await customer.post(
+        "/chat/messages",
+        data={"body": body, "source_id": uuid.uuid4().hex},
+        headers=hx(customer),
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_agent_accepts_replies_notes_and_wraps_up(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    await login(client, "alice")
+    ready = await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    assert ready.status_code == 200
+    await customer_writes(browser, "My <b>invoice</b> is wrong")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    console = await client.get("/console")
+    assert f"/console/offers/{offer.id}/accept" in console.text
+    accepted = await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    assert accepted.status_code == 200
+    iid = offer.interaction_id
+    assert f'id="messages-{iid}"' in accepted.text
+    assert "My &lt;b&gt;invoice&lt;/b&gt; is wrong" in accepted.text
+    assert "Create or link contact" in accepted.text  # an unknown customer
+
+    reply = await client.post(
+        f"/console/interactions/{iid}/reply", data={"reply": "Let me check."}, headers=hx(client)
+    )
+    assert reply.status_code == 200
+    note = await client.post(
+        f"/console/interactions/{iid}/note", data={"note": "angry customer"}, headers=hx(client)
+    )
+    assert note.status_code == 200
+    transcript = await browser.get("/chat")
+    assert "Let me check." in transcript.text
+    assert "angry customer" not in transcript.text  # private notes never reach the customer
+    assert "has joined the chat" in transcript.text
+
+    no_disposition = await client.post(
+        f"/console/interactions/{iid}/close", data={"next": "ready"}, headers=hx(client)
+    )
+    assert no_disposition.status_code == 422
+    ended = await client.post(f"/console/interactions/{iid}/end", headers=hx(client))
+    assert "Wrap-up" in ended.text
+    async with services.sessionmaker() as db:
+        resolved = (await db.exec(select(Disposition).where(Disposition.code == "resolved"))).one()
+    closed = await client.post(
+        f"/console/interactions/{iid}/close",
+        data={"disposition_id": str(resolved.id), "notes": "fixed", "next": "not_ready:lunch"},
+        headers=hx(client),
+    )
+    assert closed.status_code == 200
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, iid)
+        assert interaction is not None
+        assert interaction.state == InteractionState.CLOSED
+        assert interaction.disposition_id == resolved.id
+        assert interaction.wrapup_notes == "fixed"
+        agent = await db.get(Agent, await agent_id_of(services, "alice"))
+        assert agent is not None and (agent.presence, agent.presence_reason) == (
+            "not_ready",
+            "lunch",
+        )
+
+
+async def test_another_agents_conversation_is_off_limits(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "hello")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    client.cookies.clear()
+    await login(client, "bob")
+    peek = await client.get(f"/console/interactions/{offer.interaction_id}", headers=hx(client))
+    assert peek.status_code == 403
+    hijack = await client.post(
+        f"/console/interactions/{offer.interaction_id}/reply",
+        data={"reply": "hijack"},
+        headers=hx(client),
+    )
+    assert hijack.status_code == 403
+
+
+async def test_link_unknown_contact_merges_and_audits(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    async with services.sessionmaker() as db:
+        known = Contact(name="Kim Known", vip_level=3, known=True)
+        db.add(known)
+        await db.commit()
+        known_id = known.id
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "it's me, Kim")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    found = await client.get(
+        "/console/contacts/search", params={"q": "kim kn", "interaction": offer.interaction_id}
+    )
+    assert "Kim Known" in found.text
+    linked = await client.post(
+        f"/console/interactions/{offer.interaction_id}/link",
+        data={"contact_id": str(known_id)},
+        headers=hx(client),
+    )
+    assert linked.status_code == 200
+    assert "VIP 3" in linked.text
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, offer.interaction_id)
+        assert interaction is not None and interaction.contact_id == known_id
+        entry = (
+            await db.exec(select(AuditEntry).where(AuditEntry.action == "contact.merge"))
+        ).one()
+        assert entry.before is not None and entry.before["keep"]["name"] == "Kim Known"
+
+
+async def test_supervisor_actions_are_audited_and_force_logout_ends_the_session(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    bob = await agent_id_of(services, "bob")
+    await login(browser, "bob")
+    await browser.post("/console/presence", data={"state": "ready"}, headers=hx(browser))
+    await login(client, "sam")
+    forced = await client.post(
+        f"/supervisor/agents/{bob}/not-ready", data={"reason": "meeting"}, headers=hx(client)
+    )
+    assert forced.status_code == 200
+    message = await client.post(
+        f"/supervisor/agents/{bob}/message", data={"text": "call me"}, headers=hx(client)
+    )
+    assert message.status_code == 200
+    out = await client.post(f"/supervisor/agents/{bob}/logout", headers=hx(client))
+    assert out.status_code == 200
+    async with services.sessionmaker() as db:
+        entries = (await db.exec(select(AuditEntry).order_by(col(AuditEntry.id)))).all()
+        agent = await db.get(Agent, bob)
+    by_action = {e.action: e for e in reversed(entries)}  # the first of each action
+    assert by_action["force-presence"].before["presence"] == "ready"  # type: ignore[index]
+    assert by_action["force-presence"].after["presence"] == "not_ready"  # type: ignore[index]
+    assert by_action["supervisor-message"].after == {"text": "call me"}
+    assert by_action["force-logout"].before["presence"] == "not_ready"  # type: ignore[index]
+    assert agent is not None and agent.presence == "offline"
+    after = await browser.get("/console", headers={"hx-request": "true"})
+    assert after.status_code == 401
+
+
+async def test_console_stream_renders_events_for_its_agent_escaped(client: AsyncTestClient):
+    services: Services = client.app.state.services
+    env = client.app.template_engine.engine  # type: ignore[attr-defined]
+    alice = await agent_id_of(services, "alice")
+    user = CurrentUser(
+        id=1, username="alice", display_name="Alice", role=Role.AGENT, agent_id=alice
+    )
+    stream = run_stream(services, ConsoleStream(services, env, user), heartbeat=0.2)
+    first = await anext(stream)
+    assert first.comment == "connected"
+    synced = [await anext(stream) for _ in range(3)]
+    assert [m.event for m in synced] == ["offer", "conversation", "presence"]
+    await services.bus.publish(
+        agent_topic(alice), "supervisor-message", text="<script>x()</script>", **{"from": "Sam"}
+    )
+    popup = await anext(stream)
+    while popup.event is None:  # heartbeats may come first
+        popup = await anext(stream)
+    assert popup.event == "supervisor-message"
+    assert "&lt;script&gt;x()&lt;/script&gt;" in str(popup.data)
+    await services.bus.publish(agent_topic(alice), "force-logout")
+    last = await anext(stream)
+    while last.event is None:
+        last = await anext(stream)
+    assert last.event == "force-logout"
+    assert [m async for m in stream] == []  # the stream ends after a forced logout
+
+
+async def test_messages_for_held_conversations_arrive_on_the_stream(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "first")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    env = client.app.template_engine.engine  # type: ignore[attr-defined]
+    alice = await agent_id_of(services, "alice")
+    user = CurrentUser(
+        id=1, username="alice", display_name="Alice", role=Role.AGENT, agent_id=alice
+    )
+    stream = run_stream(services, ConsoleStream(services, env, user), heartbeat=0.2)
+    for _ in range(4):
+        await anext(stream)
+    await browser.post(
+        "/chat/messages",
+        data={"body": "second <i>msg</i>", "source_id": uuid.uuid4().hex},
+        headers=hx(browser),
+    )
+    seen = ""
+    for _ in range(20):
+        event = await anext(stream)
+        if event.event == "message":
+            seen = str(event.data)
+            break
+    assert re.search(r'hx-swap-oob="beforeend:#messages-\d+"', seen)
+    assert "second &lt;i&gt;msg&lt;/i&gt;" in seen
+    async with services.sessionmaker() as db:
+        assert (await db.exec(select(Message).where(Message.body == "second <i>msg</i>"))).one()
+    await stream.aclose()

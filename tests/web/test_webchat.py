@@ -1,0 +1,213 @@
+"""The customer web chat: identity by cookie, idempotent sends, uploads checked by content,
+rate limits, escaping, and the transcript after a reload."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+from litestar.testing import AsyncTestClient
+from PIL import Image
+from sqlmodel import col, func, select
+
+from hub.services import Services
+from models import Contact, ContactIdentity, Interaction, InteractionState, Message
+from tests.web.conftest import hx
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def open_chat(client: AsyncTestClient) -> None:
+    response = await client.get("/chat")
+    assert response.status_code == 200
+    assert client.cookies.get("hub_visitor")
+
+
+async def send(client: AsyncTestClient, body: str, *, source_id: str | None = None, **extra):
+    files = extra.pop("files", None)
+    return await client.post(
+        "/chat/messages",
+        data={"body": body, "source_id": source_id or uuid.uuid4().hex, **extra},
+        files=files,
+        headers=hx(client),
+    )
+
+
+async def message_count(services: Services) -> int:
+    async with services.sessionmaker() as db:
+        return (await db.exec(select(func.count()).select_from(Message))).one()
+
+
+async def test_first_message_opens_a_queued_chat_and_shows_the_panel(
+    client: AsyncTestClient, services: Services
+):
+    await open_chat(client)
+    response = await send(client, "Hello, my order is late", name="Ann", email="ann@example.com")
+    assert response.status_code == 200
+    assert response.headers["hx-retarget"] == "#chat"
+    assert 'sse-connect="/chat/events"' in response.text
+    assert "Hello, my order is late" in response.text
+    async with services.sessionmaker() as db:
+        interaction = (await db.exec(select(Interaction))).one()
+        assert interaction.channel == "webchat"
+        assert interaction.data["email given"] == "ann@example.com"
+        contact = await db.get(Contact, interaction.contact_id)
+        assert contact is not None and contact.name == "Ann"
+
+
+async def test_a_double_submit_is_stored_once(client: AsyncTestClient, services: Services):
+    await open_chat(client)
+    before = await message_count(services)
+    source_id = uuid.uuid4().hex
+    first = await send(client, "only once please", source_id=source_id)
+    second = await send(client, "only once please", source_id=source_id)
+    assert first.status_code == second.status_code == 200
+    assert await message_count(services) == before + 1
+
+
+async def test_returning_visitor_is_the_same_contact_and_sees_the_transcript(
+    client: AsyncTestClient, services: Services
+):
+    await open_chat(client)
+    await send(client, "first visit")
+    reload = await client.get("/chat")
+    assert "first visit" in reload.text
+    await send(client, "still me")
+    async with services.sessionmaker() as db:
+        identities = (
+            await db.exec(select(ContactIdentity).where(ContactIdentity.kind == "webchat"))
+        ).all()
+        assert len(identities) == 1
+        interactions = (await db.exec(select(Interaction))).all()
+        assert len(interactions) == 1
+
+
+async def test_a_forged_visitor_cookie_is_a_new_visitor(client: AsyncTestClient):
+    await open_chat(client)
+    await send(client, "private words")
+    visitor = client.cookies.get("hub_visitor", "").split(".")[0]
+    client.cookies.clear()
+    client.cookies.set("hub_visitor", f"{visitor}.{'0' * 32}", path="/chat")
+    page = await client.get("/chat")
+    assert "private words" not in page.text
+
+
+async def test_customer_text_is_escaped_everywhere(client: AsyncTestClient):
+    await open_chat(client)
+    payload = "<script>window.__pwned=1</script><img src=x onerror=alert(1)>"
+    await send(client, payload)
+    page = await client.get("/chat")
+    assert "<script>window.__pwned" not in page.text
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in page.text
+    assert "<img src=x" not in page.text
+
+
+async def test_a_text_file_named_png_is_refused_by_content(client: AsyncTestClient):
+    await open_chat(client)
+    response = await send(
+        client,
+        "see file",
+        files={"file": ("cat.png", b"just some text, not a picture", "image/png")},
+    )
+    assert response.status_code == 415
+    assert "PNG, JPEG, GIF or WebP" in response.json()["detail"]
+
+
+async def test_a_damaged_image_is_refused(client: AsyncTestClient):
+    await open_chat(client)
+    broken = png_bytes()[:20]
+    response = await send(client, "", files={"file": ("x.png", broken, "image/png")})
+    assert response.status_code == 415
+
+
+async def test_a_too_large_file_is_refused_with_the_limit(client: AsyncTestClient):
+    await open_chat(client)
+    big = png_bytes() + b"\0" * (70 * 1024)
+    response = await send(client, "big", files={"file": ("big.png", big, "image/png")})
+    assert response.status_code == 413
+    assert "64 KB" in response.json()["detail"]
+
+
+async def test_real_images_and_pdfs_are_stored_and_served_safely(
+    client: AsyncTestClient, services: Services
+):
+    await open_chat(client)
+    ok = await send(client, "photo", files={"file": ("photo.PNG.exe", png_bytes(), "text/plain")})
+    assert ok.status_code == 200
+    pdf = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+    ok_pdf = await send(client, "", files={"file": ("invoice.pdf", pdf, "application/pdf")})
+    assert ok_pdf.status_code == 200
+    async with services.sessionmaker() as db:
+        stored = (
+            await db.exec(select(Message).where(col(Message.attachments) != []))  # type: ignore[arg-type]
+        ).all()
+    kinds = sorted(m.attachments[0]["content_type"] for m in stored if m.attachments)
+    assert kinds == ["application/pdf", "image/png"]
+    image = next(
+        m for m in stored if m.attachments and m.attachments[0]["content_type"] == "image/png"
+    )
+    assert image.attachments[0]["filename"] == "photo.PNG.png"
+    served = await client.get(f"/chat/attachments/{image.id}/0")
+    assert served.status_code == 200
+    assert served.headers["content-type"] == "image/png"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    stranger = await client.get(f"/chat/attachments/{image.id}/0", cookies={"hub_visitor": "x"})
+    assert stranger.status_code == 404
+
+
+async def test_sending_too_fast_gets_429_with_a_reason(client: AsyncTestClient):
+    await open_chat(client)
+    statuses = [(await send(client, f"msg {n}")).status_code for n in range(8)]
+    assert statuses == [200] * 8
+    limited = await send(client, "one too many")
+    assert limited.status_code == 429
+    assert "too fast" in limited.json()["detail"]
+    assert "retry-after" in limited.headers
+
+
+async def test_malformed_and_empty_messages_get_400(client: AsyncTestClient):
+    await open_chat(client)
+    empty = await send(client, "   ")
+    assert empty.status_code == 400
+    bad_id = await send(client, "hi", source_id="../../etc")
+    assert bad_id.status_code == 400
+    too_long = await send(client, "x" * 6000)
+    assert too_long.status_code == 400 and "too long" in too_long.json()["detail"]
+    no_cookie = await client.post(
+        "/chat/messages",
+        data={"body": "hi", "source_id": uuid.uuid4().hex},
+        headers=hx(client),
+        cookies={"hub_visitor": ""},
+    )
+    assert no_cookie.status_code == 400
+
+
+async def test_chat_post_without_csrf_token_is_refused(client: AsyncTestClient):
+    await open_chat(client)
+    response = await client.post(
+        "/chat/messages", data={"body": "hi", "source_id": uuid.uuid4().hex}
+    )
+    assert response.status_code == 403
+
+
+async def test_no_agent_logged_in_offers_leave_a_message_and_keeps_it(
+    client: AsyncTestClient, services: Services
+):
+    await open_chat(client)
+    response = await send(client, "Anyone there?")
+    assert "No agent is available right now." in response.text
+    assert "Leave a message" in response.text
+    left = await client.post("/chat/leave-message", headers=hx(client))
+    assert left.status_code == 200
+    assert "your message is saved" in left.text
+    async with services.sessionmaker() as db:
+        interaction = (await db.exec(select(Interaction))).one()
+        assert interaction.state == InteractionState.VOICEMAIL
+        kept = (
+            await db.exec(select(Message).where(Message.interaction_id == interaction.id))
+        ).all()
+        assert [m.body for m in kept] == ["Anyone there?"]
