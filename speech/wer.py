@@ -21,35 +21,36 @@ _TENS = {word: 10 * n for n, word in enumerate(_TENS_WORDS, start=2)}
 
 
 def _numbers_to_digits(tokens: list[str]) -> list[str]:
+    """Number words to digits: "forty five" → 45, "two thousand five hundred" → 2500."""
     out: list[str] = []
-    value: int | None = None
-    last = ""  # kind of the previous number word: unit, tens or hundred
+    total = 0  # thousands so far
+    current: int | None = None  # the part below a thousand
+    last = ""  # kind of the previous number word
 
     def flush() -> None:
-        nonlocal value
-        if value is not None:
-            out.append(str(value))
-        value = None
+        nonlocal total, current
+        if total or current is not None:
+            out.append(str(total + (current or 0)))
+        total, current = 0, None
 
     for tok in tokens:
-        if tok in _SMALL:
-            n = _SMALL[tok]
-            if value is not None and (last == "hundred" or (last == "tens" and n < 10)):
-                value += n
+        if tok in _SMALL or tok in _TENS:
+            n, kind = (_SMALL[tok], "unit") if tok in _SMALL else (_TENS[tok], "tens")
+            joins_hundred = current is not None and last == "hundred"
+            joins_tens = current is not None and last == "tens" and kind == "unit" and n < 10
+            if joins_hundred or joins_tens:
+                current = (current or 0) + n
+            elif current is None and last == "thousand":
+                current = n
             else:
                 flush()
-                value = n
-            last = "unit"
-        elif tok in _TENS:
-            if value is not None and last == "hundred":
-                value += _TENS[tok]
-            else:
-                flush()
-                value = _TENS[tok]
-            last = "tens"
-        elif tok == "hundred" and value is not None and value < 10 and last == "unit":
-            value *= 100
+                current = n
+            last = kind
+        elif tok == "hundred" and current is not None and current < 10 and last == "unit":
+            current *= 100
             last = "hundred"
+        elif tok == "thousand" and current is not None and total == 0:
+            total, current, last = current * 1000, None, "thousand"
         elif tok == "and" and last == "hundred":
             continue
         else:
@@ -67,7 +68,8 @@ def normalize_for_wer(text: str) -> list[str]:
     text = re.sub(r"\bdollars\s+cents\b", "dollars", text)
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)  # 1,200 → 1200
     text = re.sub(r"%", " percent", text)
-    text = re.sub(r"[.!?;:]+(\s|$)", " | ", text)  # sentence ends stop digit runs
+    # A sentence end stops a run of digits, unless a digit follows ("5. 0. 9." is one run).
+    text = re.sub(r"[.!?;:]+(?=\s+[^\d\s]|\s*$)", " | ", text)
     text = re.sub(r"[^\w\s'|]", " ", text.replace("-", " "))
     tokens = _numbers_to_digits(text.split())
     joined: list[str] = []

@@ -70,8 +70,10 @@ def test_ivr_prompts_survive_tts_then_asr(
 def test_digits_markup_is_heard_digit_by_digit(
     synthesizer: Synthesizer, recognizer: WhisperRecognizer
 ) -> None:
-    said = recognizer.transcribe_utterance(synthesizer.synthesize("<digits>5 0 9 3</digits>"))
-    assert word_errors("five zero nine three", said.text)[0] == 0, said.text
+    said = recognizer.transcribe_utterance(
+        synthesizer.synthesize("My PIN is <digits>5 0 9 3</digits>.")
+    )
+    assert word_errors("my pin is five zero nine three", said.text)[0] == 0, said.text
 
 
 def test_hints_pick_the_expected_phrase(
