@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 TICK = 0.020
 FRAME = 160
-MAX_CATCHUP = 3
+MAX_CATCHUP = 10  # 200 ms: a burst the far end's jitter buffer absorbs
 SILENCE: npt.NDArray[np.int16] = np.zeros(FRAME, dtype=np.int16)
 SILENCE.setflags(write=False)
 _DECODE: dict[int, Callable[[bytes], npt.NDArray[np.int16]]] = {
