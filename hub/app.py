@@ -28,7 +28,13 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 # Modules that contribute routes; each exposes ``route_handlers: list`` and may expose
 # ``configure_templates(engine)`` (Jinja filters) and ``async start(services)`` (start-up work).
-ROUTE_MODULES: tuple[str, ...] = ("web.routes", "channels.webchat.routes")
+ROUTE_MODULES: tuple[str, ...] = (
+    "web.routes",
+    "channels.webchat.routes",
+    "channels.fax.routes",
+    "channels.sms.routes",
+    "channels.telegram.routes",
+)
 
 
 @get("/health", exclude_from_auth=True, sync_to_thread=False)

@@ -13,8 +13,17 @@ async def start_channels(services: Services) -> None:
     services.extras.setdefault("stoppers", [])
     # SMS (SMPP client, Twilio-compatible provider) and Telegram, from HUB_SMS_* / HUB_TELEGRAM_*
     from channels.sms.runtime import start_sms
+    from channels.telegram.runtime import start_telegram
 
     services.extras["stoppers"].extend(await start_sms(services))
+    services.extras["stoppers"].extend(await start_telegram(services))
+    # Fax (upload API, HylaFAX spool, sender) and email (SMTP listener, relay sender, IMAP),
+    # from HUB_FAX_* / HUB_EMAIL_*; fax first, so the email gateway can OCR faxes by mail.
+    from channels.email.runtime import start_email
+    from channels.fax.runtime import start_fax
+
+    await start_fax(services)
+    await start_email(services)
 
 
 async def stop_channels(services: Services) -> None:

@@ -36,7 +36,8 @@ class EmailRuntime:
 async def start_email(services: Services, settings: EmailSettings | None = None) -> EmailRuntime:
     settings = settings or EmailSettings.from_env()
     stoppers = services.extras.setdefault("stoppers", [])
-    intake = EmailIntake(services, settings, fax=services.extras.get("fax"))
+    fax_runtime = services.extras.get("fax")  # started first: faxes sent as email attachments
+    intake = EmailIntake(services, settings, fax=fax_runtime.intake if fax_runtime else None)
     recipients = await RecipientMap.load(settings, services.sessionmaker)
     runtime = EmailRuntime(settings, intake, recipients)
     if settings.relay_host:

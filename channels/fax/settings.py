@@ -1,0 +1,81 @@
+"""Fax channel settings from ``HUB_FAX_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentLimits:
+    """What a received document may cost us, checked from its header BEFORE decoding.
+
+    A fax page is 1728 pixels wide (ITU-T T.4, A4 at 204 dpi), 2432 for A3, 3456 at 400 dpi
+    ("superfine"); a page of 10,000 lines is a very long receipt. Anything beyond is an
+    attack or not a fax.
+    """
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_pages: int = 50
+    max_width: int = 5000
+    max_height: int = 10000
+    max_page_pixels: int = 40_000_000
+    max_total_pixels: int = 400_000_000
+    max_page_bytes: int = 64 * 1024 * 1024  # decoded size of one page (pixels × depth)
+    pdf_dpi: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class FaxSettings:
+    spool_dir: Path | None = None  # inbound: HylaFAX recvq copies or faxrcvd hook drops
+    spool_inbox: str = "Fax"
+    poll_seconds: float = 2.0
+    outgoing_dir: Path | None = None  # None: <var_dir>/fax/outgoing
+    sendfax: str = ""  # path of HylaFAX sendfax; empty: write to outgoing_dir only
+    sendfax_host: str = ""  # sendfax -h
+    upload_secret: str = ""  # shared secret for POST /webhooks/fax/{inbox}
+    station_name: str = "Contact Hub"
+    station_number: str = ""
+    default_region: str = "US"
+    ocr_lang: str = "eng"
+    ocr_workers: int = 1
+    ocr_timeout_seconds: float = 120.0
+    limits: DocumentLimits = DocumentLimits()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FaxSettings:
+        e = os.environ if env is None else env
+        d = cls()
+        dl = DocumentLimits()
+
+        def get(name: str) -> str | None:
+            return e.get(f"HUB_FAX_{name}") or None
+
+        spool = get("SPOOL_DIR")
+        outgoing = get("OUTGOING_DIR")
+        return cls(
+            spool_dir=Path(spool) if spool else None,
+            spool_inbox=get("SPOOL_INBOX") or d.spool_inbox,
+            poll_seconds=float(get("POLL_SECONDS") or d.poll_seconds),
+            outgoing_dir=Path(outgoing) if outgoing else None,
+            sendfax=get("SENDFAX") or d.sendfax,
+            sendfax_host=get("SENDFAX_HOST") or d.sendfax_host,
+            upload_secret=get("UPLOAD_SECRET") or d.upload_secret,
+            station_name=get("STATION_NAME") or d.station_name,
+            station_number=get("STATION_NUMBER") or d.station_number,
+            default_region=get("DEFAULT_REGION") or d.default_region,
+            ocr_lang=get("OCR_LANG") or d.ocr_lang,
+            ocr_workers=int(get("OCR_WORKERS") or d.ocr_workers),
+            ocr_timeout_seconds=float(get("OCR_TIMEOUT_SECONDS") or d.ocr_timeout_seconds),
+            limits=DocumentLimits(
+                max_bytes=int(get("MAX_BYTES") or dl.max_bytes),
+                max_pages=int(get("MAX_PAGES") or dl.max_pages),
+                max_width=int(get("MAX_WIDTH") or dl.max_width),
+                max_height=int(get("MAX_HEIGHT") or dl.max_height),
+                max_page_pixels=int(get("MAX_PAGE_PIXELS") or dl.max_page_pixels),
+                max_total_pixels=int(get("MAX_TOTAL_PIXELS") or dl.max_total_pixels),
+                pdf_dpi=int(get("PDF_DPI") or dl.pdf_dpi),
+            ),
+        )
