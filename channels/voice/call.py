@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 Pcm = npt.NDArray[np.int16]
 BARGE_IN_RMS = 900.0
 BARGE_IN_FRAMES = 3
+MAX_BUFFERED_DIGITS = 64  # digits nobody collects (e.g. during a bridge) are capped
 STREAM_QUEUE_FRAMES = 250  # 5 s of audio for a slow recognizer, then the oldest is dropped
 
 
@@ -492,7 +493,8 @@ class Call:
         return out
 
     def _on_digit(self, digit: str, via: str) -> None:
-        self._digits.append(digit)
+        if len(self._digits) < MAX_BUFFERED_DIGITS:
+            self._digits.append(digit)
         self._digit_event.set()
         playback = self._playback
         if playback is not None and playback.interrupt_on_dtmf:

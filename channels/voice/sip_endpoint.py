@@ -33,6 +33,9 @@ from aiosipua import (
     SipResponse,
     SipUAC,
     SipUAS,
+    generate_branch,
+    generate_call_id,
+    generate_tag,
     parse_sdp,
     serialize_sdp,
 )
@@ -122,9 +125,17 @@ class SipEndpoint:
         self._transfers: dict[str, asyncio.Future[int]] = {}
         self._sent_invites: dict[str, SipRequest] = {}  # our re-INVITEs on inbound dialogs
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pings: dict[str, asyncio.Future[int]] = {}
+        self.trunk_alive: bool | None = None
         self._moh_pcm = None
         self.port = settings.bind_port
-        self.counters = {"invites": 0, "rejected_403": 0, "challenged": 0, "trunk_registered": 0}
+        self.counters = {
+            "invites": 0,
+            "rejected_403": 0,
+            "challenged": 0,
+            "trunk_registered": 0,
+            "trunk_pings": 0,
+        }
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -270,6 +281,11 @@ class SipEndpoint:
     def _on_response(self, stack: _Stack, resp: SipResponse, addr: tuple[str, int]) -> None:
         call_id = resp.call_id or ""
         cseq = resp.cseq
+        ping = self._pings.get(call_id)
+        if ping is not None:
+            if not ping.done() and resp.status_code >= 200:
+                ping.set_result(resp.status_code)
+            return
         if cseq is not None and cseq.method.upper() == "INVITE" and resp.status_code >= 300:
             self._ack_failure(stack, resp)
         pending = self._pending_reinvites.get(call_id)
@@ -358,9 +374,20 @@ class SipEndpoint:
         if self.on_call is None:
             await call.reject(480, "Temporarily Unavailable")
             return
-        result = self.on_call(call)
-        if asyncio.iscoroutine(result):
-            self._spawn(result)
+        self._spawn(self._run_handler(call))
+
+    async def _run_handler(self, call: Call) -> None:
+        """Run ``on_call``; a handler that fails must not leave the caller hanging."""
+        try:
+            result = self.on_call(call) if self.on_call is not None else None
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("call handler failed for %s", call.call_id)
+            if call.state in (CallState.RINGING, CallState.EARLY):
+                await call.reject(500, "Server Internal Error")
+            else:
+                await call.hangup()
 
     def _answer_sdp(self, call: Call, leg: _Leg) -> str:
         assert call.media is not None and call.rtp is not None
@@ -734,6 +761,46 @@ class SipEndpoint:
         reg.register()
         await asyncio.wait_for(done, timeout)
         return reg
+
+    async def ping(self, addr: tuple[str, int], timeout: float = 2.0) -> int | None:
+        """Send an OPTIONS (RFC 3261 §11) and return the response status, or ``None``
+        when nothing answers within ``timeout``."""
+        stack = self.udp
+        local = stack.transport.local_addr
+        request = SipRequest(method="OPTIONS", uri=f"sip:{addr[0]}:{addr[1]}")
+        request.headers.append(
+            "Via", f"SIP/2.0/UDP {local[0]}:{local[1]};branch={generate_branch()};rport"
+        )
+        call_id = generate_call_id(local[0])
+        request.headers.set_single("From", f"<sip:hub@{local[0]}:{local[1]}>;tag={generate_tag()}")
+        request.headers.set_single("To", f"<sip:{addr[0]}:{addr[1]}>")
+        request.headers.set_single("Call-ID", call_id)
+        request.headers.set_single("CSeq", "1 OPTIONS")
+        request.headers.set_single("Max-Forwards", "70")
+        request.headers.set_single("User-Agent", self.user_agent)
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pings[call_id] = future
+        try:
+            stack.transport.send(request, addr)
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            return None
+        finally:
+            self._pings.pop(call_id, None)
+
+    def start_trunk_keepalive(self, interval: float = 30.0) -> None:
+        """OPTIONS to the trunk every ``interval`` s; :attr:`trunk_alive` tracks the
+        answers (any response means the provider is reachable)."""
+
+        async def loop() -> None:
+            target = (self.settings.trunk_host, self.settings.trunk_port)
+            while True:
+                status = await self.ping(target, timeout=min(interval, 5.0))
+                self.trunk_alive = status is not None
+                self.counters["trunk_pings"] += 1
+                await asyncio.sleep(interval)
+
+        self._spawn(loop())
 
     # --- conferences, music, teardown (used by Call) ------------------------------
 

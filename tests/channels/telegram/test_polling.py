@@ -211,7 +211,7 @@ async def test_download_failure_leaves_the_update_unconfirmed(
     await channel.bot.initialize()
     try:
         bot_api.push_update(document_update(900020, 60))  # its file is not there (yet)
-        with pytest.raises(Exception, match="(?i)invalid file_id"):
+        with pytest.raises(Exception, match=r"(?i)invalid file_id"):
             await channel.poll_once(long_poll=0)
         assert channel.offset is None
         bot_api.add_file("BQACAgQAAxkBAAIBdoc", "documents/file_12.pdf", PDF)

@@ -116,3 +116,23 @@ async def test_call_over_tcp(sipp: str, make_endpoint, tmp_path: Path) -> None:
     assert len(calls) == 1
     await asyncio.wait_for(calls[0].ended.wait(), 5)
     assert calls[0].end_reason == "cancelled"
+
+
+async def test_failing_handler_hangs_up_instead_of_leaving_the_caller(
+    sipp: str, make_endpoint, tmp_path: Path
+) -> None:
+    calls: list[Call] = []
+
+    async def on_call(call: Call) -> None:
+        calls.append(call)
+        await call.answer()
+        raise RuntimeError("a bug in the IVR")
+
+    endpoint = await make_endpoint(on_call)
+    tap = await open_tap()
+    run = await run_sipp(
+        "caller_talk.xml", endpoint.port, tmp_path / "sipp", keys={"tap_port": tap.port}
+    )
+    tap.close()
+    assert run.returncode == 0, run.errors()  # the caller got our BYE
+    assert calls[0].end_reason == "local hangup"

@@ -63,3 +63,17 @@ async def test_outbound_call_through_trunk(sipp: str, make_endpoint, tmp_path: P
     heard = tap.audio()
     assert tap.packets and {p.payload_type for p in tap.packets} == {8}
     assert level_at(heard, 700.0) > 3000
+
+
+async def test_options_keepalive_tracks_the_trunk(sipp: str, make_endpoint, tmp_path: Path) -> None:
+    port = free_port()
+    provider = await start_sipp(
+        "provider_options.xml", tmp_path / "prov", keys={}, local_port=port, calls=2, timeout=15
+    )
+    endpoint = await make_endpoint(trunk_host="127.0.0.1", trunk_port=port)
+    endpoint.start_trunk_keepalive(interval=0.3)
+    run = await provider  # SIPp exits after answering two OPTIONS
+    assert run.returncode == 0, run.errors()
+    assert endpoint.trunk_alive is True and endpoint.counters["trunk_pings"] >= 2
+    # the provider is gone: the next keepalive goes unanswered
+    assert await endpoint.ping(("127.0.0.1", port), timeout=0.5) is None

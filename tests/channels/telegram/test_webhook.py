@@ -1,0 +1,144 @@
+"""Webhook mode through the real app: the Litestar route, the secret token header, 200 only
+after commit, duplicates, and a reply out through the Bot API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlmodel import col, select
+
+from channels.base import DeliveryStatus
+from hub.app import create_app
+from hub.services import Services
+from hub.settings import Settings
+from models import Direction, Inbox, Message
+from tests.channels.telegram.botapi import CHAT, LocalBotApi, text_update
+from tests.channels.telegram.conftest import TOKEN
+
+SECRET = "s3cret-Token_for-webhooks"
+HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+@pytest.fixture
+async def client(
+    services: Services,
+    bot_api: LocalBotApi,
+    telegram_inbox: Inbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[AsyncTestClient]:
+    for key, value in {
+        "HUB_TELEGRAM_TOKEN": TOKEN,
+        "HUB_TELEGRAM_MODE": "webhook",
+        "HUB_TELEGRAM_SECRET_TOKEN": SECRET,
+        "HUB_TELEGRAM_API_BASE_URL": bot_api.url,
+        "HUB_TELEGRAM_WEBHOOK_URL": "https://hub.example.org/webhooks/telegram/5",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("HUB_SMS_SMPP_HOST", raising=False)
+    monkeypatch.delenv("HUB_SMS_TWILIO_ACCOUNT_SID", raising=False)
+    app = create_app(
+        Settings(var_dir=tmp_path / "app-var", database_url=services.settings.database_url)
+    )
+    async with AsyncTestClient(app) as test_client:
+        yield test_client
+
+
+def url(inbox: Inbox) -> str:
+    return f"/webhooks/telegram/{inbox.id}"
+
+
+async def messages(services: Services) -> list[Message]:
+    async with services.sessionmaker() as db:
+        return list(
+            (
+                await db.exec(
+                    select(Message)
+                    .where(Message.direction == Direction.INBOUND)
+                    .order_by(col(Message.id))
+                )
+            ).all()
+        )
+
+
+async def test_update_in_and_reply_out(
+    services: Services, client: AsyncTestClient, bot_api: LocalBotApi, telegram_inbox: Inbox
+) -> None:
+    (set_webhook,) = bot_api.calls_to("setWebhook")
+    assert set_webhook.params["secret_token"] == SECRET
+
+    update = text_update(700001, 12, "Hello from Telegram")
+    resp = await client.post(url(telegram_inbox), json=update, headers={HEADER: SECRET})
+    assert resp.status_code == 200
+    (stored,) = await messages(services)  # committed before the 200
+    assert stored.body == "Hello from Telegram"
+    assert stored.source_id == f"{CHAT['id']}:12"
+
+    # Telegram retries when it missed our 200: stored once.
+    again = await client.post(url(telegram_inbox), json=update, headers={HEADER: SECRET})
+    assert again.status_code == 200
+    assert len(await messages(services)) == 1
+
+    # The app (and its bot) live on the test client's portal loop: reply from there.
+    hub_services = client.app.state.services
+
+    async def agent_replies() -> Message:
+        return await hub_services.outbox.reply(stored.interaction_id, body="Hi Ana!", agent_id=None)
+
+    reply = await asyncio.to_thread(client.blocking_portal.call, agent_replies)
+    for _ in range(200):
+        async with services.sessionmaker() as db:
+            current = await db.get(Message, reply.id)
+        if current.delivery_status != DeliveryStatus.PENDING:  # type: ignore[union-attr]
+            break
+        await asyncio.sleep(0.05)
+    assert current.delivery_status == DeliveryStatus.SENT, current.status_detail  # type: ignore[union-attr]
+    (call,) = bot_api.calls_to("sendMessage")
+    assert (call.params["chat_id"], call.params["text"]) == (str(CHAT["id"]), "Hi Ana!")
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [({}, "header is missing"), ({HEADER: "guess"}, "header is wrong")],
+)
+async def test_wrong_or_missing_secret_is_403_with_a_reason(
+    services: Services,
+    client: AsyncTestClient,
+    telegram_inbox: Inbox,
+    headers: dict[str, str],
+    reason: str,
+) -> None:
+    resp = await client.post(
+        url(telegram_inbox), json=text_update(700002, 13, "spoofed"), headers=headers
+    )
+    assert resp.status_code == 403
+    assert reason in resp.json()["detail"]
+    assert await messages(services) == []
+
+
+async def test_not_an_update_is_400(client: AsyncTestClient, telegram_inbox: Inbox) -> None:
+    resp = await client.post(url(telegram_inbox), content=b"{not json", headers={HEADER: SECRET})
+    assert resp.status_code == 400
+
+
+async def test_unknown_inbox_is_404(client: AsyncTestClient) -> None:
+    resp = await client.post("/webhooks/telegram/999", json={}, headers={HEADER: SECRET})
+    assert resp.status_code == 404
+
+
+async def test_commit_failure_is_500_so_telegram_retries(
+    services: Services, client: AsyncTestClient, telegram_inbox: Inbox
+) -> None:
+    async with services.sessionmaker() as db:
+        inbox = await db.get(Inbox, telegram_inbox.id)
+        inbox.active = False  # type: ignore[union-attr]
+        db.add(inbox)
+        await db.commit()
+    update = text_update(700003, 14, "are you there?")
+    resp = await client.post(url(telegram_inbox), json=update, headers={HEADER: SECRET})
+    assert resp.status_code == 500
+    assert await messages(services) == []

@@ -1,0 +1,33 @@
+"""VoiceSettings from HUB_VOICE_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from channels.voice.settings import VoiceSettings
+
+
+def test_settings_from_env() -> None:
+    s = VoiceSettings.from_env(
+        {
+            "HUB_VOICE_BIND_PORT": "5080",
+            "HUB_VOICE_RTP_PORT_MIN": "40000",
+            "HUB_VOICE_RTP_PORT_MAX": "40100",
+            "HUB_VOICE_TRUSTED_GATEWAYS": "10.0.0.1, 10.0.0.2",
+            "HUB_VOICE_AGENT_CREDENTIALS": "1001:pw1,1002:pw:with:colons",
+            "HUB_VOICE_TRUNK_HOST": "sip.provider.example",
+            "HUB_VOICE_MOH_WAV": "/srv/moh.wav",
+            "HUB_VOICE_TRANSPORTS": "udp,tcp",
+            "HUB_VOICE_SYMMETRIC_RTP": "0",
+        }
+    )
+    assert (s.bind_port, s.rtp_port_min, s.rtp_port_max) == (5080, 40000, 40100)
+    assert s.trusted_gateways == ("10.0.0.1", "10.0.0.2")
+    assert s.agent_credentials == {"1001": "pw1", "1002": "pw:with:colons"}
+    assert s.trunk_host == "sip.provider.example" and s.moh_wav == Path("/srv/moh.wav")
+    assert s.transports == ("udp", "tcp") and s.symmetric_rtp is False
+
+
+def test_defaults_without_env() -> None:
+    s = VoiceSettings.from_env({})
+    assert s.bind_port == 5060 and s.moh_wav is None and s.symmetric_rtp
