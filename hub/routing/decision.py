@@ -216,7 +216,13 @@ class Router:
                 cls.agent_ids.append(agent_id)
                 self._agent_classes[agent_id].append(cls)
                 if agent.free(channel) > 0:
-                    cls.agent_heap.append((strategy_key(agent, queue.strategy, needs), agent_id, 0))
+                    cls.agent_heap.append(
+                        (
+                            strategy_key(agent, queue.strategy, needs),
+                            agent_id,
+                            self._version[agent_id],
+                        )
+                    )
         heapq.heapify(cls.agent_heap)
         return cls
 
