@@ -57,6 +57,7 @@ from ivr_dialogs.schema import (
 )
 
 DEFAULT_STEP_LIMIT = 1000
+MAX_TRACED_INPUTS = 500
 _IDLE, _INPUT, _LOOKUP = 0, 1, 2
 _DEFAULT_RETRY_COUNT = 2
 _MAX_ERRORS = 3
@@ -353,7 +354,11 @@ class Interpreter:
         self._goto(self.frames[0], target)
 
     def _note(self, kind: str, event: Event) -> None:
-        self._inputs.append((self.node, kind, _event_value(event)))
+        """Record an input; a flood of ignored events cannot grow a session without bound."""
+        if len(self._inputs) < MAX_TRACED_INPUTS:
+            self._inputs.append((self.node, kind, _event_value(event)))
+        elif self._inputs[-1][1] != "truncated":
+            self._inputs[-1] = (self.node, "truncated", None)
 
     # ----------------------------------------------------------------- helpers
 

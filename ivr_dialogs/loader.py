@@ -309,11 +309,7 @@ def _scalar(node: yaml.Node) -> Any:
     """A scalar with the type YAML resolved for it (int, bool, date, text...)."""
     if node.tag == "tag:yaml.org,2002:str":
         return node.value
-    loader = _DialogLoader("")
-    try:
-        value = loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    value = yaml.constructor.SafeConstructor().construct_object(node, deep=True)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

@@ -621,3 +621,24 @@ def test_trace_is_json_and_records_path_inputs_and_variables() -> None:
         "skills": [],
         "data": {},
     }
+
+
+def test_return_at_the_top_level_completes_the_dialog() -> None:
+    s = Session("""
+dialog: t
+start: a
+nodes:
+  a: {type: return, values: {done: "true"}}
+""")
+    assert s.interpreter.outcome == "completed"
+    assert s.last == Hangup("completed")
+    assert s.vars["done"] is True
+
+
+def test_a_flood_of_ignored_events_does_not_grow_the_trace_without_bound() -> None:
+    s = Session(LOOKUP)
+    s.feed(*[Digit("1")] * 5000)
+    inputs = s.interpreter.trace["inputs"]
+    assert len(inputs) == 500
+    assert inputs[-1]["event"] == "truncated"
+    assert s.interpreter.waiting_for == "lookup"

@@ -214,3 +214,26 @@ async def test_stubbed_lookups_and_closing_the_chat() -> None:
 def test_secrets_come_from_hub_dialog_secret_variables() -> None:
     env = {"HUB_DIALOG_SECRET_CRM_TOKEN": "abc", "HUB_OTHER": "x"}
     assert secrets_from_env(env) == {"CRM_TOKEN": "abc"}
+
+
+async def test_a_survey_over_a_text_port_records_answers_and_the_handoff() -> None:
+    from pathlib import Path
+
+    from ivr_dialogs import load_dialog
+
+    survey = load_dialog(
+        Path(__file__).parents[2] / "ivr_dialogs" / "library" / "satisfaction_survey.yaml"
+    )
+    port, shown = scripted_port("yes", "1", "no", "agent", "2#", "rude agent", "yes")
+    trace = await run_dialog(survey, port, caller={"number": "+15550142"}, now=MONDAY_10AM)
+    assert [(a.question, a.value) for a in port.answers] == [
+        ("satisfaction", 1),
+        ("resolved", False),
+        ("what_went_wrong", "agent"),
+        ("recommend", 2),
+        ("comment", "rude agent"),
+    ]
+    assert trace["outcome"] == "callback"
+    assert port.handoff is not None and port.handoff.queue == "supervisors"  # type: ignore[union-attr]
+    assert ("caller", "rude agent") in port.transcript
+    assert shown[-1] == "[callback to +15550142 from queue supervisors]"
