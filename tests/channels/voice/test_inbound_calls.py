@@ -136,3 +136,36 @@ async def test_failing_handler_hangs_up_instead_of_leaving_the_caller(
     tap.close()
     assert run.returncode == 0, run.errors()  # the caller got our BYE
     assert calls[0].end_reason == "local hangup"
+
+
+@pytest.mark.parametrize(("password", "admitted"), [("gw-secret", True), ("guess", False)])
+async def test_gateway_admitted_by_digest_authentication(
+    sipp: str, make_endpoint, tmp_path: Path, password: str, admitted: bool
+) -> None:
+    calls: list[Call] = []
+
+    async def on_call(call: Call) -> None:
+        calls.append(call)
+        await call.answer()
+        await asyncio.sleep(0.3)
+        await call.hangup()
+
+    endpoint = await make_endpoint(
+        on_call, trusted_gateways=(), gateway_credentials={"gw1": "gw-secret"}
+    )
+    tap = await open_tap()
+    run = await run_sipp(
+        "caller_digest.xml",
+        endpoint.port,
+        tmp_path / "sipp",
+        keys={"tap_port": tap.port},
+        extra=["-au", "gw1", "-ap", password],
+    )
+    tap.close()
+    assert endpoint.counters["challenged"] == 1
+    if admitted:
+        assert run.returncode == 0, run.errors()
+        assert len(calls) == 1
+    else:
+        assert "received 'SIP/2.0 403" in run.errors()
+        assert calls == [] and endpoint.counters["rejected_403"] == 1

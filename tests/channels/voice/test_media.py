@@ -99,3 +99,43 @@ async def test_barge_in_stops_the_prompt(sipp: str, make_endpoint, tmp_path: Pat
     tap.close()
     assert run.returncode == 0, run.errors()
     assert seen["outcome"] is PlayOutcome.BARGE_IN
+
+
+async def test_tts_stream_plays_and_recording_stops_on_request(
+    sipp: str, make_endpoint, tmp_path: Path
+) -> None:
+    """A stream of 22.05 kHz chunks (as Piper makes them) is resampled and heard; the
+    recording covers only the time between record() and stop_recording()."""
+    from speech.audio import Audio, read_wav
+
+    tap = await open_tap()
+    seen: dict[str, object] = {}
+
+    async def tts_chunks():
+        rate = 22050
+        for _ in range(4):  # 4 × 0.25 s of 1.1 kHz, produced as a synthesizer would
+            t = np.arange(rate // 4) / rate
+            yield Audio((np.sin(2 * np.pi * 1100 * t) * 9000).astype(np.int16), rate)
+            await asyncio.sleep(0.05)
+
+    async def on_call(call: Call) -> None:
+        await call.answer()
+        path = call.record(tmp_path / "part.wav")
+        seen["outcome"] = await call.play(tts_chunks())
+        seen["path"] = call.stop_recording()
+        assert seen["path"] == path
+        await asyncio.sleep(0.5)  # not recorded
+        await call.hangup()
+
+    endpoint = await make_endpoint(on_call)
+    run = await run_sipp(
+        "caller_talk.xml", endpoint.port, tmp_path / "sipp", keys={"tap_port": tap.port}
+    )
+    tap.close()
+    assert run.returncode == 0, run.errors()
+    assert seen["outcome"] is PlayOutcome.COMPLETED
+    assert level_at(tap.audio(), 1100.0) > 3000
+    recording = read_wav(Path(str(seen["path"])))
+    assert recording.channels == 2
+    assert 0.9 <= recording.duration <= 1.4  # the prompt's second, not the silence after
+    assert level_at(recording.samples[:, 1].copy(), 1100.0) > 3000  # right: what was played
