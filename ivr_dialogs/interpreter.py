@@ -498,6 +498,10 @@ class Interpreter:
 
     def _input(self, node: Any, frame: _Frame, event: Event, out: list[Action]) -> None:
         question = self._current_question(node)
+        if isinstance(event, NoInput) and self._buffer:
+            # Keys then silence: the inter-digit timeout ends the entry, as on any IVR.
+            event = Digits(self._buffer)
+            self._buffer = ""
         if isinstance(event, NoInput):
             self._note("noinput", event)
             self._retry(node, frame, node.no_input, "no_input", out)

@@ -642,3 +642,10 @@ def test_a_flood_of_ignored_events_does_not_grow_the_trace_without_bound() -> No
     assert len(inputs) == 500
     assert inputs[-1]["event"] == "truncated"
     assert s.interpreter.waiting_for == "lookup"
+
+
+def test_keys_then_silence_end_the_entry_like_an_inter_digit_timeout() -> None:
+    s = Session(ask("digits", "    min_length: 3\n    max_length: 8"))
+    s.feed(Digit("5"), Digit("5"), Digit("5"), NoInput())
+    assert s.vars["answer"] == "555"
+    assert [i["event"] for i in s.interpreter.trace["inputs"]] == ["digits"]
