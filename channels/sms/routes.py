@@ -1,0 +1,5 @@
+"""SMS webhooks (Twilio-compatible provider)."""
+
+from __future__ import annotations
+
+route_handlers: list = []

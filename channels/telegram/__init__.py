@@ -1,0 +1,1 @@
+"""Telegram: python-telegram-bot in webhook mode (a Litestar route) and long-polling mode."""
