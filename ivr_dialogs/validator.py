@@ -202,6 +202,7 @@ class _Checker:
         if isinstance(node, LookupNode):
             self.secrets(flow, node_id, node)
         self.prompts(flow, node_id, node)
+        self.phrases(flow, node_id, node)
 
     def subdialog_call(self, flow: Flow, node_id: str, node: SubdialogNode) -> None:
         target = self.dialog.flows.get(node.dialog)
@@ -289,6 +290,32 @@ class _Checker:
                         self.line(flow, node_id, *path, lang),
                         "unknown-language",
                         f"node '{node_id}': '{lang}' is not one of the dialog's languages",
+                        "warning",
+                    )
+
+    def phrases(self, flow: Flow, node_id: str, node: Any) -> None:
+        """Speech phrases given per language must cover every declared language."""
+        languages = self.dialog.model.languages
+        groups: list[tuple[tuple[str, ...], Any]] = []
+        if isinstance(node, MenuNode):
+            groups = [(("options", str(i)), o.phrases) for i, o in enumerate(node.options)]
+        elif isinstance(node, AskNode):
+            groups = [(("choices", str(i)), c.phrases) for i, c in enumerate(node.choices)]
+        elif isinstance(node, SurveyNode):
+            groups = [
+                (("questions", str(q), "choices", str(i)), c.phrases)
+                for q, question in enumerate(node.questions)
+                for i, c in enumerate(question.choices)
+            ]
+        for path, phrases in groups:
+            if isinstance(phrases, dict):
+                missing = [lang for lang in languages if lang not in phrases]
+                if missing:
+                    self.add(
+                        self.line(flow, node_id, *path, "phrases"),
+                        "missing-phrases",
+                        f"node '{node_id}': no phrases in {', '.join(missing)}; "
+                        "callers speaking it can only use the keypad",
                         "warning",
                     )
 

@@ -216,6 +216,28 @@ def test_missing_prompts_in_a_declared_language() -> None:
     assert "no prompt in 'fr'" in found[0].message
 
 
+def test_phrases_missing_for_a_declared_language_are_a_warning() -> None:
+    found = problems("""
+        dialog: x
+        languages: [en, es]
+        start: m
+        nodes:
+          m:
+            type: menu
+            prompt: {en: Press 1, es: Oprima 1}
+            options:
+              - digit: "1"
+                phrases: {en: [sales]}
+                next: bye
+              - {digit: "2", phrases: [agent, agente], next: bye}
+            no_input: {retries: 1, fallback: bye}
+            no_match: {retries: 1, fallback: bye}
+          bye: {type: hangup}
+        """)
+    assert [(p.line, p.code, p.severity) for p in found] == [(10, "missing-phrases", "warning")]
+    assert "no phrases in es" in found[0].message
+
+
 def test_subdialog_checks() -> None:
     found = problems("""
         dialog: x
