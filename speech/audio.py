@@ -24,6 +24,7 @@ __all__ = [
     "Audio",
     "AudioError",
     "StreamResampler",
+    "g711_wav_bytes",
     "pcm_to_float",
     "read_wav",
     "resample",
@@ -224,6 +225,21 @@ def wav_bytes(audio: Audio) -> bytes:
         len(body),
     )
     return header + body
+
+
+def g711_wav_bytes(payload: bytes, codec: str, sample_rate: int = 8000) -> bytes:
+    """8-bit G.711 bytes as a WAV file (format tag 7 μ-law or 6 A-law), as phones play it."""
+    tag = {"pcmu": _MULAW, "pcma": _ALAW}.get(codec)
+    if tag is None:
+        raise AudioError(f"codec must be 'pcmu' or 'pcma', not {codec!r}")
+    pad = b"\0" if len(payload) % 2 else b""
+    fmt = struct.pack("<HHIIHHH", tag, 1, sample_rate, sample_rate, 1, 8, 0)
+    chunks = (
+        b"fmt " + struct.pack("<I", len(fmt)) + fmt
+        + b"fact" + struct.pack("<II", 4, len(payload))  # non-PCM WAVs carry a sample count
+        + b"data" + struct.pack("<I", len(payload)) + payload + pad
+    )  # fmt: skip
+    return b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks
 
 
 def write_wav(target: str | PathLike[str] | BinaryIO, audio: Audio) -> None:
