@@ -27,7 +27,7 @@ from channels.email.dsn import parse_dsn
 from channels.email.mime import ParsedEmail, ParseLimits, parse_message
 from channels.email.recipients import InboxTarget
 from channels.email.settings import EmailSettings
-from models import Message, SenderKind
+from models import Inbox, Message, SenderKind
 
 if TYPE_CHECKING:
     from channels.fax.intake import FaxIntake
@@ -155,9 +155,10 @@ class EmailIntake:
         result: IngestResult,
         envelope_from: str | None,
     ) -> bool:
-        enabled, text = ack_settings(
-            target.config, self.settings.auto_ack, self.settings.auto_ack_text
-        )
+        async with self.services.sessionmaker() as db:
+            inbox = await db.get(Inbox, target.id)  # fresh: admins change it at run time
+        config = dict(inbox.config or {}) if inbox is not None else target.config
+        enabled, text = ack_settings(config, self.settings.auto_ack, self.settings.auto_ack_text)
         if not enabled:
             return False
         reason = suppression_reason(parsed, envelope_from)

@@ -32,6 +32,12 @@ class EmailRuntime:
     sender: SmtpSender | None = None
     poller: ImapPoller | None = None
 
+    async def reload_recipients(self, services: Services) -> None:
+        """Re-read inbox addresses after an admin changed them (no restart needed)."""
+        self.recipients = await RecipientMap.load(self.settings, services.sessionmaker)
+        if self.listener is not None:
+            self.listener.handler.recipients = self.recipients
+
 
 async def start_email(services: Services, settings: EmailSettings | None = None) -> EmailRuntime:
     settings = settings or EmailSettings.from_env()

@@ -44,7 +44,16 @@ async def send(
     sender: str = "carla@customer.test",
     recipients: list[str] | None = None,
 ) -> tuple[dict, str]:
-    """Send through our listener like a customer's MTA would; returns aiosmtplib's answer."""
+    """Send through our listener like a customer's MTA would; returns aiosmtplib's answer.
+
+    ``sender=""`` sends with an empty return path (``MAIL FROM:<>``), as bounces do.
+    """
+    if sender == "":
+        raw = message if isinstance(message, bytes) else message.as_bytes()
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False, timeout=30)
+        async with client:
+            errors, line = await client.sendmail("", recipients or ["support@example.com"], raw)
+        return errors, line
     return await aiosmtplib.send(
         message,
         hostname="127.0.0.1",
