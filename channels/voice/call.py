@@ -72,6 +72,12 @@ class Collected:
     ended_by: str
 
 
+def _user_part(uri: str) -> str:
+    """``sip:+15551230001@host;x=y`` → ``+15551230001``."""
+    rest = uri.split(":", 1)[1] if ":" in uri else uri
+    return rest.split("@", 1)[0] if "@" in rest else ""
+
+
 class CallEnded(RuntimeError):
     """The operation needs a live call."""
 
@@ -136,6 +142,41 @@ class Call:
         return f"<Call {self.direction} {self.call_id} {self.state}>"
 
     # --- events and record --------------------------------------------------------
+
+    @property
+    def caller_number(self) -> str:
+        """The calling party's user part (the From of an inbound call), e.g. ``+1555…``."""
+        uri = self.remote_uri if self.direction == "inbound" else self.local_uri
+        return _user_part(uri)
+
+    @property
+    def called_number(self) -> str:
+        """The called party's user part (the DID of an inbound call)."""
+        uri = self.local_uri if self.direction == "inbound" else self.remote_uri
+        return _user_part(uri)
+
+    @property
+    def sip_headers(self) -> dict[str, str]:
+        """The first value of each header of the INVITE that created the call."""
+        return self.endpoint._invite_headers(self)
+
+    def events(self) -> AsyncIterator[CallEvent]:
+        """Every :class:`CallEvent` from this call on (subscribed at once, not at the
+        first ``async for`` step), ending after ``ended``."""
+        queue: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self.add_listener(lambda _call, event: queue.put_nowait(event))
+        already_ended = self.state is CallState.ENDED
+
+        async def stream() -> AsyncIterator[CallEvent]:
+            if already_ended:
+                return
+            while True:
+                event = await queue.get()
+                yield event
+                if event.kind == "ended":
+                    return
+
+        return stream()
 
     def add_listener(self, listener: Callable[[Call, CallEvent], Any]) -> None:
         """``listener(call, event)`` is called for every :class:`CallEvent`."""

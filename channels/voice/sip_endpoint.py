@@ -818,6 +818,13 @@ class SipEndpoint:
             self._moh_pcm = load_wav_8k(path) if path is not None else default_moh()
         return PcmSource(self._moh_pcm, loop=True)
 
+    def _invite_headers(self, call: Call) -> dict[str, str]:
+        leg = self._legs.get(call)
+        sip = None if leg is None else (leg.incoming or leg.outgoing)
+        if sip is None:
+            return {}
+        return {name: values[0] for name, values in sip.invite.headers.items() if values}
+
     def _release_rtp(self, rtp: RtpSession) -> None:
         self.ports.release(rtp)
 

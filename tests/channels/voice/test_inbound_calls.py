@@ -24,19 +24,35 @@ async def test_answered_call_hears_prompt_and_sends_1_1_2_pound(
 
     async def on_call(call: Call) -> None:
         seen["call"] = call
+        seen["numbers"] = (call.caller_number, call.called_number)
+        seen["subject_header"] = call.sip_headers.get("Max-Forwards")
+        seen["events"] = events = []
+
+        stream = call.events()  # subscribed now, before ringing
+
+        async def watch() -> None:
+            async for event in stream:
+                events.append(event.kind)
+
+        seen["watcher"] = asyncio.ensure_future(watch())
         await call.ring()
         await call.answer()
         # a 1 kHz prompt; digits do not interrupt it so the whole prompt is heard
         seen["play"] = await call.play(tone((1000.0,), 1.0), interrupt_on_dtmf=False)
         seen["digits"] = await call.collect_dtmf(max_digits=10, timeout=8.0, terminator="#")
         await call.ended.wait()
+        await seen["watcher"]  # the event stream ends after "ended"
         done.set()
 
     # SIPp sends its RFC 4733 pcaps from its own media port, while the tap (the SDP
     # address) hears the prompt: so this gateway is configured without symmetric RTP.
     endpoint = await make_endpoint(on_call, symmetric_rtp=False)
     run = await run_sipp(
-        "caller_dtmf.xml", endpoint.port, tmp_path / "sipp", keys={"tap_port": tap.port}
+        "caller_dtmf.xml",
+        endpoint.port,
+        tmp_path / "sipp",
+        keys={"tap_port": tap.port},
+        extra=["-s", "18005550100"],  # the DID dialled
     )
     await asyncio.wait_for(done.wait(), 10)
     tap.close()
@@ -44,6 +60,9 @@ async def test_answered_call_hears_prompt_and_sends_1_1_2_pound(
     assert run.returncode == 0, run.errors()
     assert seen["play"] is PlayOutcome.COMPLETED
     assert seen["digits"] == Collected("112", "terminator")
+    assert seen["numbers"] == ("+15551230001", "18005550100")
+    assert seen["subject_header"] == "70"
+    assert seen["events"] == ["answered", "dtmf", "dtmf", "dtmf", "dtmf", "ended"]
     call = seen["call"]
     assert isinstance(call, Call)
     assert call.state is CallState.ENDED and call.end_reason == "remote hangup"
