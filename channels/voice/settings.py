@@ -61,7 +61,16 @@ class VoiceSettings:
 
     @property
     def signalling_host(self) -> str:
+        """The host put in Via and Contact (set ``advertised_host`` when binding 0.0.0.0
+        or behind NAT)."""
         return self.advertised_host or self.bind_host
+
+    @property
+    def sdp_host(self) -> str:
+        """The media address put in our SDP ``c=`` line."""
+        if self.advertised_host:
+            return self.advertised_host
+        return self.rtp_host if self.rtp_host != "0.0.0.0" else self.bind_host  # noqa: S104
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> VoiceSettings:

@@ -393,7 +393,7 @@ class SipEndpoint:
         assert call.media is not None and call.rtp is not None
         return answer(
             call.media,
-            self.settings.rtp_host,
+            self.settings.sdp_host,
             call.rtp.local_port,
             leg.session_id,
             leg.sdp_version,
@@ -539,7 +539,7 @@ class SipEndpoint:
             return
         leg.sdp_version += 1
         sdp = build_sdp(
-            self.settings.rtp_host,
+            self.settings.sdp_host,
             call.rtp.local_port,
             (call.media.payload_type,),
             call.media.dtmf_payload_type,
@@ -658,7 +658,7 @@ class SipEndpoint:
         from_uri = from_uri or f"sip:hub@{addr[0]}:{addr[1]}"
         session_id = int(time.time() * 1000) % 10**9
         offer = build_sdp(
-            self.settings.rtp_host,
+            self.settings.sdp_host,
             rtp.local_port,
             (PCMU, PCMA),
             DEFAULT_DTMF_PT,

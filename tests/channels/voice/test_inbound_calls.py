@@ -188,3 +188,29 @@ async def test_gateway_admitted_by_digest_authentication(
     else:
         assert "received 'SIP/2.0 403" in run.errors()
         assert calls == [] and endpoint.counters["rejected_403"] == 1
+
+
+async def test_answered_call_over_tcp_with_our_bye(
+    sipp: str, make_endpoint, tmp_path: Path
+) -> None:
+    calls: list[Call] = []
+
+    async def on_call(call: Call) -> None:
+        calls.append(call)
+        await call.answer()
+        await call.play(tone((1000.0,), 0.4))
+        await call.hangup()
+
+    endpoint = await make_endpoint(on_call, transports=("udp", "tcp"))
+    tap = await open_tap()
+    run = await run_sipp(
+        "caller_talk.xml",
+        endpoint.port,
+        tmp_path / "sipp",
+        keys={"tap_port": tap.port},
+        extra=["-t", "t1"],
+    )
+    tap.close()
+    assert run.returncode == 0, run.errors()  # INVITE/200/ACK and our BYE over TCP
+    assert calls[0].end_reason == "local hangup"
+    assert level_at(tap.audio(), 1000.0) > 3000

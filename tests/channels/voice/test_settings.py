@@ -31,3 +31,10 @@ def test_settings_from_env() -> None:
 def test_defaults_without_env() -> None:
     s = VoiceSettings.from_env({})
     assert s.bind_port == 5060 and s.moh_wav is None and s.symmetric_rtp
+
+
+def test_sdp_and_signalling_hosts_follow_the_advertised_address() -> None:
+    s = VoiceSettings(bind_host="0.0.0.0", rtp_host="0.0.0.0", advertised_host="203.0.113.7")
+    assert s.sdp_host == "203.0.113.7" and s.signalling_host == "203.0.113.7"
+    local = VoiceSettings(bind_host="127.0.0.1", rtp_host="127.0.0.1")
+    assert local.sdp_host == "127.0.0.1" and local.signalling_host == "127.0.0.1"
