@@ -14,6 +14,7 @@ from models import (
     OfferOutcome,
     PresenceChange,
     PresenceState,
+    Queue,
 )
 from tests.hub.routing.helpers import (
     agent,
@@ -21,7 +22,9 @@ from tests.hub.routing.helpers import (
     interaction,
     next_named,
     offers_for,
+    queue_id,
     set_ready,
+    update,
 )
 
 
@@ -133,3 +136,26 @@ async def test_only_the_holder_may_close(services: Services):
     other = bob if offer.agent_id == alice else alice
     with pytest.raises(NotYourInteraction):
         await services.routing.close(chat_id, agent_id=other, disposition_id=None, notes="")
+
+
+async def test_the_running_dispatcher_offers_and_reoffers_after_ring_no_answer(services: Services):
+    """The background loop alone: a new chat is offered (woken by ingest), the offer rings
+    out, that agent goes not-ready "missed" and the other agent gets it."""
+    services.settings.dispatch_interval_seconds = 0.05
+    alice, bob = await set_ready(services, "alice", "bob")
+    general = await queue_id(services, "General")
+    await update(services, Queue, general, offer_timeout_seconds=1)
+    async with services.bus.subscribe([agent_topic(alice), agent_topic(bob)]) as events:
+        await services.routing.start()
+        try:
+            chat_id = await chat(services)
+            first = await next_named(events, "offer")
+            missed_by = int(first.topic.split(".")[1])
+            presence = await next_named(events, "presence")
+            assert presence.topic == agent_topic(missed_by)
+            assert presence.data == {"state": "not_ready", "reason": "missed"}
+            second = await next_named(events, "offer")
+        finally:
+            await services.routing.stop()
+    assert first.data["interaction_id"] == second.data["interaction_id"] == chat_id
+    assert int(second.topic.split(".")[1]) == ({alice, bob} - {missed_by}).pop()
