@@ -245,7 +245,7 @@ class Interpreter:
         """What happened, as JSON-able data for the hub to store with the interaction."""
         return {
             "dialog": self.dialog.name,
-            "caller": self.globals["caller"],
+            "caller": _jsonable(self.globals["caller"]),
             "language": self.globals["language"],
             "nodes": list(self._visited),
             "inputs": [
@@ -257,7 +257,7 @@ class Interpreter:
                 for survey, question, value in self.answers
             ],
             "outcome": self.outcome,
-            "handoff": self.handoff,
+            "handoff": _jsonable(self.handoff),
             "steps": self.steps,
             "errors": list(self._errors),
         }

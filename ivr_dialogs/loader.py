@@ -382,7 +382,11 @@ def load_dialog(path_or_text: str | Path, *, file: str | None = None) -> Dialog:
         file = file or str(path)
     else:
         text = str(path_or_text)
-        file = file or "<dialog>"
+    return load_dialog_text(text, file=file or "<dialog>")
+
+
+def load_dialog_text(text: str, *, file: str = "<dialog>") -> Dialog:
+    """Load a dialog from YAML text (never read as a path, e.g. a stored version's source)."""
     data, lines = _parse_yaml(text, file)
     if not isinstance(data, dict):
         raise DialogError([Problem(file, 1, "schema", "a dialog file is a mapping")])

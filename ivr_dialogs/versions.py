@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ivr_dialogs.dialog_tests import run_tests
-from ivr_dialogs.loader import DialogError, load_dialog
+from ivr_dialogs.loader import DialogError, load_dialog_text
 from ivr_dialogs.validator import validate
 
 
@@ -80,7 +80,7 @@ class DialogVersion:
 def publish_problems(source: str) -> list[str]:
     """Why a source may not go live: load errors, validation errors, failing dialog tests."""
     try:
-        dialog = load_dialog(source, file="<version>")
+        dialog = load_dialog_text(source, file="<version>")
     except DialogError as exc:
         return [str(p) for p in exc.problems]
     problems = [str(p) for p in validate(dialog) if p.severity == "error"]
