@@ -1,5 +1,87 @@
-"""SMS webhooks (Twilio-compatible provider)."""
+"""Twilio-compatible SMS webhooks: ``POST /webhooks/sms/twilio/{inbox_id}`` (inbound) and
+``…/{inbox_id}/status`` (status callbacks).
+
+Both check ``X-Twilio-Signature`` (403 with the reason when it is missing or wrong) and
+answer 200 only after the commit; a failed commit is a 500 so the provider retries.
+"""
 
 from __future__ import annotations
 
-route_handlers: list = []
+import asyncio
+import logging
+from urllib.parse import parse_qsl
+
+from litestar import Request, Response, post
+from litestar.params import FromPath
+
+from channels.sms.smpp_channel import DLR_MATCH_DELAYS
+from channels.sms.twilio import EMPTY_TWIML, TwilioChannel, delivery_update, valid_signature
+from hub.contacts import AddressError
+
+log = logging.getLogger(__name__)
+
+
+def _error(status: int, reason: str) -> Response:
+    return Response(content=reason, status_code=status, media_type="text/plain")
+
+
+async def _verified(
+    request: Request, inbox_id: int
+) -> tuple[TwilioChannel, dict[str, str]] | Response:
+    channel: TwilioChannel | None = request.app.state.services.extras.get("sms_twilio")
+    if channel is None or channel.inbox_id != inbox_id:
+        return _error(404, f"no Twilio-compatible SMS account serves inbox {inbox_id}")
+    params = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)
+    given = request.headers.get("X-Twilio-Signature")
+    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    url = channel.signed_url(str(request.url), path)
+    if not given:
+        return _error(403, "X-Twilio-Signature header is missing")
+    if not valid_signature(channel.auth_token, url, params, given):
+        return _error(403, f"X-Twilio-Signature does not match {url} and the form")
+    return channel, dict(params)
+
+
+@post("/webhooks/sms/twilio/{inbox_id:int}", exclude_from_auth=True, status_code=200)
+async def twilio_inbound(request: Request, inbox_id: FromPath[int]) -> Response:
+    checked = await _verified(request, inbox_id)
+    if isinstance(checked, Response):
+        return checked
+    channel, form = checked
+    try:
+        message = await channel.inbound_message(form)
+    except AddressError as exc:
+        return _error(400, str(exc))
+    try:
+        await channel.ingestor.ingest(message)
+    except Exception:
+        log.exception("SMS %s not committed", form.get("MessageSid"))
+        return _error(500, "not stored; please retry")
+    return Response(content=EMPTY_TWIML, status_code=200, media_type="application/xml")
+
+
+@post("/webhooks/sms/twilio/{inbox_id:int}/status", exclude_from_auth=True, status_code=200)
+async def twilio_status(request: Request, inbox_id: FromPath[int]) -> Response:
+    checked = await _verified(request, inbox_id)
+    if isinstance(checked, Response):
+        return checked
+    channel, form = checked
+    update = delivery_update(inbox_id, form)
+    if update is not None:
+        try:
+            matched = await channel.ingestor.update_delivery(update)
+            # A fast callback can beat the outbox's commit of the SID it names.
+            for delay in DLR_MATCH_DELAYS:
+                if matched:
+                    break
+                await asyncio.sleep(delay)
+                matched = await channel.ingestor.update_delivery(update)
+        except Exception:
+            log.exception("status callback for %s not committed", update.provider_id)
+            return _error(500, "not stored; please retry")
+        if not matched:
+            log.info("status callback for unknown message %s", update.provider_id)
+    return Response(content="", status_code=200, media_type="text/plain")
+
+
+route_handlers = [twilio_inbound, twilio_status]
