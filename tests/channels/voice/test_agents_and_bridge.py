@@ -118,3 +118,74 @@ async def test_customer_bridged_to_registered_agent_audio_both_ways(
     left, right = split_stereo(recording)
     assert level_at(left.samples, CALLER_HZ) > 5 * level_at(left.samples, AGENT_HZ) + 100
     assert level_at(right.samples, AGENT_HZ) > 5 * level_at(right.samples, CALLER_HZ) + 100
+
+
+async def test_hold_inside_a_bridge(sipp: str, make_endpoint, tmp_path: Path) -> None:
+    """The held customer hears the generated music, not the agent; the agent hears
+    nothing from the customer; after unhold they hear each other again."""
+    caller_tap, agent_tap = await open_tap(), await open_tap()
+    ready, streaming = asyncio.Event(), asyncio.Event()
+    legs: dict[str, Call] = {}
+    marks: dict[str, float] = {}
+
+    async def on_call(call: Call) -> None:
+        await call.answer()
+        agent = await endpoint.call_agent("1001", timeout=10)
+        call.bridge(agent)
+        legs.update(customer=call, agent=agent)
+        ready.set()
+        await streaming.wait()
+        await asyncio.sleep(0.8)
+        marks["hold"] = time.monotonic()
+        await call.hold()
+        await asyncio.sleep(1.4)
+        marks["unhold"] = time.monotonic()
+        await call.unhold()
+        await asyncio.sleep(1.0)
+        marks["end"] = time.monotonic()
+        await agent.hangup()
+        await call.hangup()
+
+    endpoint = await make_endpoint(on_call, agent_credentials={"1001": "s3cret"})
+    phone_port = free_port()
+    phone = await start_sipp(
+        "agent_phone.xml",
+        tmp_path / "phone",
+        keys={"tap_port": agent_tap.port},
+        local_port=phone_port,
+    )
+    reg = await register_agent(endpoint, tmp_path / "reg", "1001", "s3cret", phone_port)
+    assert reg.returncode == 0, reg.errors()
+    caller = asyncio.ensure_future(
+        run_sipp(
+            "caller_held.xml",
+            endpoint.port,
+            tmp_path / "caller",
+            keys={"tap_port": caller_tap.port},
+        )
+    )
+    await asyncio.wait_for(ready.wait(), 15)
+    customer, agent = legs["customer"], legs["agent"]
+    assert customer.rtp is not None and agent.rtp is not None
+    streams = asyncio.gather(
+        caller_tap.stream_tone(("127.0.0.1", customer.rtp.local_port), CALLER_HZ, 4.0),
+        agent_tap.stream_tone(("127.0.0.1", agent.rtp.local_port), AGENT_HZ, 4.0),
+    )
+    streaming.set()
+    await streams
+    runs = await asyncio.gather(caller, phone)
+    caller_tap.close()
+    agent_tap.close()
+    for run in runs:
+        assert run.returncode == 0, run.errors()
+
+    def levels(tap: RtpTap, start: str, end: str) -> dict[float, float]:
+        audio = tap.audio(since=marks[start] + 0.35, until=marks[end] - 0.05)
+        return {f: level_at(audio, f) for f in (CALLER_HZ, AGENT_HZ, 440.0)}
+
+    held_customer = levels(caller_tap, "hold", "unhold")
+    held_agent = levels(agent_tap, "hold", "unhold")
+    assert held_customer[440.0] > 1000 and held_customer[AGENT_HZ] < 300  # music, no agent
+    assert held_agent[CALLER_HZ] < 300  # the agent no longer hears the customer
+    assert levels(caller_tap, "unhold", "end")[AGENT_HZ] > 2000
+    assert levels(agent_tap, "unhold", "end")[CALLER_HZ] > 2000
