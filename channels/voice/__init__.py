@@ -16,7 +16,15 @@ signalling, the registrar for agent phones, the trunk, and the shared 20 ms medi
         call.bridge(agent)
 """
 
-from channels.voice.call import Call, CallEnded, CallEvent, CallState, Collected, PlayOutcome
+from channels.voice.call import (
+    Call,
+    CallEnded,
+    CallError,
+    CallEvent,
+    CallState,
+    Collected,
+    PlayOutcome,
+)
 from channels.voice.mixer import Conference, Role
 from channels.voice.settings import VoiceSettings
 from channels.voice.sip_endpoint import CallFailed, SipEndpoint
@@ -24,6 +32,7 @@ from channels.voice.sip_endpoint import CallFailed, SipEndpoint
 __all__ = [
     "Call",
     "CallEnded",
+    "CallError",
     "CallEvent",
     "CallFailed",
     "CallState",

@@ -78,7 +78,11 @@ def _user_part(uri: str) -> str:
     return rest.split("@", 1)[0] if "@" in rest else ""
 
 
-class CallEnded(RuntimeError):
+class CallError(RuntimeError):
+    """An operation that the call's state does not allow."""
+
+
+class CallEnded(CallError):
     """The operation needs a live call."""
 
 
@@ -314,6 +318,8 @@ class Call:
         :meth:`collect_dtmf`); with ``barge_in`` the caller's voice stops it.
         """
         self._require_live()
+        if self.state is CallState.RINGING:
+            raise CallError("answer the call (or start early media) before playing")
         frames: FrameSource
         if isinstance(source, str | Path):
             frames = PcmSource(await asyncio.to_thread(load_wav_8k, source), loop=loop)
@@ -324,8 +330,6 @@ class Call:
             frames = PcmSource(source.astype(np.int16, copy=False), loop=loop)  # noqa: ASYNC240 (not a path)
         else:
             frames = StreamSource(source, sample_rate)
-        if self.state is CallState.RINGING:
-            raise CallEnded("answer the call (or start early media) before playing")
         self.stop_playback()
         playback = _Playback(frames, interrupt_on_dtmf, barge_in)
         if interrupt_on_dtmf and self._digits:

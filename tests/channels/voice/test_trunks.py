@@ -9,6 +9,7 @@ import pytest
 
 from channels.voice.call import CallState
 from channels.voice.playback import tone
+from channels.voice.telephone_events import TelephoneEventReceiver
 from tests.channels.voice.helpers import free_port, level_at, open_tap, start_sipp
 
 pytestmark = pytest.mark.sipp
@@ -56,12 +57,17 @@ async def test_outbound_call_through_trunk(sipp: str, make_endpoint, tmp_path: P
     assert call.state is CallState.ANSWERED and call.direction == "outbound"
     assert call.media is not None and call.media.codec_name == "PCMA"
     await call.play(tone((700.0,), 0.8))
+    await call.send_dtmf("12#")  # RFC 4733 events to the far end (e.g. an extension)
     await call.hangup()
     run = await provider
     tap.close()
     assert run.returncode == 0, run.errors()  # digest verified, BYE received
     heard = tap.audio()
-    assert tap.packets and {p.payload_type for p in tap.packets} == {8}
+    assert {p.payload_type for p in tap.packets} == {8, 101}
+    receiver = TelephoneEventReceiver()
+    events = [p for p in tap.packets if p.payload_type == 101]
+    digits = [receiver.on_packet(p.timestamp, False, p.payload) for p in events]
+    assert "".join(d for d in digits if d) == "12#"
     assert level_at(heard, 700.0) > 3000
 
 
