@@ -530,7 +530,7 @@ def _field(value: Value, name: str, label: str) -> Value:
         if name in value:
             return value[name]
         raise UnknownName(f"'{label}' has no field '{name}'")
-    if isinstance(value, list) and name.isdigit():
+    if isinstance(value, list) and name.isdecimal():
         return _index(value, int(name), label)
     raise ExpressionError(f"'{label}' is {type_name(value)}, it has no field '{name}'")
 

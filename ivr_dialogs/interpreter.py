@@ -638,7 +638,7 @@ class Interpreter:
             return _yes_no(entry)
         if expect == "digits":
             keys = entry if isinstance(entry, str) else matching.spoken_digits(entry.text)
-            if keys is None or not keys.isdigit():
+            if keys is None or not keys.isdecimal():
                 return False, None
             return node.min_length <= len(keys) <= node.max_length, keys
         if expect == "date":
@@ -656,7 +656,7 @@ class Interpreter:
         if question.kind == "scale":
             number: Value
             if isinstance(entry, str):
-                number = int(entry) if entry.isdigit() else None
+                number = int(entry) if entry.isdecimal() else None
             else:
                 number = matching.number_in(entry.text)
             if isinstance(number, int) and question.min <= number <= question.max:
@@ -876,7 +876,7 @@ def _json_path(data: Any, path: str) -> tuple[bool, Any]:
             current = current[part]
         elif (
             isinstance(current, list)
-            and part.lstrip("-").isdigit()
+            and part.lstrip("-").isdecimal()
             and -len(current) <= int(part) < len(current)
         ):
             current = current[int(part)]

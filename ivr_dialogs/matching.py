@@ -51,7 +51,7 @@ def spoken_digits(text: str) -> str | None:
     """ "one two 3 4" -> "1234"; None when other words are mixed in."""
     out = []
     for word in normalize(text).replace("-", " ").split():
-        if word.isdigit():
+        if word.isdecimal():
             out.append(word)
         elif word in _DIGIT_WORDS:
             out.append(_DIGIT_WORDS[word])
@@ -113,7 +113,7 @@ def _words_number(words: list[str]) -> int | None:
             current = max(current, 1) * _SCALES[word]
             if _SCALES[word] >= 1000:
                 total, current = total + current, 0
-        elif word.isdigit():
+        elif word.isdecimal():
             current += int(word)
         elif word == "and":
             continue
@@ -214,9 +214,9 @@ def date_in(text: str, today: date, order: str = "dmy") -> date | None:
             month_number = _MONTHS[word]
         elif ordinal:
             day_number = int(ordinal[1])
-        elif word.isdigit() and len(word) == 4:
+        elif word.isdecimal() and len(word) == 4:
             year_number = int(word)
-        elif word.isdigit() and len(word) <= 2:
+        elif word.isdecimal() and len(word) <= 2:
             day_number = int(word)
         elif word not in ("the", "of", "on"):
             return None

@@ -649,3 +649,14 @@ def test_keys_then_silence_end_the_entry_like_an_inter_digit_timeout() -> None:
     s.feed(Digit("5"), Digit("5"), Digit("5"), NoInput())
     assert s.vars["answer"] == "555"
     assert [i["event"] for i in s.interpreter.trace["inputs"]] == ["digits"]
+
+
+def test_unicode_digits_that_are_not_numbers_are_a_no_match_not_a_crash() -> None:
+    # Found by hypothesis: "¹".isdigit() is true but int("¹") fails.
+    s = Session(SURVEY)
+    s.feed(Digits("¹"))
+    assert s.said[-1] == "Please answer with a number from 1 to 5."
+    s = Session(ask("digits"))
+    s.feed(Utterance("¹ ²"))
+    assert s.said[-1] == "Again please."
+    assert s.interpreter.trace["errors"] == []
