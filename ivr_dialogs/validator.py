@@ -31,6 +31,9 @@ from ivr_dialogs.schema import (
     SurveyNode,
 )
 
+_PROGRESS = (MenuNode, AskNode, SurveyNode, SetNode, LookupNode, SubdialogNode)
+"""Nodes that wait for the caller or change variables: a loop through one can end."""
+
 # An edge: (YAML path inside the node, target node id, variables set when it is taken).
 Edge = tuple[tuple[str, ...], str, frozenset[str]]
 _NOTHING: frozenset[str] = frozenset()
@@ -329,12 +332,19 @@ class _Checker:
                 continue
             leaves = any(t not in members for n in component for t in successors[n])
             ends = any(_ends(flow.nodes[n]) or self._sub_can_end(flow.nodes[n]) for n in component)
+            names = ", ".join(sorted(members))
+            first_line = min(self.line(flow, n) for n in component)
             if not leaves and not ends:
-                names = ", ".join(sorted(members))
                 self.add(
-                    min(self.line(flow, n) for n in component),
-                    "loop-no-exit",
-                    f"nodes {names} form a loop that nothing leaves",
+                    first_line, "loop-no-exit", f"nodes {names} form a loop that nothing leaves"
+                )
+            elif not any(isinstance(flow.nodes[n], _PROGRESS) for n in component):
+                self.add(
+                    first_line,
+                    "loop-no-progress",
+                    f"nodes {names} loop without waiting for the caller or changing a variable; "
+                    "only the step limit will end it",
+                    "warning",
                 )
 
     def _sub_can_end(self, node: Any) -> bool:

@@ -171,6 +171,22 @@ def test_a_loop_with_a_way_out_is_fine() -> None:
     )
 
 
+def test_a_loop_that_changes_nothing_is_a_warning() -> None:
+    found = problems("""
+        dialog: x
+        start: a
+        variables: {n: 0}
+        nodes:
+          a: {type: say, text: waiting, next: b}
+          b:
+            type: branch
+            cases: [{when: n < 3, next: a}]
+            else: c
+          c: {type: hangup}
+        """)
+    assert [(p.line, p.code, p.severity) for p in found] == [(5, "loop-no-progress", "warning")]
+
+
 def test_variables_read_before_they_are_set() -> None:
     found = problems("""
         dialog: x
