@@ -49,18 +49,36 @@ _VOICES: dict[tuple[str, bool], PiperVoice] = {}
 _VOICES_LOCK = threading.Lock()
 
 
-def _load_voice(model: Path, config: Path, use_cuda: bool) -> PiperVoice:
+def _load_voice(model: Path, config: Path, use_cuda: bool, threads: int) -> PiperVoice:
     key = (str(model.resolve()), use_cuda)
     with _VOICES_LOCK:
         voice = _VOICES.get(key)
         if voice is None:
-            from piper import PiperVoice
-
             if not model.is_file() or not config.is_file():
                 raise FileNotFoundError(f"Piper voice not found: {model} / {config}")
-            voice = PiperVoice.load(model, config_path=config, use_cuda=use_cuda)
+            voice = _open_voice(model, config, use_cuda, threads)
             _VOICES[key] = voice
         return voice
+
+
+def _open_voice(model: Path, config: Path, use_cuda: bool, threads: int) -> PiperVoice:
+    """Piper's voice with our own ONNX session: a fixed thread count and no spin-waiting.
+
+    onnxruntime's default (one spinning thread per core) is fastest on an idle machine but
+    collapses when the cores are shared with Whisper, RTP and other calls; measured on the
+    shared 2-core box, spinning threads made synthesis 2-3x slower.
+    """
+    import onnxruntime
+    from piper import PiperConfig, PiperVoice
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = ["CUDAExecutionProvider"] if use_cuda else ["CPUExecutionProvider"]
+    session = onnxruntime.InferenceSession(str(model), sess_options=options, providers=providers)
+    settings = PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8")))
+    return PiperVoice(session=session, config=settings)
 
 
 class Synthesizer:
@@ -86,6 +104,7 @@ class Synthesizer:
         self.cache_dir = Path(cache) if cache is not None else None
         self.use_cuda = (device or settings.device) == "cuda"
         self.length_scale = length_scale
+        self.threads = settings.cpu_threads
         try:
             voice_config = json.loads(config_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -101,7 +120,7 @@ class Synthesizer:
 
     def load(self) -> PiperVoice:
         """The Piper voice, loaded on first use and shared across the process."""
-        return _load_voice(self.model_path, self.config_path, self.use_cuda)
+        return _load_voice(self.model_path, self.config_path, self.use_cuda, self.threads)
 
     # -------------------------------------------------------------------------- cache
 
