@@ -457,13 +457,27 @@ def format_value(value: Value) -> str:
 # --------------------------------------------------------------------------- operators
 
 
+MAX_NUMBER = 10**15
+MAX_LENGTH = 10_000
+"""Bounds on computed values, so a dialog loop cannot eat the process's memory."""
+
+
+def _bounded(value: Value) -> Value:
+    if _is_number(value):
+        if not math.isfinite(value) or abs(value) > MAX_NUMBER:
+            raise ExpressionError(f"number out of range (more than {MAX_NUMBER:.0e})")
+    elif isinstance(value, str | list) and len(value) > MAX_LENGTH:
+        raise ExpressionError(f"{type_name(value)} longer than {MAX_LENGTH} items")
+    return value
+
+
 def _add(a: Value, b: Value) -> Value:
-    if _is_number(a) and _is_number(b):
-        return a + b
-    if isinstance(a, str) and isinstance(b, str):
-        return a + b
-    if isinstance(a, list) and isinstance(b, list):
-        return a + b
+    if (
+        (_is_number(a) and _is_number(b))
+        or (isinstance(a, str) and isinstance(b, str))
+        or (isinstance(a, list) and isinstance(b, list))
+    ):
+        return _bounded(a + b)
     raise ExpressionError(
         f"cannot add {type_name(a)} {_short(a)} and {type_name(b)} {_short(b)}"
         " (use text(x) or number(x) to convert)"
@@ -475,14 +489,14 @@ def _arith(op: str) -> Callable[[Value, Value], Value]:
         x = _need_number(a, f"'{op}'")
         y = _need_number(b, f"'{op}'")
         if op == "-":
-            return x - y
+            return _bounded(x - y)
         if op == "*":
-            return x * y
+            return _bounded(x * y)
         if y == 0:
             raise ExpressionError(f"division by zero in '{op}'")
         if op == "%":
             return x % y
-        result = x / y
+        result = _bounded(x / y)
         return (
             int(result)
             if result.is_integer() and isinstance(x, int) and isinstance(y, int)

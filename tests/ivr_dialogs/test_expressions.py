@@ -84,6 +84,7 @@ def test_values(source: str, value: object) -> None:
         ("number('abc')", "number() cannot read 'abc' as a number"),
         ("len(5)", "len() needs text, a list or a record, got number"),
         ("-pin", "'-' needs a number, got text"),
+        ("99999999 * 99999999", "number out of range"),
     ],
 )
 def test_runtime_errors_are_clear(source: str, message: str) -> None:
@@ -117,6 +118,11 @@ def test_unknown_names_are_their_own_error_class_and_names_read_skip_guarded_one
         evaluate("ghost", {})
     expression = Expression("caller.vip > 1 and (segment ?? 'x') == 'y' and items[n].id > 0")
     assert expression.names == {"caller", "items", "n"}
+
+
+def test_a_loop_cannot_grow_text_without_bound() -> None:
+    with pytest.raises(ExpressionError, match="text longer than 10000"):
+        evaluate("s + s", {"s": "x" * 6000})
 
 
 def test_no_python_escapes() -> None:
