@@ -251,6 +251,13 @@ class SipEndpoint:
             self.counters["invites"] += 1
             if not self._admit(stack, msg, addr):
                 return
+        elif method == "INVITE" and call_id not in self.calls:
+            # a "re-INVITE" for a dialog we do not have must not become a new call that
+            # skipped admission (aiosipua would create one): 481 (RFC 3261 §12.2.2)
+            stack.transport.send_reply(
+                stateless_response(msg, 481, "Call/Transaction Does Not Exist")
+            )
+            return
         stack.uas._handle_request(msg, addr)
 
     def _admit(self, stack: _Stack, request: SipRequest, addr: tuple[str, int]) -> bool:

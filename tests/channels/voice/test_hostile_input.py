@@ -60,6 +60,12 @@ def hostile_messages(port: int) -> list[tuple[str, bytes]]:
             request("INVITE", port, 13, body=SDP.replace(" 0\r", " 18\r")),
         ),
         ("BYE outside any dialog", request("BYE", port, 14)),
+        (
+            "INVITE with a To tag for no dialog",
+            request("INVITE", port, 17, body=SDP).replace(
+                b"To: <sip:100@127.0.0.1>", b"To: <sip:100@127.0.0.1>;tag=forged"
+            ),
+        ),
         ("mangled response", b"SIP/2.0 abc OK\r\nVia: x\r\n\r\n"),
         ("only CRLF (keepalive)", b"\r\n\r\n"),
         ("empty datagram", b""),
@@ -111,6 +117,7 @@ async def test_hostile_messages_are_refused_and_calls_still_work(
     assert outcomes["garbage SDP"] == [488]
     assert outcomes["SDP without a common codec"] == [488]
     assert outcomes["BYE outside any dialog"] == [481]
+    assert outcomes["INVITE with a To tag for no dialog"] == [481]
     assert outcomes["unknown method"] in ([405], [501])
     assert outcomes["garbage bytes"] == []
     assert answered == []  # nothing hostile became a call
