@@ -16,7 +16,7 @@ from ivr_dialogs.interpreter import CallerInfo
 from ivr_dialogs.loader import DialogError, load_dialog
 from ivr_dialogs.runner import secrets_from_env
 from ivr_dialogs.schema import json_schema_text
-from ivr_dialogs.validator import has_errors, validate_file
+from ivr_dialogs.validator import has_errors, validate, validate_file
 
 
 def _lookup_stub(text: str) -> tuple[str, LookupResult]:
@@ -105,7 +105,10 @@ def simulate_command(
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-v", "--verbose", is_flag=True, help="Show what each case said.")
 def test_command(files: tuple[Path, ...], verbose: bool) -> None:
-    """Run the test cases of each FILE (its tests: section or a tests file); exit 1 on failure."""
+    """Run the test cases of each FILE (its tests: section or a tests file).
+
+    Validation errors count as a failure too, as they would stop publishing. Exit 1 on any.
+    """
     failed = passed = 0
     for file in files:
         try:
@@ -114,6 +117,11 @@ def test_command(files: tuple[Path, ...], verbose: bool) -> None:
             click.echo(str(exc), err=True)
             failed += 1
             continue
+        errors = [p for p in validate(loaded) if p.severity == "error"]
+        for problem in errors:
+            click.echo(f"INVALID {problem}")
+        if errors:
+            failed += 1
         if not cases:
             click.echo(f"{file}: no test cases")
             continue

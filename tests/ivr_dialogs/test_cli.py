@@ -122,6 +122,15 @@ def test_a_separate_tests_file_and_a_missing_lookup_answer(tmp_path: Path) -> No
     assert output.splitlines()[-1] == "2 passed, 0 failed"
 
 
+def test_dialog_test_also_fails_on_validation_errors(tmp_path: Path) -> None:
+    broken = MENU.replace("fallback: bye}\n      sales", "fallback: byee}\n      sales")
+    path = write(tmp_path, "bad.yaml", broken + "    tests: [{name: sales, inputs: ['1']}]\n")
+    code, output = run("test", str(path))
+    assert code == 1
+    assert "INVALID " in output and "no node named 'byee'" in output
+    assert f"PASS {path}: sales" in output
+
+
 def test_validate_reports_file_line_and_fails(tmp_path: Path) -> None:
     path = write(
         tmp_path,
