@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from jinja2 import Environment
@@ -52,7 +53,7 @@ from web.common import (
     user_of,
 )
 from web.sse import Message as SSE
-from web.sse import TopicMux, render
+from web.sse import TopicMux, event_key, render, shared_renders
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_REPLY_CHARS = 10_000
@@ -113,21 +114,32 @@ class ConsoleStream:
             await self._presence(),
         ]
 
-    async def _offers(self) -> SSE:
-        async with self.services.sessionmaker() as db:
-            offers = await views.pending_offers(db, self.agent_id)
-        return SSE(event="offer", data=render(self.env, "console/_offers.html", offers=offers))
+    async def _offers(self, key: str = "sync") -> SSE:
+        async def load() -> str:
+            async with self.services.sessionmaker() as db:
+                offers = await views.pending_offers(db, self.agent_id)
+            return render(self.env, "console/_offers.html", offers=offers)
 
-    async def _conversations(self, current: int | None = None) -> SSE:
-        async with self.services.sessionmaker() as db:
-            held = await views.my_conversations(db, self.agent_id)
-        html = render(self.env, "console/_conversations.html", held=held, current=current)
+        html = await shared_renders.run(("offers", self.agent_id, key), load)
+        return SSE(event="offer", data=html)
+
+    async def _conversations(self, key: str = "sync") -> SSE:
+        async def load() -> str:
+            async with self.services.sessionmaker() as db:
+                held = await views.my_conversations(db, self.agent_id)
+            return render(self.env, "console/_conversations.html", held=held)
+
+        html = await shared_renders.run(("conversations", self.agent_id, key), load)
         return SSE(event="conversation", data=html)
 
-    async def _presence(self) -> SSE:
-        async with self.services.sessionmaker() as db:
-            ctx = await presence_context(db, self.agent_id)
-        return SSE(event="presence", data=render(self.env, "console/_presence.html", **ctx))
+    async def _presence(self, key: str = "sync") -> SSE:
+        async def load() -> str:
+            async with self.services.sessionmaker() as db:
+                ctx = await presence_context(db, self.agent_id)
+            return render(self.env, "console/_presence.html", **ctx)
+
+        html = await shared_renders.run(("presence", self.agent_id, key), load)
+        return SSE(event="presence", data=html)
 
     async def render(self, batch: list[Event], mux: TopicMux) -> list[SSE]:
         out: list[SSE] = []
@@ -152,11 +164,9 @@ class ConsoleStream:
             elif event.name == "presence":
                 want_presence = True
             elif event.name == "supervisor-message":
-                html = render(
-                    self.env,
-                    "console/_supervisor_message.html",
-                    text=str(event.data.get("text", "")),
-                    sender=str(event.data.get("from", "Supervisor")),
+                html = shared_renders.memo(
+                    ("supervisor-message", event_key([event], event.name)),
+                    self._popup(event),
                 )
                 out.append(SSE(event="supervisor-message", data=html))
             elif event.name == "message" and isinstance(event.data.get("message_id"), int):
@@ -173,12 +183,23 @@ class ConsoleStream:
         for iid in dict.fromkeys(state_ids):
             out.append(await self._state(iid))
         if want_offers:
-            out.append(await self._offers())
+            out.append(await self._offers(event_key(batch, "offer", "offer-cancelled")))
         if want_conversations:
-            out.append(await self._conversations())
+            out.append(await self._conversations(event_key(batch, "conversation", "state")))
         if want_presence:
-            out.append(await self._presence())
+            out.append(await self._presence(event_key(batch, "presence")))
         return out
+
+    def _popup(self, event: Event) -> Callable[[], str]:
+        def load() -> str:
+            return render(
+                self.env,
+                "console/_supervisor_message.html",
+                text=str(event.data.get("text", "")),
+                sender=str(event.data.get("from", "Supervisor")),
+            )
+
+        return load
 
     async def _messages(self, new_ids: list[int], status_ids: list[int]) -> list[SSE]:
         out = []

@@ -25,6 +25,8 @@ def iso(moment: Any) -> str:
 
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     engine.engine.filters["iso"] = iso
+    # Templates ship with the code: no stat() per render (every SSE tab renders partials).
+    engine.engine.auto_reload = False
 
 
 route_handlers: list = [

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any, Protocol
 
@@ -52,10 +53,14 @@ class TopicMux:
 
     async def next_batch(self, wait: float) -> list[Event]:
         """Wait up to ``wait`` seconds for an event, then take everything already queued."""
-        try:
-            first = await asyncio.wait_for(self._queue.get(), wait)
-        except TimeoutError:
-            return []
+        if self._queue.empty():
+            try:
+                async with asyncio.timeout(wait):  # no extra task per wait, unlike wait_for
+                    first = await self._queue.get()
+            except TimeoutError:
+                return []
+        else:
+            first = self._queue.get_nowait()
         batch = [first]
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
@@ -68,6 +73,64 @@ class TopicMux:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self._stack.aclose()
+
+
+class SingleFlight:
+    """Tabs that react to the same event share one DB load and render.
+
+    Why: every tab of an agent (or every supervisor wallboard) renders the same partial for
+    the same event; without this, N tabs mean N identical DB sessions at once. The key
+    holds the triggering event's content, so a later event never reuses an older load, and
+    nothing is cached once the load finishes.
+    """
+
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Any]] = {}
+        self._memo: dict[Hashable, str] = {}
+
+    async def run(self, key: Hashable, load: Callable[[], Awaitable[Any]]) -> Any:
+        shared = self._inflight.get(key)
+        if shared is not None:
+            try:
+                return await asyncio.shield(shared)
+            except Exception:  # the leader failed: load on our own
+                return await load()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await load()
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+            else:
+                future.cancel()
+            future.exception() if not future.cancelled() else None  # mark retrieved
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[key]
+
+
+    def memo(self, key: Hashable, make: Callable[[], str]) -> str:
+        """A pure render (depends on the event only) is done once for every tab."""
+        if key not in self._memo:
+            if len(self._memo) > 256:
+                self._memo.clear()
+            self._memo[key] = make()
+        return self._memo[key]
+
+
+shared_renders = SingleFlight()
+
+
+def event_key(batch: list[Event], *names: str) -> str:
+    """The content of the newest event named ``names`` in a batch (the SingleFlight key)."""
+    for event in reversed(batch):
+        if event.name in names:
+            return json.dumps([event.topic, event.name, event.data], sort_keys=True, default=str)
+    return "sync"
 
 
 class StreamView(Protocol):

@@ -43,7 +43,7 @@ from web.common import (
     user_of,
 )
 from web.sse import Message as SSE
-from web.sse import TopicMux, render
+from web.sse import TopicMux, event_key, render, shared_renders
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_SUPERVISOR_MESSAGE = 1000
@@ -162,21 +162,22 @@ class SupervisorStream:
         return [SUPERVISOR_TOPIC]
 
     async def sync(self, _mux: TopicMux) -> list[SSE]:
-        return await self._tables()
+        return await self._tables("sync")
 
-    async def _tables(self) -> list[SSE]:
-        async with self.services.sessionmaker() as db:
-            queues, agents = await live_stats(db)
-        return [
-            SSE(
-                event="queues",
-                data=render(self.env, "supervisor/_queues.html", queues=queues, since_of=_since_of),
-            ),
-            SSE(event="agents", data=render(self.env, "supervisor/_agents.html", agents=agents)),
-        ]
+    async def _tables(self, key: str) -> list[SSE]:
+        async def load() -> tuple[str, str]:
+            async with self.services.sessionmaker() as db:
+                queues, agents = await live_stats(db)
+            return (
+                render(self.env, "supervisor/_queues.html", queues=queues, since_of=_since_of),
+                render(self.env, "supervisor/_agents.html", agents=agents),
+            )
+
+        queues_html, agents_html = await shared_renders.run(("wallboard", key), load)
+        return [SSE(event="queues", data=queues_html), SSE(event="agents", data=agents_html)]
 
     async def render(self, batch: list[Event], _mux: TopicMux) -> list[SSE]:
-        return await self._tables()
+        return await self._tables(event_key(batch, "queue", "agent"))
 
 
 @get("/")
