@@ -21,8 +21,20 @@ class BusinessHours:
 
     windows: Mapping[int, tuple[tuple[time, time], ...]]
     closed_dates: frozenset[date] = field(default_factory=frozenset)
+    _memo: dict[tuple[date, int, int], bool] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def is_open(self, moment: datetime) -> bool:
+        key = (moment.date(), moment.hour, moment.minute)
+        found = self._memo.get(key)
+        if found is None:
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            found = self._memo[key] = self._is_open(moment)
+        return found
+
+    def _is_open(self, moment: datetime) -> bool:
         if moment.date() in self.closed_dates:
             return False
         now = moment.time()

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -100,11 +101,33 @@ class CallerInfo:
         )
 
 
+def _caller_vars(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``caller.*`` from a plain mapping: the known fields always exist, extras pass through."""
+    found = dict(data)
+    found["number"] = str(found.get("number") or "")
+    found["name"] = str(found.get("name") or "")
+    try:
+        found["vip"] = int(found.get("vip") or 0)
+    except (TypeError, ValueError):
+        found["vip"] = 0
+    found["language"] = str(found.get("language") or "")
+    found["channel"] = str(found.get("channel") or "voice")
+    return found
+
+
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 def time_vars(moment: datetime) -> dict[str, Any]:
-    """``now.*`` for expressions: hour, minute, weekday (0 = Monday), day, time, date."""
+    """``now.*`` for expressions: hour, minute, weekday (0 = Monday), day, time, date.
+
+    Sessions starting in the same minute share one (read-only) dict.
+    """
+    return _minute_vars(moment.replace(second=0, microsecond=0, tzinfo=None))
+
+
+@lru_cache(maxsize=256)
+def _minute_vars(moment: datetime) -> dict[str, Any]:
     return {
         "hour": moment.hour,
         "minute": moment.minute,
@@ -169,16 +192,19 @@ class Interpreter:
         step_limit: int = DEFAULT_STEP_LIMIT,
     ) -> None:
         self.dialog = dialog
-        info = caller if isinstance(caller, CallerInfo) else CallerInfo.from_mapping(caller or {})
+        if isinstance(caller, CallerInfo):
+            caller_vars = caller.as_vars()
+        else:
+            caller_vars = _caller_vars(caller or {})
         moment = now or datetime.now()
         if business_hours is None:
             business_hours = dialog.business_hours
         model = dialog.model
-        lang = language or info.language
+        lang = language or caller_vars["language"]
         if lang not in model.languages:
             lang = model.language
         self.globals: dict[str, Any] = {
-            "caller": info.as_vars(),
+            "caller": caller_vars,
             "now": time_vars(moment),
             "business_hours_open": hours_open(business_hours, moment),
             "language": lang,
