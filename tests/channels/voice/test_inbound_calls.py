@@ -214,3 +214,32 @@ async def test_answered_call_over_tcp_with_our_bye(
     assert run.returncode == 0, run.errors()  # INVITE/200/ACK and our BYE over TCP
     assert calls[0].end_reason == "local hangup"
     assert level_at(tap.audio(), 1000.0) > 3000
+
+
+async def test_wav_prompt_is_interrupted_by_the_first_digit(
+    sipp: str, make_endpoint, tmp_path: Path
+) -> None:
+    from speech.audio import Audio, write_wav
+
+    prompt = tmp_path / "menu.wav"  # 16 kHz, as prompts are often recorded: resampled
+    write_wav(prompt, Audio(tone((500.0,), 10.0), 8000).resampled(16000))
+    tap = await open_tap()
+    seen: dict[str, object] = {}
+
+    async def on_call(call: Call) -> None:
+        await call.answer()
+        seen["outcome"] = await call.play(prompt)  # interrupt_on_dtmf is the default
+        seen["stopped_after"] = call.duration
+        seen["digits"] = await call.collect_dtmf(max_digits=10, timeout=5, terminator="#")
+
+    endpoint = await make_endpoint(on_call, symmetric_rtp=False)
+    run = await run_sipp(
+        "caller_dtmf.xml", endpoint.port, tmp_path / "sipp", keys={"tap_port": tap.port}
+    )
+    tap.close()
+    assert run.returncode == 0, run.errors()
+    assert seen["outcome"] is PlayOutcome.DTMF
+    assert isinstance(seen["stopped_after"], float) and seen["stopped_after"] < 5.0
+    # the interrupting digit is not lost: it is the first one collected
+    assert seen["digits"] == Collected("112", "terminator")
+    assert level_at(tap.audio(), 500.0) > 3000
