@@ -660,3 +660,30 @@ def test_unicode_digits_that_are_not_numbers_are_a_no_match_not_a_crash() -> Non
     s.feed(Utterance("¹ ²"))
     assert s.said[-1] == "Again please."
     assert s.interpreter.trace["errors"] == []
+
+
+def test_prompts_of_input_nodes_allow_barge_in_and_hints_follow_the_language() -> None:
+    source = """
+dialog: t
+languages: [en, es]
+start: hello
+nodes:
+  hello: {type: say, text: {en: Hi, es: Hola}, next: menu}
+  menu:
+    type: menu
+    prompt: {en: Say balance, es: Diga saldo}
+    options:
+      - {digit: "1", phrases: {en: [balance], es: [saldo]}, next: done}
+    no_input: {retries: 0, fallback: done}
+    no_match: {retries: 0, fallback: done}
+  done: {type: hangup}
+"""
+    s = Session(source, caller={"language": "es"})
+    hello, prompt, listen = s.actions
+    assert isinstance(hello, Say) and not hello.barge_in
+    assert isinstance(prompt, Say) and prompt.barge_in and prompt.text == "Diga saldo"
+    assert isinstance(listen, Listen) and listen.hints == ("saldo",) and listen.lang == "es"
+    s.feed(Utterance("mi saldo por favor"))
+    assert s.interpreter.outcome == "hangup"
+    s = Session(source)
+    assert isinstance(s.last, Listen) and s.last.hints == ("balance",)
