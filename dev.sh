@@ -55,7 +55,7 @@ case "$cmd" in
     exec "$VENV/bin/contacthub" run "$@"
     ;;
   test)
-    apt_install sip-tester tesseract-ocr espeak-ng sox chromium kannel-extras
+    apt_install sip-tester tesseract-ocr espeak-ng sox chromium kannel-extras dovecot-imapd hylafax-client
     python_deps test
     web_assets
     log "ruff"

@@ -75,7 +75,7 @@ class EmailSettings:
     imap_password: str = ""
     imap_mailbox: str = "INBOX"
     imap_inbox: str = "Support email"  # the hub inbox these messages land in
-    imap_idle_seconds: float = 300.0
+    imap_idle_seconds: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> EmailSettings:
