@@ -16,6 +16,7 @@ class RtpStats:
     packets_received: int = 0
     octets_received: int = 0
     packets_ignored: int = 0  # wrong source or not RTP
+    send_dropped: int = 0  # socket buffer full: dropped rather than queued
     base_seq: int | None = None
     cycles: int = 0
     max_seq: int = 0
