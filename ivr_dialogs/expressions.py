@@ -14,6 +14,8 @@ Grammar, lowest precedence first::
               | primary (.name | [expr])*
     primary  := number | 'text' | "text" | true | false | null | [a, b] | name | f(args) | (expr)
 
+``if(condition, a, b)`` evaluates only the branch it picks.
+
 Types are strict so mistakes surface as clear messages: ``"12" + 1`` is an error, not "121";
 ``and``/``or``/``not`` want booleans.
 """
@@ -436,6 +438,8 @@ FUNCTIONS: dict[str, tuple[Callable[..., Value], tuple[int, int]]] = {
         lambda x, lo, hi: _ordered(lo, x, "<=") and _ordered(x, hi, "<="),
         (3, 3),
     ),
+    # if(condition, then, else): compiled lazily below, only the chosen branch runs.
+    "if": (lambda condition, then, otherwise: then if condition else otherwise, (3, 3)),
 }
 
 
@@ -597,6 +601,15 @@ def _compile(node: Node) -> Compiled:
     if kind == "list":
         items = [_compile(item) for item in node[1]]
         return lambda scope: [item(scope) for item in items]
+    if kind == "call" and node[1] == "if":
+        condition, then, otherwise = (_compile(arg) for arg in node[2])
+
+        def choose(scope: Scope) -> Value:
+            if _need_bool(condition(scope), "if()"):
+                return then(scope)
+            return otherwise(scope)
+
+        return choose
     if kind == "call":
         function = FUNCTIONS[node[1]][0]
         args = [_compile(arg) for arg in node[2]]

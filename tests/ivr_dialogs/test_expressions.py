@@ -63,6 +63,8 @@ VARS = {
         ("contains(caller.tags, 'gold')", True),
         ("abs(-3)", 3),
         ("null == nothing", True),
+        ("if(caller.vip > 1, 'VIP', 'standard')", "VIP"),
+        ("if(ok, 1, missing_var)", 1),  # only the chosen branch is evaluated
     ],
 )
 def test_values(source: str, value: object) -> None:
@@ -84,6 +86,7 @@ def test_values(source: str, value: object) -> None:
         ("number('abc')", "number() cannot read 'abc' as a number"),
         ("len(5)", "len() needs text, a list or a record, got number"),
         ("-pin", "'-' needs a number, got text"),
+        ("if(1, 2, 3)", "if() needs true or false, got number 1"),
         ("99999999 * 99999999", "number out of range"),
     ],
 )
