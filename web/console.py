@@ -310,6 +310,7 @@ async def _console_page(request: Request, interaction: int | None) -> Template:
             held=held,
             current=current,
             offers=await views.pending_offers(db, agent_id),
+            left=await views.left_messages(db),
             **(await presence_context(db, agent_id)),
             **ctx,
         )
@@ -326,6 +327,27 @@ async def show_interaction(request: Request, interaction_id: int) -> Response | 
             raise PermissionDeniedException("This conversation is not assigned to you.")
     if not request.headers.get("hx-request"):
         return await _console_page(request, interaction_id)
+    return await _workspace(request, interaction_id)
+
+
+@get("/left-messages")
+async def left_messages(request: Request) -> Template:
+    async with services_of(request).sessionmaker() as db:
+        left = await views.left_messages(db)
+    return Template(template_name="console/_left.html", context={"left": left})
+
+
+@post("/interactions/{interaction_id:int}/pick-up", status_code=200)
+async def pick_up(request: Request, interaction_id: int) -> Response:
+    """Take a message a customer left (or a waiting item) straight into this console."""
+    user = user_of(request)
+    routing = routing_of(request)
+    from hub.routing.service import OfferGone
+
+    try:
+        await routing.pick_up(interaction_id, user.agent_id)
+    except (OfferGone, LookupError) as exc:
+        raise Conflict(f"Someone else has it already ({exc}).") from exc
     return await _workspace(request, interaction_id)
 
 
@@ -644,6 +666,8 @@ console_router = Router(
     route_handlers=[
         console_page,
         show_interaction,
+        left_messages,
+        pick_up,
         set_presence,
         accept_offer,
         reject_offer,

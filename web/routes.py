@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from litestar import Router
 from litestar.contrib.jinja import JinjaTemplateEngine
 
 from web import admin, console, login, sse, supervisor
+from web.common import SECURITY_HEADERS
 
 
 def iso(moment: Any) -> str:
@@ -30,9 +32,15 @@ def configure_templates(engine: JinjaTemplateEngine) -> None:
 
 
 route_handlers: list = [
-    *login.route_handlers,
-    *console.route_handlers,
-    *supervisor.route_handlers,
-    *admin.route_handlers,
-    *sse.route_handlers,
+    Router(
+        path="/",
+        response_headers=SECURITY_HEADERS,
+        route_handlers=[
+            *login.route_handlers,
+            *console.route_handlers,
+            *supervisor.route_handlers,
+            *admin.route_handlers,
+            *sse.route_handlers,
+        ],
+    )
 ]

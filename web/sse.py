@@ -112,7 +112,6 @@ class SingleFlight:
         finally:
             del self._inflight[key]
 
-
     def memo(self, key: Hashable, make: Callable[[], str]) -> str:
         """A pure render (depends on the event only) is done once for every tab."""
         if key not in self._memo:

@@ -6,7 +6,6 @@ value); force logout and messages are audited here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -16,19 +15,16 @@ from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.params import Body
 from litestar.response import Response, Template
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import audit
 from hub.auth import CurrentUser
 from hub.events import SUPERVISOR_TOPIC, Event, agent_topic
 from hub.services import Services
+from hub.stats import AgentStatus, QueueStats, agent_stats, queue_stats
 from models import (
     Agent,
-    Interaction,
-    InteractionState,
     PresenceState,
-    Queue,
     Role,
     User,
 )
@@ -49,99 +45,8 @@ FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENC
 MAX_SUPERVISOR_MESSAGE = 1000
 
 
-@dataclass
-class QueueRow:
-    queue_id: int
-    name: str
-    waiting: int
-    longest_wait_seconds: int | None
-    service_level_pct: float | None
-    agents_ready: int
-    agents_busy: int
-    open: bool
-
-
-@dataclass
-class AgentRow:
-    agent_id: int
-    user_id: int
-    name: str
-    presence: str
-    reason: str | None
-    since: datetime | None
-    interactions: list[tuple[int, str, str]]
-
-
-async def live_stats(db: AsyncSession) -> tuple[list[Any], list[Any]]:
-    """Queue and agent rows: ``hub.stats`` when the routing package ships it, else a
-    simple count of our own (no service level) so the wallboard works either way."""
-    try:
-        from hub import stats  # type: ignore[attr-defined]
-    except ImportError:
-        return await _own_queue_stats(db), await _own_agent_stats(db)
-    return list(await stats.queue_stats(db)), list(await stats.agent_stats(db))
-
-
-async def _own_queue_stats(db: AsyncSession) -> list[QueueRow]:
-    now = datetime.now(UTC)
-    agents = (await db.exec(select(Agent))).all()
-    ready = sum(1 for a in agents if a.presence == PresenceState.READY)
-    busy = sum(1 for a in agents if a.presence in (PresenceState.BUSY, PresenceState.WRAP_UP))
-    rows = []
-    for queue in (await db.exec(select(Queue).order_by(Queue.name))).all():
-        waiting = (
-            await db.exec(
-                select(Interaction.queued_at).where(
-                    Interaction.queue_id == queue.id,
-                    col(Interaction.state).in_(
-                        [InteractionState.QUEUED.value, InteractionState.OFFERED.value]
-                    ),
-                )
-            )
-        ).all()
-        oldest = min((q for q in waiting if q is not None), default=None)
-        if oldest is not None and oldest.tzinfo is None:
-            oldest = oldest.replace(tzinfo=UTC)
-        rows.append(
-            QueueRow(
-                queue_id=queue.id,  # type: ignore[arg-type]
-                name=queue.name,
-                waiting=len(waiting),
-                longest_wait_seconds=int((now - oldest).total_seconds()) if oldest else None,
-                service_level_pct=None,
-                agents_ready=ready,
-                agents_busy=busy,
-                open=queue.active,
-            )
-        )
-    return rows
-
-
-async def _own_agent_stats(db: AsyncSession) -> list[AgentRow]:
-    rows = []
-    for agent, user in (
-        await db.exec(select(Agent, User).join(User).order_by(User.display_name))
-    ).all():
-        work = (
-            await db.exec(
-                select(Interaction.id, Interaction.channel, Interaction.state).where(
-                    Interaction.agent_id == agent.id,
-                    col(Interaction.state).in_(views.WORKING_STATES),
-                )
-            )
-        ).all()
-        rows.append(
-            AgentRow(
-                agent_id=agent.id,  # type: ignore[arg-type]
-                user_id=user.id,  # type: ignore[arg-type]
-                name=user.display_name,
-                presence=agent.presence,
-                reason=agent.presence_reason,
-                since=agent.presence_since,
-                interactions=[(i, c, s) for i, c, s in work],  # type: ignore[misc]
-            )
-        )
-    return rows
+async def live_stats(db: AsyncSession) -> tuple[list[QueueStats], list[AgentStatus]]:
+    return list(await queue_stats(db)), list(await agent_stats(db))
 
 
 def _since_of(seconds: Any) -> datetime | None:

@@ -203,3 +203,29 @@ async def state_history(db: AsyncSession, interaction_id: int) -> list[Interacti
             )
         ).all()
     )
+
+
+async def left_messages(
+    db: AsyncSession, limit: int = 20
+) -> list[tuple[Interaction, Contact, str]]:
+    """Messages customers left (no agent, or closed): any agent may pick one up."""
+    rows = (
+        await db.exec(
+            select(Interaction, Contact)
+            .join(Contact, col(Contact.id) == Interaction.contact_id)
+            .where(Interaction.state == InteractionState.VOICEMAIL.value)
+            .order_by(col(Interaction.id))
+            .limit(limit)
+        )
+    ).all()
+    out = []
+    for interaction, contact in rows:
+        last = (
+            await db.exec(
+                select(Message.body)
+                .where(Message.interaction_id == interaction.id, col(Message.private).is_(False))
+                .order_by(col(Message.id).desc())
+            )
+        ).first()
+        out.append((interaction, contact, (last or "")[:140]))
+    return out

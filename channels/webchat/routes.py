@@ -16,7 +16,7 @@ from collections import defaultdict, deque
 from typing import Any
 
 from jinja2 import Environment
-from litestar import Request, Response, get, post
+from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie, UploadFile
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.response import ServerSentEvent, Template
@@ -48,6 +48,7 @@ from models import (
     Message,
     User,
 )
+from web.common import SECURITY_HEADERS
 
 VISITOR_COOKIE = "hub_visitor"
 MAX_BODY_CHARS = 5_000
@@ -549,9 +550,9 @@ async def chat_events(request: Request) -> ServerSentEvent:
 
 
 route_handlers: list = [
-    chat_page,
-    send_message,
-    leave_message,
-    chat_attachment,
-    chat_events,
+    Router(
+        path="/",
+        response_headers=SECURITY_HEADERS,
+        route_handlers=[chat_page, send_message, leave_message, chat_attachment, chat_events],
+    )
 ]

@@ -73,6 +73,15 @@ def test_customer_writes_agent_accepts_replies_and_wraps_up(hub: str, chromium):
         # The customer sees the reply live, without a reload.
         customer.locator("#transcript .cmsg.them", has_text="Let me look it up.").wait_for()
 
+        # A file that only claims to be an image is refused, and the page says why.
+        customer.set_input_files(
+            "input[name=file]",
+            files=[{"name": "cat.png", "mimeType": "image/png", "buffer": b"not a picture"}],
+        )
+        customer.click("#chat-send")
+        customer.locator("#toasts .toast", has_text="file type is not accepted").wait_for()
+        customer.set_input_files("input[name=file]", files=[])
+
         chat_send(customer, "Order 4711, thanks")
         agent.locator(".messages .msg.in", has_text="Order 4711").wait_for()
         agent.locator("details.tool summary", has_text="Private note").click()

@@ -23,6 +23,7 @@ from models import (
     Message,
     Offer,
     OfferOutcome,
+    Queue,
     Role,
     User,
 )
@@ -264,3 +265,101 @@ async def test_messages_for_held_conversations_arrive_on_the_stream(
     async with services.sessionmaker() as db:
         assert (await db.exec(select(Message).where(Message.body == "second <i>msg</i>"))).one()
     await stream.aclose()
+
+
+async def test_transfer_to_another_queue_leaves_the_console_with_a_note(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "billing question")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    await client.post("/console/presence", data={"state": "not_ready:break"}, headers=hx(client))
+    async with services.sessionmaker() as db:
+        billing = (await db.exec(select(Queue).where(Queue.name == "Billing"))).one()
+    moved = await client.post(
+        f"/console/interactions/{offer.interaction_id}/transfer",
+        data={"target": f"queue:{billing.id}", "note": "needs a refund"},
+        headers=hx(client),
+    )
+    assert moved.status_code == 200
+    assert "Transferred" in moved.text
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, offer.interaction_id)
+        assert interaction is not None and interaction.queue_id == billing.id
+        assert interaction.agent_id is None
+        notes = (await db.exec(select(Message).where(col(Message.private).is_(True)))).all()
+    assert [n.body for n in notes] == ["needs a refund"]
+    bad = await client.post(
+        f"/console/interactions/{offer.interaction_id}/transfer",
+        data={"target": f"queue:{billing.id}"},
+        headers=hx(client),
+    )
+    assert bad.status_code == 403  # no longer this agent's conversation
+
+
+async def test_create_contact_from_the_screen_pop(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "new here")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    bad = await client.post(
+        f"/console/interactions/{offer.interaction_id}/contact",
+        data={"name": "Pat", "email": "not-an-email"},
+        headers=hx(client),
+    )
+    assert bad.status_code == 422
+    made = await client.post(
+        f"/console/interactions/{offer.interaction_id}/contact",
+        data={"name": "Pat Doe", "email": "Pat@Example.com", "vip_level": "2"},
+        headers=hx(client),
+    )
+    assert made.status_code == 200
+    assert "pat@example.com" in made.text and "Create or link contact" not in made.text
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, offer.interaction_id)
+        contact = await db.get(Contact, interaction.contact_id)  # type: ignore[union-attr]
+        entry = (
+            await db.exec(select(AuditEntry).where(AuditEntry.action == "contact.create"))
+        ).one()
+    assert contact is not None and (contact.name, contact.vip_level, contact.known) == (
+        "Pat Doe",
+        2,
+        True,
+    )
+    assert entry.before is not None and entry.before["known"] is False
+
+
+async def test_customer_sees_queue_position_and_an_agent_picks_up_a_left_message(
+    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+):
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "not_ready:break"}, headers=hx(client))
+    await browser.get("/chat")
+    first = await browser.post(
+        "/chat/messages",
+        data={"body": "waiting patiently", "source_id": uuid.uuid4().hex},
+        headers=hx(browser),
+    )
+    assert "You are number <strong" in first.text
+    assert "Estimated wait" in first.text
+    left = await browser.post("/chat/leave-message", headers=hx(browser))
+    assert left.status_code == 200
+    listing = await client.get("/console/left-messages")
+    assert "waiting patiently" in listing.text
+    iid = int(re.search(r"/console/interactions/(\d+)/pick-up", listing.text).group(1))  # type: ignore[union-attr]
+    picked = await client.post(f"/console/interactions/{iid}/pick-up", headers=hx(client))
+    assert picked.status_code == 200
+    assert "waiting patiently" in picked.text
+    transcript = await browser.get("/chat")
+    assert "Alice has joined the chat." in transcript.text
+
+
+async def test_pages_forbid_inline_scripts(client: AsyncTestClient):
+    page = await client.get("/chat")
+    policy = page.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style-src")[0]

@@ -155,6 +155,7 @@ async def test_real_images_and_pdfs_are_stored_and_served_safely(
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/png"
     assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-security-policy"] == "default-src 'none'; sandbox"
     stranger = await client.get(f"/chat/attachments/{image.id}/0", cookies={"hub_visitor": "x"})
     assert stranger.status_code == 404
 
