@@ -135,8 +135,10 @@ class Endpointer:
         self._vad = SileroVad(sample_rate, model_path)
         self.reset()
 
-    def reset(self) -> None:
-        """Listen for a new turn; the clock restarts at zero."""
+    def reset(self, config: EndpointConfig | None = None) -> None:
+        """Listen for a new turn (optionally with other timeouts); the clock restarts at 0."""
+        if config is not None:
+            self.config = config
         self._vad.reset()
         self.state: Literal["waiting", "speech", "done"] = "waiting"
         self._window = 0  # windows scored so far

@@ -81,6 +81,9 @@ def test_endpointer_reset_listens_again(caller: Audio) -> None:
     assert _run(endpointer, audio) == []  # the turn is over until reset
     endpointer.reset()
     assert [e.kind for e in _run(endpointer, audio)] == ["speech_start", "speech_end"]
+    endpointer.reset(EndpointConfig(no_input_ms=1000))  # the next question is shorter
+    events = _run(endpointer, Audio(np.zeros(8000 * 2, np.int16), 8000))
+    assert [e.kind for e in events] == ["no_input"] and events[0].time <= 1.05
 
 
 def test_barge_in_on_speech_but_not_on_noise_or_tones(caller: Audio) -> None:
