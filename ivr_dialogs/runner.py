@@ -112,32 +112,48 @@ async def run_dialog(
     interpreter = Interpreter(
         dialog, caller, now, business_hours, language=language, step_limit=step_limit
     )
-    own_client: httpx.AsyncClient | None = None
+    clients: list[httpx.AsyncClient] = []  # one made here if a lookup needs it
     actions = interpreter.start()
     try:
         while actions:
             event: Event | None = None
-            for action in actions:
-                if isinstance(action, Listen):
-                    try:
-                        event = await port.listen(action)
-                    except (ConnectionError, EOFError):
-                        event = HangUp()
-                elif isinstance(action, Lookup):
-                    stub = (lookups or {}).get(action.node)
-                    if stub is not None:
-                        event = stub
-                    else:
-                        client = http_client
-                        if client is None:
-                            client = own_client = own_client or httpx.AsyncClient()
-                        event = await perform_lookup(client, action, secrets or {})
-                else:
-                    await dispatch(port, action)
+            try:
+                event = await _carry_out(actions, port, http_client, secrets, lookups, clients)
+            except (ConnectionError, EOFError):
+                event = HangUp()  # the caller is gone (call dropped, chat closed)
             if event is None or interpreter.done:
                 break
             actions = interpreter.feed(event)
     finally:
-        if own_client is not None:
-            await own_client.aclose()
+        for client in clients:
+            await client.aclose()
     return interpreter.trace
+
+
+async def _carry_out(
+    actions: list[Any],
+    port: Port,
+    http_client: httpx.AsyncClient | None,
+    secrets: Mapping[str, str] | None,
+    lookups: Mapping[str, LookupResult] | None,
+    clients: list[httpx.AsyncClient],
+) -> Event | None:
+    """Run one batch of actions; the event the last one waited for, if any."""
+    event: Event | None = None
+    for action in actions:
+        if isinstance(action, Listen):
+            event = await port.listen(action)
+        elif isinstance(action, Lookup):
+            stub = (lookups or {}).get(action.node)
+            if stub is not None:
+                event = stub
+            else:
+                client = http_client
+                if client is None:
+                    if not clients:
+                        clients.append(httpx.AsyncClient())
+                    client = clients[0]
+                event = await perform_lookup(client, action, secrets or {})
+        else:
+            await dispatch(port, action)
+    return event

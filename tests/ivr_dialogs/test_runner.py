@@ -237,3 +237,19 @@ async def test_a_survey_over_a_text_port_records_answers_and_the_handoff() -> No
     assert port.handoff is not None and port.handoff.queue == "supervisors"  # type: ignore[union-attr]
     assert ("caller", "rude agent") in port.transcript
     assert shown[-1] == "[callback to +15550142 from queue supervisors]"
+
+
+async def test_a_dropped_connection_while_speaking_ends_the_session_as_a_hang_up() -> None:
+    async def send(text: str) -> None:
+        raise ConnectionResetError("call dropped")
+
+    async def receive(wait_s: float | None) -> str | None:
+        return "1234#"
+
+    trace = await run_dialog(
+        dialog(balance_dialog(9, "accounts")),
+        TextPort(send, receive),
+        lookups={"fetch": LookupResult(200, {"balance": {"amount": 1, "currency": "EUR"}})},
+    )
+    assert trace["outcome"] == "caller_hangup"
+    assert trace["nodes"] == ["account"]
