@@ -157,7 +157,12 @@ class DialogHistory:
         )
 
     def rollback(
-        self, number: int, author: str, *, publish: bool = True, now: datetime | None = None
+        self,
+        number: int,
+        author: str = "system",
+        *,
+        publish: bool = True,
+        now: datetime | None = None,
     ) -> DialogVersion:
         """A new version equal to version ``number`` (published unless told otherwise)."""
         old = self.get(number)
