@@ -77,7 +77,10 @@ def describe_listen(action: Listen) -> str:
     if action.expect == "digits" and action.max_digits > 1:
         end = f", end with {action.terminator}" if action.terminator else ""
         return f"[type {action.min_digits}-{action.max_digits} digits{end}]"
-    if action.expect == "menu":
+    if action.expect in ("menu", "choice") and action.hints:
+        shown = ", ".join(action.hints[:8]) + (", ..." if len(action.hints) > 8 else "")
+        return f"[type a digit or a phrase: {shown}]"
+    if action.expect in ("menu", "choice"):
         return "[type a digit or a phrase]"
     if action.expect == "yes_no":
         return "[yes or no]"
