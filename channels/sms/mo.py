@@ -9,9 +9,11 @@ window*: the same content within ``window_seconds`` is the same message (a redel
 the same "Yes" an hour later is a new one. When the SMSC sends a vendor message id TLV
 (``receipted_message_id`` on an MO, as some do), that id wins.
 
-The window is remembered per process, so a redelivery after a restart lands in the same
-window unless it crosses a window boundary (at most once per window): documented, and the
-reason the default window (10 min) is long compared with SMSC retry timers.
+First-seen times are kept in a small journal beside the part spool, so the SMSC's
+redelivery after a crash (committed, resp never sent) gets the same id and dedupes. The
+price of a content key: two identical texts from one number within the window are one
+message; the default window (10 min) is long against SMSC retry timers and short against
+a customer repeating themself.
 """
 
 from __future__ import annotations
@@ -85,18 +87,48 @@ def _digest(*fields: object) -> str:
 
 
 class DedupeWindow:
-    """Gives the same ``source_id`` to the same content seen again within a window."""
+    """Gives the same ``source_id`` to the same content seen again within a window.
+
+    With a ``journal`` file, first-seen times are appended (written, not fsynced, before
+    the ingest) and reloaded at start-up, so a process killed between commit and resp
+    gives the SMSC's redelivery the same id. A power cut may lose the last lines; the
+    database's own last commits are then at the same risk.
+    """
 
     def __init__(
         self,
         window_seconds: float = 600.0,
         clock: Callable[[], float] = time.time,
         max_entries: int = 50_000,
+        journal: Path | None = None,
     ) -> None:
         self.window = window_seconds
         self._clock = clock
         self._max = max_entries
         self._seen: OrderedDict[str, float] = OrderedDict()  # digest -> first seen
+        self._journal = journal
+        self._appended = 0
+        if journal is not None:
+            self._load(journal)
+
+    def _load(self, journal: Path) -> None:
+        """Keep the entries still inside a window and rewrite the file with only them."""
+        now = self._clock()
+        self._seen.clear()
+        self._appended = 0
+        if journal.exists():
+            for line in journal.read_text(errors="replace").splitlines():
+                digest, _, first = line.partition(" ")
+                try:
+                    seen = float(first)
+                except ValueError:
+                    continue  # a torn last line
+                if now - seen <= self.window:
+                    self._seen[digest] = seen
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        tmp = journal.with_suffix(".tmp")
+        tmp.write_text("".join(f"{d} {t!r}\n" for d, t in self._seen.items()))
+        tmp.replace(journal)
 
     def source_id(self, mo: MoText) -> str:
         if mo.vendor_id:
@@ -109,6 +141,12 @@ class DedupeWindow:
             self._seen.move_to_end(mo.digest)
             while len(self._seen) > self._max:
                 self._seen.popitem(last=False)
+            if self._journal is not None:
+                with open(self._journal, "a") as fh:
+                    fh.write(f"{mo.digest} {first!r}\n")
+                self._appended += 1
+                if self._appended > self._max:  # compact now and then
+                    self._load(self._journal)
         return f"mo:{mo.digest}:{int(first // self.window)}"
 
 

@@ -74,7 +74,10 @@ async def start_sms(services: Services, settings: SmsSettings | None = None) -> 
             ),
             source_addr=settings.source_addr,
             spool=PartSpool(settings.spool_path(services.settings.var_dir)),
-            dedupe=DedupeWindow(settings.mo_dedupe_seconds),
+            dedupe=DedupeWindow(
+                settings.mo_dedupe_seconds,
+                journal=settings.spool_path(services.settings.var_dir) / "mo-seen.journal",
+            ),
             default_region=settings.default_region,
             request_dlr=settings.smpp_request_dlr,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections import OrderedDict
 
 from channels.base import (
@@ -114,6 +115,7 @@ class SmppChannel:
         self.receipts = PartReceipts()
         self.client = SmppClient(config, self.on_deliver)
         self._ref = secrets.randbelow(256)
+        self._next_expiry = 0.0
 
     async def start(self) -> None:
         await self.client.start()
@@ -125,6 +127,9 @@ class SmppChannel:
     async def on_deliver(self, message: ShortMessage) -> int:
         if dlr.is_receipt(message.esm_class, message.tlvs):
             return await self._on_receipt(message)
+        if time.monotonic() >= self._next_expiry:  # parts whose siblings never came
+            self._next_expiry = time.monotonic() + 3600
+            self.reassembler.spool.expire()
         try:
             mo = self.reassembler.feed(message)
         except OSError:

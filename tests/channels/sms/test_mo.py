@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from channels.sms.mo import DedupeWindow, PartSpool, Reassembler, decode_text
@@ -78,3 +79,25 @@ def test_an_smsc_message_id_wins() -> None:
     )
     assert mo is not None
     assert DedupeWindow().source_id(mo) == "smsc:SMSC-77"
+
+
+def test_journal_keeps_first_seen_across_a_restart(tmp_path: Path) -> None:
+    now = [1199.0]  # just before a window boundary (600 s windows)
+    journal = tmp_path / "mo-seen.journal"
+    yes = ShortMessage("15551234567", "1000", b"Yes", 1)
+    mo = Reassembler(PartSpool()).feed(yes)
+    assert mo is not None
+    before = DedupeWindow(600, clock=lambda: now[0], journal=journal).source_id(mo)
+    now[0] = 1203.0  # the process died; the SMSC redelivers after the boundary
+    after = DedupeWindow(600, clock=lambda: now[0], journal=journal).source_id(mo)
+    assert after == before
+    now[0] = 1199.0 + 601  # an hour-later repeat is still a new message
+    assert DedupeWindow(600, clock=lambda: now[0], journal=journal).source_id(mo) != before
+
+
+def test_stale_parts_expire(tmp_path: Path) -> None:
+    spool = PartSpool(tmp_path, max_age_seconds=60)
+    Reassembler(spool).feed(part(3, 2, 1, "lonely"))
+    assert spool.expire(now=time.time() + 30) == 0
+    assert spool.expire(now=time.time() + 120) == 1
+    assert not any(p.is_dir() for p in tmp_path.iterdir())
