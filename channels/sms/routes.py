@@ -3,17 +3,22 @@
 
 Both check ``X-Twilio-Signature`` (403 with the reason when it is missing or wrong) and
 answer 200 only after the commit; a failed commit is a 500 so the provider retries.
+
+``GET /sms/segments?text=…`` is the console's segment counter (signed-in users only):
+JSON, or an HTML fragment when htmx asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from html import escape
 from urllib.parse import parse_qsl
 
-from litestar import Request, Response, post
+from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
+from channels.sms.segments import describe
 from channels.sms.smpp_channel import DLR_MATCH_DELAYS
 from channels.sms.twilio import EMPTY_TWIML, TwilioChannel, delivery_update, valid_signature
 from hub.contacts import AddressError
@@ -84,4 +89,40 @@ async def twilio_status(request: Request, inbox_id: FromPath[int]) -> Response:
     return Response(content="", status_code=200, media_type="text/plain")
 
 
-route_handlers = [twilio_inbound, twilio_status]
+def segment_summary(text: str) -> dict[str, object]:
+    """The console's SMS counter as data: encoding, parts, what is left in the last part."""
+    info = describe(text)
+    return {
+        "encoding": info.encoding.value,
+        "segments": info.segments,
+        "units": info.units,
+        "per_segment": info.per_segment,
+        "remaining": info.remaining,
+        "non_gsm_chars": list(info.non_gsm_chars),
+    }
+
+
+def segment_fragment(text: str) -> str:
+    """The counter as an HTML fragment for an htmx swap (user characters escaped)."""
+    info = describe(text)
+    label = "GSM-7" if info.encoding.value == "gsm7" else "UCS-2"
+    hint = ""
+    if info.non_gsm_chars:
+        shown = escape("".join(info.non_gsm_chars[:5]))
+        hint = f' title="UCS-2 because of: {shown}"'
+    return (
+        f'<span class="sms-segments" data-segments="{info.segments}" '
+        f'data-encoding="{info.encoding.value}"{hint}>{label} · {info.segments} SMS · '
+        f"{info.remaining} left</span>"
+    )
+
+
+@get("/sms/segments", sync_to_thread=False)
+def sms_segments(request: Request, text: str = "") -> Response:
+    """``GET /sms/segments?text=…`` (signed-in users): JSON, or HTML for htmx."""
+    if request.headers.get("hx-request"):
+        return Response(content=segment_fragment(text), media_type="text/html")
+    return Response(content=segment_summary(text))
+
+
+route_handlers = [twilio_inbound, twilio_status, sms_segments]
