@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 CallHandler = Callable[[Call], Awaitable[Any] | Any]
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY, UPDATE, PRACK, REGISTER"
 REINVITE_TIMEOUT = 8.0
+T1, T2 = 0.5, 4.0  # RFC 3261 §17.1.1.1 timer values
 
 
 class CallFailed(RuntimeError):
@@ -126,6 +127,7 @@ class SipEndpoint:
         self._sent_invites: dict[str, SipRequest] = {}  # our re-INVITEs on inbound dialogs
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pings: dict[str, asyncio.Future[int]] = {}
+        self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
         self.trunk_alive: bool | None = None
         self._moh_pcm = None
         self.port = settings.bind_port
@@ -288,6 +290,10 @@ class SipEndpoint:
     def _on_response(self, stack: _Stack, resp: SipResponse, addr: tuple[str, int]) -> None:
         call_id = resp.call_id or ""
         cseq = resp.cseq
+        vias = resp.via
+        answered = self._client_txns.get(vias[0].branch or "") if vias else None
+        if answered is not None:
+            answered.set()
         ping = self._pings.get(call_id)
         if ping is not None:
             if not ping.done() and resp.status_code >= 200:
@@ -308,6 +314,36 @@ class SipEndpoint:
                 if leg is not None and leg.incoming is not None:
                     return
         stack.uac.handle_response(resp, addr)
+
+    def _retransmit(self, stack: _Stack, request: SipRequest, dest: tuple[str, int]) -> None:
+        """Retransmit a request we sent over UDP until a response to its branch arrives
+        (RFC 3261 §17.1.1.2 Timer A for INVITE, §17.1.2.2 Timer E otherwise), for at most
+        64×T1. aiosipua's UAC sends each request once; a lost BYE or INVITE would
+        otherwise be lost for good."""
+        if stack.transport.reliable:
+            return
+        vias = request.via
+        branch = vias[0].branch if vias else None
+        if not branch:
+            return
+        answered = asyncio.Event()
+        self._client_txns[branch] = answered
+        invite = request.method.upper() == "INVITE"
+
+        async def timer() -> None:
+            interval, elapsed = T1, 0.0
+            try:
+                while elapsed < 64 * T1:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(answered.wait(), interval)
+                        return
+                    elapsed += interval
+                    stack.transport.send(request, dest)
+                    interval = interval * 2 if invite else min(interval * 2, T2)
+            finally:
+                self._client_txns.pop(branch, None)
+
+        self._spawn(timer())
 
     def _ack_failure(self, stack: _Stack, resp: SipResponse) -> None:
         """ACK a non-2xx final response to one of our INVITEs (RFC 3261 §17.1.1.3).
@@ -444,7 +480,9 @@ class SipEndpoint:
         if leg.incoming is not None:
             if call.state is CallState.ANSWERED:
                 leg.incoming._stop_retransmissions()
-                leg.incoming.hangup()
+                bye = leg.incoming.hangup()
+                if bye is not None:
+                    self._retransmit(leg.stack, bye, leg.incoming.source_addr)
                 leg.stack.uas._calls.pop(call.call_id, None)
                 call._note("BYE sent")
             else:
@@ -452,11 +490,15 @@ class SipEndpoint:
                 call._note("480 sent")
         elif leg.outgoing is not None:
             if call.state is CallState.ANSWERED:
-                leg.outgoing.hangup(leg.stack.uac)
+                bye = leg.outgoing.hangup(leg.stack.uac)
+                if bye is not None:
+                    self._retransmit(leg.stack, bye, leg.outgoing.remote_addr)
                 call._note("BYE sent")
             else:
                 with contextlib.suppress(ValueError):
-                    leg.outgoing.cancel(leg.stack.uac)
+                    cancel = leg.outgoing.cancel(leg.stack.uac)
+                    if cancel is not None:
+                        self._retransmit(leg.stack, cancel, leg.outgoing.remote_addr)
                 call._note("CANCEL sent")
 
     def _on_bye(self, inc: IncomingCall, request: SipRequest) -> None:
@@ -566,10 +608,12 @@ class SipEndpoint:
             self._pending_reinvites[call.call_id] = (req.cseq.seq, future)
             self._sent_invites[call.call_id] = req
             leg.stack.transport.send(req, inc.source_addr)
+            self._retransmit(leg.stack, req, inc.source_addr)
         elif leg.outgoing is not None:
             req = leg.stack.uac.send_reinvite(
                 leg.outgoing.dialog, parse_sdp(sdp), leg.outgoing.remote_addr
             )
+            self._retransmit(leg.stack, req, leg.outgoing.remote_addr)
             assert req.cseq is not None
             self._pending_reinvites[call.call_id] = (req.cseq.seq, future)
         call._note(f"re-INVITE sent ({direction})")
@@ -613,8 +657,10 @@ class SipEndpoint:
             req.headers.set_single("Refer-To", f"<{target}>")
             req.headers.set_single("Referred-By", f"<{inc.callee}>")
             leg.stack.transport.send(req, inc.source_addr)
+            self._retransmit(leg.stack, req, inc.source_addr)
         elif leg.outgoing is not None:
-            leg.stack.uac.send_refer(leg.outgoing.dialog, target, leg.outgoing.remote_addr)
+            req = leg.stack.uac.send_refer(leg.outgoing.dialog, target, leg.outgoing.remote_addr)
+            self._retransmit(leg.stack, req, leg.outgoing.remote_addr)
         call._note(f"REFER sent to {target}")
         try:
             status = await asyncio.wait_for(future, timeout)
@@ -681,6 +727,7 @@ class SipEndpoint:
             auth=auth,
             user_agent=self.user_agent,
         )
+        self._retransmit(stack, out.invite, remote_addr)
         call = Call(self, out.call_id, "outbound", target_uri, from_uri, rtp)
         self._legs[call] = _Leg(stack, outgoing=out, session_id=session_id)
         self.calls[out.call_id] = call
@@ -789,6 +836,7 @@ class SipEndpoint:
         self._pings[call_id] = future
         try:
             stack.transport.send(request, addr)
+            self._retransmit(stack, request, addr)
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             return None

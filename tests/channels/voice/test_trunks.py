@@ -83,3 +83,42 @@ async def test_options_keepalive_tracks_the_trunk(sipp: str, make_endpoint, tmp_
     assert endpoint.trunk_alive is True and endpoint.counters["trunk_pings"] >= 2
     # the provider is gone: the next keepalive goes unanswered
     assert await endpoint.ping(("127.0.0.1", port), timeout=0.5) is None
+
+
+class _DeafOnce(asyncio.DatagramProtocol):
+    """A SIP peer on a lossy path: it never sees the first request, answers the next."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.requests.append(data)
+        if len(self.requests) == 1 or self.transport is None:
+            return  # "lost"
+        head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        keep = [
+            h
+            for h in head[1:]
+            if h.split(b":", 1)[0].lower() in (b"via", b"from", b"to", b"call-id", b"cseq")
+        ]
+        reply = b"SIP/2.0 200 OK\r\n" + b"\r\n".join(keep) + b"\r\nContent-Length: 0\r\n\r\n"
+        self.transport.sendto(reply, addr)
+
+
+async def test_requests_are_retransmitted_over_udp_until_answered(make_endpoint) -> None:
+    """RFC 3261 §17.1.2.2 (Timer E): a lost OPTIONS is sent again after T1 = 500 ms."""
+    loop = asyncio.get_running_loop()
+    peer = _DeafOnce()
+    transport, _ = await loop.create_datagram_endpoint(lambda: peer, local_addr=("127.0.0.1", 0))
+    port = transport.get_extra_info("sockname")[1]
+    endpoint = await make_endpoint()
+    try:
+        assert await endpoint.ping(("127.0.0.1", port), timeout=3.0) == 200
+    finally:
+        transport.close()
+    assert len(peer.requests) == 2
+    assert peer.requests[0] == peer.requests[1]  # the same transaction (same branch)
