@@ -48,7 +48,7 @@ class TelegramChannel:
         self.inbox_id = inbox_id
         self.settings = settings
         self.bot = make_bot(settings)
-        self._poller: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[None] | None = None
         self.offset: int | None = None  # the next getUpdates offset (polling mode)
 
     @property
@@ -56,6 +56,22 @@ class TelegramChannel:
         return self.settings.secret_token
 
     async def start(self) -> None:
+        """Set up (getMe, then setWebhook or deleteWebhook) and start polling.
+
+        A Bot API that cannot be reached must not stop the hub from starting: the first
+        attempt runs here (bounded), further ones in the background with backoff.
+        """
+        try:
+            await asyncio.wait_for(self._setup(), 5.0)
+        except InvalidToken:
+            raise
+        except (TelegramError, TimeoutError) as exc:
+            log.warning("Telegram Bot API not reachable yet (%s); retrying in background", exc)
+            self._task = asyncio.create_task(self._setup_then_run(), name="telegram")
+            return
+        self._task = asyncio.create_task(self._setup_then_run(done=True), name="telegram")
+
+    async def _setup(self) -> None:
         await self.bot.initialize()
         if self.settings.mode == "webhook":
             if self.settings.webhook_url:
@@ -65,15 +81,30 @@ class TelegramChannel:
                     allowed_updates=["message"],
                 )
         else:
-            # getUpdates refuses to run while a webhook is set (409).
+            # getUpdates refuses to run while a webhook is set (409 Conflict).
             await self.bot.delete_webhook(drop_pending_updates=False)
-            self._poller = asyncio.create_task(self.poll_forever(), name="telegram-poll")
+
+    async def _setup_then_run(self, done: bool = False) -> None:
+        failures = 0
+        while not done:
+            try:
+                await self._setup()
+                done = True
+            except InvalidToken:
+                log.error("Telegram rejected the bot token; the adapter stays off")
+                return
+            except TelegramError as exc:
+                failures += 1
+                log.warning("Telegram set-up failed (attempt %s): %s", failures, exc)
+                await asyncio.sleep(min(60.0, 0.5 * 2 ** min(failures, 7)))
+        if self.settings.mode == "polling":
+            await self.poll_forever()
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        if self._task is not None:
+            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+                await self._task
         await self.bot.shutdown()
 
     # inbound -------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ class Call:
 
 
 class LocalBotApi:
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, port: int = 0) -> None:
         self.token = token
         self.calls: list[Call] = []
         self.files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, data)
@@ -41,7 +41,7 @@ class LocalBotApi:
         self._cond = threading.Condition()
         self._message_ids = itertools.count(500)
         self.fail_next: dict[str, tuple[int, str]] = {}  # method -> (error_code, description)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

@@ -4,6 +4,7 @@ offset moving only after commit, duplicates, and replies out."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -243,3 +244,24 @@ def test_split_text_prefers_word_boundaries() -> None:
 def test_inbound_attachment_type_is_shared() -> None:
     # the outbox hands attachments back as InboundAttachment values
     assert InboundAttachment("a", "image/png", b"x").sha256
+
+
+async def test_hub_starts_while_the_bot_api_is_down_and_polls_once_it_is_up(
+    services: Services,
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = TelegramSettings(
+        token=TOKEN, mode="polling", api_base_url=f"http://127.0.0.1:{port}", poll_timeout=1
+    )
+    stoppers = await start_telegram(services, settings)  # connection refused: no raise
+    api = LocalBotApi(TOKEN, port=port).start()
+    try:
+        api.push_update(text_update(900040, 90, "are you up?"))
+        (stored,) = await wait_for_inbound(services, 1)
+        assert stored.body == "are you up?"
+    finally:
+        for stop in stoppers:
+            await stop()
+        api.stop()
