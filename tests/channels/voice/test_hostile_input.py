@@ -126,3 +126,31 @@ async def test_hostile_messages_are_refused_and_calls_still_work(
     run = await run_sipp("caller_cancel.xml", endpoint.port, tmp_path / "sipp")
     assert run.returncode == 0, run.errors()
     assert len(answered) == 1
+
+
+async def test_hostile_bytes_over_tcp_do_not_stop_the_connection_or_the_endpoint(
+    make_endpoint,
+) -> None:
+    endpoint = await make_endpoint(transports=("udp", "tcp"))
+    port = endpoint.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"\x00\xffgarbage that is not SIP\r\n\r\n")
+    writer.write(request("OPTIONS", port, 20, clen="-3"))  # bad Content-Length: 400
+    writer.write(request("OPTIONS", port, 21))  # a good one on the same connection: 200
+    await writer.drain()
+    statuses = []
+    for _ in range(2):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        statuses.append(int(head.split(b" ", 2)[1]))
+    assert statuses == [400, 200]
+    # a header section beyond 64 KiB: the connection is dropped, the endpoint lives on
+    writer.write(b"OPTIONS sip:x SIP/2.0\r\n" + b"X-Flood: " + b"A" * 70000 + b"\r\n")
+    await writer.drain()
+    assert await asyncio.wait_for(reader.read(), 3) == b""
+    writer.close()
+    r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+    w2.write(request("OPTIONS", port, 22))
+    await w2.drain()
+    head = await asyncio.wait_for(r2.readuntil(b"\r\n\r\n"), 3)
+    assert head.startswith(b"SIP/2.0 200")
+    w2.close()
