@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -50,12 +51,15 @@ from hub.routing.estimates import (
 from hub.routing.offers import cancel_pending, end_offer, pending_offer
 from hub.routing.snapshot import (
     QueueConfig,
+    QueueRows,
     agent_skills,
     as_utc,
     epoch,
     load_agents,
+    load_queue_rows,
     load_queues,
     load_waiting,
+    resolve_queues,
 )
 from hub.routing.work import (
     ROUTABLE_PRESENCE,
@@ -87,6 +91,9 @@ log = logging.getLogger(__name__)
 DEFAULT_OFFER_TIMEOUT_SECONDS = 20
 DEFAULT_WRAPUP_SECONDS = 60
 MAX_RETRY_PASSES = 5
+# Queue configuration is cached this long by the dispatcher; a ``routing`` "config" event
+# (the admin pages publish it after a change) or ``invalidate_config`` drops it at once.
+CONFIG_TTL_SECONDS = 5.0
 
 
 class OfferGone(Exception):
@@ -107,6 +114,8 @@ class RoutingService:
         self._wake = asyncio.Event()
         self._pass_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._config: QueueRows | None = None
+        self._config_expires = 0.0
 
     @property
     def _node(self) -> str:
@@ -138,10 +147,23 @@ class RoutingService:
         """Ask for a dispatch pass soon (this process)."""
         self._wake.set()
 
+    def invalidate_config(self) -> None:
+        """Queues, hours or skills changed: read them again on the next pass."""
+        self._config = None
+
+    async def _queue_config(self, db: AsyncSession, now: datetime) -> QueueConfig:
+        clock = time.monotonic()
+        if self._config is None or clock >= self._config_expires:
+            self._config = await load_queue_rows(db)
+            self._config_expires = clock + CONFIG_TTL_SECONDS
+        return resolve_queues(self._config, now)
+
     async def _listen(self, subscribed: asyncio.Event) -> None:
         async with self._services.bus.subscribe([ROUTING_TOPIC]) as events:
             subscribed.set()
-            async for _event in events:
+            async for event in events:
+                if event.name == "config":
+                    self.invalidate_config()
                 self._wake.set()
 
     async def _loop(self) -> None:
@@ -185,7 +207,7 @@ class RoutingService:
     async def _dispatch_once(self) -> tuple[list[int], int]:
         now = utcnow()
         async with self._services.sessionmaker() as db:
-            config = await load_queues(db, now)
+            config = await self._queue_config(db, now)
             waiting = await load_waiting(db, config, now)
             if not waiting:
                 return [], 0

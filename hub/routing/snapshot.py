@@ -41,6 +41,16 @@ def epoch(value: datetime | None, default: float = 0.0) -> float:
 
 
 @dataclass
+class QueueRows:
+    """Queue configuration as stored: it changes rarely, so the dispatcher may cache it."""
+
+    queues: dict[int, Queue]
+    hours: dict[int, BusinessHours]
+    skills: dict[int, dict[str, int]]  # queue id → skill name → minimum level
+    skill_names: dict[int, str]
+
+
+@dataclass
 class QueueConfig:
     """Queues with their skills and hours resolved: what routing, estimates and stats read."""
 
@@ -49,24 +59,35 @@ class QueueConfig:
     skill_names: dict[int, str]
 
 
-async def load_queues(db: AsyncSession, now: datetime) -> QueueConfig:
-    rows = {q.id: q for q in (await db.exec(select(Queue))).all()}
+async def load_queue_rows(db: AsyncSession) -> QueueRows:
+    queues = {q.id: q for q in (await db.exec(select(Queue))).all()}
     hours = {h.id: h for h in (await db.exec(select(BusinessHours))).all()}
     names = {s.id: s.name for s in (await db.exec(select(Skill))).all()}
     skills: dict[int, dict[str, int]] = {}
-    for qs in (await db.exec(select(QueueSkill))).all():
-        skills.setdefault(qs.queue_id, {})[names[qs.skill_id]] = qs.min_level
+    for queue_id, skill_id, level in (
+        await db.exec(select(QueueSkill.queue_id, QueueSkill.skill_id, QueueSkill.min_level))
+    ).all():
+        skills.setdefault(queue_id, {})[names[skill_id]] = level
+    return QueueRows(queues, hours, skills, names)  # type: ignore[arg-type]
+
+
+def resolve_queues(rows: QueueRows, now: datetime) -> QueueConfig:
+    """Views for the router, with ``open`` from each queue's business hours at ``now``."""
     views = {
         queue_id: QueueView(
-            id=queue_id,  # type: ignore[arg-type]
+            id=queue_id,
             priority=queue.priority,
             strategy=queue.strategy,
-            skills=skills.get(queue_id, {}),  # type: ignore[arg-type]
-            open=queue.active and is_open(hours.get(queue.hours_id), now),
+            skills=rows.skills.get(queue_id, {}),
+            open=queue.active and is_open(rows.hours.get(queue.hours_id), now),  # type: ignore[arg-type]
         )
-        for queue_id, queue in rows.items()
+        for queue_id, queue in rows.queues.items()
     }
-    return QueueConfig(rows=rows, views=views, skill_names=names)  # type: ignore[arg-type]
+    return QueueConfig(rows=rows.queues, views=views, skill_names=rows.skill_names)
+
+
+async def load_queues(db: AsyncSession, now: datetime) -> QueueConfig:
+    return resolve_queues(await load_queue_rows(db), now)
 
 
 async def agent_skills(db: AsyncSession, names: dict[int, str]) -> dict[int, dict[str, int]]:
@@ -79,21 +100,31 @@ async def agent_skills(db: AsyncSession, names: dict[int, str]) -> dict[int, dic
 
 async def load_agents(db: AsyncSession, names: dict[int, str]) -> list[AgentView]:
     """Agents who may take new work (READY, or BUSY with spare capacity), with their load."""
-    rows = (await db.exec(select(Agent).where(col(Agent.presence).in_(ROUTABLE_PRESENCE)))).all()
+    rows = (
+        await db.exec(
+            select(
+                Agent.id,
+                Agent.capacity,
+                Agent.idle_since,
+                Agent.presence_since,
+                Agent.last_offer_at,
+            ).where(col(Agent.presence).in_(ROUTABLE_PRESENCE))
+        )
+    ).all()
     if not rows:
         return []
     skills = await agent_skills(db, names)
-    loads = await agent_loads(db, [a.id for a in rows])  # type: ignore[misc]
+    loads = await agent_loads(db, [row[0] for row in rows])
     return [
         AgentView(
-            id=agent.id,  # type: ignore[arg-type]
-            skills=skills.get(agent.id, {}),  # type: ignore[arg-type]
-            capacity=dict(agent.capacity or {}),
-            load=loads[agent.id],  # type: ignore[index]
-            idle_since=epoch(agent.idle_since or agent.presence_since),
-            last_offer_at=epoch(agent.last_offer_at, default=float("-inf")),
+            id=agent_id,
+            skills=skills.get(agent_id, {}),
+            capacity=dict(capacity or {}),
+            load=loads[agent_id],
+            idle_since=epoch(idle_since or presence_since),
+            last_offer_at=epoch(last_offer_at, default=float("-inf")),
         )
-        for agent in rows
+        for agent_id, capacity, idle_since, presence_since, last_offer_at in rows
     ]
 
 

@@ -6,15 +6,20 @@ Locking, the same code on both databases:
 - SQLite: ``FOR UPDATE`` renders as nothing; ``write_lock`` instead takes the database's one
   write lock before the first read, so everything read afterwards is current and stays so
   until commit (the ``BEGIN IMMEDIATE`` semantics; ``busy_timeout`` makes others wait).
+  Inside one process the routing and presence writers first queue on an asyncio lock, so
+  they wait for each other without SQLite's busy handler, which sleeps in steps of up to
+  100 ms.
 """
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import Engine, event, func, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -53,10 +58,25 @@ def is_sqlite(db: AsyncSession) -> bool:
     return db.get_bind().dialect.name == "sqlite"
 
 
+_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def write_lock(db: AsyncSession) -> None:
-    """On SQLite, take the write lock now (a no-op UPDATE); on PostgreSQL rows lock instead."""
-    if is_sqlite(db):
-        await db.execute(text("UPDATE agent SET id = id WHERE 0"))
+    """On SQLite, take the write lock now (a no-op UPDATE) until this transaction ends;
+    on PostgreSQL this does nothing (rows are locked instead)."""
+    if not is_sqlite(db) or db.info.get("writer"):
+        return
+    engine = db.get_bind()
+    lock = _WRITERS.setdefault(engine, asyncio.Lock())  # type: ignore[arg-type]
+    await lock.acquire()
+    db.info["writer"] = True
+
+    def release(session: Any, transaction: Any) -> None:
+        session.info.pop("writer", None)
+        lock.release()
+
+    event.listen(db.sync_session, "after_transaction_end", release, once=True)
+    await db.execute(text("UPDATE agent SET id = id WHERE 0"))
 
 
 async def lock_interaction(db: AsyncSession, interaction_id: int) -> Interaction | None:

@@ -76,6 +76,7 @@ async def update(services: Services, model: type, row_id: int, **values: object)
             setattr(row, key, value)
         db.add(row)
         await db.commit()
+    services.routing.invalidate_config()  # what the admin pages do after a change
 
 
 async def age(services: Services, interaction_id: int, queued_at: datetime) -> None:

@@ -34,7 +34,7 @@ async def prepare(url: str, tmp_path: Path) -> None:
     services = Services.build(Settings(var_dir=tmp_path / "var", database_url=url), plugin)
     try:
         async with services.sessionmaker() as db:
-            await seed_demo(db, password_for=lambda username: username)
+            await seed_demo(db, hasher=lambda _password: "no-login")  # no logins needed
             agents = (await db.exec(select(Agent))).all()
         for agent in agents:
             await services.presence.set_presence(agent.id, PresenceState.READY)  # type: ignore[arg-type]
