@@ -123,7 +123,9 @@ async def cancel_agent_offers(
     """Withdraw the agent's pending offers (they went not-ready or offline)."""
     offers = (
         await db.exec(
-            select(Offer).where(Offer.agent_id == agent_id, Offer.outcome == OfferOutcome.PENDING)
+            select(Offer)
+            .where(Offer.agent_id == agent_id, Offer.outcome == OfferOutcome.PENDING)
+            .order_by(Offer.interaction_id)  # one lock order for everyone
         )
     ).all()
     for offer in offers:

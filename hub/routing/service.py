@@ -108,6 +108,11 @@ class AgentUnavailable(ValueError):
     """A transfer target who does not exist, is the sender, or is not taking work."""
 
 
+def _still_ringing(offer: Offer, interaction: Interaction) -> bool:
+    """A pending offer only counts while its interaction is OFFERED to that same agent."""
+    return interaction.state == S.OFFERED and interaction.agent_id == offer.agent_id
+
+
 class RoutingService:
     def __init__(self, services: Services) -> None:
         self._services = services
@@ -339,6 +344,8 @@ class RoutingService:
         await db.refresh(offer)
         if interaction is None or offer.outcome != OfferOutcome.PENDING:
             raise OfferGone(f"offer {offer_id} is {offer.outcome}")
+        if not _still_ringing(offer, interaction):
+            raise OfferGone(f"interaction {interaction.id} is {interaction.state} now")
         return offer, interaction
 
     async def accept_offer(self, offer_id: int, agent_id: int) -> Interaction:
@@ -408,6 +415,17 @@ class RoutingService:
             for interaction in interactions:
                 offer = await pending_offer(db, interaction.id)  # type: ignore[arg-type]
                 if offer is None or as_utc(offer.expires_at) > now:  # type: ignore[operator]
+                    continue
+                if not _still_ringing(offer, interaction):  # e.g. the customer left meanwhile
+                    end_offer(
+                        db,
+                        offer,
+                        interaction,
+                        OfferOutcome.CANCELLED,
+                        after,
+                        now=now,
+                        reason="stale",
+                    )
                     continue
                 end_offer(
                     db,
@@ -756,6 +774,25 @@ class RoutingService:
             await db.commit()
         await after.publish(self._services.bus)
         return interaction
+
+    async def abandon(self, interaction_id: int, reason: str = "customer left") -> None:
+        """The customer left before an agent answered: ABANDONED; a ringing offer is
+        withdrawn. Nothing happens once an agent has it (ACTIVE or later)."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interaction = await lock_interaction(db, interaction_id)
+            if interaction is None:
+                raise LookupError(f"interaction {interaction_id} does not exist")
+            if interaction.state not in (S.NEW, S.SELF_SERVICE, S.QUEUED, S.OFFERED):
+                return
+            now = utcnow()
+            if interaction.state == S.OFFERED:
+                await cancel_pending(db, interaction, after, now=now, reason=reason)
+            change_state(db, interaction, S.ABANDONED, at=now, reason=reason)
+            self._announce_work(after, interaction, None)
+            await db.commit()
+        await after.publish(self._services.bus)
 
     async def leave_message(self, interaction_id: int) -> None:
         """The customer chose "leave a message": kept as VOICEMAIL, visible to agents."""

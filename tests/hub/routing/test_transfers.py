@@ -151,3 +151,17 @@ async def test_per_channel_capacity_is_respected(services: Services):
     assert (await agent(services, bob)).presence == PresenceState.BUSY  # two chats remain
     assert len(await services.routing.dispatch()) == 1
     assert await offers_for(services, chats[3])
+
+
+async def test_a_customer_who_leaves_while_ringing_is_abandoned_and_the_offer_withdrawn(
+    services: Services,
+):
+    (alice,) = await set_ready(services, "alice")
+    chat_id = await chat(services)
+    (offer_id,) = await services.routing.dispatch()
+    await services.routing.abandon(chat_id)
+    assert (await interaction(services, chat_id)).state == InteractionState.ABANDONED
+    assert [o.outcome for o in await offers_for(services, chat_id)] == [OfferOutcome.CANCELLED]
+    with pytest.raises(OfferGone):
+        await services.routing.accept_offer(offer_id, alice)
+    assert (await agent(services, alice)).presence == PresenceState.READY
