@@ -238,6 +238,7 @@ def bench_dsp() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer runs")
+    parser.add_argument("--vosk", type=Path, help="also load this Vosk model and report RSS")
     args = parser.parse_args()
     runs = 2 if args.quick else 5
     emit(
@@ -267,6 +268,13 @@ def main() -> None:
         bench_dsp()
         bench_transcription(rec, recording(synth, 60.0), runs)
         emit("rss_after_runs", rss_mb(), "MiB")
+        if args.vosk:
+            from speech.vosk_asr import VoskRecognizer
+
+            start = time.perf_counter()
+            _ = VoskRecognizer(args.vosk).model
+            emit("vosk_model_load", time.perf_counter() - start, "s", model=args.vosk.name)
+            emit("rss_with_vosk", rss_mb(), "MiB")
 
 
 if __name__ == "__main__":

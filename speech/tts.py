@@ -89,7 +89,7 @@ class Synthesizer:
         voice: str | Path | None = None,
         config: str | Path | None = None,
         cache_dir: str | Path | None = None,
-        device: str = "cpu",
+        device: str | None = None,
         length_scale: float | None = None,
         settings: SpeechSettings | None = None,
     ) -> None:
@@ -110,6 +110,8 @@ class Synthesizer:
         except (OSError, ValueError) as exc:
             raise FileNotFoundError(f"cannot read Piper voice config {config_path}: {exc}") from exc
         self.sample_rate = int(voice_config["audio"]["sample_rate"])
+        if not model_path.is_file():
+            raise FileNotFoundError(f"Piper voice model not found: {model_path}")
         stat = model_path.stat()
         # Identity of the voice for the cache: its file and size, and the config's content.
         self._voice_id = hashlib.sha256(
