@@ -155,17 +155,18 @@ class EmailIntake:
         result: IngestResult,
         envelope_from: str | None,
     ) -> bool:
-        async with self.services.sessionmaker() as db:
-            inbox = await db.get(Inbox, target.id)  # fresh: admins change it at run time
-        config = dict(inbox.config or {}) if inbox is not None else target.config
-        enabled, text = ack_settings(config, self.settings.auto_ack, self.settings.auto_ack_text)
-        if not enabled:
-            return False
         reason = suppression_reason(parsed, envelope_from)
         if reason is not None:
             log.info("no auto-acknowledgement for %s: %s", parsed.message_id, reason)
             return False
         async with self.services.sessionmaker() as db:
+            inbox = await db.get(Inbox, target.id)  # fresh: admins change it at run time
+            config = dict(inbox.config or {}) if inbox is not None else target.config
+            enabled, text = ack_settings(
+                config, self.settings.auto_ack, self.settings.auto_ack_text
+            )
+            if not enabled:
+                return False
             earlier = (
                 await db.exec(
                     select(func.count()).where(

@@ -7,7 +7,6 @@ store and are listed in ``Message.meta["fax"]["pages"]`` for the console.
 
 from __future__ import annotations
 
-import asyncio
 import io
 from dataclasses import dataclass
 
@@ -123,15 +122,11 @@ async def process_document(data: bytes, limits: DocumentLimits, ocr: OcrEngine) 
     """Decode, preview and OCR every page; raises DocumentRefused for what we refuse."""
     kind, prepared = await ocr.run(prepare, data, limits)
     problems: list[str] = []
-
-    async def read(page: PreparedPage) -> str:
-        try:
-            return await ocr.recognize(page.image)
-        except Exception as exc:  # OCR trouble must not lose the fax
-            problems.append(f"page {page.number}: OCR failed ({exc})")
-            return ""
-
-    texts = await asyncio.gather(*(read(page) for page in prepared))  # the pool bounds it
+    try:
+        texts = await ocr.run(ocr.recognize_pages_sync, [page.image for page in prepared])
+    except Exception as exc:  # OCR trouble must not lose the fax
+        texts = [""] * len(prepared)
+        problems.append(f"OCR failed ({exc}); the pages are kept as images")
     pages = [
         FaxPage(p.number, text, p.png, p.thumbnail, p.width, p.height, p.resolution, p.stretched)
         for p, text in zip(prepared, texts, strict=True)
