@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from jinja2 import Environment
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from litestar.params import Body
 from litestar.response import Response, Template
 from sqlalchemy.exc import IntegrityError
@@ -61,6 +61,9 @@ MAX_REPLY_CHARS = 10_000
 
 class Conflict(ClientError):
     status_code = 409
+
+
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- render helpers
@@ -247,6 +250,19 @@ def _topic_id(topic: str) -> int | None:
 # ---------------------------------------------------------------- access helpers
 
 
+async def guarded(call: Awaitable[T]) -> T:
+    """Run a routing call; its refusals (a race lost to another click, a supervisor or a
+    timer) become a clear 4xx instead of a 500."""
+    try:
+        return await call
+    except HTTPException:
+        raise
+    except PermissionError as exc:
+        raise PermissionDeniedException(f"Not possible: {exc}.") from exc
+    except (ValueError, LookupError) as exc:
+        raise Conflict(f"Not possible now: {exc}.") from exc
+
+
 async def _held(
     db: AsyncSession, user: CurrentUser, interaction_id: int, *states: InteractionState
 ) -> Interaction:
@@ -345,8 +361,8 @@ async def pick_up(request: Request, interaction_id: int) -> Response:
     from hub.routing.service import OfferGone
 
     try:
-        await routing.pick_up(interaction_id, user.agent_id)
-    except (OfferGone, LookupError) as exc:
+        await guarded(routing.pick_up(interaction_id, user.agent_id))
+    except OfferGone as exc:
         raise Conflict(f"Someone else has it already ({exc}).") from exc
     return await _workspace(request, interaction_id)
 
@@ -384,7 +400,7 @@ async def accept_offer(request: Request, offer_id: int) -> Response:
     from hub.routing.service import OfferGone
 
     try:
-        interaction = await routing.accept_offer(offer_id, user.agent_id)
+        interaction = await guarded(routing.accept_offer(offer_id, user.agent_id))
     except OfferGone as exc:
         raise Conflict(f"This offer is no longer available ({exc or 'taken or expired'}).") from exc
     return await _workspace(request, interaction.id)
@@ -457,19 +473,20 @@ async def transfer(request: Request, interaction_id: int, data: FormData) -> Res
         await _held(db, user, interaction_id, InteractionState.ACTIVE)
     kind, _, raw_id = target.partition(":")
     target_id = form_int(raw_id, "Transfer target", lo=1)
-    try:
-        if kind == "queue":
-            await routing.transfer_to_queue(
+    if kind == "queue":
+        await guarded(
+            routing.transfer_to_queue(
                 interaction_id, target_id, by_agent_id=user.agent_id, note=note_text
             )
-        elif kind == "agent":
-            await routing.transfer_to_agent(
+        )
+    elif kind == "agent":
+        await guarded(
+            routing.transfer_to_agent(
                 interaction_id, target_id, by_agent_id=user.agent_id, note=note_text
             )
-        else:
-            raise UnprocessableError("Pick a queue or an agent to transfer to.")
-    except (ValueError, LookupError) as exc:
-        raise Conflict(f"Transfer failed: {exc}") from exc
+        )
+    else:
+        raise UnprocessableError("Pick a queue or an agent to transfer to.")
     return await _gone_workspace(request, "Transferred. The conversation left your console.")
 
 
@@ -488,7 +505,7 @@ async def end(request: Request, interaction_id: int) -> Response:
     routing = routing_of(request)
     async with services_of(request).sessionmaker() as db:
         await _held(db, user, interaction_id, InteractionState.ACTIVE)
-    await routing.wrap_up(interaction_id, agent_id=user.agent_id)
+    await guarded(routing.wrap_up(interaction_id, agent_id=user.agent_id))
     return await _workspace(request, interaction_id)
 
 
@@ -513,13 +530,15 @@ async def close(request: Request, interaction_id: int, data: FormData) -> Respon
             raise UnprocessableError("Pick a disposition code.")
         if reason is not None and reason not in {r.code for r in await views.not_ready_reasons(db)}:
             raise UnprocessableError(f"Unknown not-ready reason: {reason}.")
-    await routing.close(
-        interaction_id,
-        agent_id=user.agent_id,
-        disposition_id=disposition_id,
-        notes=notes,
-        next_presence=next_state,
-        reason=reason,
+    await guarded(
+        routing.close(
+            interaction_id,
+            agent_id=user.agent_id,
+            disposition_id=disposition_id,
+            notes=notes,
+            next_presence=next_state,
+            reason=reason,
+        )
     )
     return await _gone_workspace(request, "Closed. Pick a conversation or wait for the next offer.")
 

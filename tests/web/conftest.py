@@ -11,13 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from hub.app import create_app
 from hub.db import make_engine, make_sessionmaker, migrate
 from hub.seed import seed_demo
 from hub.services import Services
 from hub.settings import Settings
+
+BASE_URL = "http://testserver.local"
 
 
 async def _seed(url: str) -> None:
@@ -64,14 +65,36 @@ async def app(web_database_url: str, tmp_path: Path) -> Litestar:
 
 
 @pytest.fixture
-async def client(app: Litestar) -> AsyncIterator[AsyncTestClient]:
-    async with AsyncTestClient(app, timeout=20) as test_client:
-        yield test_client
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client; the app's lifespan runs in the test's own event loop, so
+    tests may also use ``app.state.services`` (its DB pool and bus) directly."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def run_lifespan() -> None:
+        # Entered and left in one task: the lifespan's anyio scopes require it.
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    lifespan = asyncio.create_task(run_lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({lifespan, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    if lifespan.done():
+        waiter.cancel()
+        lifespan.result()  # start-up failed: raise its error here
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=20
+        ) as test_client:
+            yield test_client
+    finally:
+        stop.set()
+        await lifespan
 
 
 @pytest.fixture
-def services(client: AsyncTestClient) -> Services:
-    return client.app.state.services
+def services(app: Litestar, client: httpx.AsyncClient) -> Services:
+    return app.state.services
 
 
 async def login(client: httpx.AsyncClient, username: str, password: str | None = None) -> None:
@@ -94,9 +117,9 @@ def hx(client: httpx.AsyncClient) -> dict[str, str]:
 
 
 @pytest.fixture
-async def browser(client: AsyncTestClient) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(app: Litestar, client: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
     """A second browser (its own cookies) against the same running app."""
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=client.app), base_url=str(client.base_url), timeout=20
+        transport=httpx.ASGITransport(app=app), base_url=BASE_URL, timeout=20
     ) as other:
         yield other

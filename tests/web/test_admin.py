@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from litestar.testing import AsyncTestClient
+import httpx
 from sqlmodel import col, func, select
 
 from hub.auth import verify_password
@@ -17,7 +17,7 @@ async def audit_rows(services: Services) -> list[AuditEntry]:
 
 
 async def test_queue_update_is_audited_with_the_old_value(
-    client: AsyncTestClient, services: Services
+    client: httpx.AsyncClient, services: Services
 ):
     await login(client, "admin")
     async with services.sessionmaker() as db:
@@ -53,7 +53,7 @@ async def test_queue_update_is_audited_with_the_old_value(
 
 
 async def test_invalid_input_gets_422_with_a_reason_and_changes_nothing(
-    client: AsyncTestClient, services: Services
+    client: httpx.AsyncClient, services: Services
 ):
     await login(client, "admin")
     cases = [
@@ -74,7 +74,7 @@ async def test_invalid_input_gets_422_with_a_reason_and_changes_nothing(
     assert await audit_rows(services) == []
 
 
-async def test_duplicate_code_is_a_409(client: AsyncTestClient, services: Services):
+async def test_duplicate_code_is_a_409(client: httpx.AsyncClient, services: Services):
     await login(client, "admin")
     response = await client.post(
         "/admin/dispositions", data={"code": "resolved", "label": "Again"}, headers=hx(client)
@@ -84,7 +84,7 @@ async def test_duplicate_code_is_a_409(client: AsyncTestClient, services: Servic
 
 
 async def test_create_agent_with_skills_capacity_and_password(
-    client: AsyncTestClient, services: Services
+    client: httpx.AsyncClient, services: Services
 ):
     await login(client, "admin")
     async with services.sessionmaker() as db:
@@ -121,7 +121,7 @@ async def test_create_agent_with_skills_capacity_and_password(
 
 
 async def test_delete_keeps_the_old_value_and_in_use_rows_are_refused(
-    client: AsyncTestClient, services: Services
+    client: httpx.AsyncClient, services: Services
 ):
     await login(client, "admin")
     async with services.sessionmaker() as db:
@@ -140,7 +140,7 @@ async def test_delete_keeps_the_old_value_and_in_use_rows_are_refused(
         assert (await db.exec(select(func.count()).select_from(Queue))).one() == 2
 
 
-async def test_audit_log_page_lists_changes(client: AsyncTestClient):
+async def test_audit_log_page_lists_changes(client: httpx.AsyncClient):
     await login(client, "admin")
     await client.post("/admin/skills", data={"name": "french"}, headers=hx(client))
     page = await client.get("/admin/audit")

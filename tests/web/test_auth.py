@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from litestar.testing import AsyncTestClient
+import httpx
 
 from tests.web.conftest import hx, login
 
 
-async def test_login_sends_each_role_to_its_home_page(client: AsyncTestClient):
+async def test_login_sends_each_role_to_its_home_page(client: httpx.AsyncClient):
     for username, home in (("alice", "/console"), ("sam", "/supervisor"), ("admin", "/admin")):
         client.cookies.clear()
         await client.get("/login")
@@ -24,7 +24,7 @@ async def test_login_sends_each_role_to_its_home_page(client: AsyncTestClient):
         assert response.headers["location"] == home
 
 
-async def test_wrong_password_shows_a_reason_and_no_session(client: AsyncTestClient):
+async def test_wrong_password_shows_a_reason_and_no_session(client: httpx.AsyncClient):
     await client.get("/login")
     response = await client.post(
         "/login",
@@ -41,7 +41,7 @@ async def test_wrong_password_shows_a_reason_and_no_session(client: AsyncTestCli
     assert page.headers["location"].startswith("/login")
 
 
-async def test_login_page_never_redirects_off_site(client: AsyncTestClient):
+async def test_login_page_never_redirects_off_site(client: httpx.AsyncClient):
     await client.get("/login")
     response = await client.post(
         "/login",
@@ -56,7 +56,7 @@ async def test_login_page_never_redirects_off_site(client: AsyncTestClient):
     assert response.headers["location"] == "/console"
 
 
-async def test_each_page_is_guarded_by_role(client: AsyncTestClient):
+async def test_each_page_is_guarded_by_role(client: httpx.AsyncClient):
     expected = {
         "alice": {"/console": 200, "/supervisor": 403, "/admin/queues": 403},
         "sam": {"/console": 200, "/supervisor": 200, "/admin/queues": 403},
@@ -73,13 +73,13 @@ async def test_each_page_is_guarded_by_role(client: AsyncTestClient):
                 assert "role" in response.json()["detail"] or "agent" in response.json()["detail"]
 
 
-async def test_htmx_request_without_login_is_sent_to_the_login_page(client: AsyncTestClient):
+async def test_htmx_request_without_login_is_sent_to_the_login_page(client: httpx.AsyncClient):
     response = await client.get("/console", headers={"hx-request": "true"})
     assert response.status_code == 401
     assert response.headers["hx-redirect"] == "/login"
 
 
-async def test_state_changes_need_the_csrf_token(client: AsyncTestClient):
+async def test_state_changes_need_the_csrf_token(client: httpx.AsyncClient):
     await login(client, "alice")
     without = await client.post("/console/presence", data={"state": "not_ready:break"})
     assert without.status_code == 403
@@ -91,7 +91,7 @@ async def test_state_changes_need_the_csrf_token(client: AsyncTestClient):
     assert "Not ready" in with_token.text
 
 
-async def test_logout_ends_the_session(client: AsyncTestClient):
+async def test_logout_ends_the_session(client: httpx.AsyncClient):
     await login(client, "alice")
     response = await client.post("/logout", headers=hx(client), follow_redirects=False)
     assert response.status_code == 303

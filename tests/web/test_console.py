@@ -7,7 +7,7 @@ import re
 import uuid
 
 import httpx
-from litestar.testing import AsyncTestClient
+from litestar import Litestar
 from sqlmodel import col, select
 
 from hub.auth import CurrentUser
@@ -66,7 +66,7 @@ async def customer_writes(customer: httpx.AsyncClient, body: str) -> None:
 
 
 async def test_agent_accepts_replies_notes_and_wraps_up(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     await login(client, "alice")
     ready = await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
@@ -123,7 +123,7 @@ async def test_agent_accepts_replies_notes_and_wraps_up(
 
 
 async def test_another_agents_conversation_is_off_limits(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     await login(client, "alice")
     await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
@@ -143,7 +143,7 @@ async def test_another_agents_conversation_is_off_limits(
 
 
 async def test_link_unknown_contact_merges_and_audits(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     async with services.sessionmaker() as db:
         known = Contact(name="Kim Known", vip_level=3, known=True)
@@ -176,7 +176,7 @@ async def test_link_unknown_contact_merges_and_audits(
 
 
 async def test_supervisor_actions_are_audited_and_force_logout_ends_the_session(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     bob = await agent_id_of(services, "bob")
     await login(browser, "bob")
@@ -205,9 +205,11 @@ async def test_supervisor_actions_are_audited_and_force_logout_ends_the_session(
     assert after.status_code == 401
 
 
-async def test_console_stream_renders_events_for_its_agent_escaped(client: AsyncTestClient):
-    services: Services = client.app.state.services
-    env = client.app.template_engine.engine  # type: ignore[attr-defined]
+async def test_console_stream_renders_events_for_its_agent_escaped(
+    app: Litestar, client: httpx.AsyncClient
+):
+    services: Services = app.state.services
+    env = app.template_engine.engine  # type: ignore[attr-defined]
     alice = await agent_id_of(services, "alice")
     user = CurrentUser(
         id=1, username="alice", display_name="Alice", role=Role.AGENT, agent_id=alice
@@ -234,14 +236,14 @@ async def test_console_stream_renders_events_for_its_agent_escaped(client: Async
 
 
 async def test_messages_for_held_conversations_arrive_on_the_stream(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    app: Litestar, client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     await login(client, "alice")
     await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
     await customer_writes(browser, "first")
     offer = await pending_offer(services, await agent_id_of(services, "alice"))
     await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
-    env = client.app.template_engine.engine  # type: ignore[attr-defined]
+    env = app.template_engine.engine  # type: ignore[attr-defined]
     alice = await agent_id_of(services, "alice")
     user = CurrentUser(
         id=1, username="alice", display_name="Alice", role=Role.AGENT, agent_id=alice
@@ -268,7 +270,7 @@ async def test_messages_for_held_conversations_arrive_on_the_stream(
 
 
 async def test_transfer_to_another_queue_leaves_the_console_with_a_note(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     await login(client, "alice")
     await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
@@ -300,7 +302,7 @@ async def test_transfer_to_another_queue_leaves_the_console_with_a_note(
 
 
 async def test_create_contact_from_the_screen_pop(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     await login(client, "alice")
     await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
@@ -335,7 +337,7 @@ async def test_create_contact_from_the_screen_pop(
 
 
 async def test_customer_sees_queue_position_and_an_agent_picks_up_a_left_message(
-    client: AsyncTestClient, browser: httpx.AsyncClient, services: Services
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
 ):
     await login(client, "alice")
     await client.post("/console/presence", data={"state": "not_ready:break"}, headers=hx(client))
@@ -359,7 +361,7 @@ async def test_customer_sees_queue_position_and_an_agent_picks_up_a_left_message
     assert "Alice has joined the chat." in transcript.text
 
 
-async def test_pages_forbid_inline_scripts(client: AsyncTestClient):
+async def test_pages_forbid_inline_scripts(client: httpx.AsyncClient):
     page = await client.get("/chat")
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style-src")[0]
