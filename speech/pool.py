@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from speech.asr import Recognizer, Transcript, Utterance
 from speech.audio import Audio
+from speech.settings import SpeechSettings
 
 __all__ = ["PoolBusy", "RecognizerPool"]
 
@@ -42,6 +43,11 @@ class RecognizerPool:
         self._queue: _Jobs | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+
+    @classmethod
+    def from_settings(cls, recognizer: Recognizer, settings: SpeechSettings) -> RecognizerPool:
+        """A pool sized by ``HUB_SPEECH_ASR_WORKERS`` and ``HUB_SPEECH_ASR_QUEUE``."""
+        return cls(recognizer, workers=settings.asr_workers, queue_size=settings.asr_queue)
 
     # -------------------------------------------------------------------------- lifecycle
 

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from speech.audio import (
     Audio,
     AudioError,
     StreamResampler,
+    g711_wav_bytes,
     read_wav,
     resample,
     split_stereo,
@@ -19,6 +22,7 @@ from speech.audio import (
     wav_bytes,
     write_wav,
 )
+from speech.g711 import ulaw_encode
 from tests.support import require_tool
 
 
@@ -143,3 +147,35 @@ def test_rejects_bad_shapes_rates_and_channel_counts() -> None:
         split_stereo(Audio(np.zeros(10, dtype=np.int16), 8000))
     with pytest.raises(AudioError, match="sample rate"):
         resample(np.zeros(10, dtype=np.int16), 8000, -1)
+
+
+def _valid_wavs() -> list[bytes]:
+    tone = Audio(_sine(440, 8000, 0.05), 8000)
+    return [wav_bytes(tone), g711_wav_bytes(ulaw_encode(tone.samples), "pcmu")]
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["pcm16", "ulaw"])
+def test_every_truncation_is_rejected_cleanly(index: int) -> None:
+    """Cut anywhere: the reader returns whole frames or raises AudioError, nothing else."""
+    data = _valid_wavs()[index]
+    for cut in range(len(data)):
+        try:
+            audio = read_wav(data[:cut])
+        except AudioError:
+            continue
+        assert audio.frames > 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_corrupted_headers_never_crash(data: st.DataObject) -> None:
+    """Random bytes written over the header give AudioError or a valid Audio."""
+    wav = bytearray(_valid_wavs()[data.draw(st.integers(0, 1))])
+    for _ in range(data.draw(st.integers(1, 6))):
+        position = data.draw(st.integers(0, 60))
+        wav[position] = data.draw(st.integers(0, 255))
+    try:
+        audio = read_wav(bytes(wav))
+    except AudioError:
+        return
+    assert audio.samples.dtype == np.int16 and audio.frames > 0
