@@ -258,8 +258,8 @@ def main() -> None:
         start = time.perf_counter()
         _ = rec.model
         emit("asr_model_load", time.perf_counter() - start, "s")
-        synth.synthesize("Warm up.")
-        rec.transcribe_utterance(synth.synthesize("Warm up."))
+        synth.warm_up()
+        rec.warm_up()
         emit("rss_both_models", rss_mb(), "MiB", before_models=round(base, 1))
 
         asyncio.run(bench_tts_first_frame(synth, 5 if args.quick else 10))

@@ -23,7 +23,7 @@ import re
 import threading
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -97,7 +97,6 @@ class Utterance:
     duration: float
     hint: str | None = None
     no_speech_probability: float = 0.0
-    alternatives: tuple[str, ...] = field(default=())
 
 
 @runtime_checkable
@@ -252,6 +251,10 @@ class WhisperRecognizer:
     def model(self) -> WhisperModel:
         """The loaded model (loads it on first use)."""
         return load_whisper(self.model_dir, self.device, self.compute_type, self.cpu_threads)
+
+    def warm_up(self) -> None:
+        """Load the model and run one tiny decode, so the first caller does not pay for it."""
+        self.transcribe_utterance(Audio(np.zeros(WHISPER_RATE // 2, dtype=np.int16), WHISPER_RATE))
 
     # -------------------------------------------------------------------------- IVR
 

@@ -124,6 +124,13 @@ class Synthesizer:
         """The Piper voice, loaded on first use and shared across the process."""
         return _load_voice(self.model_path, self.config_path, self.use_cuda, self.threads)
 
+    def warm_up(self) -> None:
+        """Load the voice and synthesize once (bypassing the cache), before the first call."""
+        voice = self.load()
+        with _SYNTHESIS_LOCK:
+            for _ in voice.synthesize("Hello."):
+                pass
+
     # -------------------------------------------------------------------------- cache
 
     def _cache_path(self, sentence: str, fmt: str) -> Path | None:

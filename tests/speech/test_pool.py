@@ -11,6 +11,7 @@ import pytest
 from speech.asr import WhisperRecognizer
 from speech.audio import Audio, AudioError
 from speech.pool import PoolBusy, RecognizerPool
+from speech.settings import SpeechSettings
 from speech.tts import Synthesizer
 from speech.wer import word_errors
 
@@ -59,7 +60,10 @@ async def test_full_queue_pushes_back(recognizer: WhisperRecognizer) -> None:
 
 
 async def test_errors_reach_the_caller(recognizer: WhisperRecognizer) -> None:
-    async with RecognizerPool(recognizer) as pool:
+    recognizer.warm_up()
+    pool = RecognizerPool.from_settings(recognizer, SpeechSettings(asr_workers=2, asr_queue=3))
+    assert (pool.workers, pool.queue_size) == (2, 3)
+    async with pool:
         with pytest.raises(AudioError):
             await pool.transcribe_utterance(Audio(np.zeros(0, np.int16), 8000))
         silence = await pool.transcribe_utterance(Audio(np.zeros(8000, np.int16), 8000))

@@ -84,6 +84,8 @@ async def test_stream_telephony_yields_before_the_rest_is_synthesized(tmp_path: 
 
 def test_repeated_prompt_comes_from_the_cache(tmp_path: Path) -> None:
     synth = Synthesizer(cache_dir=tmp_path)
+    synth.warm_up()
+    assert not list(tmp_path.rglob("*.*")), "warming up leaves the prompt cache alone"
     first = synth.synthesize("Your call is important to us.")
     [entry] = list(tmp_path.rglob("*.pcm"))
     assert np.array_equal(np.frombuffer(entry.read_bytes(), np.int16), first.samples)
