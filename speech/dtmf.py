@@ -98,11 +98,9 @@ class DtmfDetector:
         freqs = np.array(LOW_GROUP + HIGH_GROUP)
         self._freqs = freqs
         n = np.arange(self.block)
-        # One complex DFT bin per tone, split in two halves for the phase-advance estimate.
-        basis = np.exp(-2j * np.pi * np.outer(n, freqs) / sample_rate)
+        # One complex DFT bin per tone (its first half also gives the phase-advance estimate).
+        self._basis = np.exp(-2j * np.pi * np.outer(n, freqs) / sample_rate)
         self._half = self.block // 2
-        self._basis_first = basis[: self._half]
-        self._basis_second = basis[self._half :]
         self._pending = np.zeros(0, dtype=np.int16)
         self._current: str | None = None  # candidate digit seen in the last block(s)
         self._hits = 0
@@ -156,16 +154,21 @@ class DtmfDetector:
         return None
 
     def _classify(self, blocks: npt.NDArray[np.float64]) -> list[str | None]:
-        first = blocks[:, : self._half] @ self._basis_first
-        second = blocks[:, self._half :] @ self._basis_second
-        full = first + second
-        power = np.abs(full) ** 2
+        keys: list[str | None] = [None] * len(blocks)
+        n = self.block
         energy = np.einsum("ij,ij->i", blocks, blocks)
+        # Two tones at the minimum level need at least this much energy (|X|² ≤ n·Σx²), so
+        # quieter blocks (most of a call) are skipped before any DFT.
+        live = np.nonzero(energy >= n * self.min_amplitude**2 / 4)[0]
+        if len(live) == 0:
+            return keys
+        block, energy = blocks[live], energy[live]
+        full = block @ self._basis
+        power = full.real**2 + full.imag**2
         low_i = power[:, :4].argmax(axis=1)
         high_i = power[:, 4:].argmax(axis=1) + 4
-        rows = np.arange(len(blocks))
+        rows = np.arange(len(block))
         low_p, high_p = power[rows, low_i], power[rows, high_i]
-        n = self.block
         amp_low, amp_high = 2 * np.sqrt(low_p) / n, 2 * np.sqrt(high_p) / n
         twist_db = 10 * np.log10(np.maximum(high_p, 1e-12) / np.maximum(low_p, 1e-12))
         share = 2 * (low_p + high_p) / (n * np.maximum(energy, 1e-12))
@@ -176,14 +179,20 @@ class DtmfDetector:
             others = power[:, group].copy()
             others[rows, best - group.start] = 0
             ok &= power[rows, best] >= self.relative_peak * others.max(axis=1)
-        # Frequency estimate: phase advance of the bin between the two half blocks.
-        for best in (low_i, high_i):
-            advance = np.angle(second[rows, best] * np.conj(first[rows, best]))
+        candidates = np.nonzero(ok)[0]
+        if len(candidates) == 0:
+            return keys
+        # Frequency estimate: phase advance of each tone's bin between the two half blocks.
+        first = block[candidates, : self._half] @ self._basis[: self._half]
+        second = full[candidates] - first
+        good = np.ones(len(candidates), dtype=bool)
+        for best in (low_i[candidates], high_i[candidates]):
+            picked = np.arange(len(candidates))
+            advance = np.angle(second[picked, best] * np.conj(first[picked, best]))
             offset_hz = advance * self.sample_rate / (2 * np.pi * self._half)
-            ok &= np.abs(offset_hz) <= self.max_frequency_deviation * self._freqs[best]
-        keys: list[str | None] = []
-        for i in range(len(blocks)):
-            keys.append(DTMF_KEYS[low_i[i]][high_i[i] - 4] if ok[i] else None)
+            good &= np.abs(offset_hz) <= self.max_frequency_deviation * self._freqs[best]
+        for index in candidates[good]:
+            keys[live[index]] = DTMF_KEYS[low_i[index]][high_i[index] - 4]
         return keys
 
 
