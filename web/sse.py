@@ -9,10 +9,9 @@ and a dead client is noticed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Iterable
-from contextlib import AsyncExitStack
+import weakref
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterable
 from typing import Any, Protocol
 
 from jinja2 import Environment
@@ -25,31 +24,85 @@ from hub.services import Services
 Message = ServerSentEventMessage
 
 
-class TopicMux:
-    """Several bus subscriptions merged into one queue; topics can be added while streaming.
+MAX_BACKLOG = 1000  # per tab; a tab that cannot keep up loses its oldest events
 
-    Why: the bus subscribes to a fixed topic list, but an agent's tab must start following
-    an interaction the moment it is accepted.
+
+class Fanout:
+    """One bus subscription per topic per process, shared by every tab that follows it.
+
+    Why: with one bus subscription per tab, each event costs every tab a queue hop, a task
+    wake-up and a JSON decode before the tab even starts rendering; 500 tabs of one agent
+    (or 500 wallboards) then spend most of the fan-out there.
     """
 
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
-        self._stack = AsyncExitStack()
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._queues: dict[str, set[asyncio.Queue[Event]]] = {}
+        self._pumps: dict[str, asyncio.Task[None]] = {}
+        self._ready: dict[str, asyncio.Event] = {}
+
+    async def attach(self, topic: str, queue: asyncio.Queue[Event]) -> None:
+        """Start delivering ``topic`` to ``queue``; returns once the subscription is live."""
+        self._queues.setdefault(topic, set()).add(queue)
+        if topic not in self._pumps:
+            ready = self._ready[topic] = asyncio.Event()
+            self._pumps[topic] = asyncio.create_task(self._pump(topic, ready))
+        pump, ready = self._pumps[topic], self._ready[topic]
+        if not ready.is_set():
+            waiter = asyncio.create_task(ready.wait())
+            await asyncio.wait({pump, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not ready.is_set():
+                waiter.cancel()
+                pump.result()  # the subscription failed: raise its error
+
+    def detach(self, topic: str, queue: asyncio.Queue[Event]) -> None:
+        queues = self._queues.get(topic)
+        if queues is None:
+            return
+        queues.discard(queue)
+        if not queues:
+            del self._queues[topic]
+            self._ready.pop(topic, None)
+            pump = self._pumps.pop(topic, None)
+            if pump is not None:
+                pump.cancel()
+
+    async def _pump(self, topic: str, ready: asyncio.Event) -> None:
+        async with self._bus.subscribe([topic]) as events:
+            ready.set()
+            async for event in events:
+                for queue in tuple(self._queues.get(topic, ())):
+                    if queue.full():
+                        queue.get_nowait()
+                    queue.put_nowait(event)
+
+
+_fanouts: weakref.WeakKeyDictionary[EventBus, Fanout] = weakref.WeakKeyDictionary()
+
+
+def fanout_for(bus: EventBus) -> Fanout:
+    fanout = _fanouts.get(bus)
+    if fanout is None:
+        fanout = _fanouts[bus] = Fanout(bus)
+    return fanout
+
+
+class TopicMux:
+    """One tab's events from several topics; topics can be added while streaming.
+
+    Why: an agent's tab must start following an interaction the moment it is accepted.
+    """
+
+    def __init__(self, bus: EventBus) -> None:
+        self._fanout = fanout_for(bus)
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=MAX_BACKLOG)
         self.topics: set[str] = set()
 
     async def add(self, topics: Iterable[str]) -> None:
-        new = [t for t in topics if t not in self.topics]
-        if not new:
-            return
-        self.topics.update(new)
-        events = await self._stack.enter_async_context(self._bus.subscribe(new))
-        self._tasks.append(asyncio.create_task(self._pump(events)))
-
-    async def _pump(self, events: AsyncIterator[Event]) -> None:
-        async for event in events:
-            self._queue.put_nowait(event)
+        for topic in topics:
+            if topic not in self.topics:
+                self.topics.add(topic)
+                await self._fanout.attach(topic, self._queue)
 
     async def next_batch(self, wait: float) -> list[Event]:
         """Wait up to ``wait`` seconds for an event, then take everything already queued."""
@@ -67,12 +120,9 @@ class TopicMux:
         return batch
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._stack.aclose()
+        for topic in self.topics:
+            self._fanout.detach(topic, self._queue)
+        self.topics.clear()
 
 
 class SingleFlight:
