@@ -201,13 +201,19 @@ def _to_whisper_input(audio: Audio) -> np.ndarray:
     return pcm_to_float(audio.mono().resampled(WHISPER_RATE).samples)
 
 
-_MODELS: dict[tuple[str, str, str, int], WhisperModel] = {}
+_MODELS: dict[tuple[str, str, str, int, int], WhisperModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
-def load_whisper(model_dir: Path, device: str, compute_type: str, cpu_threads: int) -> WhisperModel:
-    """A CTranslate2 Whisper model from a local directory, shared by the whole process."""
-    key = (str(model_dir), device, compute_type, cpu_threads)
+def load_whisper(
+    model_dir: Path, device: str, compute_type: str, cpu_threads: int, workers: int = 1
+) -> WhisperModel:
+    """A CTranslate2 Whisper model from a local directory, shared by the whole process.
+
+    `workers` is CTranslate2's number of parallel model replicas: calls from more threads
+    than that wait inside CTranslate2, so it should match the recognizer pool's workers.
+    """
+    key = (str(model_dir), device, compute_type, cpu_threads, workers)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -220,6 +226,7 @@ def load_whisper(model_dir: Path, device: str, compute_type: str, cpu_threads: i
                 device=device,
                 compute_type=compute_type,
                 cpu_threads=cpu_threads,
+                num_workers=workers,
                 local_files_only=True,
             )
             _MODELS[key] = model
@@ -246,11 +253,14 @@ class WhisperRecognizer:
         self.cpu_threads = settings.cpu_threads if cpu_threads is None else cpu_threads
         self.language = language or settings.language
         self.beam_size = beam_size  # for recordings; utterances decode greedily for latency
+        self.workers = settings.asr_workers
 
     @property
     def model(self) -> WhisperModel:
         """The loaded model (loads it on first use)."""
-        return load_whisper(self.model_dir, self.device, self.compute_type, self.cpu_threads)
+        return load_whisper(
+            self.model_dir, self.device, self.compute_type, self.cpu_threads, self.workers
+        )
 
     def warm_up(self) -> None:
         """Load the model and run one tiny decode, so the first caller does not pay for it."""
