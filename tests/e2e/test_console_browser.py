@@ -149,6 +149,14 @@ def test_supervisor_sees_the_queue_and_forces_not_ready(hub: str, chromium):
         panel.get_by_role("button", name="Send message").click()
         agent.locator(".popup", has_text="Please join the huddle").wait_for()
         supervisor.screenshot(path="/tmp/supervisor.png", full_page=True)
+
+        # Force logout: the agent's tab is sent to the login page and the session is gone.
+        supervisor.once("dialog", lambda dialog: dialog.accept())
+        row.get_by_role("button", name="Log out").click()
+        agent.wait_for_url("**/login?reason=forced")
+        agent.get_by_text("A supervisor ended your session.").wait_for()
+        agent.goto(f"{hub}/console")
+        assert "/login" in agent.url
     finally:
         for ctx in (sup_ctx, agent_ctx, customer_ctx):
             ctx.close()
