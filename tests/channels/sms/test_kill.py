@@ -40,8 +40,9 @@ def start_hub(services: Services, smsc: Smsc, var: Path) -> subprocess.Popen[byt
     )
 
 
-async def deliver(esme: smpp34.Esme, i: int) -> bool:
-    """True when the hub answered OK (the SMSC then forgets the MO)."""
+async def deliver(esme: smpp34.Esme, i: int, patience: float = 10.0) -> bool:
+    """True when the hub answered OK (the SMSC then forgets the MO). smpp34 does not fail
+    a pending deliver_sm when the link drops, so ``patience`` bounds the wait."""
     try:
         resp = await asyncio.wait_for(
             esme.deliver_sm(
@@ -50,7 +51,7 @@ async def deliver(esme: smpp34.Esme, i: int) -> bool:
                 source_addr=f"1555{3000000 + i % 7:07d}",
                 source_addr_ton=1,
             ),
-            10,
+            patience,
         )
     except (TimeoutError, smpp34.SmppError, RuntimeError, OSError):
         return False
@@ -68,7 +69,7 @@ async def test_killed_hub_loses_nothing_and_stores_once(
 
         async def one(i: int) -> None:
             async with gate:
-                if await deliver(esme, i):
+                if await deliver(esme, i, patience=3.0):
                     acked.add(i)
                     if len(acked) == MESSAGES // 3:
                         os.kill(hub.pid, signal.SIGKILL)  # mid-stream, resps in flight

@@ -9,8 +9,9 @@ from sqlmodel import select
 
 from hub.services import Services
 from models import Inbox
+from tests.channels.sms.hub_db import database_url, seeded_hub_sqlite  # noqa: F401
 from tests.channels.telegram.botapi import LocalBotApi
-from tests.hub.conftest import channels_plugin, database_url, services  # noqa: F401
+from tests.hub.conftest import channels_plugin, services  # noqa: F401
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 
