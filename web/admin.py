@@ -624,6 +624,19 @@ async def remove(request: Request, key: str, row_id: int) -> Template:
     return Template(template_name="admin/_section.html", context=ctx)
 
 
+def changed_fields(
+    before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> list[tuple[str, Any, Any]] | None:
+    """For an update, only what changed (old → new); None means show both values whole."""
+    if not before or not after:
+        return None
+    return [
+        (key, before.get(key), after.get(key))
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+
+
 async def _audit_page(request: Request) -> Template:
     entity = request.query_params.get("entity") or None
     async with services_of(request).sessionmaker() as db:
@@ -638,7 +651,7 @@ async def _audit_page(request: Request) -> Template:
     return page(
         "admin/audit.html",
         request,
-        entries=entries,
+        entries=[(e, changed_fields(e.before, e.after)) for e in entries],
         users=users,
         entities=entities,
         entity=entity,
