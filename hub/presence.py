@@ -183,7 +183,7 @@ class PresenceService:
                 states = set(await agent_work_states(db, agent_id))
                 if InteractionState.ACTIVE in states:
                     state = P.BUSY
-            stored_reason = reason if state is P.NOT_READY else None
+            stored_reason = reason if state in (P.NOT_READY, P.OFFLINE) else None  # "logout"
             changed = apply_presence(
                 db, agent, state, after, reason=stored_reason, by_user_id=by_user_id, now=now
             )

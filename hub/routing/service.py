@@ -180,10 +180,10 @@ class RoutingService:
                 await asyncio.wait_for(self._wake.wait(), interval)
             self._wake.clear()
             try:
+                await self.dispatch()  # first: a new arrival should not wait for the timers
                 if loop.time() >= next_timers:
                     next_timers = loop.time() + interval
-                    await self.run_timers()
-                await self.dispatch()
+                    await self.run_timers()  # they wake the loop again when they free work
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bad row or a lost connection must not stop routing
