@@ -25,7 +25,9 @@ import hashlib
 import html as html_lib
 import re
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
+from email.errors import HeaderParseError
+from email.header import Header, decode_header, make_header
+from email.message import Message
 from email.utils import getaddresses, parseaddr
 
 from channels.base import InboundAttachment
@@ -81,20 +83,36 @@ def message_ids(value: str | None) -> list[str]:
     return MSG_ID.findall(str(value)) if value else []
 
 
-def parse_bytes(raw: bytes) -> EmailMessage:
-    return email.message_from_bytes(raw, policy=email.policy.default)  # type: ignore[return-value]
+def parse_bytes(raw: bytes) -> Message:
+    """The MIME tree with the ``compat32`` policy: ~40× cheaper than ``policy.default``,
+    whose header registry parses every header we touch; we decode the few we need."""
+    return email.message_from_bytes(raw, policy=email.policy.compat32)
+
+
+def decode_words(value: str | Header) -> str:
+    """RFC 2047 encoded words → text; raw 8-bit header bytes are read as UTF-8."""
+    if isinstance(value, Header):  # compat32 wraps raw 8-bit headers ("unknown-8bit")
+        return "".join(
+            part.decode("utf-8", "replace") if isinstance(part, bytes) else part
+            for part, _charset in decode_header(value)
+        )
+    if any("\udc80" <= ch <= "\udcff" for ch in value):
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if "=?" not in value:
+        return value
+    try:
+        decoded = str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeDecodeError, ValueError):
+        return value
+    return decoded or value  # a damaged encoded word: show it as it came
 
 
 def header(msg: Message, name: str) -> str:
-    """A header as text, never raising on a malformed encoded word."""
-    try:
-        value = msg.get(name)
-    except Exception:  # the header parser can raise on hostile input
-        raw = msg.get_all(name, failobj=[])  # type: ignore[arg-type]
-        value = raw[0] if raw else None
+    """A header as decoded text, never raising on a malformed encoded word."""
+    value = msg.get(name)
     if value is None:
         return ""
-    return _WS.sub(" ", str(value)).strip()
+    return _WS.sub(" ", decode_words(value)).strip()
 
 
 def decode_text(payload: bytes, charset: str | None, where: str) -> tuple[str, str | None]:
@@ -136,6 +154,7 @@ def _filename(part: Message, index: int) -> str:
     except Exception:
         name = None
     if name:
+        name = decode_words(str(name))
         return name.replace("/", "_").replace("\\", "_").strip()[:200] or f"part-{index}"
     subtype = part.get_content_subtype() or "bin"
     return f"part-{index}.{'eml' if part.get_content_type() == 'message/rfc822' else subtype}"

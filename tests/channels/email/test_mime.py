@@ -105,6 +105,16 @@ def test_attachment_caps_drop_with_a_problem_not_silently():
     )
 
 
+def test_headers_in_raw_8bit_or_other_charsets_are_decoded():
+    raw = (
+        b"From: =?iso-8859-1?q?Andr=E9?= <andre@b.test>\r\n"
+        b"Subject: caf\xc3\xa9 \xff =?utf-8?b?###?=\r\n\r\nx"
+    )
+    parsed = parse_message(raw)
+    assert parsed.from_name == "Andr\u00e9"
+    assert parsed.subject.startswith("caf\u00e9 \ufffd")
+
+
 def test_a_missing_message_id_is_synthesized_from_the_bytes_so_redelivery_dedupes():
     raw = crlf("From: a@b.test\nSubject: x\n\nno id\n")
     first, second = parse_message(raw), parse_message(raw)

@@ -65,9 +65,10 @@ def upload(data: bytes, name: str = "fax.tif", content_type: str = "image/tiff",
     return {"files": {"file": (name, data, content_type)}, "data": fields}
 
 
-async def test_an_uploaded_fax_lands_in_the_inbox_once(
+async def test_uploads_land_once_and_refusals_say_why(
     client: AsyncTestClient, upload_database_url: str
 ):
+    """One app for every case: starting the hub is the slow part of this file."""
     document = tiff(
         [(page(["Quarterly report attached"]), FINE), (page(["Page two"], STANDARD), STANDARD)]
     )
@@ -84,6 +85,7 @@ async def test_an_uploaded_fax_lands_in_the_inbox_once(
     assert len(rows) == 1
     assert "Quarterly report attached" in " ".join(rows[0].body.split())
     assert rows[0].meta["fax"]["pages"][1]["stretched"] is True
+    await refusals_say_why(client, upload_database_url)
 
 
 REFUSALS = [
@@ -104,10 +106,19 @@ REFUSALS = [
 ]
 
 
-async def test_refusals_say_why(client: AsyncTestClient, upload_database_url: str):
-    """One app for every case: starting the hub is the slow part of this file."""
+async def refusals_say_why(client: AsyncTestClient, upload_database_url: str) -> None:
+    before = len(await fax_messages(upload_database_url))
     for headers, path, args, status, words in REFUSALS:
         response = await client.post(path, headers=headers, **(args or upload(b"")))
         assert response.status_code == status, (words, response.text)
         assert words in response.json()["detail"]
-    assert await fax_messages(upload_database_url) == []
+    assert len(await fax_messages(upload_database_url)) == before  # nothing stored
+
+    status = "/webhooks/fax/Fax/status"
+    unknown = {"provider_id": "spool:msg999", "status": "delivered"}
+    response = await client.post(status, headers=SECRET, json=unknown)
+    assert response.status_code == 404 and "spool:msg999" in response.json()["detail"]
+    response = await client.post(status, headers=SECRET, json={**unknown, "status": "maybe"})
+    assert response.status_code == 422 and "delivered" in response.json()["detail"]
+    response = await client.post(status, json=unknown)
+    assert response.status_code == 401
