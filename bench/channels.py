@@ -17,7 +17,9 @@ Figures (each area adds its own function and registers it in ``FIGURES``):
   session) to our SMTP listener on the same loop; each 250 comes after the commit (ingest
   also publishes the routing wake-up). Messages/s from the first MAIL to the last 250, with
   ``bare_sink`` — a plain aiosmtpd server answering 250 at once, same clients — measured in
-  the same run, so ``ratio`` says what parsing + the commit cost. SQLite, 200 customers,
+  the same run, so ``ratio`` says what parsing + the commit cost, and ``ingest_direct`` —
+  the same mails as InboundMessages straight into ``ingest`` — so
+  ``ratio_to_ingest_direct`` says what the email adapter costs. SQLite, 200 customers,
   auto-acknowledgements off (they are outbound work). Target ≥ 200 messages/s.
 - ``fax_ocr_page`` (fax): a 6-page G4 fine-mode TIFF (text pages rendered by
   ``channels.fax.render``) through the whole fax pipeline (header checks, decode, page PNG
@@ -225,6 +227,33 @@ async def _smtp_clients(port: int, messages: int, connections: int) -> float:
     return time.perf_counter() - started
 
 
+async def _email_ingest_direct(services: Services, messages: int, concurrency: int) -> float:
+    """The same mails as InboundMessages straight into ``ingest``: the hub's own cost."""
+    from models import Inbox
+
+    async with services.sessionmaker() as db:
+        inbox_id = (await db.exec(select(Inbox.id).where(Inbox.kind == "email"))).first()
+    assert inbox_id is not None
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> None:
+        async with gate:
+            await services.ingest.ingest(
+                InboundMessage(
+                    inbox_id,
+                    ChannelKind.EMAIL,
+                    Address(AddressKind.EMAIL, f"customer{i % 200}@bench.test"),
+                    f"Hello, my order {i} has not arrived yet. Can you check, please?",
+                    source_id=f"<direct-{i}@bench.test>",
+                    subject=f"Order {i} has not arrived",
+                )
+            )
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(messages)))
+    return messages / (time.perf_counter() - started)
+
+
 async def email_smtp_ingest(messages: int = 2000, connections: int = 8) -> None:
     from aiosmtpd.smtp import SMTP
 
@@ -259,6 +288,8 @@ async def email_smtp_ingest(messages: int = 2000, connections: int = 8) -> None:
             stored = (
                 await db.exec(select(func.count()).where(Message.inbox_id != _sms_inbox))
             ).one()
+    async with _hub() as (services, _sms_inbox):
+        direct_rate = await _email_ingest_direct(services, messages, connections)
     rate = messages / seconds
     emit(
         figure="email_smtp_ingest",
@@ -271,6 +302,8 @@ async def email_smtp_ingest(messages: int = 2000, connections: int = 8) -> None:
         cpu_ms_per_message=round(cpu / messages * 1000, 2),
         bare_sink_per_second=round(bare_rate, 1),
         ratio=round(rate / bare_rate, 3),
+        ingest_direct_per_second=round(direct_rate, 1),
+        ratio_to_ingest_direct=round(rate / direct_rate, 3),
         target_messages_per_second=200,
         meets_target=rate >= 200 and stored == messages,
     )
