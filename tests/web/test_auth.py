@@ -8,7 +8,12 @@ from tests.web.conftest import hx, login
 
 
 async def test_login_sends_each_role_to_its_home_page(client: httpx.AsyncClient):
-    for username, home in (("alice", "/console"), ("sam", "/supervisor"), ("admin", "/admin")):
+    for username, home in (
+        ("alice", "/console"),
+        ("sam", "/supervisor"),
+        ("admin", "/admin"),
+        ("quinn", "/"),
+    ):
         client.cookies.clear()
         await client.get("/login")
         response = await client.post(
@@ -22,6 +27,8 @@ async def test_login_sends_each_role_to_its_home_page(client: httpx.AsyncClient)
         )
         assert response.status_code == 303
         assert response.headers["location"] == home
+        landing = await client.get(home, follow_redirects=True)
+        assert landing.status_code == 200
 
 
 async def test_wrong_password_shows_a_reason_and_no_session(client: httpx.AsyncClient):
