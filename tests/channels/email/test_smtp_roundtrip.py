@@ -220,3 +220,23 @@ async def test_a_message_without_a_sender_is_refused_with_554(
     assert refused.value.code == 554
     assert "From" in refused.value.message
     assert await messages_with(services, "<anon@x.test>") == []
+
+
+async def test_an_agent_reply_carries_its_attachments(
+    services: Services, email_runtime: EmailRuntime, sink: Sink
+):
+    port = email_runtime.listener.port  # type: ignore[union-attr]
+    mail = customer_mail(
+        "Quote", "Send me a quote", message_id="<q1@customer.test>", headers={"Precedence": "bulk"}
+    )
+    await send(port, mail)  # bulk: no acknowledgement, so the sink gets only the reply
+    [inbound] = await messages_with(services, "<q1@customer.test>")
+    record = services.attachments.describe("quote.pdf", "application/pdf", b"%PDF-1.4 quote")
+    await services.outbox.reply(
+        inbound.interaction_id, body="Attached.", agent_id=None, attachments=[record]
+    )
+    [out] = await sink.wait_for(1)
+    [part] = list(out.iter_attachments())
+    assert part.get_filename() == "quote.pdf"
+    assert part.get_content_type() == "application/pdf"
+    assert part.get_content() == b"%PDF-1.4 quote"
