@@ -3,7 +3,8 @@
 The session answers each ``deliver_sm`` with the command_status the handler returns, and
 only once it has returned: the handler commits first (SMPP 3.4 §4.6.2; a non-zero status
 such as ``ESME_RX_T_APPN`` makes the SMSC redeliver). Up to ``window`` deliver_sm are
-handled at once (§2.7 windowing); the socket is not read while the window is full.
+handled at once (§2.7 windowing); the socket is always read, so responses to our own
+requests are never stuck behind slow commits.
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ class SmppClient:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 if not self._stopping:
                     log.warning("SMPP session to %s:%s ended: %s", *self._peer, self.last_error)
+            except Exception as exc:  # a bug must cost a reconnect, not the adapter
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("SMPP session to %s:%s failed", *self._peer)
             if self._stopping:
                 return
             attempt = 0 if self.binds > binds_before else attempt + 1
@@ -213,7 +217,9 @@ class SmppClient:
                     if future is not None and not future.done():
                         future.set_result(pdu)
                 elif pdu.command_id == Command.DELIVER_SM:
-                    await window.acquire()
+                    # The reader never waits for handlers, so enquire_link and submit_sm
+                    # responses are read while commits are slow; the SMSC's own window
+                    # bounds how many deliver_sm can be waiting here.
                     task = asyncio.create_task(self._handle_deliver(pdu, window))
                     self._handlers.add(task)
                     task.add_done_callback(self._handlers.discard)
@@ -226,6 +232,7 @@ class SmppClient:
                     await self._write(generic_nack(pdu.sequence, Status.RINVCMDID))
 
     async def _handle_deliver(self, pdu: Pdu, window: asyncio.Semaphore) -> None:
+        await window.acquire()
         try:
             try:
                 message = ShortMessage.decode_body(pdu.body)

@@ -22,7 +22,9 @@ ROOT = Path(__file__).resolve().parents[3]
 MESSAGES = 120
 
 
-def start_hub(services: Services, smsc: Smsc, var: Path) -> subprocess.Popen[bytes]:
+async def start_hub(services: Services, smsc: Smsc, var: Path) -> subprocess.Popen[bytes]:
+    """Start the hub process and wait until it says it is ready (imports are slow on a
+    busy machine), so the SMSC's wait for the bind is only about the bind."""
     env = {
         **os.environ,
         "HUB_DATABASE_URL": services.settings.resolved_database_url,
@@ -32,12 +34,21 @@ def start_hub(services: Services, smsc: Smsc, var: Path) -> subprocess.Popen[byt
         "HUB_SMS_SMPP_SYSTEM_ID": "hub",
         "HUB_SMS_SMPP_PASSWORD": "pw",
     }
-    return subprocess.Popen(
+    hub = subprocess.Popen(
         [sys.executable, "-m", "tests.channels.sms.hub_process"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
     )
+    assert hub.stdout is not None
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(hub.stdout.readline), 120)
+        assert line.strip() == b"ready", line
+    except BaseException:
+        hub.kill()
+        hub.wait(10)
+        raise
+    return hub
 
 
 async def deliver(esme: smpp34.Esme, i: int, patience: float = 10.0) -> bool:
@@ -61,7 +72,7 @@ async def deliver(esme: smpp34.Esme, i: int, patience: float = 10.0) -> bool:
 async def test_killed_hub_loses_nothing_and_stores_once(
     services: Services, smsc: Smsc, tmp_path: Path
 ) -> None:
-    hub = start_hub(services, smsc, tmp_path / "var")
+    hub = await start_hub(services, smsc, tmp_path / "var")
     try:
         esme = await smsc.esme()
         acked: set[int] = set()
@@ -79,7 +90,7 @@ async def test_killed_hub_loses_nothing_and_stores_once(
         assert 0 < len(acked) < MESSAGES
 
         # The SMSC redelivers what it has no OK resp for, to a restarted hub.
-        hub = start_hub(services, smsc, tmp_path / "var")
+        hub = await start_hub(services, smsc, tmp_path / "var")
         esme = await smsc.esme()
         for i in sorted(set(range(MESSAGES)) - acked):
             assert await deliver(esme, i), f"message {i} refused after restart"
