@@ -101,7 +101,8 @@ class EmailIntake:
             sender=Address(AddressKind.EMAIL, parsed.from_address, parsed.from_name),
             body=parsed.text,
             source_id=parsed.message_id,
-            content_type="html" if parsed.html and not parsed.text else "text",
+            # "html": no text part, so the console shows sanitize_html(html); else the text.
+            content_type="html" if parsed.text_from_html else "text",
             html=parsed.html,
             subject=parsed.subject or None,
             attachments=parsed.attachments,

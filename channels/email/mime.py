@@ -60,6 +60,7 @@ class ParsedEmail:
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names, first value
     content_type: str = "text/plain"
     synthesized_id: bool = False
+    text_from_html: bool = False  # no text/plain part: ``text`` was extracted from ``html``
 
     @property
     def is_report(self) -> bool:
@@ -282,8 +283,9 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedEmail:
             f"{dropped} attachment(s) beyond the limit of {limits.max_attachments} were not stored"
         )
     body = "\n\n".join(t.strip("\r\n") for t in text_parts if t.strip())
-    if not body and html:
-        body = html_to_text(html)
+    text_from_html = bool(not body and html)
+    if text_from_html:
+        body = html_to_text(html or "")
     if not body and not html and msg.get_content_maintype() == "multipart" and problems:
         # A multipart whose structure we could not read: show the raw body, do not drop it.
         raw_body = (
@@ -308,4 +310,5 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedEmail:
         headers=headers,
         content_type=msg.get_content_type(),
         synthesized_id=synthesized,
+        text_from_html=text_from_html,
     )

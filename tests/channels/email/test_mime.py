@@ -34,7 +34,7 @@ def test_text_part_is_preferred_and_html_kept_raw_for_sanitizing():
     parsed = parse_message(raw)
     assert parsed.from_address == "zoe@example.org" and parsed.from_name == "Zoë"
     assert parsed.subject == "Résumé"
-    assert parsed.text == "plain words"
+    assert parsed.text == "plain words" and not parsed.text_from_html
     assert parsed.html is not None and "<script>" in parsed.html  # raw, as received
     assert sanitize_html(parsed.html) == "<p>html <b>words</b></p>"
     assert parsed.thread_refs == ("<p2@hub.test>", "<p1@hub.test>", "<p0@hub.test>")
@@ -49,6 +49,7 @@ def test_html_only_mail_gets_a_searchable_text_body():
     )
     parsed = parse_message(raw)
     assert parsed.text.split("\n") == ["Hello there", "Line&two"]
+    assert parsed.text_from_html
 
 
 def test_unknown_charset_degrades_with_a_problem():
