@@ -129,3 +129,17 @@ def render_fax(body: str, cover: CoverPage) -> bytes:
     """The whole outgoing fax: cover page plus the body, G3 fine mode."""
     body_pages = text_pages(body)
     return to_tiff([cover_page(cover, len(body_pages) + 1), *body_pages])
+
+
+def preview_pngs(body: str, cover: CoverPage, *, width: int = 600) -> list[bytes]:
+    """The pages a reply will be faxed as (cover first), as small PNGs for the composer."""
+    body_pages = text_pages(body)
+    pages = [cover_page(cover, len(body_pages) + 1), *body_pages]
+    previews = []
+    for page in pages:
+        small = page.convert("L")
+        small.thumbnail((width, round(width * A4_LINES_FINE / PAGE_WIDTH)), Image.LANCZOS)
+        buffer = io.BytesIO()
+        small.save(buffer, format="PNG", optimize=True)
+        previews.append(buffer.getvalue())
+    return previews

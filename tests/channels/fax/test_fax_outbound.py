@@ -110,3 +110,15 @@ def test_hylafax_notify_hook_writes_a_status_the_spool_understands(tmp_path):
     assert written is not None and written.name == "hylafax-12.status"
     assert parse_status(written.read_text()) == (DeliveryStatus.FAILED, "No answer from remote")
     assert notify(tmp_path, [str(qfile), "requeued"]) is None
+
+
+def test_the_composer_preview_shows_the_pages_that_will_be_sent():
+    from datetime import UTC, datetime
+
+    from channels.fax.render import CoverPage, preview_pngs
+
+    cover = CoverPage("+14155550160", "Contact Hub", "", "Re: price", "[#7]", datetime.now(UTC))
+    previews = preview_pngs("line\n" * 60, cover)  # 60 lines: two body pages
+    assert len(previews) == 3
+    images = [Image.open(io.BytesIO(p)) for p in previews]
+    assert all(i.format == "PNG" and i.width == 600 and i.height == 796 for i in images)
