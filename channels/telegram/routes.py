@@ -27,6 +27,9 @@ async def telegram_webhook(request: Request, inbox_id: FromPath[int]) -> Respons
     channel = request.app.state.services.extras.get("telegram")
     if channel is None or channel.inbox_id != inbox_id:
         return _error(404, f"no Telegram bot serves inbox {inbox_id}")
+    if channel.settings.mode != "webhook" or not channel.secret_token:
+        # A polling bot has no secret to check: nobody may post updates in its name.
+        return _error(404, f"the Telegram bot of inbox {inbox_id} uses long polling")
     given = request.headers.get(SECRET_HEADER, "")
     if not hmac.compare_digest(given.encode(), channel.secret_token.encode()):
         reason = "missing" if not given else "wrong"

@@ -132,3 +132,26 @@ async def test_commit_failure_is_500_so_telegram_retries(
     resp = await client.post(url(telegram_inbox), json=update, headers={HEADER: SECRET})
     assert resp.status_code == 500
     assert await messages(services) == []
+
+
+async def test_a_polling_bot_takes_no_webhook_posts(
+    services: Services,
+    bot_api: LocalBotApi,
+    telegram_inbox: Inbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HUB_TELEGRAM_TOKEN", TOKEN)
+    monkeypatch.setenv("HUB_TELEGRAM_MODE", "polling")
+    monkeypatch.setenv("HUB_TELEGRAM_API_BASE_URL", bot_api.url)
+    monkeypatch.setenv("HUB_TELEGRAM_POLL_TIMEOUT", "1")
+    app = create_app(
+        Settings(var_dir=tmp_path / "app-var", database_url=services.settings.database_url)
+    )
+    async with AsyncTestClient(app) as polling_client:
+        resp = await polling_client.post(
+            url(telegram_inbox), json=text_update(700009, 19, "forged"), headers={HEADER: ""}
+        )
+    assert resp.status_code == 404
+    assert "long polling" in resp.json()["detail"]
+    assert await messages(services) == []
