@@ -2,10 +2,11 @@
 every message exactly once.
 
 The hub runs as ``contacthub run`` in its own process (SQLite under a temporary
-HUB_VAR_DIR, the SMTP listener enabled). Three clients send N mails and, like any MTA,
-retry a message until they get a 250. The hub is killed mid-stream, so some messages are
-in flight: some not yet committed (the client retries and we store them), some committed
-but not yet acknowledged (the client retries and the Message-ID dedupes them).
+HUB_VAR_DIR, or a fresh PostgreSQL database; the SMTP listener enabled). Three clients
+send N mails and, like any MTA, retry a message until they get a 250. The hub is killed
+mid-stream, twice, so some messages are in flight: some not yet committed (the client
+retries and we store them), some committed but not yet acknowledged (the client retries
+and the Message-ID dedupes them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import asyncio
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -22,7 +22,9 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
+from sqlalchemy import text
 
+from hub.db import make_engine
 from tests.channels.email.helpers import customer_mail
 
 N = 60
@@ -38,8 +40,9 @@ def free_port() -> int:
 class Hub:
     """``contacthub run`` in a subprocess (its own session, so we kill exactly it)."""
 
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, database_url: str) -> None:
         self.var_dir = var_dir
+        self.database_url = database_url
         self.smtp_port = free_port()
         self.http_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -49,7 +52,7 @@ class Hub:
         env = {
             **os.environ,
             "HUB_VAR_DIR": str(self.var_dir),
-            "HUB_DATABASE_URL": "",
+            "HUB_DATABASE_URL": self.database_url,
             "HUB_REDIS_URL": "",
             "HUB_EMAIL_LISTEN": "1",
             "HUB_EMAIL_PORT": str(self.smtp_port),
@@ -98,18 +101,31 @@ class Hub:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
-    def stored_ids(self) -> list[str]:
-        """Message-IDs committed in the hub's SQLite database (read while it is down/up)."""
-        with sqlite3.connect(self.var_dir / "hub.sqlite3") as db:
-            rows = db.execute(
-                "SELECT source_id FROM message WHERE source_id LIKE '<fault-%'"
-            ).fetchall()
-        return [r[0] for r in rows]
+    async def stored_ids(self) -> list[str]:
+        """Message-IDs committed in the hub's database (read while it is down or up)."""
+        url = self.database_url or f"sqlite+aiosqlite:///{self.var_dir / 'hub.sqlite3'}"
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as db:
+                rows = await db.execute(
+                    text("SELECT source_id FROM message WHERE source_id LIKE '<fault-%'")
+                )
+                return [r[0] for r in rows]
+        finally:
+            await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def hub_database_url(request: pytest.FixtureRequest) -> str:
+    """Empty: the embedded SQLite default; else a fresh PostgreSQL database."""
+    return "" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
 
 
 @pytest.mark.slow
-async def test_killing_the_hub_mid_stream_loses_nothing_and_duplicates_nothing(tmp_path: Path):
-    hub = Hub(tmp_path / "var")
+async def test_killing_the_hub_mid_stream_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path, hub_database_url: str
+):
+    hub = Hub(tmp_path / "var", hub_database_url)
     hub.start()
     try:
         await hub.wait_ready()
@@ -148,12 +164,12 @@ async def test_killing_the_hub_mid_stream_loses_nothing_and_duplicates_nothing(t
                 progress.clear()
                 await progress.wait()
             hub.kill()
-            in_flight_committed |= set(hub.stored_ids()) - acknowledged
+            in_flight_committed |= set(await hub.stored_ids()) - acknowledged
             hub.start()
             await hub.wait_ready()
         await asyncio.gather(*senders)
 
-        stored = Counter(hub.stored_ids())
+        stored = Counter(await hub.stored_ids())
         expected = {f"<fault-{i}@customer.test>" for i in range(N)}
         assert set(stored) == expected, f"missing: {sorted(expected - set(stored))}"
         assert [m for m, n in stored.items() if n > 1] == []
