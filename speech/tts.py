@@ -197,49 +197,62 @@ class Synthesizer:
 
     # -------------------------------------------------------------------------- telephony
 
-    def _telephony_item(self, item: str | Pause, codec: Codec) -> bytes:
+    def _ready_telephony(self, item: str | Pause, codec: Codec) -> bytes | None:
+        """The item's G.711 bytes if they cost nothing (a pause, or a cache hit)."""
         if isinstance(item, Pause):
             return _SILENCE_BYTE[codec] * round(TELEPHONY_RATE * item.ms / 1000)
-        path = self._cache_path(item, codec)
-        cached = self._cache_read(path)
-        if cached is not None:
-            return cached
+        return self._cache_read(self._cache_path(item, codec))
+
+    def _telephony_item(self, item: str | Pause, codec: Codec) -> bytes:
+        ready = self._ready_telephony(item, codec)
+        if ready is not None:
+            return ready
+        assert isinstance(item, str)
         pcm = self._synthesize_sentence(item)
         encoded = _ENCODERS[codec](resample(pcm, self.sample_rate, TELEPHONY_RATE))
-        self._cache_write(path, encoded)
+        self._cache_write(self._cache_path(item, codec), encoded)
         return encoded
 
-    def _telephony_batches(self, text: str, codec: Codec) -> Iterator[list[bytes]]:
-        """The prompt's 20 ms frames, one batch per sentence or pause."""
+    @staticmethod
+    def _check_codec(codec: str) -> None:
         if codec not in _ENCODERS:
             raise ValueError(f"codec must be 'pcmu' or 'pcma', not {codec!r}")
-        pending = b""
-        for item in parse_prompt(text):
-            pending += self._telephony_item(item, codec)
-            whole = len(pending) - len(pending) % FRAME_BYTES
-            batch = [pending[i : i + FRAME_BYTES] for i in range(0, whole, FRAME_BYTES)]
-            pending = pending[whole:]
-            if batch:
-                yield batch
-        if pending:
-            yield [pending + _SILENCE_BYTE[codec] * (FRAME_BYTES - len(pending))]
+
+    @staticmethod
+    def _split_frames(pending: bytes) -> tuple[list[bytes], bytes]:
+        """(whole 20 ms frames, the remainder that waits for the next sentence)."""
+        whole = len(pending) - len(pending) % FRAME_BYTES
+        return [pending[i : i + FRAME_BYTES] for i in range(0, whole, FRAME_BYTES)], pending[whole:]
+
+    @staticmethod
+    def _last_frame(pending: bytes, codec: Codec) -> bytes:
+        return pending + _SILENCE_BYTE[codec] * (FRAME_BYTES - len(pending))
 
     def iter_telephony(self, text: str, codec: Codec = "pcmu") -> Iterator[bytes]:
         """20 ms G.711 frames of the prompt at 8 kHz; the last one is padded with silence."""
-        for batch in self._telephony_batches(text, codec):
-            yield from batch
+        self._check_codec(codec)
+        pending = b""
+        for item in parse_prompt(text):
+            frames, pending = self._split_frames(pending + self._telephony_item(item, codec))
+            yield from frames
+        if pending:
+            yield self._last_frame(pending, codec)
 
     def telephony(self, text: str, codec: Codec = "pcmu") -> bytes:
         """The whole prompt as 8 kHz G.711 bytes (a whole number of 20 ms frames)."""
         return b"".join(self.iter_telephony(text, codec))
 
     async def stream_telephony(self, text: str, codec: Codec = "pcmu") -> AsyncIterator[bytes]:
-        """`iter_telephony` for the event loop: each sentence is made in a worker thread."""
-        batches = self._telephony_batches(text, codec)
-        done: list[bytes] = []
-        while True:
-            batch = await asyncio.to_thread(next, batches, done)
-            if batch is done:
-                return
-            for frame in batch:
+        """`iter_telephony` for the event loop: each sentence not in the cache is made in a
+        worker thread; cached sentences and pauses are served at once, with no thread hop."""
+        self._check_codec(codec)
+        pending = b""
+        for item in parse_prompt(text):
+            encoded = self._ready_telephony(item, codec)
+            if encoded is None:
+                encoded = await asyncio.to_thread(self._telephony_item, item, codec)
+            frames, pending = self._split_frames(pending + encoded)
+            for frame in frames:
                 yield frame
+        if pending:
+            yield self._last_frame(pending, codec)

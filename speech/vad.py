@@ -167,7 +167,6 @@ class Endpointer:
     def feed(self, pcm: npt.NDArray[np.int16]) -> list[EndpointEvent]:
         """Consume one frame (any length) and return what it completed."""
         frame = np.asarray(pcm, dtype=np.int16).reshape(-1)
-        frame_start = self._samples_in / self.sample_rate
         self._samples_in += len(frame)
         if self.state == "done":
             return []
@@ -181,14 +180,14 @@ class Endpointer:
         events: list[EndpointEvent] = []
         for prob in self._vad.feed(frame):
             self._window += 1
-            event = self._step(float(prob), frame_start)
+            event = self._step(float(prob))
             if event is not None:
                 events.append(event)
                 if self.state == "done":
                     break
         return events
 
-    def _step(self, prob: float, frame_start: float) -> EndpointEvent | None:
+    def _step(self, prob: float) -> EndpointEvent | None:
         cfg = self.config
         now = self._window * WINDOW_SECONDS
         if self.state == "waiting":
