@@ -11,7 +11,7 @@ import pytest
 import smpp34
 from sqlmodel import col, func, select
 
-from channels.base import ChannelKind, DeliveryStatus
+from channels.base import Address, AddressKind, ChannelKind, DeliveryStatus, OutboundMessage
 from channels.sms.runtime import start_sms
 from channels.sms.settings import SmsSettings
 from channels.sms.smpp_channel import SmppChannel
@@ -285,3 +285,58 @@ async def test_counts_one_message_per_mo(
     async with services.sessionmaker() as db:
         count = (await db.exec(select(func.count()).select_from(Message))).one()
     assert count == 20
+
+
+async def test_receipt_that_beats_the_outbox_commit_still_lands(
+    services: Services, smsc: Smsc, adapter: SmppChannel, sms_inbox: Inbox
+) -> None:
+    """An SMSC can send the DLR before the outbox has stored the message_id the
+    submit_sm_resp gave; the receipt waits for it instead of being dropped."""
+    esme = await smsc.esme()
+    assert await deliver_mo(esme, "hi") == OK
+    (stored,) = await inbound(services)
+    async with services.sessionmaker() as db:
+        pending = Message(
+            interaction_id=stored.interaction_id,
+            inbox_id=sms_inbox.id,  # type: ignore[arg-type]
+            direction=Direction.OUTBOUND,
+            sender_kind="agent",
+            body="On its way.",
+            delivery_status=DeliveryStatus.PENDING,
+        )
+        db.add(pending)
+        await db.commit()
+    result = await adapter.send(
+        OutboundMessage(
+            message_id=pending.id,  # type: ignore[arg-type]
+            interaction_id=stored.interaction_id,
+            inbox_id=sms_inbox.id,  # type: ignore[arg-type]
+            channel=ChannelKind.SMS,
+            to=Address(AddressKind.PHONE, "+15551234567"),
+            body="On its way.",
+        )
+    )
+    message_id, _event = await smsc.submitted()
+    assert result.provider_id == message_id
+
+    async def slow_outbox_commit() -> None:
+        await asyncio.sleep(0.3)
+        async with services.sessionmaker() as db:
+            row = await db.get(Message, pending.id)
+            row.source_id = result.provider_id  # type: ignore[union-attr]
+            row.delivery_status = DeliveryStatus.SENT  # type: ignore[union-attr]
+            db.add(row)
+            await db.commit()
+
+    commit = asyncio.create_task(slow_outbox_commit())
+    resp = await esme.deliver_sm(
+        "15551234567",
+        f"id:{message_id} stat:DELIVRD err:000".encode(),
+        source_addr="15550001000",
+        esm_class=0x04,
+    )
+    await commit
+    assert resp.command_status == OK
+    async with services.sessionmaker() as db:
+        row = await db.get(Message, pending.id)
+    assert row.delivery_status == DeliveryStatus.DELIVERED  # type: ignore[union-attr]
