@@ -7,7 +7,7 @@ acknowledges concatenated parts before they are reassembled; smpp34's client ack
 deliver_sm in its Rust core. The smpp34 *server* is what the tests use as the SMSC.
 
 Layouts: header §3.2, bind_transceiver §4.1.5, submit_sm §4.4.1, deliver_sm §4.6.1,
-TLVs §3.2.4 and §5.3.
+data_sm §4.7.1 (some SMSCs send MOs and receipts that way), TLVs §3.2.4 and §5.3.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class Command(IntEnum):
     BIND_TRANSCEIVER_RESP = 0x80000009
     ENQUIRE_LINK = 0x00000015
     ENQUIRE_LINK_RESP = 0x80000015
+    DATA_SM = 0x00000103
+    DATA_SM_RESP = 0x80000103
 
 
 class Status(IntEnum):
@@ -214,6 +216,45 @@ class ShortMessage:
             tlvs=c.tlvs(),
         )
 
+    @classmethod
+    def decode_data_sm(cls, body: bytes) -> ShortMessage:
+        """data_sm (§4.7.1): no short_message; the text is the message_payload TLV."""
+        c = _Cursor(body)
+        service_type = c.cstring()
+        src_ton, src_npi = c.u8(), c.u8()
+        source = c.cstring()
+        dst_ton, dst_npi = c.u8(), c.u8()
+        dest = c.cstring()
+        esm_class, registered, data_coding = c.u8(), c.u8(), c.u8()
+        return cls(
+            source_addr=source,
+            destination_addr=dest,
+            source_addr_ton=src_ton,
+            source_addr_npi=src_npi,
+            dest_addr_ton=dst_ton,
+            dest_addr_npi=dst_npi,
+            esm_class=esm_class,
+            registered_delivery=registered,
+            data_coding=data_coding,
+            service_type=service_type,
+            tlvs=c.tlvs(),
+        )
+
+    def encode_data_sm_body(self) -> bytes:
+        """The data_sm layout, short_message carried as message_payload (for tests/peers)."""
+        tlvs = dict(self.tlvs)
+        if self.short_message:
+            tlvs[0x0424] = self.short_message
+        return (
+            cstring(self.service_type, 6)
+            + bytes((self.source_addr_ton, self.source_addr_npi))
+            + cstring(self.source_addr, 65)
+            + bytes((self.dest_addr_ton, self.dest_addr_npi))
+            + cstring(self.destination_addr, 65)
+            + bytes((self.esm_class, self.registered_delivery, self.data_coding))
+            + encode_tlvs(tlvs)
+        )
+
     @property
     def payload(self) -> bytes:
         """short_message, or the message_payload TLV (0x0424, §5.3.2.32) when it is empty."""
@@ -225,8 +266,9 @@ def submit_sm(sequence: int, message: ShortMessage) -> Pdu:
 
 
 def response(request: Pdu, status: int = Status.ROK, body: bytes = b"") -> Pdu:
-    """The response to ``request``; deliver_sm_resp's body is an empty message_id (§4.6.2)."""
-    if request.command_id == Command.DELIVER_SM and not body:
+    """The response to ``request``; deliver_sm_resp's and data_sm_resp's body is an empty
+    message_id (§4.6.2, §4.7.2)."""
+    if request.command_id in (Command.DELIVER_SM, Command.DATA_SM) and not body:
         body = b"\0"
     return Pdu(request.command_id | 0x80000000, status, request.sequence, body)
 

@@ -1,10 +1,10 @@
 """An asyncio SMPP 3.4 ESME: bind_transceiver, enquire_link, reconnect with backoff.
 
-The session answers each ``deliver_sm`` with the command_status the handler returns, and
-only once it has returned: the handler commits first (SMPP 3.4 §4.6.2; a non-zero status
-such as ``ESME_RX_T_APPN`` makes the SMSC redeliver). Up to ``window`` deliver_sm are
-handled at once (§2.7 windowing); the socket is always read, so responses to our own
-requests are never stuck behind slow commits.
+The session answers each ``deliver_sm`` (and ``data_sm``, §4.7) with the command_status
+the handler returns, and only once it has returned: the handler commits first (SMPP 3.4
+§4.6.2; a non-zero status such as ``ESME_RX_T_APPN`` makes the SMSC redeliver). Up to
+``window`` deliver_sm are handled at once (§2.7 windowing); the socket is always read, so
+responses to our own requests are never stuck behind slow commits.
 """
 
 from __future__ import annotations
@@ -216,7 +216,7 @@ class SmppClient:
                     future = self._pending.get(pdu.sequence)
                     if future is not None and not future.done():
                         future.set_result(pdu)
-                elif pdu.command_id == Command.DELIVER_SM:
+                elif pdu.command_id in (Command.DELIVER_SM, Command.DATA_SM):
                     # The reader never waits for handlers, so enquire_link and submit_sm
                     # responses are read while commits are slow; the SMSC's own window
                     # bounds how many deliver_sm can be waiting here.
@@ -235,7 +235,10 @@ class SmppClient:
         await window.acquire()
         try:
             try:
-                message = ShortMessage.decode_body(pdu.body)
+                if pdu.command_id == Command.DATA_SM:
+                    message = ShortMessage.decode_data_sm(pdu.body)
+                else:
+                    message = ShortMessage.decode_body(pdu.body)
             except PduError as exc:
                 log.warning("malformed deliver_sm %s: %s", pdu.sequence, exc)
                 await self._write(generic_nack(pdu.sequence, Status.RINVCMDLEN))

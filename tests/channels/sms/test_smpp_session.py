@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from channels.sms.pdu import Command, PduReader, ShortMessage, Status, response
+from channels.sms.pdu import Command, Pdu, PduReader, ShortMessage, Status, response
 from channels.sms.smpp_client import SmppClient, SmppConfig, backoff_delay
 
 
@@ -100,6 +100,55 @@ async def test_bind_refused_is_retried_with_backoff_and_reported() -> None:
             await asyncio.sleep(0.05)
         assert client.binds == 0
         assert "bind_transceiver refused: 0x0000000d" in (client.last_error or "")
+    finally:
+        await client.stop()
+        server.close()
+
+
+class DataSmSmsc:
+    """An SMSC that delivers one MO as data_sm (§4.7) after the bind, as some do, and
+    records the data_sm_resp status."""
+
+    def __init__(self, message: ShortMessage) -> None:
+        self.message = message
+        self.statuses: asyncio.Queue[int] = asyncio.Queue()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        framer = PduReader()
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(4096):
+                for pdu in framer.feed(data):
+                    if pdu.command_id == Command.BIND_TRANSCEIVER:
+                        writer.write(response(pdu, Status.ROK, b"DATASMSC\0").encode())
+                        body = self.message.encode_data_sm_body()
+                        writer.write(Pdu(Command.DATA_SM, 0, 7, body).encode())
+                    elif pdu.command_id == Command.DATA_SM_RESP:
+                        await self.statuses.put(pdu.command_status)
+                    elif not pdu.is_response:
+                        writer.write(response(pdu).encode())
+        writer.close()
+
+
+async def test_mo_delivered_as_data_sm_reaches_the_handler() -> None:
+    text = "Сообщение через data_sm"
+    smsc = DataSmSmsc(
+        ShortMessage("447700900123", "1000", text.encode("utf-16-be"), 1, data_coding=8)
+    )
+    server = await asyncio.start_server(smsc.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    received: list[ShortMessage] = []
+
+    async def handler(message: ShortMessage) -> int:
+        received.append(message)
+        return Status.ROK
+
+    client = SmppClient(SmppConfig("127.0.0.1", port, "hub", "pw"), handler)
+    await client.start()
+    try:
+        assert await asyncio.wait_for(smsc.statuses.get(), 10) == Status.ROK
+        (message,) = received
+        assert message.source_addr == "447700900123" and message.source_addr_ton == 1
+        assert message.payload.decode("utf-16-be") == text
     finally:
         await client.stop()
         server.close()
