@@ -147,6 +147,19 @@ def stereo_transcript(
     return Transcript(merged, audio.duration)
 
 
+def _looks_looped(text: str, tokens: int, budget: int) -> bool:
+    """Signs of Whisper's decoding loop: the token budget (nearly) used up, text that
+    compresses too well, or a phrase of two or more words said twice in a row."""
+    if tokens >= budget // 2 or _compression_ratio(text) > _COMPRESSION_RATIO_THRESHOLD:
+        return True
+    words = normalize_phrase(text).split()
+    return any(
+        words[i : i + k] == words[i + k : i + 2 * k]
+        for k in range(2, len(words) // 2 + 1)
+        for i in range(len(words) - 2 * k + 1)
+    )
+
+
 def _compression_ratio(text: str) -> float:
     data = text.encode()
     return len(data) / len(zlib.compress(data)) if data else 0.0
@@ -315,9 +328,8 @@ class WhisperRecognizer:
 
         tokens, logprob, no_speech = decode(context)
         text = tokenizer.decode(tokens).strip()
-        if context < _FULL_CONTEXT_FRAMES and (
-            len(tokens) >= budget or _compression_ratio(text) > _COMPRESSION_RATIO_THRESHOLD
-        ):  # a repetition loop: decode again over Whisper's native 30 s window
+        if context < _FULL_CONTEXT_FRAMES and _looks_looped(text, len(tokens), budget):
+            # a repetition loop: decode again over Whisper's native 30 s window
             tokens, logprob, no_speech = decode(_FULL_CONTEXT_FRAMES)
             text = tokenizer.decode(tokens).strip()
         if not tokens or (no_speech > _NO_SPEECH_THRESHOLD and logprob < _LOGPROB_THRESHOLD):

@@ -94,3 +94,13 @@ def test_silence_and_noise_are_not_words(recognizer: WhisperRecognizer) -> None:
     hiss = np.random.default_rng(0).normal(0, 30, 16000)
     said = recognizer.transcribe_utterance(Audio(hiss.astype(np.int16), 16000), ["yes", "no"])
     assert said.hint is None
+
+
+def test_short_menu_answers_do_not_loop(
+    synthesizer: Synthesizer, recognizer: WhisperRecognizer
+) -> None:
+    """Whisper over a short window can repeat a phrase until its token budget runs out
+    ("Press 2 for support. Press 2 for support. …"); each answer comes back once."""
+    for said in ["Press one for sales.", "Press two for support.", "Repeat that.", "No."]:
+        heard = recognizer.transcribe_utterance(synthesizer.synthesize(said)).text
+        assert word_errors(said, heard)[0] <= 1, (said, heard)
