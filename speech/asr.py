@@ -386,3 +386,12 @@ class WhisperRecognizer:
     ) -> Transcript:
         """A two-channel call: each channel on its own, merged in time order by speaker."""
         return stereo_transcript(self, audio, speakers)
+
+
+def __getattr__(name: str) -> object:
+    """`speech.asr.VoskRecognizer` without importing Vosk unless it is asked for."""
+    if name in ("VoskRecognizer", "VoskUnavailable"):
+        from speech import vosk_asr
+
+        return getattr(vosk_asr, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

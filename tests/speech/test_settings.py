@@ -46,6 +46,9 @@ def test_another_model_dir_is_honoured(tmp_path: Path) -> None:
 def test_both_engines_are_recognizers(tmp_path: Path) -> None:
     assert isinstance(WhisperRecognizer(), Recognizer)
     assert isinstance(VoskRecognizer(tmp_path), Recognizer)
+    from speech.asr import VoskRecognizer as ReExported  # the name the brief promised
+
+    assert ReExported is VoskRecognizer
 
 
 def test_speech_never_imports_the_hub_or_other_layers() -> None:
