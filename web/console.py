@@ -97,12 +97,19 @@ def _can_view(user: CurrentUser, interaction: Interaction) -> bool:
 class ConsoleStream:
     """The console tab's stream: the agent's topic plus each conversation it holds."""
 
-    def __init__(self, services: Services, env: Environment, user: CurrentUser) -> None:
+    def __init__(
+        self,
+        services: Services,
+        env: Environment,
+        user: CurrentUser,
+        watch: int | None = None,
+    ) -> None:
         self.services = services
         self.env = env
         self.user = user
         assert user.agent_id is not None
         self.agent_id: int = user.agent_id
+        self.watch = watch  # a conversation this tab shows without holding it (supervisors)
 
     def topics(self) -> list[str]:
         return [agent_topic(self.agent_id)]
@@ -110,7 +117,10 @@ class ConsoleStream:
     async def sync(self, mux: TopicMux) -> list[SSE]:
         async with self.services.sessionmaker() as db:
             held = await views.my_conversations(db, self.agent_id)
+            watched = await db.get(Interaction, self.watch) if self.watch else None
         await mux.add(interaction_topic(i.id) for i, _c in held)  # type: ignore[arg-type]
+        if watched is not None and _can_view(self.user, watched):
+            await mux.add([interaction_topic(watched.id)])  # type: ignore[arg-type]
         return [
             await self._offers(),
             await self._conversations(),
@@ -320,16 +330,15 @@ async def _console_page(request: Request, interaction: int | None) -> Template:
                 ctx = await conversation_context(db, current, user)
             else:
                 current = None
-        return page(
-            "console/page.html",
-            request,
-            held=held,
-            current=current,
-            offers=await views.pending_offers(db, agent_id),
-            left=await views.left_messages(db),
+        context = {
             **(await presence_context(db, agent_id)),
-            **ctx,
-        )
+            **ctx,  # both hold the not-ready reasons; either copy will do
+            "held": held,
+            "current": current,
+            "offers": await views.pending_offers(db, agent_id),
+            "left": await views.left_messages(db),
+        }
+        return page("console/page.html", request, **context)
 
 
 @get("/interactions/{interaction_id:int}")

@@ -231,8 +231,11 @@ async def run_stream(
 
 
 @get("/events")
-async def events(request: Request, view: str = "console") -> ServerSentEvent:
-    """The tab's stream: ``view=console`` (agents) or ``view=supervisor``."""
+async def events(
+    request: Request, view: str = "console", watch: int | None = None
+) -> ServerSentEvent:
+    """The tab's stream: ``view=console`` (agents; ``watch`` = a conversation shown without
+    being held, e.g. a supervisor looking in) or ``view=supervisor``."""
     from models import Role
     from web.common import agent_guard, role_guard, services_of, user_of
     from web.console import ConsoleStream
@@ -250,7 +253,7 @@ async def events(request: Request, view: str = "console") -> ServerSentEvent:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     await agent_guard(request, events)
-    console = ConsoleStream(services, env, user)
+    console = ConsoleStream(services, env, user, watch=watch)
     return ServerSentEvent(
         run_stream(services, console, heartbeat=heartbeat),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

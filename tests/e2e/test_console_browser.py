@@ -64,6 +64,10 @@ def test_customer_writes_agent_accepts_replies_and_wraps_up(hub: str, chromium):
         agent.locator(".messages .msg.in", has_text="my parcel never arrived").wait_for()
         agent.locator(".customer", has_text="Create or link contact").wait_for()
 
+        # A reload keeps the conversation on screen (and its live stream).
+        agent.reload()
+        agent.locator(".messages .msg.in", has_text="my parcel never arrived").wait_for()
+
         customer.locator("#chat-status", has_text="You are chatting with Alice").wait_for()
         customer.locator("#transcript .cnotice", has_text="Alice has joined the chat.").wait_for()
 

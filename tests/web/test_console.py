@@ -365,3 +365,39 @@ async def test_pages_forbid_inline_scripts(client: httpx.AsyncClient):
     page = await client.get("/chat")
     policy = page.headers["content-security-policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style-src")[0]
+
+
+async def test_a_supervisor_looking_in_follows_that_conversation_live(
+    app: Litestar, client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
+):
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "hello there")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    client.cookies.clear()
+    await login(client, "sam")
+    page = await client.get(f"/console?interaction={offer.interaction_id}")
+    assert f"watch={offer.interaction_id}" in page.text
+    assert "Handled by Alice Martin" in page.text
+    sam = await agent_id_of(services, "sam")
+    user = CurrentUser(id=6, username="sam", display_name="Sam", role=Role.SUPERVISOR, agent_id=sam)
+    env = app.template_engine.engine  # type: ignore[attr-defined]
+    stream = run_stream(
+        services, ConsoleStream(services, env, user, watch=offer.interaction_id), heartbeat=0.2
+    )
+    for _ in range(4):
+        await anext(stream)
+    await browser.post(
+        "/chat/messages",
+        data={"body": "are you there?", "source_id": uuid.uuid4().hex},
+        headers=hx(browser),
+    )
+    seen = ""
+    for _ in range(20):
+        event = await anext(stream)
+        if event.event == "message":
+            seen = str(event.data)
+            break
+    assert "are you there?" in seen
+    await stream.aclose()
