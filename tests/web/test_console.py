@@ -27,7 +27,7 @@ from models import (
     Role,
     User,
 )
-from tests.web.conftest import hx, login
+from tests.web.conftest import BASE_URL, hx, login
 from web.console import ConsoleStream
 from web.sse import run_stream
 
@@ -401,3 +401,48 @@ async def test_a_supervisor_looking_in_follows_that_conversation_live(
             break
     assert "are you there?" in seen
     await stream.aclose()
+
+
+async def test_every_page_renders_in_every_state_of_a_conversation(
+    app: Litestar, client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
+):
+    """Full page loads (a reload) and partials, for agent, supervisor and customer."""
+    sup = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE_URL)
+    await login(sup, "sam")
+    await login(client, "alice")
+
+    async def all_pages_ok(iid: int | None) -> None:
+        paths = ["/console", "/console/left-messages", "/chat"]
+        if iid is not None:
+            paths += [f"/console?interaction={iid}"]
+        for path in paths:
+            who = browser if path.startswith("/chat") else client
+            response = await who.get(path)
+            assert response.status_code == 200, (path, response.text[:300])
+        if iid is not None:
+            partial = await client.get(f"/console/interactions/{iid}", headers=hx(client))
+            assert partial.status_code == 200, partial.text[:300]
+            looking = await sup.get(f"/console?interaction={iid}")
+            assert looking.status_code == 200, looking.text[:300]
+        wallboard = await sup.get("/supervisor")
+        assert wallboard.status_code == 200, wallboard.text[:300]
+
+    await all_pages_ok(None)
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "states please")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    iid = offer.interaction_id
+    await all_pages_ok(iid)  # offered
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    await all_pages_ok(iid)  # active
+    await client.post(f"/console/interactions/{iid}/end", headers=hx(client))
+    await all_pages_ok(iid)  # wrap-up
+    async with services.sessionmaker() as db:
+        disposition = (await db.exec(select(Disposition))).first()
+    await client.post(
+        f"/console/interactions/{iid}/close",
+        data={"disposition_id": str(disposition.id), "notes": "", "next": "ready"},  # type: ignore[union-attr]
+        headers=hx(client),
+    )
+    await all_pages_ok(iid)  # closed
+    await sup.aclose()
