@@ -146,3 +146,15 @@ async def test_audit_log_page_lists_changes(client: httpx.AsyncClient):
     page = await client.get("/admin/audit")
     assert page.status_code == 200
     assert "french" in page.text and "create" in page.text
+
+
+async def test_every_admin_page_and_form_renders(client: httpx.AsyncClient):
+    await login(client, "admin")
+    for key in ("queues", "skills", "agents", "dispositions", "reasons", "hours"):
+        for path in (f"/admin/{key}", f"/admin/{key}/new", f"/admin/{key}/1/edit"):
+            response = await client.get(path, headers=hx(client) if path != f"/admin/{key}" else {})
+            assert response.status_code == 200, (path, response.text[:300])
+    missing = await client.get("/admin/skills/999/edit", headers=hx(client))
+    assert missing.status_code == 404
+    unknown = await client.get("/admin/nothing")
+    assert unknown.status_code == 404
