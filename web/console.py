@@ -110,6 +110,7 @@ class ConsoleStream:
         assert user.agent_id is not None
         self.agent_id: int = user.agent_id
         self.watch = watch  # a conversation this tab shows without holding it (supervisors)
+        self._shown: dict[int, tuple[str, int | None]] = {}  # (state, agent) the tab shows
 
     def topics(self) -> list[str]:
         return [agent_topic(self.agent_id)]
@@ -119,6 +120,8 @@ class ConsoleStream:
             held = await views.my_conversations(db, self.agent_id)
             watched = await db.get(Interaction, self.watch) if self.watch else None
         await mux.add(interaction_topic(i.id) for i, _c in held)  # type: ignore[arg-type]
+        for interaction in [i for i, _c in held] + ([watched] if watched else []):
+            self._shown[interaction.id] = (interaction.state, interaction.agent_id)  # type: ignore[index]
         if watched is not None and _can_view(self.user, watched):
             await mux.add([interaction_topic(watched.id)])  # type: ignore[arg-type]
         return [
@@ -168,12 +171,13 @@ class ConsoleStream:
             elif event.name == "conversation":
                 want_conversations = True
                 iid = event.data.get("interaction_id")
+                mid = event.data.get("message_id")
                 if isinstance(iid, int):
                     await mux.add([interaction_topic(iid)])
-                    state_ids.append(iid)
-                mid = event.data.get("message_id")
+                    if not isinstance(mid, int):
+                        state_ids.append(iid)  # accepted, transferred, closed…
                 if isinstance(mid, int):
-                    message_ids.append(mid)
+                    message_ids.append(mid)  # a new message: the state did not change
             elif event.name == "presence":
                 want_presence = True
             elif event.name == "supervisor-message":
@@ -194,7 +198,9 @@ class ConsoleStream:
         if message_ids or status_ids:
             out.extend(await self._messages(message_ids, status_ids))
         for iid in dict.fromkeys(state_ids):
-            out.append(await self._state(iid))
+            changed = await self._state(iid)
+            if changed is not None:
+                out.append(changed)
         if want_offers:
             out.append(await self._offers(event_key(batch, "offer", "offer-cancelled")))
         if want_conversations:
@@ -239,11 +245,17 @@ class ConsoleStream:
                     out.append(SSE(event=event_name, data=html))
         return out
 
-    async def _state(self, interaction_id: int) -> SSE:
+    async def _state(self, interaction_id: int) -> SSE | None:
+        """Re-render a conversation's header and actions, only when its state really changed:
+        the actions hold the reply box, and a re-render would wipe a half-typed reply."""
         async with self.services.sessionmaker() as db:
             interaction = await db.get(Interaction, interaction_id)
             if interaction is None:
-                return SSE(comment="gone")
+                return None
+            seen = (interaction.state, interaction.agent_id)
+            if self._shown.get(interaction_id) == seen:
+                return None
+            self._shown[interaction_id] = seen
             if not _can_view(self.user, interaction) and interaction.agent_id is not None:
                 html = render(self.env, "console/_state_oob.html", iid=interaction_id, gone=True)
                 return SSE(event="state", data=html)

@@ -86,8 +86,12 @@ def test_customer_writes_agent_accepts_replies_and_wraps_up(hub: str, chromium):
         customer.locator("#toasts .toast", has_text="file type is not accepted").wait_for()
         customer.set_input_files("input[name=file]", files=[])
 
+        agent.fill("textarea[name=reply]", "Half-typed draft")
         chat_send(customer, "Order 4711, thanks")
         agent.locator(".messages .msg.in", has_text="Order 4711").wait_for()
+        # The customer's message arrived live without wiping what the agent was typing.
+        assert agent.input_value("textarea[name=reply]") == "Half-typed draft"
+        agent.fill("textarea[name=reply]", "")
         agent.locator("details.tool summary", has_text="Private note").click()
         agent.fill("textarea[name=note]", "Carrier lost it")
         agent.get_by_role("button", name="Add note").click()
