@@ -8,7 +8,6 @@ with the session's login time and ends older sessions.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request
@@ -132,23 +131,6 @@ def page(name: str, request: Request, **context: Any) -> Template:
         template_name=name,
         context={"user": user if isinstance(user, CurrentUser) else None, **context},
     )
-
-
-def since_seconds(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0, int((datetime.now(UTC) - moment).total_seconds()))
-
-
-def iso(moment: datetime | None) -> str:
-    """An ISO timestamp for ``data-since`` attributes (the browser ticks the clocks)."""
-    if moment is None:
-        return ""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
 
 
 def form_int(value: Any, field: str, *, lo: int | None = None, hi: int | None = None) -> int:
