@@ -45,6 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import func, select
 
 from channels.base import Address, AddressKind, ChannelKind, InboundMessage
@@ -150,20 +151,26 @@ async def smpp_mo_ingest(messages: int = 2000, in_flight: int = 32) -> None:
         gate = asyncio.Semaphore(in_flight)
 
         async def one(i: int) -> None:
+            message = InboundMessage(
+                inbox_id,
+                ChannelKind.SMS,
+                Address(AddressKind.PHONE, f"+1555{2000000 + i % 500:07d}"),
+                f"Order {i}: where is my parcel?",
+                source_id=f"direct-{i}",
+            )
             async with gate:
-                await services.ingest.ingest(
-                    InboundMessage(
-                        inbox_id,
-                        ChannelKind.SMS,
-                        Address(AddressKind.PHONE, f"+1555{2000000 + i % 500:07d}"),
-                        f"Order {i}: where is my parcel?",
-                        source_id=f"direct-{i}",
-                    )
-                )
+                for _attempt in range(5):  # a lock timeout under load: retry, as an SMSC would
+                    try:
+                        await services.ingest.ingest(message)
+                        return
+                    except OperationalError:
+                        direct_retries[0] += 1
 
         started = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(messages)))
         return messages / (time.perf_counter() - started)
+
+    direct_retries = [0]
 
     async with _hub() as (services, inbox_id):
         direct_rate = await ingest_direct(services, inbox_id)
@@ -195,6 +202,7 @@ async def smpp_mo_ingest(messages: int = 2000, in_flight: int = 32) -> None:
         peer_round_trip_per_second=round(peer_rate, 1),
         ratio=round(rate / peer_rate, 3),
         ingest_direct_per_second=round(direct_rate, 1),
+        ingest_direct_retries=direct_retries[0],
         ratio_to_ingest_direct=round(rate / direct_rate, 3),
         target_messages_per_second=500,
         meets_target=rate >= 500 and stored == messages,
