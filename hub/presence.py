@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import audit
@@ -20,11 +20,11 @@ from hub.routing.work import (
     AfterCommit,
     agent_work_states,
     lock_agent,
-    lock_interaction,
     write_lock,
 )
 from models import (
     Agent,
+    Interaction,
     InteractionState,
     NotReadyReason,
     Offer,
@@ -117,22 +117,51 @@ async def settle(
     )
 
 
-async def cancel_agent_offers(
-    db: AsyncSession, agent_id: int, after: AfterCommit, *, now: datetime, reason: str
-) -> None:
-    """Withdraw the agent's pending offers (they went not-ready or offline)."""
+async def lock_agent_offers(
+    db: AsyncSession, agent_ids: list[int], *, skip_locked: bool = False
+) -> list[tuple[Offer, Interaction]]:
+    """The agents' pending offers with their interactions locked (in interaction order).
+
+    Lock only: changes come after the agents themselves are locked, because inserting a row
+    that references an agent takes a share lock on it, and two transactions upgrading a
+    share lock on one agent deadlock each other.
+    """
+    if not agent_ids:
+        return []
     offers = (
         await db.exec(
             select(Offer)
-            .where(Offer.agent_id == agent_id, Offer.outcome == OfferOutcome.PENDING)
+            .where(col(Offer.agent_id).in_(agent_ids), Offer.outcome == OfferOutcome.PENDING)
             .order_by(Offer.interaction_id)  # one lock order for everyone
         )
     ).all()
+    locked = []
     for offer in offers:
-        interaction = await lock_interaction(db, offer.interaction_id)
+        statement = (
+            select(Interaction)
+            .where(Interaction.id == offer.interaction_id)
+            .with_for_update(skip_locked=skip_locked)
+            .execution_options(populate_existing=True)
+        )
+        interaction = (await db.exec(statement)).first()
+        if interaction is None:
+            continue
         await db.refresh(offer)  # current now that its interaction is locked
-        if interaction is not None and offer.outcome == OfferOutcome.PENDING:
-            end_offer(db, offer, interaction, OfferOutcome.CANCELLED, after, now=now, reason=reason)
+        if offer.outcome == OfferOutcome.PENDING:
+            locked.append((offer, interaction))
+    return locked
+
+
+def cancel_offers(
+    db: AsyncSession,
+    offers: list[tuple[Offer, Interaction]],
+    after: AfterCommit,
+    *,
+    now: datetime,
+    reason: str,
+) -> None:
+    for offer, interaction in offers:
+        end_offer(db, offer, interaction, OfferOutcome.CANCELLED, after, now=now, reason=reason)
 
 
 async def check_reason(db: AsyncSession, state: PresenceState, reason: str | None) -> None:
@@ -173,11 +202,13 @@ class PresenceService:
             await check_reason(db, state, reason)
             now = utcnow()
             # Lock order everywhere: interactions first, then agents (no deadlocks).
+            ringing = []
             if state in (P.NOT_READY, P.OFFLINE):
-                await cancel_agent_offers(db, agent_id, after, now=now, reason=f"agent {state}")
+                ringing = await lock_agent_offers(db, [agent_id])
             agent = await lock_agent(db, agent_id)
             if agent is None:
                 raise UnknownAgent(f"agent {agent_id} does not exist")
+            cancel_offers(db, ringing, after, now=now, reason=f"agent {state}")
             before = audit.snapshot(agent)
             if state is P.READY:
                 states = set(await agent_work_states(db, agent_id))

@@ -32,7 +32,14 @@ from hub.events import (
     interaction_topic,
 )
 from hub.interactions import InvalidTransition, change_state
-from hub.presence import MISSED_REASON, apply_presence, cancel_agent_offers, check_reason, settle
+from hub.presence import (
+    MISSED_REASON,
+    apply_presence,
+    cancel_offers,
+    check_reason,
+    lock_agent_offers,
+    settle,
+)
 from hub.routing.decision import (
     AgentView,
     Decision,
@@ -120,6 +127,7 @@ class RoutingService:
         self._pass_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._config: QueueRows | None = None
+        self._agent_skills: dict[int, dict[str, int]] = {}  # cached with the queue config
         self._config_expires = 0.0
 
     @property
@@ -157,9 +165,11 @@ class RoutingService:
         self._config = None
 
     async def _queue_config(self, db: AsyncSession, now: datetime) -> QueueConfig:
+        """Queues, hours and skills (agents' too), cached for ``CONFIG_TTL_SECONDS``."""
         clock = time.monotonic()
         if self._config is None or clock >= self._config_expires:
             self._config = await load_queue_rows(db)
+            self._agent_skills = await agent_skills(db, self._config.skill_names)
             self._config_expires = clock + CONFIG_TTL_SECONDS
         return resolve_queues(self._config, now)
 
@@ -216,7 +226,7 @@ class RoutingService:
             waiting = await load_waiting(db, config, now)
             if not waiting:
                 return [], 0
-            agents = await load_agents(db, config.skill_names)
+            agents = await load_agents(db, self._agent_skills)
             if not agents:
                 return [], 0
             decisions = Router(config.views.values(), agents, waiting).decide_all(now.timestamp())
@@ -411,22 +421,27 @@ class RoutingService:
                     .execution_options(populate_existing=True)
                 )
             ).all()
-            expired: list[Offer] = []
+            expired: list[tuple[Offer, Interaction]] = []
+            stale: list[tuple[Offer, Interaction]] = []
             for interaction in interactions:
                 offer = await pending_offer(db, interaction.id)  # type: ignore[arg-type]
                 if offer is None or as_utc(offer.expires_at) > now:  # type: ignore[operator]
                     continue
-                if not _still_ringing(offer, interaction):  # e.g. the customer left meanwhile
-                    end_offer(
-                        db,
-                        offer,
-                        interaction,
-                        OfferOutcome.CANCELLED,
-                        after,
-                        now=now,
-                        reason="stale",
-                    )
-                    continue
+                # a pending offer whose interaction moved on (the customer left) is stale
+                (expired if _still_ringing(offer, interaction) else stale).append(
+                    (offer, interaction)
+                )
+            missed_by = sorted({offer.agent_id for offer, _ in expired})
+            done = {offer.id for offer, _ in expired}
+            # the agents' other ringing offers are withdrawn too (they are not there)
+            others = [
+                pair
+                for pair in await lock_agent_offers(db, missed_by, skip_locked=True)
+                if pair[0].id not in done
+            ]
+            agents = [await lock_agent(db, agent_id) for agent_id in missed_by]  # before writes
+            cancel_offers(db, stale, after, now=now, reason="stale")
+            for offer, interaction in expired:
                 end_offer(
                     db,
                     offer,
@@ -436,10 +451,8 @@ class RoutingService:
                     now=now,
                     reason="ring-no-answer",
                 )
-                expired.append(offer)
-            for agent_id in sorted({o.agent_id for o in expired}):
-                await cancel_agent_offers(db, agent_id, after, now=now, reason="agent missed")
-                agent = await lock_agent(db, agent_id)
+            cancel_offers(db, others, after, now=now, reason="agent missed an offer")
+            for agent in agents:
                 if agent is not None and agent.presence in ROUTABLE_PRESENCE:
                     apply_presence(
                         db, agent, PresenceState.NOT_READY, after, reason=MISSED_REASON, now=now
@@ -615,6 +628,7 @@ class RoutingService:
             queue = await db.get(Queue, queue_id)
             if queue is None or not queue.active:
                 raise LookupError(f"queue {queue_id} does not exist or is disabled")
+            agent = await lock_agent(db, by_agent_id)
             now = utcnow()
             interaction.queue_id = queue_id
             interaction.overflowed = False
@@ -628,7 +642,6 @@ class RoutingService:
             )
             interaction.agent_id = None
             self._note(db, interaction, by_agent_id, note)
-            agent = await lock_agent(db, by_agent_id)
             await settle(db, agent, after, now=now)  # type: ignore[arg-type]
             self._announce_work(after, interaction, by_agent_id)
             after.add(ROUTING_TOPIC, "wake", interaction_id=interaction_id)
@@ -676,9 +689,9 @@ class RoutingService:
         after = AfterCommit()
         async with self._services.sessionmaker() as db:
             interaction = await self._held(db, interaction_id, agent_id, S.ACTIVE)
+            agent = await lock_agent(db, agent_id)
             now = utcnow()
             change_state(db, interaction, S.WRAP_UP, at=now, agent_id=agent_id, reason="ended")
-            agent = await lock_agent(db, agent_id)
             await settle(db, agent, after, now=now)  # type: ignore[arg-type]
             self._announce_work(after, interaction, agent_id)
             await db.commit()
@@ -731,12 +744,13 @@ class RoutingService:
         now: datetime,
     ) -> None:
         agent_id = interaction.agent_id
+        # Lock the agent before writing rows that reference it (see lock_agent_offers).
+        agent = await lock_agent(db, agent_id) if agent_id is not None else None
         interaction.disposition_id = disposition_id
         interaction.wrapup_notes = notes
         change_state(db, interaction, S.CLOSED, at=now, agent_id=agent_id, reason=why)
-        if agent_id is not None:
-            agent = await lock_agent(db, agent_id)
-            await settle(db, agent, after, next_presence=next_presence, reason=reason, now=now)  # type: ignore[arg-type]
+        if agent is not None:
+            await settle(db, agent, after, next_presence=next_presence, reason=reason, now=now)
         self._announce_work(after, interaction, agent_id)
         after.add(ROUTING_TOPIC, "wake", interaction_id=interaction.id)
 
@@ -748,6 +762,9 @@ class RoutingService:
             interaction = await lock_interaction(db, interaction_id)
             if interaction is None:
                 raise LookupError(f"interaction {interaction_id} does not exist")
+            agent = await lock_agent(db, agent_id)  # before writing rows that reference it
+            if agent is None:
+                raise LookupError(f"agent {agent_id} does not exist")
             now = utcnow()
             if interaction.state == S.OFFERED:
                 offer = await pending_offer(db, interaction_id)
@@ -756,19 +773,13 @@ class RoutingService:
                 offer.outcome, offer.decided_at = OfferOutcome.ACCEPTED, now
                 db.add(offer)
             elif interaction.state == S.QUEUED:
-                agent_row = await db.get(Agent, agent_id)
-                if agent_row is None:
-                    raise LookupError(f"agent {agent_id} does not exist")
                 queue = await db.get(Queue, interaction.queue_id) if interaction.queue_id else None
-                offer = self._offer(db, interaction, agent_row, queue, now, picked_up=True)
+                offer = self._offer(db, interaction, agent, queue, now, picked_up=True)
                 offer.outcome, offer.decided_at = OfferOutcome.ACCEPTED, now
             elif interaction.state != S.VOICEMAIL:
                 raise OfferGone(f"interaction {interaction_id} is {interaction.state}")
             change_state(db, interaction, S.ACTIVE, at=now, agent_id=agent_id, reason="picked up")
             interaction.agent_id = agent_id
-            agent = await lock_agent(db, agent_id)
-            if agent is None:
-                raise LookupError(f"agent {agent_id} does not exist")
             await settle(db, agent, after, now=now)
             self._announce_work(after, interaction, agent_id)
             await db.commit()

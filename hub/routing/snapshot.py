@@ -98,8 +98,11 @@ async def agent_skills(db: AsyncSession, names: dict[int, str]) -> dict[int, dic
     return result
 
 
-async def load_agents(db: AsyncSession, names: dict[int, str]) -> list[AgentView]:
-    """Agents who may take new work (READY, or BUSY with spare capacity), with their load."""
+async def load_agents(db: AsyncSession, skills: dict[int, dict[str, int]]) -> list[AgentView]:
+    """Agents who may take new work (READY, or BUSY with spare capacity), with their load.
+
+    ``skills`` (agent id → skill name → level) comes from ``agent_skills``, usually cached.
+    """
     rows = (
         await db.exec(
             select(
@@ -113,14 +116,13 @@ async def load_agents(db: AsyncSession, names: dict[int, str]) -> list[AgentView
     ).all()
     if not rows:
         return []
-    skills = await agent_skills(db, names)
-    loads = await agent_loads(db, [row[0] for row in rows])
+    loads = await agent_loads(db)
     return [
         AgentView(
             id=agent_id,
             skills=skills.get(agent_id, {}),
             capacity=dict(capacity or {}),
-            load=loads[agent_id],
+            load=loads.get(agent_id, {}),
             idle_since=epoch(idle_since or presence_since),
             last_offer_at=epoch(last_offer_at, default=float("-inf")),
         )

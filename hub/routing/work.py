@@ -100,19 +100,27 @@ async def lock_agent(db: AsyncSession, agent_id: int) -> Agent | None:
     return (await db.exec(statement)).first()
 
 
-async def agent_loads(db: AsyncSession, agent_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Per agent and channel: how many OFFERED/ACTIVE/WRAP_UP interactions they hold."""
-    ids = list(agent_ids)
-    loads: dict[int, dict[str, int]] = {agent_id: {} for agent_id in ids}
-    if not ids:
+async def agent_loads(
+    db: AsyncSession, agent_ids: Iterable[int] | None = None
+) -> dict[int, dict[str, int]]:
+    """Per agent and channel: how many OFFERED/ACTIVE/WRAP_UP interactions they hold.
+
+    ``None`` reads every agent's load in one scan of the (few) working interactions, which
+    is cheaper than a long ``IN`` list when the snapshot holds hundreds of agents.
+    """
+    ids = None if agent_ids is None else list(agent_ids)
+    loads: dict[int, dict[str, int]] = {agent_id: {} for agent_id in ids or ()}
+    if ids == []:
         return loads
-    rows = await db.exec(
+    statement = (
         select(Interaction.agent_id, Interaction.channel, func.count())
-        .where(col(Interaction.agent_id).in_(ids), col(Interaction.state).in_(LOAD_STATES))
+        .where(col(Interaction.state).in_(LOAD_STATES), col(Interaction.agent_id).is_not(None))
         .group_by(Interaction.agent_id, Interaction.channel)
     )
-    for agent_id, channel, count in rows.all():
-        loads[agent_id][channel] = count
+    if ids is not None:
+        statement = statement.where(col(Interaction.agent_id).in_(ids))
+    for agent_id, channel, count in (await db.exec(statement)).all():
+        loads.setdefault(agent_id, {})[channel] = count
     return loads
 
 

@@ -36,6 +36,10 @@ async def prepare(url: str, tmp_path: Path) -> None:
         async with services.sessionmaker() as db:
             await seed_demo(db, hasher=lambda _password: "no-login")  # no logins needed
             agents = (await db.exec(select(Agent))).all()
+            for agent in agents:  # more chat slots: fewer passes, more overlap between nodes
+                agent.capacity = {"webchat": 10}
+                db.add(agent)
+            await db.commit()
         for agent in agents:
             await services.presence.set_presence(agent.id, PresenceState.READY)  # type: ignore[arg-type]
         for n in range(CHATS):
@@ -65,7 +69,7 @@ def test_two_hub_processes_never_offer_one_interaction_twice(postgres_url: str, 
         **os.environ,
         "HUB_DATABASE_URL": postgres_url,
         "WORKER_EXPECTED": str(CHATS),
-        "WORKER_SECONDS": "45",
+        "WORKER_SECONDS": "50",
         "PYTHONPATH": str(REPO),
     }
     workers = [
@@ -81,9 +85,15 @@ def test_two_hub_processes_never_offer_one_interaction_twice(postgres_url: str, 
     ]
     reports = []
     for worker in workers:
-        out, err = worker.communicate(timeout=58)
+        try:
+            out, err = worker.communicate(timeout=58)
+        finally:
+            worker.kill()
         assert worker.returncode == 0, err[-3000:]
-        reports.append(json.loads(out.strip().splitlines()[-1]))
+        report = json.loads(out.strip().splitlines()[-1])
+        report["stderr"] = err[-1500:]
+        (tmp_path / f"{report['node']}.err").write_text(err)
+        reports.append(report)
 
     offers, interactions = asyncio.run(read_offers(postgres_url))
     accepted: dict[int, int] = defaultdict(int)
@@ -93,7 +103,8 @@ def test_two_hub_processes_never_offer_one_interaction_twice(postgres_url: str, 
         if offer.outcome == OfferOutcome.ACCEPTED:
             accepted[offer.interaction_id] += 1
     # all 200 answered, each exactly once
-    assert [i.state for i in interactions].count(InteractionState.CLOSED) == CHATS
+    closed = [i.state for i in interactions].count(InteractionState.CLOSED)
+    assert closed == CHATS, reports
     assert sorted(accepted) == sorted(i.id for i in interactions)
     assert set(accepted.values()) == {1}
     # never two pending offers at once: each offer was decided before the next was made

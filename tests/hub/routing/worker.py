@@ -33,20 +33,28 @@ async def main() -> int:
     accepted = 0
     errors: list[str] = []
 
-    async def agent_side(events) -> None:  # type: ignore[no-untyped-def]
+    async def answer(agent_id: int, offer_id: int, interaction_id: int) -> None:
         nonlocal accepted
+        try:
+            await services.routing.accept_offer(offer_id, agent_id)
+            accepted += 1
+            await services.routing.close(
+                interaction_id, agent_id=agent_id, disposition_id=None, notes=""
+            )
+        except OfferGone as exc:  # fine: it was withdrawn meanwhile
+            errors.append(f"gone: {exc}")
+
+    answering: set[asyncio.Task[None]] = set()
+
+    async def agent_side(events) -> None:  # type: ignore[no-untyped-def]
         async for event in events:
-            if event.name != "offer":
-                continue
-            agent_id = int(event.topic.split(".")[1])
-            try:
-                await services.routing.accept_offer(event.data["offer_id"], agent_id)
-                accepted += 1
-                await services.routing.close(
-                    event.data["interaction_id"], agent_id=agent_id, disposition_id=None, notes=""
+            if event.name == "offer":  # each agent answers on their own
+                agent_id = int(event.topic.split(".")[1])
+                task = asyncio.create_task(
+                    answer(agent_id, event.data["offer_id"], event.data["interaction_id"])
                 )
-            except OfferGone as exc:  # fine: it was withdrawn meanwhile
-                errors.append(f"gone: {exc}")
+                answering.add(task)
+                task.add_done_callback(answering.discard)
 
     async with services.sessionmaker() as db:
         agent_ids = list((await db.exec(select(Agent.id))).all())
