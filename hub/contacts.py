@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import Address, AddressKind
@@ -40,50 +40,51 @@ def normalize_address(kind: AddressKind | str, value: str, default_region: str =
     return value
 
 
-async def resolve_contact(db: AsyncSession, address: Address) -> Contact:
+def resolve_contact(db: Session, address: Address) -> Contact:
     """The live contact owning ``address``; a new, unknown contact if nobody does.
 
-    Runs inside the caller's transaction. A concurrent insert of the same address loses the
-    unique race and re-reads the winner's row.
+    Synchronous, inside the caller's transaction, so ingest can run it in one thread hop
+    (one query when the address is known). A concurrent insert of the same address loses
+    the unique race and re-reads the winner.
     """
     value = normalize_address(address.kind, address.value)
-    identity = (
-        await db.exec(
-            select(ContactIdentity).where(
-                ContactIdentity.kind == address.kind.value, ContactIdentity.address == value
-            )
-        )
-    ).first()
-    if identity is not None:
-        return await follow_merges(db, identity.contact_id)
-    contact = Contact(name=address.display_name or "")
-    try:
-        async with db.begin_nested():
-            db.add(contact)
-            await db.flush()
-            db.add(ContactIdentity(contact_id=contact.id, kind=address.kind.value, address=value))
-            await db.flush()
-    except IntegrityError:
-        identity = (
-            await db.exec(
-                select(ContactIdentity).where(
-                    ContactIdentity.kind == address.kind.value, ContactIdentity.address == value
+    owner = (
+        select(Contact)
+        .join(ContactIdentity, col(ContactIdentity.contact_id) == Contact.id)
+        .where(ContactIdentity.kind == address.kind.value, ContactIdentity.address == value)
+    )
+    contact = db.exec(owner).first()
+    if contact is None:
+        contact = Contact(name=address.display_name or "")
+        try:
+            with db.begin_nested():
+                db.add(contact)
+                db.flush()
+                db.add(
+                    ContactIdentity(contact_id=contact.id, kind=address.kind.value, address=value)
                 )
-            )
-        ).one()
-        return await follow_merges(db, identity.contact_id)
+                db.flush()
+        except IntegrityError:
+            contact = db.exec(owner).one()
+        else:
+            return contact
+    return contact if contact.merged_into_id is None else follow_merges_sync(db, contact.id)  # type: ignore[arg-type]
+
+
+def follow_merges_sync(db: Session, contact_id: int) -> Contact:
+    contact = db.get(Contact, contact_id)
+    seen: set[int] = set()
+    while contact is not None and contact.merged_into_id is not None and contact.id not in seen:
+        seen.add(contact.id)  # type: ignore[arg-type]
+        contact = db.get(Contact, contact.merged_into_id)
+    if contact is None:
+        raise LookupError(f"contact {contact_id} does not exist")
     return contact
 
 
 async def follow_merges(db: AsyncSession, contact_id: int) -> Contact:
-    contact = await db.get(Contact, contact_id)
-    seen: set[int] = set()
-    while contact is not None and contact.merged_into_id is not None and contact.id not in seen:
-        seen.add(contact.id)  # type: ignore[arg-type]
-        contact = await db.get(Contact, contact.merged_into_id)
-    if contact is None:
-        raise LookupError(f"contact {contact_id} does not exist")
-    return contact
+    """The contact that ``contact_id`` was merged into (itself when never merged)."""
+    return await db.run_sync(follow_merges_sync, contact_id)
 
 
 async def merge_contacts(db: AsyncSession, keep_id: int, merge_id: int) -> Contact:

@@ -7,11 +7,15 @@ stored once and reported as a duplicate. Events are published after the commit.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import (
@@ -23,8 +27,10 @@ from channels.base import (
 )
 from hub.attachments import AttachmentStore
 from hub.contacts import resolve_contact
+from hub.db import make_sync_sqlite_engine
 from hub.events import ROUTING_TOPIC, SUPERVISOR_TOPIC, EventBus, agent_topic, interaction_topic
 from hub.interactions import change_state
+from hub.routing.work import writer_lock
 from models import (
     Contact,
     Direction,
@@ -65,66 +71,153 @@ class UnknownInbox(LookupError):
     pass
 
 
+@dataclass(slots=True)
+class _Job:
+    message: InboundMessage
+    future: asyncio.Future[IngestResult]
+    result: IngestResult | None = None
+    error: BaseException | None = None
+    state: str = ""
+    agent_id: int | None = None
+    created: bool = False
+
+
 class IngestService:
+    """Stores inbound messages with group commit.
+
+    Concurrent ``ingest`` calls (eight SMTP sessions, an SMSC's window of ``deliver_sm``)
+    are taken by one writer task and stored in one transaction, each message inside its own
+    savepoint, so one bad message fails alone and a redelivery racing its twin rolls back
+    only itself. Every caller still gets its answer only after the commit that holds its
+    message. On SQLite the batch holds the single write lock for its whole transaction.
+    """
+
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         bus: EventBus,
         attachments: AttachmentStore,
+        *,
+        max_batch: int = 64,
     ) -> None:
         self._sessionmaker = sessionmaker
+        bind = sessionmaker.kw["bind"]
+        self._sqlite: Engine | None = (
+            make_sync_sqlite_engine(bind.url) if bind.dialect.name == "sqlite" else None
+        )
         self._bus = bus
         self._attachments = attachments
+        self._max_batch = max_batch
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
 
     async def ingest(self, message: InboundMessage) -> IngestResult:
-        async with self._sessionmaker() as db:
-            duplicate = await self._find_duplicate(db, message)
-            if duplicate is not None:
-                return duplicate
-            inbox = await db.get(Inbox, message.inbox_id)
-            if inbox is None or not inbox.active:
-                raise UnknownInbox(f"inbox {message.inbox_id} does not exist or is disabled")
-            contact = await resolve_contact(db, message.sender)
-            interaction, created = await self._thread(db, inbox, contact, message)
-            stored = Message(
-                interaction_id=interaction.id,  # type: ignore[arg-type]
-                inbox_id=inbox.id,  # type: ignore[arg-type]
-                direction=Direction.INBOUND,
-                sender_kind=SenderKind.CONTACT,
-                content_type=message.content_type,
-                body=message.body,
-                html=message.html,
-                subject=message.subject,
-                attachments=[
-                    self._attachments.describe(a.filename, a.content_type, a.data)
-                    for a in message.attachments
-                ],
-                delivery_status=DeliveryStatus.RECEIVED,
-                source_id=message.source_id,
-                meta={**message.meta, "problems": list(message.problems)}
-                if message.problems
-                else dict(message.meta),
-                created_at=message.received_at,
-            )
-            db.add(stored)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_batches(), name="ingest-writer")
+        job = _Job(message, asyncio.get_running_loop().create_future())
+        self._jobs.put_nowait(job)
+        # A caller that gives up (a dropped SMTP session) must not cancel the stored job.
+        return await asyncio.shield(job.future)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+
+    async def _write_batches(self) -> None:
+        while True:
+            batch = [await self._jobs.get()]
+            while len(batch) < self._max_batch and not self._jobs.empty():
+                batch.append(self._jobs.get_nowait())
             try:
-                await db.commit()
-            except IntegrityError:
-                # Lost a race with a concurrent redelivery of the same source_id.
-                await db.rollback()
-                duplicate = await self._find_duplicate(db, message)
-                if duplicate is None:
-                    raise
-                return duplicate
-            result = IngestResult(
-                message_id=stored.id,  # type: ignore[arg-type]
-                interaction_id=interaction.id,  # type: ignore[arg-type]
-                contact_id=contact.id,  # type: ignore[arg-type]
-                duplicate=False,
-            )
-            state, agent_id = interaction.state, interaction.agent_id
-        await self._publish(result, state, agent_id, created)
-        return result
+                await self._commit(batch)
+            except Exception as exc:  # the database refused the whole batch: tell every caller
+                for job in batch:
+                    job.result, job.error = None, exc
+            for job in batch:
+                if job.future.done():
+                    continue
+                if job.error is not None:
+                    job.future.set_exception(job.error)
+                else:
+                    job.future.set_result(job.result)  # type: ignore[arg-type]
+            for job in batch:
+                if job.result is not None and not job.result.duplicate:
+                    await self._publish(job.result, job.state, job.agent_id, job.created)
+
+    async def _commit(self, batch: list[_Job]) -> None:
+        if self._sqlite is not None:
+            # aiosqlite would cross threads for every cursor call (~20 per message); the
+            # whole batch crosses once instead, on a plain pysqlite connection.
+            async with writer_lock(self._sessionmaker.kw["bind"].sync_engine):
+                await asyncio.to_thread(self._commit_sqlite, batch)
+            return
+        async with self._sessionmaker() as db:
+            await db.run_sync(self._store_batch, batch)
+            await db.commit()
+
+    def _commit_sqlite(self, batch: list[_Job]) -> None:
+        assert self._sqlite is not None
+        with Session(self._sqlite) as db:
+            db.connection().exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, up front
+            self._store_batch(db, batch)
+            db.commit()
+
+    def _store_batch(self, db: Session, batch: list[_Job]) -> None:
+        inboxes: dict[int, Inbox | None] = {}
+        for job in batch:
+            try:
+                with db.begin_nested():
+                    self._store(db, job, inboxes)
+            except IntegrityError as exc:
+                # A redelivery raced its twin (in this batch or another process).
+                job.result = self._find_duplicate(db, job.message)
+                if job.result is None:
+                    job.error = exc
+            except Exception as exc:  # bad address, unknown inbox: this message only
+                job.error = exc
+
+    def _store(self, db: Session, job: _Job, inboxes: dict[int, Inbox | None]) -> None:
+        message = job.message
+        if message.inbox_id not in inboxes:
+            inboxes[message.inbox_id] = db.get(Inbox, message.inbox_id)
+        inbox = inboxes[message.inbox_id]
+        if inbox is None or not inbox.active:
+            raise UnknownInbox(f"inbox {message.inbox_id} does not exist or is disabled")
+        contact = resolve_contact(db, message.sender)
+        interaction, created = self._thread(db, inbox, contact, message)
+        stored = Message(
+            interaction_id=interaction.id,  # type: ignore[arg-type]
+            inbox_id=inbox.id,  # type: ignore[arg-type]
+            direction=Direction.INBOUND,
+            sender_kind=SenderKind.CONTACT,
+            content_type=message.content_type,
+            body=message.body,
+            html=message.html,
+            subject=message.subject,
+            attachments=[
+                self._attachments.describe(a.filename, a.content_type, a.data)
+                for a in message.attachments
+            ],
+            delivery_status=DeliveryStatus.RECEIVED,
+            source_id=message.source_id,
+            meta={**message.meta, "problems": list(message.problems)}
+            if message.problems
+            else dict(message.meta),
+            created_at=message.received_at,
+        )
+        db.add(stored)
+        db.flush()
+        job.result = IngestResult(
+            message_id=stored.id,  # type: ignore[arg-type]
+            interaction_id=interaction.id,  # type: ignore[arg-type]
+            contact_id=contact.id,  # type: ignore[arg-type]
+            duplicate=False,
+        )
+        job.state, job.agent_id, job.created = interaction.state, interaction.agent_id, created
 
     async def update_delivery(self, update: DeliveryUpdate) -> bool:
         """Apply a DLR/bounce/status callback; False when no outbound message matches."""
@@ -152,13 +245,11 @@ class IngestService:
         )
         return True
 
-    async def _find_duplicate(
-        self, db: AsyncSession, message: InboundMessage
-    ) -> IngestResult | None:
+    def _find_duplicate(self, db: Session, message: InboundMessage) -> IngestResult | None:
         if not message.source_id:
             return None
         row = (
-            await db.exec(
+            db.exec(
                 select(Message, Interaction)
                 .join(Interaction, col(Interaction.id) == Message.interaction_id)
                 .where(Message.inbox_id == message.inbox_id, Message.source_id == message.source_id)
@@ -174,14 +265,14 @@ class IngestService:
             duplicate=True,
         )
 
-    async def _thread(
-        self, db: AsyncSession, inbox: Inbox, contact: Contact, message: InboundMessage
+    def _thread(
+        self, db: Session, inbox: Inbox, contact: Contact, message: InboundMessage
     ) -> tuple[Interaction, bool]:
         """Find the interaction this message continues, or open a new one."""
-        interaction = await self._by_reference(db, inbox, contact, message)
+        interaction = self._by_reference(db, inbox, contact, message)
         if interaction is None and ChannelKind(message.channel) in CONVERSATIONAL:
             interaction = (
-                await db.exec(
+                db.exec(
                     select(Interaction)
                     .where(
                         Interaction.inbox_id == inbox.id,
@@ -206,19 +297,19 @@ class IngestService:
             priority=contact.vip_level,
         )
         db.add(interaction)
-        await db.flush()
+        db.flush()
         if contact.blocked:
             change_state(db, interaction, InteractionState.CLOSED, reason="contact is blocked")
         else:
             change_state(db, interaction, InteractionState.QUEUED, reason="new contact")
         return interaction, True
 
-    async def _by_reference(
-        self, db: AsyncSession, inbox: Inbox, contact: Contact, message: InboundMessage
+    def _by_reference(
+        self, db: Session, inbox: Inbox, contact: Contact, message: InboundMessage
     ) -> Interaction | None:
         if message.thread_refs:
             row = (
-                await db.exec(
+                db.exec(
                     select(Interaction)
                     .join(Message, col(Message.interaction_id) == Interaction.id)
                     .where(
@@ -232,7 +323,7 @@ class IngestService:
                 return row
         match = SUBJECT_TAG.search(message.subject or "")
         if match:
-            tagged = await db.get(Interaction, int(match.group(1)))
+            tagged = db.get(Interaction, int(match.group(1)))
             # Only the same customer may continue a thread by its tag: a guessed number
             # must not let a stranger write into someone else's conversation.
             if tagged is not None and tagged.contact_id == contact.id:

@@ -64,4 +64,5 @@ class Services:
     async def close(self) -> None:
         await self.routing.stop()
         await self.outbox.close()
+        await self.ingest.close()
         await self.engine.dispose()

@@ -61,13 +61,17 @@ def is_sqlite(db: AsyncSession) -> bool:
 _WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
+def writer_lock(engine: Engine) -> asyncio.Lock:
+    """The in-process queue for SQLite's one write lock (keyed by the sync engine)."""
+    return _WRITERS.setdefault(engine, asyncio.Lock())
+
+
 async def write_lock(db: AsyncSession) -> None:
     """On SQLite, take the write lock now (a no-op UPDATE) until this transaction ends;
     on PostgreSQL this does nothing (rows are locked instead)."""
     if not is_sqlite(db) or db.info.get("writer"):
         return
-    engine = db.get_bind()
-    lock = _WRITERS.setdefault(engine, asyncio.Lock())  # type: ignore[arg-type]
+    lock = writer_lock(db.get_bind())  # type: ignore[arg-type]
     await lock.acquire()
     db.info["writer"] = True
 
