@@ -5,7 +5,10 @@ Policy choices worth knowing:
   the offered channel: an agent in two chats can take a third, never a second call.
   NOT_READY, WRAP_UP and OFFLINE agents get nothing new.
 - Load per channel counts the agent's OFFERED, ACTIVE and WRAP_UP interactions.
-- An agent who rejected or missed an interaction is not offered the same one again for
-  ``REOFFER_COOLDOWN_SECONDS``, so a re-offer goes to the next agent.
+- An agent who rejected, missed or transferred an interaction to a queue is not offered the
+  same one again for ``REOFFER_COOLDOWN_SECONDS``, so it goes to the next agent.
+- Queue configuration (queues, hours, queue and agent skills) is cached by the dispatcher for
+  ``CONFIG_TTL_SECONDS``; admin pages publish ``routing`` "config" (or call
+  ``services.routing.invalidate_config()``) after a change so it applies at once.
 - A targeted transfer to an agent is a direct offer, outside the queue order.
 """

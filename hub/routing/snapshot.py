@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import union_all
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -16,6 +17,7 @@ from models import (
     AgentSkill,
     BusinessHours,
     Interaction,
+    InteractionEvent,
     InteractionState,
     Offer,
     OfferOutcome,
@@ -24,7 +26,8 @@ from models import (
     Skill,
 )
 
-# An agent who rejected or missed an interaction is not offered the same one for this long.
+# An agent who rejected, missed or transferred away an interaction is not offered the same
+# one again for this long.
 REOFFER_COOLDOWN_SECONDS = 60.0
 
 
@@ -149,12 +152,17 @@ async def load_waiting(db: AsyncSession, config: QueueConfig, now: datetime) -> 
     waiting = rows.all()
     excluded: dict[int, set[int]] = {}
     since = now - timedelta(seconds=REOFFER_COOLDOWN_SECONDS)
-    recent = await db.exec(
-        select(Offer.interaction_id, Offer.agent_id).where(
-            col(Offer.outcome).in_([OfferOutcome.REJECTED.value, OfferOutcome.TIMEOUT.value]),
-            col(Offer.decided_at) >= since,
-        )
+    said_no = select(Offer.interaction_id, Offer.agent_id).where(
+        col(Offer.outcome).in_([OfferOutcome.REJECTED.value, OfferOutcome.TIMEOUT.value]),
+        col(Offer.decided_at) >= since,
     )
+    handed_back = select(InteractionEvent.interaction_id, InteractionEvent.agent_id).where(
+        col(InteractionEvent.at) >= since,
+        InteractionEvent.from_state == InteractionState.ACTIVE.value,
+        InteractionEvent.to_state == InteractionState.QUEUED.value,
+        col(InteractionEvent.agent_id).is_not(None),
+    )
+    recent = await db.exec(union_all(said_no, handed_back))  # type: ignore[call-overload]
     for interaction_id, agent_id in recent.all():
         excluded.setdefault(interaction_id, set()).add(agent_id)
     items = []

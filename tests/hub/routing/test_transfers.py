@@ -79,8 +79,11 @@ async def test_a_rejected_transfer_goes_back_to_normal_routing(services: Service
     offer = (await offers_for(services, chat_id))[-1]
     await services.routing.reject_offer(offer.id, bob)  # type: ignore[arg-type]
     assert (await interaction(services, chat_id)).state == InteractionState.QUEUED
+    # neither bob (just said no) nor alice (handed it off) gets it back right away
+    assert await services.routing.dispatch() == []
+    (carol,) = await set_ready(services, "carol")
     await services.routing.dispatch()
-    assert (await offers_for(services, chat_id))[-1].agent_id == alice  # bob just said no
+    assert (await offers_for(services, chat_id))[-1].agent_id == carol
 
 
 async def test_transfer_to_an_unavailable_agent_is_refused(services: Services):
@@ -165,3 +168,14 @@ async def test_a_customer_who_leaves_while_ringing_is_abandoned_and_the_offer_wi
     with pytest.raises(OfferGone):
         await services.routing.accept_offer(offer_id, alice)
     assert (await agent(services, alice)).presence == PresenceState.READY
+
+
+async def test_a_transfer_to_queue_is_not_offered_straight_back(services: Services):
+    (alice,) = await set_ready(services, "alice")
+    chat_id = await active_chat(services, alice)
+    general = await queue_id(services, "General")
+    await services.routing.transfer_to_queue(chat_id, general, by_agent_id=alice)
+    assert await services.routing.dispatch() == []  # alice handed it back: not to her
+    (bob,) = await set_ready(services, "bob")
+    assert len(await services.routing.dispatch()) == 1
+    assert (await offers_for(services, chat_id))[-1].agent_id == bob
