@@ -28,7 +28,14 @@ from channels.base import (
 from hub.attachments import AttachmentStore
 from hub.contacts import resolve_contact
 from hub.db import make_sync_sqlite_engine
-from hub.events import ROUTING_TOPIC, SUPERVISOR_TOPIC, EventBus, agent_topic, interaction_topic
+from hub.events import (
+    ROUTING_TOPIC,
+    SUPERVISOR_TOPIC,
+    TRANSCRIBE_TOPIC,
+    EventBus,
+    agent_topic,
+    interaction_topic,
+)
 from hub.interactions import change_state
 from hub.routing.work import writer_lock
 from models import (
@@ -147,6 +154,10 @@ class IngestService:
             for job in batch:
                 if job.result is not None and not job.result.duplicate:
                     await self._publish(job.result, job.state, job.agent_id, job.created)
+                    if job.message.meta.get("transcribe"):
+                        await self._bus.publish(
+                            TRANSCRIBE_TOPIC, "voice-note", message_id=job.result.message_id
+                        )
 
     async def _commit(self, batch: list[_Job]) -> None:
         if self._sqlite is not None:

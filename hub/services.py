@@ -60,8 +60,15 @@ class Services:
         """Start background work (dispatchers, timers) once the app's event loop runs."""
         await self.outbox.resend_pending()
         await self.routing.start()
+        if self.settings.transcribe_voice_notes:
+            from hub.voice_notes import VoiceNoteTranscriber
+
+            self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
+            await transcriber.start()
 
     async def close(self) -> None:
+        if "voice_notes" in self.extras:
+            await self.extras["voice_notes"].stop()
         await self.routing.stop()
         await self.outbox.close()
         await self.ingest.close()

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = 1.0  # timer for aging, overflow and offer timeouts
     sse_heartbeat_seconds: float = 15.0
 
+    # speech
+    transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:

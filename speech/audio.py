@@ -24,6 +24,7 @@ __all__ = [
     "Audio",
     "AudioError",
     "StreamResampler",
+    "decode_compressed",
     "g711_wav_bytes",
     "pcm_to_float",
     "read_wav",
@@ -202,6 +203,41 @@ def _decode(payload: bytes, tag: int, channels: int, rate: int, align: int, bits
 
 
 # ---------------------------------------------------------------------------- WAV writing
+
+
+def decode_compressed(data: bytes, sample_rate: int = 16000, max_seconds: float = 600.0) -> Audio:
+    """Decode a compressed recording (OGG/Opus voice notes, MP3, M4A…) to mono PCM.
+
+    Uses PyAV (FFmpeg), which faster-whisper already depends on. Anything FFmpeg cannot read,
+    and anything longer than ``max_seconds``, raises `AudioError`.
+    """
+    import io
+
+    import av
+
+    if not data:
+        raise AudioError("empty audio file")
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
+    chunks: list[npt.NDArray[np.int16]] = []
+    total, limit = 0, int(max_seconds * sample_rate)
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise AudioError("the file has no audio stream")
+            for frame in container.decode(container.streams.audio[0]):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+                    total += len(chunk)
+                    if total > limit:
+                        raise AudioError(f"audio is longer than {max_seconds:.0f} s")
+                    chunks.append(chunk)
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1).astype(np.int16, copy=False))
+    except av.FFmpegError as exc:
+        raise AudioError(f"cannot decode audio: {exc}") from exc
+    if not chunks or total == 0:
+        raise AudioError("the file holds no audio samples")
+    return Audio(np.concatenate(chunks), sample_rate)
 
 
 def wav_bytes(audio: Audio) -> bytes:
