@@ -19,11 +19,14 @@ def log_in(context, base: str, username: str):
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", f"{username}-pass")
     page.click("button[type=submit]")
+    # Wait for the new page to finish loading, so htmx has wired its controls up.
+    page.wait_for_url(lambda url: "/login" not in url)
     page.wait_for_load_state("load")
     return page
 
 
 def go_ready(page) -> None:
+    page.locator("body[data-live]").wait_for(state="attached")  # the tab's stream has synced
     page.select_option("#presence-select", "ready")
     page.locator("#presence-state").filter(has_text="Ready").wait_for()
 

@@ -144,3 +144,7 @@ document.addEventListener("DOMContentLoaded", function () {
     if (!f.value) { f.value = window.hubNewId(); }
   });
 });
+// The console's first sync ends with its presence partial: from then on the tab is live.
+document.addEventListener("htmx:sseMessage", function (evt) {
+  if (evt.detail && evt.detail.type === "presence") { document.body.setAttribute("data-live", "1"); }
+});
