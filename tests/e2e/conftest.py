@@ -33,8 +33,10 @@ def hub(tmp_path: Path, seeded_db: Path) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
+    """One browser per module: Playwright's sync API keeps an event loop installed in this
+    thread while it runs, so it must stop before tests that start their own loops."""
     executable = require_tool("chromium")
     try:
         from playwright.sync_api import sync_playwright
