@@ -6,6 +6,7 @@ re-renders the same partials when the bus says something changed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import Awaitable, Callable
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from channels.base import AddressKind
+from channels.base import AddressKind, ChannelKind
 from hub import audit
 from hub.auth import CurrentUser
 from hub.contacts import AddressError, follow_merges, merge_contacts, normalize_address
@@ -80,8 +81,14 @@ async def conversation_context(
     conv = await views.conversation(db, interaction_id)
     if conv is None:
         raise NotFoundException(f"Interaction {interaction_id} does not exist.")
+    reply_subject = None
+    if conv.interaction.channel == ChannelKind.EMAIL:
+        from channels.email.compose import reply_subject as email_reply_subject
+
+        reply_subject = email_reply_subject(conv.interaction.subject, conv.interaction.id)
     return {
         "conv": conv,
+        "reply_subject": reply_subject,
         "mine": conv.interaction.agent_id == user.agent_id,
         "dispositions": await views.dispositions(db),
         "reasons": await views.not_ready_reasons(db),
@@ -453,10 +460,11 @@ def _text(data: dict[str, Any], field: str, *, required: bool = True) -> str:
 async def reply(request: Request, interaction_id: int, data: FormData) -> Response:
     user = user_of(request)
     body = _text(data, "reply")
+    subject = _text(data, "subject", required=False)[:300] or None  # email only
     services = services_of(request)
     async with services.sessionmaker() as db:
         await _held(db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP)
-    await services.outbox.reply(interaction_id, body=body, agent_id=user.agent_id)
+    await services.outbox.reply(interaction_id, body=body, agent_id=user.agent_id, subject=subject)
     return Response(content="", media_type="text/html")
 
 
@@ -700,6 +708,66 @@ async def attachment(request: Request, message_id: int, index: int) -> Response:
     return attachment_response(services, message.attachments[index])
 
 
+@get("/messages/{message_id:int}/fax-pages/{index:int}")
+async def fax_page(request: Request, message_id: int, index: int, full: bool = False) -> Response:
+    """A received fax page as PNG: the thumbnail, or the full page (``?full=true``)."""
+    user = user_of(request)
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        message = await db.get(Message, message_id)
+        interaction = await db.get(Interaction, message.interaction_id) if message else None
+        if message is None or interaction is None:
+            raise NotFoundException("No such message.")
+        if not _can_view(user, interaction):
+            raise PermissionDeniedException("This conversation is not assigned to you.")
+    pages = (message.meta.get("fax") or {}).get("pages") or []
+    if not 0 <= index < len(pages):
+        raise NotFoundException("No such fax page.")
+    digest = pages[index]["image" if full else "thumbnail"]
+    return Response(
+        content=services.attachments.get(digest),
+        media_type="image/png",
+        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=86400"},
+    )
+
+
+@post("/interactions/{interaction_id:int}/fax-preview", status_code=200)
+async def fax_preview(request: Request, interaction_id: int, data: FormData) -> Response:
+    """The pages a fax reply will be sent as (cover first), shown before sending."""
+    import base64
+    from datetime import UTC, datetime
+
+    from channels.fax.render import CoverPage, preview_pngs
+
+    user = user_of(request)
+    body = _text(data, "reply")
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        interaction = await _held(
+            db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP
+        )
+        contact = await follow_merges(db, interaction.contact_id)
+        number = (
+            await db.exec(
+                select(ContactIdentity.address).where(
+                    ContactIdentity.contact_id == contact.id, ContactIdentity.kind == "phone"
+                )
+            )
+        ).first()
+    cover = CoverPage(
+        to_number=f"{contact.name} {number or ''}".strip(),
+        from_name=user.display_name,
+        from_number="",
+        subject=interaction.subject or "Your fax",
+        reference=f"[#{interaction_id}]",
+        sent_at=datetime.now(UTC),
+    )
+    pngs = await asyncio.to_thread(preview_pngs, body, cover, width=300)
+    images = [base64.b64encode(png).decode("ascii") for png in pngs]
+    html = _render_html(request, "console/_fax_preview.html", images=images)
+    return Response(content=html, media_type="text/html")
+
+
 console_router = Router(
     path="/console",
     guards=[agent_guard],
@@ -712,6 +780,8 @@ console_router = Router(
         accept_offer,
         reject_offer,
         reply,
+        fax_page,
+        fax_preview,
         note,
         transfer,
         end,

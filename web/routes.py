@@ -26,7 +26,11 @@ def iso(moment: Any) -> str:
 
 
 def configure_templates(engine: JinjaTemplateEngine) -> None:
+    from channels.email.sanitize import sanitize_html
+
     engine.engine.filters["iso"] = iso
+    # Customer email HTML, cleaned by nh3; templates still put it in a sandboxed iframe.
+    engine.engine.filters["email_html"] = sanitize_html
     # Templates ship with the code: no stat() per render (every SSE tab renders partials).
     engine.engine.auto_reload = False
 

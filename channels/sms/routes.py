@@ -118,8 +118,12 @@ def segment_fragment(text: str) -> str:
 
 
 @get("/sms/segments", sync_to_thread=False)
-def sms_segments(request: Request, text: str = "") -> Response:
-    """``GET /sms/segments?text=…`` (signed-in users): JSON, or HTML for htmx."""
+def sms_segments(request: Request, text: str = "", reply: str = "") -> Response:
+    """``GET /sms/segments?text=…`` (signed-in users): JSON, or HTML for htmx.
+
+    The console's composer sends its own field, ``reply``, as it is typed.
+    """
+    text = text or reply
     if request.headers.get("hx-request"):
         return Response(content=segment_fragment(text), media_type="text/html")
     return Response(content=segment_summary(text))

@@ -17,6 +17,8 @@ from hub.services import Services
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 ALLOWED_TYPES = IMAGE_TYPES | {"application/pdf"}
+# Served inline so voice notes (Telegram) and call audio play in the console; never uploadable.
+AUDIO_TYPES = {"audio/ogg", "audio/mpeg", "audio/wav"}
 _PILLOW_FORMATS = {
     "PNG": "image/png",
     "JPEG": "image/jpeg",
@@ -45,6 +47,12 @@ def sniff(data: bytes) -> str | None:
         return "image/webp"
     if data.startswith(b"%PDF-"):
         return "application/pdf"
+    if data.startswith(b"OggS"):
+        return "audio/ogg"
+    if data.startswith(b"ID3") or data[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return "audio/wav"
     return None
 
 
@@ -61,7 +69,7 @@ def check_upload(filename: str, data: bytes, max_bytes: int) -> tuple[str, str]:
     if not data:
         raise UnsupportedFile("The file is empty.")
     kind = sniff(data)
-    if kind is None:
+    if kind not in ALLOWED_TYPES:
         raise UnsupportedFile(
             "This file type is not accepted: send a PNG, JPEG, GIF or WebP image, or a PDF."
         )
@@ -105,8 +113,9 @@ def attachment_response(services: Services, record: dict[str, Any]) -> Response:
     data = services.attachments.get(str(record.get("sha256", "")))
     kind = str(record.get("content_type", ""))
     sniffed = sniff(data)
-    inline = sniffed is not None and sniffed == kind and kind in IMAGE_TYPES
-    media_type = kind if sniffed == kind and kind in ALLOWED_TYPES else "application/octet-stream"
+    inline = sniffed is not None and sniffed == kind and kind in IMAGE_TYPES | AUDIO_TYPES
+    served = ALLOWED_TYPES | AUDIO_TYPES
+    media_type = kind if sniffed == kind and kind in served else "application/octet-stream"
     filename = re.sub(r'["\\\r\n]', "_", str(record.get("filename", "file")))[:100]
     disposition = "inline" if inline else "attachment"
     return Response(

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, event, func, text
+from sqlalchemy import Engine, event, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -80,7 +80,8 @@ async def write_lock(db: AsyncSession) -> None:
         lock.release()
 
     event.listen(db.sync_session, "after_transaction_end", release, once=True)
-    await db.execute(text("UPDATE agent SET id = id WHERE 0"))
+    connection = await db.connection()
+    await connection.exec_driver_sql("UPDATE agent SET id = id WHERE 0")
 
 
 async def lock_interaction(db: AsyncSession, interaction_id: int) -> Interaction | None:
