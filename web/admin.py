@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from channels.base import ChannelKind
 from hub import audit
 from hub.auth import hash_password
+from hub.events import ROUTING_TOPIC
 from models import (
     Agent,
     AgentSkill,
@@ -539,6 +540,11 @@ async def edit_form(request: Request, key: str, row_id: int) -> Template:
     )
 
 
+async def _config_changed(request: Request) -> None:
+    """Routing caches queues, hours and skills briefly; every hub process drops its copy."""
+    await services_of(request).bus.publish(ROUTING_TOPIC, "config")
+
+
 async def _save(request: Request, key: str, row_id: int | None) -> Template:
     section = _section(key)
     me = user_of(request)
@@ -578,6 +584,7 @@ async def _save(request: Request, key: str, row_id: int | None) -> Template:
         )
         await db.commit()
         ctx = await _section_context(db, section)
+    await _config_changed(request)
     ctx["saved"] = f"Saved {section.title.lower()} #{row.id}."
     return Template(template_name="admin/_section.html", context=ctx)
 
@@ -620,6 +627,7 @@ async def remove(request: Request, key: str, row_id: int) -> Template:
                 f"{section.title}: #{row_id} is still in use; deactivate it instead."
             ) from exc
         ctx = await _section_context(db, section)
+    await _config_changed(request)
     ctx["saved"] = f"Deleted {section.title.lower()} #{row_id}."
     return Template(template_name="admin/_section.html", context=ctx)
 

@@ -158,3 +158,26 @@ async def test_every_admin_page_and_form_renders(client: httpx.AsyncClient):
     assert missing.status_code == 404
     unknown = await client.get("/admin/nothing")
     assert unknown.status_code == 404
+
+
+async def test_a_saved_change_tells_every_hub_process_to_reload_routing_config(
+    client: httpx.AsyncClient, services: Services
+):
+    import asyncio
+
+    from hub.events import ROUTING_TOPIC
+
+    await login(client, "admin")
+    async with services.bus.subscribe([ROUTING_TOPIC]) as events:
+        created = await client.post(
+            "/admin/skills", data={"name": "french", "description": ""}, headers=hx(client)
+        )
+        assert created.status_code == 200, created.text
+
+        async def first_config() -> str:
+            async for event in events:  # other routing events (wake-ups) may come first
+                if event.name == "config":
+                    return event.name
+            return ""
+
+        assert await asyncio.wait_for(first_config(), 5) == "config"
