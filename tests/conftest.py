@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
-from tests.support import unavailable
+from tests.support import seed_test_demo, unavailable
 
 
 def _with_database(url: str, name: str) -> str:
@@ -23,8 +25,6 @@ def postgres_url() -> Iterator[str]:
     base = os.environ.get("HUB_TEST_POSTGRES_URL")
     if not base:
         unavailable("HUB_TEST_POSTGRES_URL is not set")
-    import asyncio
-
     import asyncpg
 
     name = f"hubtest_{uuid.uuid4().hex[:12]}"
@@ -68,3 +68,16 @@ async def redis_url() -> AsyncIterator[tuple[str, str]]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database holding the demo organisation (``<user>-pass``), made once
+    per session; tests copy it (argon2 makes seeding slow on purpose)."""
+    from hub.db import migrate
+
+    path = tmp_path_factory.mktemp("seeded") / "hub.sqlite3"
+    url = f"sqlite+aiosqlite:///{path}"
+    migrate(url)
+    asyncio.run(seed_test_demo(url))
+    return path

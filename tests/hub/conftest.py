@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from litestar.channels import ChannelsPlugin
 
-from hub.auth import hash_password
 from hub.db import migrate
 from hub.events import make_backend, make_channels_plugin
 from hub.seed import seed_demo
 from hub.services import Services
 from hub.settings import Settings
-
-# Real argon2 hashes, computed once per password for the whole test run.
-cached_hash = functools.cache(hash_password)
-
-
-def demo_password(username: str) -> str:
-    return f"{username}-pass"
+from tests.support import cached_hash, demo_password
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

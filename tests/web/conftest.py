@@ -13,29 +13,12 @@ import pytest
 from litestar import Litestar
 
 from hub.app import create_app
-from hub.db import make_engine, make_sessionmaker, migrate
-from hub.seed import seed_demo
+from hub.db import migrate
 from hub.services import Services
 from hub.settings import Settings
+from tests.support import seed_test_demo
 
 BASE_URL = "http://testserver.local"
-
-
-async def _seed(url: str) -> None:
-    engine = make_engine(url)
-    async with make_sessionmaker(engine)() as db:
-        await seed_demo(db, password_for=lambda username: f"{username}-pass")
-    await engine.dispose()
-
-
-@pytest.fixture(scope="session")
-def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Migrate and seed once (argon2 hashing is slow on purpose); each test gets a copy."""
-    path = tmp_path_factory.mktemp("seeded") / "hub.sqlite3"
-    url = f"sqlite+aiosqlite:///{path}"
-    migrate(url)
-    asyncio.run(_seed(url))
-    return path
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -47,7 +30,7 @@ def web_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{target}"
     url = request.getfixturevalue("postgres_url")
     migrate(url)
-    asyncio.run(_seed(url))
+    asyncio.run(seed_test_demo(url))
     return url
 
 

@@ -12,11 +12,10 @@ from sqlmodel import select
 
 from hub.app import create_app
 from hub.db import make_engine, make_sessionmaker, migrate
-from hub.seed import seed_demo
 from hub.settings import Settings
 from models import Message
 from tests.channels.fax.pages import FINE, STANDARD, crafted_tiff, page, tiff
-from tests.support import require_tool
+from tests.support import require_tool, seed_test_demo
 
 SECRET = {"x-fax-secret": "upload-s3cret"}
 
@@ -37,10 +36,7 @@ async def client(
 ) -> AsyncIterator[AsyncTestClient]:
     require_tool("tesseract")
     url = upload_database_url
-    engine = make_engine(url)
-    async with make_sessionmaker(engine)() as db:
-        await seed_demo(db, password_for=lambda username: f"{username}-pass")
-    await engine.dispose()
+    await seed_test_demo(url)
     monkeypatch.setenv("HUB_FAX_UPLOAD_SECRET", SECRET["x-fax-secret"])
     monkeypatch.setenv("HUB_FAX_MAX_BYTES", "400000")
     settings = Settings(var_dir=tmp_path / "var", database_url=url, secret_key="k" * 32)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.web.conftest import app, client, login, seeded_sqlite, web_database_url  # noqa: F401
+from tests.web.conftest import app, client, login, web_database_url  # noqa: F401
 
 
 async def test_counter_as_json_and_as_an_htmx_fragment(client: httpx.AsyncClient) -> None:  # noqa: F811

@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from hub.services import Services
 from models import Inbox
-from tests.channels.sms.hub_db import database_url, seeded_hub_sqlite  # noqa: F401
+from tests.channels.sms.hub_db import database_url  # noqa: F401
 from tests.channels.telegram.botapi import LocalBotApi
 from tests.hub.conftest import channels_plugin, services  # noqa: F401
 
