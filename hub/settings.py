@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     node_name: str = Field(default_factory=lambda: f"hub-{secrets.token_hex(3)}")
     debug: bool = False
     seed_demo: bool = True
+    # Freeze start-up objects out of the garbage collector and collect less often once
+    # started (``hub.services.GC_THRESHOLDS``). The test suite turns it off: one pytest
+    # process hosts many hubs and real-time audio, and must keep Python's defaults.
+    tune_gc: bool = True
 
     # web chat
     chat_max_attachment_bytes: int = 5 * 1024 * 1024

@@ -11,13 +11,13 @@ at start-up the worker picks up flagged notes that have neither.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
 from sqlmodel import col, select
 
 from hub.events import TRANSCRIBE_TOPIC, interaction_topic
+from hub.tasks import cancel_and_wait
 from models import Message
 from speech.audio import AudioError, decode_compressed
 
@@ -62,10 +62,7 @@ class VoiceNoteTranscriber:
         await self._ready.wait()  # subscribed: no announcement can slip past
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._pool is not None:
             await self._pool.close()
 

@@ -13,6 +13,10 @@ import pytest
 
 from tests.support import seed_test_demo, unavailable
 
+# Many hubs share this one process with real-time audio tests: keep Python's own garbage
+# collector settings (see hub.settings.Settings.tune_gc). Hub subprocesses inherit it too.
+os.environ.setdefault("HUB_TUNE_GC", "0")
+
 
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)

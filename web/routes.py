@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Router
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 
 from web import admin, console, login, sse, supervisor
 from web.common import SECURITY_HEADERS

@@ -13,7 +13,6 @@ The clock is absolute (``t0 + n × 20 ms``); after a stall it catches up at most
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from channels.voice.offer_answer import PCMA, PCMU
+from hub.tasks import cancel_and_wait
 from speech.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 
 if TYPE_CHECKING:
@@ -97,11 +97,8 @@ class MediaEngine:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ can hear exactly what a party received and send it tones.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
@@ -139,8 +140,30 @@ async def start_sipp(
             calls=calls,
         )
     )
-    await asyncio.sleep(0.3)  # let it bind
+    await udp_bound(local_port, task)
     return task
+
+
+def _udp_ports() -> set[int]:
+    ports = set()
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                ports.add(int(line.split()[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+async def udp_bound(port: int, sipp: asyncio.Future[SippRun], within: float = 10.0) -> None:
+    """Wait until SIPp listens: a request sent before that is lost (a fixed sleep was too
+    short on a loaded machine, and the first REGISTER went nowhere)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while port not in _udp_ports():
+        if sipp.done():
+            sipp.result()  # SIPp failed to start: raise its error
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"SIPp did not bind UDP port {port} within {within} s")
+        await asyncio.sleep(0.02)
 
 
 # --------------------------------------------------------------------------- media tap
