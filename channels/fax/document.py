@@ -7,6 +7,7 @@ store and are listed in ``Message.meta["fax"]["pages"]`` for the console.
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass
 
@@ -30,13 +31,9 @@ def sniff(data: bytes) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class PreparedPage:
+class DecodedPage:
     number: int
-    image: Image.Image  # aspect-corrected, for OCR
-    png: bytes  # the page for the console
-    thumbnail: bytes
-    width: int
-    height: int
+    image: Image.Image  # aspect-corrected, for OCR and the previews
     resolution: tuple[float, float] | None
     stretched: bool
 
@@ -67,8 +64,10 @@ class FaxDocument:
 
 
 def _png(image: Image.Image) -> bytes:
+    # zlib's default level, not ``optimize``: on a 1-bit fax page that is 3–8× less CPU
+    # (0.01–0.05 s instead of 0.04–0.27 s, on every page) for a file 5–11 % larger.
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=image.mode == "1")
+    image.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -78,57 +77,59 @@ def _thumbnail(image: Image.Image) -> bytes:
     return _png(small)
 
 
-def prepare(data: bytes, limits: DocumentLimits) -> tuple[str, list[PreparedPage]]:
-    """Decode (after the header checks) and render previews; CPU-bound, run in the pool."""
+def _previews(image: Image.Image) -> tuple[bytes, bytes]:
+    """The page for the console and its thumbnail; CPU-bound, run in the pool."""
+    return _png(image), _thumbnail(image)
+
+
+def decode(data: bytes, limits: DocumentLimits) -> tuple[str, list[DecodedPage]]:
+    """Decode after the header checks; CPU-bound, run in the pool."""
     kind = sniff(data)
     if kind is None:
         raise DocumentRefused("not a TIFF or PDF document", too_large=False)
-    pages: list[PreparedPage] = []
     if kind == "tiff":
-        for index, (image, info) in enumerate(decode_tiff(data, limits), start=1):
-            stretched = image.height != info.height
-            resolution = (info.xres, info.yres) if info.xres and info.yres else None
-            pages.append(
-                PreparedPage(
-                    index,
-                    image,
-                    _png(image),
-                    _thumbnail(image),
-                    image.width,
-                    image.height,
-                    resolution,
-                    stretched,
-                )
+        return kind, [
+            DecodedPage(
+                index,
+                image,
+                (info.xres, info.yres) if info.xres and info.yres else None,
+                image.height != info.height,
             )
-    else:
-        dpi = float(limits.pdf_dpi)
-        for index, image in enumerate(decode_pdf(data, limits), start=1):
-            pages.append(
-                PreparedPage(
-                    index,
-                    image,
-                    _png(image),
-                    _thumbnail(image),
-                    image.width,
-                    image.height,
-                    (dpi, dpi),
-                    False,
-                )
-            )
-    return kind, pages
+            for index, (image, info) in enumerate(decode_tiff(data, limits), start=1)
+        ]
+    dpi = float(limits.pdf_dpi)
+    return kind, [
+        DecodedPage(index, image, (dpi, dpi), False)
+        for index, image in enumerate(decode_pdf(data, limits), start=1)
+    ]
 
 
 async def process_document(data: bytes, limits: DocumentLimits, ocr: OcrEngine) -> FaxDocument:
-    """Decode, preview and OCR every page; raises DocumentRefused for what we refuse."""
-    kind, prepared = await ocr.run(prepare, data, limits)
+    """Decode, preview and OCR every page; raises DocumentRefused for what we refuse.
+
+    Previews and OCR are one pool task per page, so a document's pages run on every pool
+    thread at once; a page whose OCR fails keeps its images and says so in ``problems``.
+    """
+    kind, decoded = await ocr.run(decode, data, limits)
+    # The horizontal resolution: a standard-mode page has been stretched to square pixels.
+    to_read = [(p.image, p.resolution[0] if p.resolution else None) for p in decoded]
+    previews, texts = await asyncio.gather(
+        asyncio.gather(*(ocr.run(_previews, page.image) for page in decoded)),
+        ocr.recognize_pages(to_read),
+    )
     problems: list[str] = []
-    try:
-        texts = await ocr.run(ocr.recognize_pages_sync, [page.image for page in prepared])
-    except Exception as exc:  # OCR trouble must not lose the fax
-        texts = [""] * len(prepared)
-        problems.append(f"OCR failed ({exc}); the pages are kept as images")
-    pages = [
-        FaxPage(p.number, text, p.png, p.thumbnail, p.width, p.height, p.resolution, p.stretched)
-        for p, text in zip(prepared, texts, strict=True)
-    ]
+    pages = []
+    for page, (png, thumbnail), text in zip(decoded, previews, texts, strict=True):
+        if isinstance(text, BaseException):
+            if not isinstance(text, Exception):
+                raise text  # cancelled (shutting down)
+            # OCR trouble must not lose the fax
+            problems.append(f"OCR failed on page {page.number} ({text}); it is kept as an image")
+            text = ""
+        width, height = page.image.size
+        pages.append(
+            FaxPage(
+                page.number, text, png, thumbnail, width, height, page.resolution, page.stretched
+            )
+        )
     return FaxDocument(kind, tuple(pages), tuple(sorted(problems)))

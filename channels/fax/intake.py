@@ -78,6 +78,7 @@ class FaxIntake:
             lang=settings.ocr_lang,
             workers=settings.ocr_workers,
             timeout=settings.ocr_timeout_seconds,
+            tessdata=settings.ocr_tessdata,
         )
 
     async def process(self, data: bytes) -> FaxDocument:

@@ -19,6 +19,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.datastructures import UploadFile
+from litestar.params import FromPath
 from sqlmodel import select
 
 from channels.base import Address, AddressKind, ChannelKind, DeliveryUpdate, InboundAttachment
@@ -58,7 +59,7 @@ async def _checked(request: Request, inbox: str) -> tuple[Any, int] | Response[d
 
 
 @post("/webhooks/fax/{inbox:str}", exclude_from_auth=True, status_code=201)
-async def upload_fax(request: Request, inbox: str) -> Response[dict[str, Any]]:
+async def upload_fax(request: Request, inbox: FromPath[str]) -> Response[dict[str, Any]]:
     checked = await _checked(request, inbox)
     if isinstance(checked, Response):
         return checked
@@ -116,7 +117,7 @@ async def upload_fax(request: Request, inbox: str) -> Response[dict[str, Any]]:
 
 
 @post("/webhooks/fax/{inbox:str}/status", exclude_from_auth=True, status_code=200)
-async def fax_status(request: Request, inbox: str) -> Response[dict[str, Any]]:
+async def fax_status(request: Request, inbox: FromPath[str]) -> Response[dict[str, Any]]:
     checked = await _checked(request, inbox)
     if isinstance(checked, Response):
         return checked

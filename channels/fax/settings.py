@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+
+def default_ocr_workers() -> int:
+    """One OCR thread per core, at most two: what the per-page target was measured with on
+    the 2-core reference machine (bench/README.md); a bigger machine can ask for more."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(2, cores or 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +47,10 @@ class FaxSettings:
     station_number: str = ""
     default_region: str = "US"
     ocr_lang: str = "eng"
-    ocr_workers: int = 1
+    # Pages OCR'd at once across all faxes (one tesseract model per thread); default: one
+    # per core, at most 2. 1 leaves a core free for calls on a 2-core machine.
+    ocr_workers: int = field(default_factory=default_ocr_workers)
+    ocr_tessdata: Path | None = None  # directory of <lang>.traineddata; None: Debian's
     ocr_timeout_seconds: float = 120.0
     limits: DocumentLimits = DocumentLimits()
 
@@ -55,6 +65,7 @@ class FaxSettings:
 
         spool = get("SPOOL_DIR")
         outgoing = get("OUTGOING_DIR")
+        tessdata = get("OCR_TESSDATA")
         return cls(
             spool_dir=Path(spool) if spool else None,
             spool_inbox=get("SPOOL_INBOX") or d.spool_inbox,
@@ -68,6 +79,7 @@ class FaxSettings:
             default_region=get("DEFAULT_REGION") or d.default_region,
             ocr_lang=get("OCR_LANG") or d.ocr_lang,
             ocr_workers=int(get("OCR_WORKERS") or d.ocr_workers),
+            ocr_tessdata=Path(tessdata) if tessdata else None,
             ocr_timeout_seconds=float(get("OCR_TIMEOUT_SECONDS") or d.ocr_timeout_seconds),
             limits=DocumentLimits(
                 max_bytes=int(get("MAX_BYTES") or dl.max_bytes),

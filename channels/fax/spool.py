@@ -24,6 +24,7 @@ from channels.base import Address, AddressKind, DeliveryStatus, DeliveryUpdate, 
 from channels.fax.document import sniff
 from channels.fax.intake import FaxIntake, content_source_id, number_from_text
 from channels.fax.tiff import DocumentRefused, inspect_tiff
+from hub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 DOCUMENT_SUFFIXES = (".tif", ".tiff", ".pdf")
@@ -70,11 +71,8 @@ class SpoolWatcher:
         self._task = asyncio.create_task(self._run(), name="fax-spool")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
