@@ -130,8 +130,21 @@ def closest_hint(text: str, hints: Sequence[str] | None) -> str | None:
     ]
     if contained:  # "uh, order status please" says the hint "order status"
         return max(contained, key=len)
-    score, best = max(scored)
+    score, best = max((max(score, _best_span_similarity(said, h)), h) for score, h in scored)
     return best if score >= _HINT_MIN_SIMILARITY else None
+
+
+def _best_span_similarity(said: str, hint: str) -> float:
+    """How close the hint is to the best-matching run of words the caller said, so a
+    misheard hint inside a sentence still counts ("bill and please" → "billing"). Only for
+    hints of five letters or more: a short one ("no") would match too much ("I don't know").
+    """
+    target = normalize_phrase(hint)
+    if len(target) < 5:
+        return 0.0
+    words, n = said.split(), len(target.split())
+    spans = {" ".join(words[i : i + k]) for k in (n, n + 1) for i in range(len(words) - k + 1)}
+    return max((difflib.SequenceMatcher(None, s, target).ratio() for s in spans), default=0.0)
 
 
 def stereo_transcript(

@@ -1,0 +1,31 @@
+"""Matching what the caller said to the phrases a dialog expects (pure, no model)."""
+
+from __future__ import annotations
+
+import pytest
+
+from speech.asr import closest_hint
+
+MENU = ["order status", "billing", "speak to an agent"]
+
+
+@pytest.mark.parametrize(
+    ("heard", "expected"),
+    [
+        ("I want to check my order status.", "order status"),  # said inside a sentence
+        ("Bill and please.", "billing"),  # misheard inside a sentence (seen in CI)
+        ("Building building, please.", "billing"),  # misheard, and repeated
+        ("Billing.", "billing"),
+        ("What's the weather like?", None),
+        ("", None),
+    ],
+)
+def test_a_misheard_phrase_still_finds_its_hint(heard: str, expected: str | None) -> None:
+    assert closest_hint(heard, MENU) == expected
+
+
+def test_short_hints_need_the_whole_answer() -> None:
+    """A run of words may only stand for hints of five letters or more: "I don't know"
+    must not count as "no"."""
+    assert closest_hint("I don't know", ["yes", "no"]) is None
+    assert closest_hint("No.", ["yes", "no"]) == "no"
