@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -32,6 +33,42 @@ class InvalidTransition(ValueError):
         self.wanted = wanted
 
 
+def transition(
+    interaction_id: int | None,
+    current: InteractionState,
+    to_state: InteractionState,
+    now: datetime,
+    *,
+    queued_at: datetime | None,
+    answered_at: datetime | None,
+) -> dict[str, Any]:
+    """The columns a change from ``current`` to ``to_state`` sets, checked against ``ALLOWED``.
+
+    Pure, so the ORM (``change_state``) and ingest's set-based batch writer apply one rule.
+    ``queued_at`` keeps the original wait start across re-offers, so aging is fair; it
+    restarts only when the interaction comes back to the queue from outside the wait
+    (a transfer or a reopened thread).
+    """
+    if to_state not in ALLOWED[current]:
+        raise InvalidTransition(interaction_id, current, to_state)
+    changes: dict[str, Any] = {}
+    if to_state is S.QUEUED and (queued_at is None or current not in _WAITING):
+        changes["queued_at"] = now
+    elif to_state is S.OFFERED:
+        changes["offered_at"] = now
+    elif to_state is S.ACTIVE and answered_at is None:
+        changes["answered_at"] = now
+    elif to_state is S.WRAP_UP:
+        changes["wrapup_at"] = now
+    elif to_state in (S.CLOSED, S.ABANDONED):
+        changes["closed_at"] = now
+    if to_state is S.QUEUED and current is S.CLOSED:
+        changes["closed_at"] = None
+    changes["state"] = to_state
+    changes["state_changed_at"] = now
+    return changes
+
+
 def change_state(
     db: AsyncSession,
     interaction: Interaction,
@@ -42,30 +79,19 @@ def change_state(
     user_id: int | None = None,
     reason: str | None = None,
 ) -> InteractionEvent:
-    """Move ``interaction`` to ``to_state`` in the caller's transaction and record the event.
-
-    ``queued_at`` keeps the original wait start across re-offers, so aging is fair; it
-    restarts only when the interaction comes back to the queue from outside the wait
-    (a transfer or a reopened thread).
-    """
+    """Move ``interaction`` to ``to_state`` in the caller's transaction and record the event."""
     current = S(interaction.state)
-    if to_state not in ALLOWED[current]:
-        raise InvalidTransition(interaction.id, current, to_state)
     now = at or utcnow()
-    if to_state is S.QUEUED and (interaction.queued_at is None or current not in _WAITING):
-        interaction.queued_at = now
-    elif to_state is S.OFFERED:
-        interaction.offered_at = now
-    elif to_state is S.ACTIVE and interaction.answered_at is None:
-        interaction.answered_at = now
-    elif to_state is S.WRAP_UP:
-        interaction.wrapup_at = now
-    elif to_state in (S.CLOSED, S.ABANDONED):
-        interaction.closed_at = now
-    if to_state is S.QUEUED and current is S.CLOSED:
-        interaction.closed_at = None
-    interaction.state = to_state
-    interaction.state_changed_at = now
+    changes = transition(
+        interaction.id,
+        current,
+        to_state,
+        now,
+        queued_at=interaction.queued_at,
+        answered_at=interaction.answered_at,
+    )
+    for name, value in changes.items():
+        setattr(interaction, name, value)
     event = InteractionEvent(
         interaction_id=interaction.id,  # type: ignore[arg-type]
         from_state=current,

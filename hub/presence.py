@@ -80,8 +80,7 @@ def apply_presence(
     )
     after.add(agent_topic(agent.id), "presence", state=state.value, reason=reason)  # type: ignore[arg-type]
     after.add(SUPERVISOR_TOPIC, "agent", agent_id=agent.id)
-    if state is P.READY:
-        after.add(ROUTING_TOPIC, "wake", agent_id=agent.id)
+    after.add(ROUTING_TOPIC, "agent", agent_id=agent.id)  # may take work now, or no longer
     return True
 
 

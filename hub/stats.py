@@ -50,7 +50,7 @@ def _start_of_day(now: datetime) -> datetime:
 
 async def queue_stats(db: AsyncSession) -> list[QueueStats]:
     now = utcnow()
-    config = await load_queues(db, now)
+    config = await db.run_sync(load_queues, now)
     waiting_rows = (
         await db.exec(
             select(Interaction.queue_id, Interaction.queued_at).where(
@@ -72,7 +72,7 @@ async def queue_stats(db: AsyncSession) -> list[QueueStats]:
         )
     ).all()
     agents = (await db.exec(select(Agent).where(Agent.presence != P.OFFLINE))).all()
-    skills = await agent_skills(db, config.skill_names)
+    skills = await db.run_sync(agent_skills, config.skill_names)
     result = []
     for queue_id, queue in sorted(config.rows.items()):
         if not queue.active:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from litestar import Request, Router, get, post
 from litestar.datastructures import FormMultiDict
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 from litestar.response import Redirect, Template
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import SQLModel, col, delete, select
@@ -498,7 +499,7 @@ async def admin_home() -> Redirect:
 
 
 @get("/{key:str}")
-async def section_page(request: Request, key: str) -> Template:
+async def section_page(request: Request, key: FromPath[str]) -> Template:
     if key == "audit":
         return await _audit_page(request)
     section = _section(key)
@@ -510,7 +511,7 @@ async def section_page(request: Request, key: str) -> Template:
 
 
 @get("/{key:str}/new")
-async def new_form(request: Request, key: str) -> Template:
+async def new_form(request: Request, key: FromPath[str]) -> Template:
     section = _section(key)
     async with services_of(request).sessionmaker() as db:
         lk = await lookups(db)
@@ -521,7 +522,7 @@ async def new_form(request: Request, key: str) -> Template:
 
 
 @get("/{key:str}/{row_id:int}/edit")
-async def edit_form(request: Request, key: str, row_id: int) -> Template:
+async def edit_form(request: Request, key: FromPath[str], row_id: FromPath[int]) -> Template:
     section = _section(key)
     async with services_of(request).sessionmaker() as db:
         row = await db.get(section.model, row_id)
@@ -590,17 +591,17 @@ async def _save(request: Request, key: str, row_id: int | None) -> Template:
 
 
 @post("/{key:str}", status_code=200)
-async def create(request: Request, key: str) -> Template:
+async def create(request: Request, key: FromPath[str]) -> Template:
     return await _save(request, key, None)
 
 
 @post("/{key:str}/{row_id:int}", status_code=200)
-async def update(request: Request, key: str, row_id: int) -> Template:
+async def update(request: Request, key: FromPath[str], row_id: FromPath[int]) -> Template:
     return await _save(request, key, row_id)
 
 
 @post("/{key:str}/{row_id:int}/delete", status_code=200)
-async def remove(request: Request, key: str, row_id: int) -> Template:
+async def remove(request: Request, key: FromPath[str], row_id: FromPath[int]) -> Template:
     section = _section(key)
     if not section.deletable:
         raise Conflict(f"{section.title} cannot be deleted; deactivate them instead.")

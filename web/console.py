@@ -16,7 +16,7 @@ from jinja2 import Environment
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Response, Template
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, or_, select
@@ -332,7 +332,7 @@ async def _workspace(request: Request, interaction_id: int, *, extra_oob: str = 
 
 
 @get("/")
-async def console_page(request: Request, interaction: int | None = None) -> Template:
+async def console_page(request: Request, interaction: FromQuery[int | None] = None) -> Template:
     return await _console_page(request, interaction)
 
 
@@ -361,7 +361,7 @@ async def _console_page(request: Request, interaction: int | None) -> Template:
 
 
 @get("/interactions/{interaction_id:int}")
-async def show_interaction(request: Request, interaction_id: int) -> Response | Template:
+async def show_interaction(request: Request, interaction_id: FromPath[int]) -> Response | Template:
     user = user_of(request)
     async with services_of(request).sessionmaker() as db:
         interaction = await db.get(Interaction, interaction_id)
@@ -382,7 +382,7 @@ async def left_messages(request: Request) -> Template:
 
 
 @post("/interactions/{interaction_id:int}/pick-up", status_code=200)
-async def pick_up(request: Request, interaction_id: int) -> Response:
+async def pick_up(request: Request, interaction_id: FromPath[int]) -> Response:
     """Take a message a customer left (or a waiting item) straight into this console."""
     user = user_of(request)
     routing = routing_of(request)
@@ -422,7 +422,7 @@ async def set_presence(request: Request, data: FormData) -> Template:
 
 
 @post("/offers/{offer_id:int}/accept", status_code=200)
-async def accept_offer(request: Request, offer_id: int) -> Response:
+async def accept_offer(request: Request, offer_id: FromPath[int]) -> Response:
     user = user_of(request)
     routing = routing_of(request)
     from hub.routing.service import OfferGone
@@ -435,7 +435,7 @@ async def accept_offer(request: Request, offer_id: int) -> Response:
 
 
 @post("/offers/{offer_id:int}/reject", status_code=200)
-async def reject_offer(request: Request, offer_id: int) -> Template:
+async def reject_offer(request: Request, offer_id: FromPath[int]) -> Template:
     user = user_of(request)
     routing = routing_of(request)
     from hub.routing.service import OfferGone
@@ -457,7 +457,7 @@ def _text(data: dict[str, Any], field: str, *, required: bool = True) -> str:
 
 
 @post("/interactions/{interaction_id:int}/reply", status_code=200)
-async def reply(request: Request, interaction_id: int, data: FormData) -> Response:
+async def reply(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     user = user_of(request)
     body = _text(data, "reply")
     subject = _text(data, "subject", required=False)[:300] or None  # email only
@@ -469,7 +469,7 @@ async def reply(request: Request, interaction_id: int, data: FormData) -> Respon
 
 
 @post("/interactions/{interaction_id:int}/note", status_code=200)
-async def note(request: Request, interaction_id: int, data: FormData) -> Response:
+async def note(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     """A private note: a message the customer never sees (no channel sender is involved)."""
     user = user_of(request)
     body = _text(data, "note")
@@ -493,7 +493,7 @@ async def note(request: Request, interaction_id: int, data: FormData) -> Respons
 
 
 @post("/interactions/{interaction_id:int}/transfer", status_code=200)
-async def transfer(request: Request, interaction_id: int, data: FormData) -> Response:
+async def transfer(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     user = user_of(request)
     target = str(data.get("target", ""))
     note_text = _text(data, "note", required=False) or None
@@ -529,7 +529,7 @@ async def _gone_workspace(request: Request, text: str) -> Response:
 
 
 @post("/interactions/{interaction_id:int}/end", status_code=200)
-async def end(request: Request, interaction_id: int) -> Response:
+async def end(request: Request, interaction_id: FromPath[int]) -> Response:
     user = user_of(request)
     routing = routing_of(request)
     async with services_of(request).sessionmaker() as db:
@@ -539,7 +539,7 @@ async def end(request: Request, interaction_id: int) -> Response:
 
 
 @post("/interactions/{interaction_id:int}/close", status_code=200)
-async def close(request: Request, interaction_id: int, data: FormData) -> Response:
+async def close(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     user = user_of(request)
     routing = routing_of(request)
     notes = _text(data, "notes", required=False)
@@ -576,7 +576,9 @@ async def close(request: Request, interaction_id: int, data: FormData) -> Respon
 
 
 @post("/interactions/{interaction_id:int}/contact", status_code=200)
-async def create_contact(request: Request, interaction_id: int, data: FormData) -> Response:
+async def create_contact(
+    request: Request, interaction_id: FromPath[int], data: FormData
+) -> Response:
     """Make the unknown contact a known one, adding the addresses the agent learnt."""
     user = user_of(request)
     name = str(data.get("name", "")).strip()[:200]
@@ -630,7 +632,9 @@ async def create_contact(request: Request, interaction_id: int, data: FormData) 
 
 
 @get("/contacts/search")
-async def search_contacts(request: Request, q: str = "", interaction: int = 0) -> Template:
+async def search_contacts(
+    request: Request, q: FromQuery[str] = "", interaction: FromQuery[int] = 0
+) -> Template:
     query = q.strip()[:100]
     found: list[tuple[Contact, list[ContactIdentity]]] = []
     if len(query) >= 2:
@@ -664,7 +668,7 @@ async def search_contacts(request: Request, q: str = "", interaction: int = 0) -
 
 
 @post("/interactions/{interaction_id:int}/link", status_code=200)
-async def link_contact(request: Request, interaction_id: int, data: FormData) -> Response:
+async def link_contact(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     """Link = merge this interaction's unknown contact into the chosen existing one."""
     user = user_of(request)
     keep_id = form_int(data.get("contact_id"), "Contact", lo=1)
@@ -693,7 +697,7 @@ async def link_contact(request: Request, interaction_id: int, data: FormData) ->
 
 
 @get("/attachments/{message_id:int}/{index:int}")
-async def attachment(request: Request, message_id: int, index: int) -> Response:
+async def attachment(request: Request, message_id: FromPath[int], index: FromPath[int]) -> Response:
     user = user_of(request)
     services = services_of(request)
     async with services.sessionmaker() as db:
@@ -709,7 +713,9 @@ async def attachment(request: Request, message_id: int, index: int) -> Response:
 
 
 @get("/messages/{message_id:int}/fax-pages/{index:int}")
-async def fax_page(request: Request, message_id: int, index: int, full: bool = False) -> Response:
+async def fax_page(
+    request: Request, message_id: FromPath[int], index: FromPath[int], full: FromQuery[bool] = False
+) -> Response:
     """A received fax page as PNG: the thumbnail, or the full page (``?full=true``)."""
     user = user_of(request)
     services = services_of(request)
@@ -732,7 +738,7 @@ async def fax_page(request: Request, message_id: int, index: int, full: bool = F
 
 
 @post("/interactions/{interaction_id:int}/fax-preview", status_code=200)
-async def fax_preview(request: Request, interaction_id: int, data: FormData) -> Response:
+async def fax_preview(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     """The pages a fax reply will be sent as (cover first), shown before sending."""
     import base64
     from datetime import UTC, datetime

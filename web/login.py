@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from sqlmodel import select
 
@@ -32,7 +32,9 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @get("/login", sync_to_thread=False)
-def login_form(request: Request, next: str | None = None, reason: str | None = None) -> Template:
+def login_form(
+    request: Request, next: FromQuery[str | None] = None, reason: FromQuery[str | None] = None
+) -> Template:
     return page("login.html", request, next=_safe_next(next) or "", error=None, reason=reason)
 
 

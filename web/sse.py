@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from jinja2 import Environment
 from litestar import Request, get
+from litestar.params import FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from hub.events import Event, EventBus
@@ -232,7 +233,7 @@ async def run_stream(
 
 @get("/events")
 async def events(
-    request: Request, view: str = "console", watch: int | None = None
+    request: Request, view: FromQuery[str] = "console", watch: FromQuery[int | None] = None
 ) -> ServerSentEvent:
     """The tab's stream: ``view=console`` (agents; ``watch`` = a conversation shown without
     being held, e.g. a supervisor looking in) or ``view=supervisor``."""

@@ -13,7 +13,7 @@ from jinja2 import Environment
 from litestar import Request, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Response, Template
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -102,7 +102,9 @@ async def _agent_and_user(db: AsyncSession, agent_id: int) -> tuple[Agent, User]
 
 
 @get("/agents/{agent_id:int}/panel")
-async def agent_panel(request: Request, agent_id: int, action: str = "message") -> Template:
+async def agent_panel(
+    request: Request, agent_id: FromPath[int], action: FromQuery[str] = "message"
+) -> Template:
     async with services_of(request).sessionmaker() as db:
         agent, user = await _agent_and_user(db, agent_id)
         reasons = await views.not_ready_reasons(db)
@@ -125,7 +127,7 @@ def _escape(text: str) -> str:
 
 
 @post("/agents/{agent_id:int}/not-ready", status_code=200)
-async def force_not_ready(request: Request, agent_id: int, data: FormData) -> Response:
+async def force_not_ready(request: Request, agent_id: FromPath[int], data: FormData) -> Response:
     me = user_of(request)
     reason = str(data.get("reason", "")).strip()
     async with services_of(request).sessionmaker() as db:
@@ -142,7 +144,7 @@ async def force_not_ready(request: Request, agent_id: int, data: FormData) -> Re
 
 
 @post("/agents/{agent_id:int}/logout", status_code=200)
-async def force_logout(request: Request, agent_id: int) -> Response:
+async def force_logout(request: Request, agent_id: FromPath[int]) -> Response:
     me = user_of(request)
     services = services_of(request)
     async with services.sessionmaker() as db:
@@ -164,7 +166,7 @@ async def force_logout(request: Request, agent_id: int) -> Response:
 
 
 @post("/agents/{agent_id:int}/message", status_code=200)
-async def message_agent(request: Request, agent_id: int, data: FormData) -> Response:
+async def message_agent(request: Request, agent_id: FromPath[int], data: FormData) -> Response:
     me = user_of(request)
     text = str(data.get("text", "")).strip()
     if not text:

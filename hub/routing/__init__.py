@@ -11,4 +11,10 @@ Policy choices worth knowing:
   ``CONFIG_TTL_SECONDS``; admin pages publish ``routing`` "config" (or call
   ``services.routing.invalidate_config()``) after a change so it applies at once.
 - A targeted transfer to an agent is a direct offer, outside the queue order.
+- The dispatcher keeps its ``Router`` between passes and reads again only the rows that
+  ``routing`` events name ("interaction", "agent", "offered"); every change of a waiting
+  interaction or of an agent's presence or load must publish one (after commit). A full
+  snapshot is read on "config", on any other event, when a commit finds a row taken
+  elsewhere, when a queue opens or closes, when a re-offer cool-down ends, and every
+  ``REBUILD_SECONDS``.
 """

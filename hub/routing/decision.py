@@ -77,6 +77,7 @@ class WaitingView:
     required_skills: Mapping[str, int] = field(default_factory=dict)
     relaxed: bool = False
     excluded_agents: frozenset[int] = frozenset()
+    excluded_until: float = math.inf  # epoch seconds: the earliest exclusion ends then
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +131,6 @@ class _Class:
 
     __slots__ = (
         "agent_heap",
-        "agent_ids",
         "blocked",
         "channel",
         "deferred",
@@ -144,7 +144,6 @@ class _Class:
         self.channel = channel
         self.items: list[tuple[tuple[float, float, int], int]] = []
         self.agent_heap: list[tuple[tuple, int, int]] = []  # (strategy key, agent id, version)
-        self.agent_ids: list[int] = []
         self.blocked = False
         self.deferred: list[tuple[tuple[float, float, int], int]] = []
         self.head: tuple | None = None  # this class's one live entry in the heads heap
@@ -153,8 +152,10 @@ class _Class:
 class Router:
     """Indexes a snapshot and hands out decisions one at a time, best item first.
 
-    It can also be kept up to date incrementally (``add_waiting``, ``remove_waiting``,
-    ``release``), which is how the benchmark measures one decision in a large snapshot.
+    It is kept up to date incrementally between dispatch passes (``add_waiting``,
+    ``remove_waiting``, ``put_agent``, ``remove_agent``, ``release``): the dispatcher reloads
+    only the rows an event named, and the result is the same as indexing a fresh snapshot
+    (a hypothesis property checks that).
     """
 
     def __init__(
@@ -168,6 +169,9 @@ class Router:
         self.items: dict[int, WaitingView] = {}
         self._classes: dict[tuple, _Class] = {}
         self._item_class: dict[int, _Class] = {}
+        # An item replaced in place (``put_waiting``) leaves its old heap entry behind;
+        # only the entry recorded here is live.
+        self._item_entry: dict[int, tuple[tuple[float, float, int], int]] = {}
         self._agent_classes: dict[int, list[_Class]] = {a: [] for a in self.agents}
         self._version: dict[int, int] = dict.fromkeys(self.agents, 0)
         self._heads: list[tuple[tuple[float, float, int], int, tuple]] = []
@@ -177,11 +181,9 @@ class Router:
                 self._skill_index.setdefault(name, set()).add(agent.id)
         by_class: dict[_Class, list[tuple[tuple[float, float, int], int]]] = {}
         for item in waiting:
-            cls = self._admit(item)
-            if cls is not None:
-                by_class.setdefault(cls, []).append(
-                    (rank_key(item, self.queues[item.queue_id]), item.id)
-                )
+            admitted = self._admit(item)
+            if admitted is not None:
+                by_class.setdefault(admitted[0], []).append(admitted[1])
         for cls, entries in by_class.items():
             cls.items.extend(entries)
             heapq.heapify(cls.items)
@@ -189,7 +191,10 @@ class Router:
 
     # -- building -----------------------------------------------------------------------
 
-    def _admit(self, item: WaitingView) -> _Class | None:
+    def _admit(
+        self, item: WaitingView
+    ) -> tuple[_Class, tuple[tuple[float, float, int], int]] | None:
+        """Index the item: its class, and the heap entry that is its one live entry."""
         queue = self.queues.get(item.queue_id)
         if queue is None or not queue.open:
             return None  # a closed or unknown queue offers nothing
@@ -198,9 +203,11 @@ class Router:
         cls = self._classes.get(key)
         if cls is None:
             cls = self._new_class(key, queue, item.channel, needs)
+        entry = (rank_key(item, queue), item.id)
         self.items[item.id] = item
         self._item_class[item.id] = cls
-        return cls
+        self._item_entry[item.id] = entry
+        return cls, entry
 
     def _new_class(self, key: tuple, queue: QueueView, channel: str, needs: Requirements) -> _Class:
         cls = _Class(key, channel)
@@ -213,7 +220,6 @@ class Router:
         for agent_id in sorted(candidates):
             agent = self.agents[agent_id]
             if qualifies(agent, channel, needs):
-                cls.agent_ids.append(agent_id)
                 self._agent_classes[agent_id].append(cls)
                 if agent.free(channel) > 0:
                     cls.agent_heap.append(
@@ -237,10 +243,10 @@ class Router:
     # -- incremental updates ------------------------------------------------------------
 
     def add_waiting(self, item: WaitingView) -> None:
-        cls = self._admit(item)
-        if cls is None:
+        admitted = self._admit(item)
+        if admitted is None:
             return
-        entry = (rank_key(item, self.queues[item.queue_id]), item.id)
+        cls, entry = admitted
         heapq.heappush(cls.items, entry)
         if cls.items[0] is entry:
             self._push_head(cls)
@@ -249,6 +255,35 @@ class Router:
         """Forget an item (answered elsewhere, abandoned); its heap entry is dropped lazily."""
         self.items.pop(interaction_id, None)
         self._item_class.pop(interaction_id, None)
+        self._item_entry.pop(interaction_id, None)
+
+    def put_waiting(self, item: WaitingView) -> None:
+        """Add an item, or replace it (re-queued, moved to another queue, new exclusions)."""
+        self.remove_waiting(item.id)
+        self.add_waiting(item)
+
+    def put_agent(self, agent: AgentView) -> None:
+        """Add an agent who may take work, or replace what is known of one (load, idle
+        time, capacity, skills); the classes it can serve may move again."""
+        self.remove_agent(agent.id)
+        self.agents[agent.id] = agent
+        self._version.setdefault(agent.id, 0)
+        for name in agent.skills:
+            self._skill_index.setdefault(name, set()).add(agent.id)
+        self._agent_classes[agent.id] = [
+            cls for cls in self._classes.values() if qualifies(agent, cls.channel, cls.key[2])
+        ]
+        self._reindex_agent(agent, unblock=True)
+
+    def remove_agent(self, agent_id: int) -> None:
+        """The agent stopped taking work; their heap entries go stale and are dropped lazily."""
+        agent = self.agents.pop(agent_id, None)
+        if agent is None:
+            return
+        for name in agent.skills:
+            self._skill_index.get(name, set()).discard(agent_id)
+        self._agent_classes.pop(agent_id, None)
+        self._version[agent_id] += 1
 
     def release(self, agent_id: int, channel: str) -> None:
         """The agent finished one piece of work on ``channel``: their classes may move again."""
@@ -276,10 +311,11 @@ class Router:
     # -- deciding -----------------------------------------------------------------------
 
     def _head_item(self, cls: _Class) -> WaitingView | None:
-        """The best live item of a class (dropping entries of removed items)."""
+        """The best live item of a class (dropping entries of removed or replaced items)."""
         while cls.items:
-            _key, item_id = cls.items[0]
-            if self._item_class.get(item_id) is cls:
+            entry = cls.items[0]
+            item_id = entry[1]
+            if self._item_class.get(item_id) is cls and self._item_entry.get(item_id) == entry:
                 return self.items[item_id]
             heapq.heappop(cls.items)
         return None
@@ -291,8 +327,8 @@ class Router:
         heap = cls.agent_heap
         while heap:
             _key, agent_id, version = heap[0]
-            agent = self.agents[agent_id]
-            if version != self._version[agent_id] or agent.free(cls.channel) <= 0:
+            agent = self.agents.get(agent_id)
+            if agent is None or version != self._version[agent_id] or agent.free(cls.channel) <= 0:
                 heapq.heappop(heap)
                 continue
             if agent_id in excluded:

@@ -36,7 +36,8 @@ def end_offer(
         )
         interaction.agent_id = None
         after.add(interaction_topic(interaction.id), "state", state="queued", agent_id=None)  # type: ignore[arg-type]
-        after.add(ROUTING_TOPIC, "wake", interaction_id=interaction.id)
+        after.add(ROUTING_TOPIC, "interaction", interaction_id=interaction.id)
+    after.add(ROUTING_TOPIC, "agent", agent_id=offer.agent_id)  # the slot is free again
     after.add(
         agent_topic(offer.agent_id),
         "offer-cancelled",

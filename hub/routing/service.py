@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.events import (
@@ -76,6 +78,7 @@ from hub.routing.work import (
     lock_interaction,
     write_lock,
 )
+from hub.tasks import cancel_and_wait
 from models import (
     Agent,
     Disposition,
@@ -101,6 +104,27 @@ MAX_RETRY_PASSES = 5
 # Queue configuration is cached this long by the dispatcher; a ``routing`` "config" event
 # (the admin pages publish it after a change) or ``invalidate_config`` drops it at once.
 CONFIG_TTL_SECONDS = 5.0
+# The kept router is rebuilt from a full snapshot at least this often.
+REBUILD_SECONDS = 10.0
+
+
+# A pass locks what it decided on; built once (see hub.routing.snapshot).
+_LOCK_QUEUED = (
+    select(Interaction)
+    .where(
+        col(Interaction.id).in_(bindparam("ids", expanding=True)),
+        Interaction.state == S.QUEUED,
+    )
+    .with_for_update(skip_locked=True)
+)
+_LOCK_ROUTABLE = (
+    select(Agent)
+    .where(
+        col(Agent.id).in_(bindparam("ids", expanding=True)),
+        col(Agent.presence).in_(ROUTABLE_PRESENCE),
+    )
+    .with_for_update(skip_locked=True)
+)
 
 
 class OfferGone(Exception):
@@ -121,6 +145,18 @@ def _still_ringing(offer: Offer, interaction: Interaction) -> bool:
 
 
 class RoutingService:
+    """Routes waiting work, and runs the conversation lifecycle (accept to close).
+
+    The dispatcher keeps one ``Router`` between passes. Every change that matters to it
+    publishes a ``routing`` event naming the rows to read again ("interaction": an item
+    joined, left or changed its queue; "agent": presence, load or idle time changed;
+    "offered": another process offered work), so a pass reads only those rows, and a new
+    arrival costs one small read, the decision and the offer's commit. A full snapshot is
+    read again on "config" (queues, skills), on any other event, when a commit finds the
+    index stale (a row was taken elsewhere), when a queue opens or closes, when the first
+    re-offer cool-down ends, and every ``REBUILD_SECONDS`` (a lost event heals).
+    """
+
     def __init__(self, services: Services) -> None:
         self._services = services
         self._wake = asyncio.Event()
@@ -129,6 +165,12 @@ class RoutingService:
         self._config: QueueRows | None = None
         self._agent_skills: dict[int, dict[str, int]] = {}  # cached with the queue config
         self._config_expires = 0.0
+        self._router: Router | None = None
+        self._router_expires = 0.0
+        self._generation = 0  # bumped by every full invalidation
+        self._config_generation = 0  # bumped by every config invalidation
+        self._stale_items: set[int] = set()
+        self._stale_agents: set[int] = set()
 
     @property
     def _node(self) -> str:
@@ -144,32 +186,35 @@ class RoutingService:
         self._tasks = [
             asyncio.create_task(self._listen(subscribed), name="routing-listen"),
             asyncio.create_task(self._loop(), name="routing-loop"),
+            asyncio.create_task(self._timers(), name="routing-timers"),
         ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(subscribed.wait(), 5)
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
 
     def wake(self) -> None:
         """Ask for a dispatch pass soon (this process)."""
         self._wake.set()
 
     def invalidate_config(self) -> None:
-        """Queues, hours or skills changed: read them again on the next pass."""
+        """Queues, hours or skills changed: read them, and the whole snapshot, again."""
         self._config = None
+        self._config_generation += 1
+        self.invalidate_router()
 
-    async def _queue_config(self, db: AsyncSession, now: datetime) -> QueueConfig:
+    def invalidate_router(self) -> None:
+        self._router = None
+        self._generation += 1
+
+    def _queue_config(self, db: Session, now: datetime) -> QueueConfig:
         """Queues, hours and skills (agents' too), cached for ``CONFIG_TTL_SECONDS``."""
         clock = time.monotonic()
         if self._config is None or clock >= self._config_expires:
-            self._config = await load_queue_rows(db)
-            self._agent_skills = await agent_skills(db, self._config.skill_names)
+            self._config = load_queue_rows(db)
+            self._agent_skills = agent_skills(db, self._config.skill_names)
             self._config_expires = clock + CONFIG_TTL_SECONDS
         return resolve_queues(self._config, now)
 
@@ -177,28 +222,52 @@ class RoutingService:
         async with self._services.bus.subscribe([ROUTING_TOPIC]) as events:
             subscribed.set()
             async for event in events:
-                if event.name == "config":
-                    self.invalidate_config()
-                self._wake.set()
+                if self._on_event(event.name, event.data):
+                    self._wake.set()
+
+    def _on_event(self, name: str, data: dict[str, Any]) -> bool:
+        """What a ``routing`` event means for the kept router; False: nothing to do."""
+        if name == "offered" and data.get("node") == self._node:
+            return False  # our own offer: the router applied it already
+        if name in ("interaction", "agent", "offered"):
+            if data.get("interaction_id") is not None:
+                self._stale_items.add(data["interaction_id"])
+            if data.get("agent_id") is not None:
+                self._stale_agents.add(data["agent_id"])
+        elif name == "config":
+            self.invalidate_config()
+        else:
+            self.invalidate_router()
+        return True
 
     async def _loop(self) -> None:
+        """Dispatch when woken, and at least every interval (aging)."""
         interval = self._services.settings.dispatch_interval_seconds
-        loop = asyncio.get_running_loop()
-        next_timers = 0.0
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+                async with asyncio.timeout(interval):  # no extra task, unlike wait_for
+                    await self._wake.wait()
             self._wake.clear()
             try:
-                await self.dispatch()  # first: a new arrival should not wait for the timers
-                if loop.time() >= next_timers:
-                    next_timers = loop.time() + interval
-                    await self.run_timers()  # they wake the loop again when they free work
+                await self.dispatch()
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bad row or a lost connection must not stop routing
                 log.exception("routing pass failed; retrying on the next tick")
                 await asyncio.sleep(interval)
+
+    async def _timers(self) -> None:
+        """The timeouts run beside dispatch, so a new arrival never waits for them; they
+        wake the dispatcher when they free work."""
+        interval = self._services.settings.dispatch_interval_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.run_timers()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("routing timers failed; retrying on the next tick")
 
     async def run_timers(self) -> None:
         """Ring-no-answer, overflow and wrap-up timeouts that are due now."""
@@ -220,92 +289,137 @@ class RoutingService:
         return made
 
     async def _dispatch_once(self) -> tuple[list[int], int]:
-        now = utcnow()
-        async with self._services.sessionmaker() as db:
-            config = await self._queue_config(db, now)
-            waiting = await load_waiting(db, config, now)
-            if not waiting:
-                return [], 0
-            agents = await load_agents(db, self._agent_skills)
-            if not agents:
-                return [], 0
-            decisions = Router(config.views.values(), agents, waiting).decide_all(now.timestamp())
-            if not decisions:
-                return [], 0
-        return await self._commit(decisions, config, now)
-
-    async def _commit(
-        self, decisions: list[Decision], config: QueueConfig, now: datetime
-    ) -> tuple[list[int], int]:
-        after = AfterCommit()
-        offers: list[Offer] = []
-        async with self._services.sessionmaker() as db:
-            await write_lock(db)
-            interactions = {
-                i.id: i
-                for i in (
-                    await db.exec(
-                        select(Interaction)
-                        .where(
-                            col(Interaction.id).in_([d.interaction_id for d in decisions]),
-                            Interaction.state == S.QUEUED,
-                        )
-                        .with_for_update(skip_locked=True)
-                        .execution_options(populate_existing=True)
-                    )
-                ).all()
-            }
-            agents = {
-                a.id: a
-                for a in (
-                    await db.exec(
-                        select(Agent)
-                        .where(
-                            col(Agent.id).in_({d.agent_id for d in decisions}),
-                            col(Agent.presence).in_(ROUTABLE_PRESENCE),
-                        )
-                        .with_for_update(skip_locked=True)
-                        .execution_options(populate_existing=True)
-                    )
-                ).all()
-            }
-            loads = await agent_loads(db, agents)  # type: ignore[arg-type]
-            skipped = 0
-            for decision in decisions:
-                interaction = interactions.get(decision.interaction_id)
-                agent = agents.get(decision.agent_id)
-                if (
-                    interaction is None
-                    or agent is None
-                    or interaction.queue_id != decision.queue_id
-                    or loads[agent.id].get(interaction.channel, 0)  # type: ignore[index]
-                    >= (agent.capacity or {}).get(interaction.channel, 0)
-                ):
-                    skipped += 1
-                    continue
-                loads[agent.id][interaction.channel] = (  # type: ignore[index]
-                    loads[agent.id].get(interaction.channel, 0) + 1  # type: ignore[index]
-                )
-                queue = config.rows.get(decision.queue_id)
-                offers.append(self._offer(db, interaction, agent, queue, now))
-                agent.last_offer_at = now
-                db.add(agent)
-            if not offers:
-                return [], skipped
-            try:
-                await db.flush()
-            except IntegrityError:  # another process offered one of them: redo the pass
-                await db.rollback()
-                return [], len(decisions)
-            for offer in offers:
-                self._announce_offer(after, offer)
-            await db.commit()
+        if not self._tasks:
+            self.invalidate_router()  # no listener keeps it current: read a full snapshot
+        items, self._stale_items = self._stale_items, set()
+        agents, self._stale_agents = self._stale_agents, set()
+        generation, config_generation = self._generation, self._config_generation
+        try:
+            router, offers, after, skipped = await self._services.transactions.run(
+                self._pass, utcnow(), items, agents
+            )
+        except BaseException:
+            self.invalidate_router()
+            raise
+        if config_generation != self._config_generation:
+            self._config = None  # the pass may have cached rows read before the change
+        if skipped or generation != self._generation:
+            self.invalidate_router()  # the index saw rows that changed under it: read afresh
+        else:
+            self._router = router
         await after.publish(self._services.bus)
+        return offers, skipped
+
+    def _pass(
+        self, db: Session, now: datetime, items: set[int], agents: set[int]
+    ) -> tuple[Router, list[int], AfterCommit, int]:
+        """Bring the router up to date, decide, and write the offers that still hold."""
+        config = self._queue_config(db, now)
+        router = self._router
+        if (
+            router is None
+            or router.queues != config.views
+            or time.monotonic() >= self._router_expires
+        ):
+            waiting = load_waiting(db, config, now)
+            router = Router(config.views.values(), load_agents(db, self._agent_skills), waiting)
+            self._router_expires = time.monotonic() + REBUILD_SECONDS
+            self._expire_with_exclusions(waiting, now)
+        else:
+            if items:
+                waiting = load_waiting(db, config, now, ids=items)
+                self._expire_with_exclusions(waiting, now)
+                for item in waiting:
+                    items.discard(item.id)
+                    router.put_waiting(item)
+                for gone in items:
+                    router.remove_waiting(gone)
+            if agents:
+                for agent in load_agents(db, self._agent_skills, ids=agents):
+                    agents.discard(agent.id)
+                    router.put_agent(agent)
+                for gone in agents:
+                    router.remove_agent(gone)
+        decisions = router.decide_all(now.timestamp())
+        after = AfterCommit()
+        if not decisions:
+            return router, [], after, 0
+        offers, skipped = self._commit(db, decisions, config, now, after)
+        return router, offers, after, skipped
+
+    def _expire_with_exclusions(self, waiting: list[WaitingView], now: datetime) -> None:
+        """Read a full snapshot again when the first re-offer cool-down ends, so an agent
+        who said no may get the item again on time (the kept index cannot see time pass)."""
+        ends = min((item.excluded_until for item in waiting), default=math.inf)
+        if ends != math.inf:
+            when = time.monotonic() + max(0.0, ends - now.timestamp())
+            self._router_expires = min(self._router_expires, when)
+
+    def _commit(
+        self,
+        db: Session,
+        decisions: list[Decision],
+        config: QueueConfig,
+        now: datetime,
+        after: AfterCommit,
+    ) -> tuple[list[int], int]:
+        """Write the decisions that still hold with the rows locked (``SKIP LOCKED``)."""
+        interactions = {
+            i.id: i
+            for i in db.exec(
+                _LOCK_QUEUED, params={"ids": [d.interaction_id for d in decisions]}
+            ).all()
+        }
+        agents = {
+            a.id: a
+            for a in db.exec(
+                _LOCK_ROUTABLE, params={"ids": list({d.agent_id for d in decisions})}
+            ).all()
+        }
+        loads = agent_loads(db, agents)  # type: ignore[arg-type]
+        skipped = 0
+        offers: list[Offer] = []
+        for decision in decisions:
+            interaction = interactions.get(decision.interaction_id)
+            agent = agents.get(decision.agent_id)
+            if (
+                interaction is None
+                or agent is None
+                or interaction.queue_id != decision.queue_id
+                or loads[agent.id].get(interaction.channel, 0)  # type: ignore[index]
+                >= (agent.capacity or {}).get(interaction.channel, 0)
+            ):
+                skipped += 1
+                continue
+            loads[agent.id][interaction.channel] = (  # type: ignore[index]
+                loads[agent.id].get(interaction.channel, 0) + 1  # type: ignore[index]
+            )
+            offers.append(
+                self._offer(db, interaction, agent, config.rows.get(decision.queue_id), now)
+            )
+            agent.last_offer_at = now
+            db.add(agent)
+        if not offers:
+            return [], skipped
+        try:
+            db.flush()
+        except IntegrityError:  # another process offered one of them: redo the pass
+            db.rollback()
+            return [], len(decisions)
+        for offer in offers:
+            self._announce_offer(after, offer)
+            after.add(
+                ROUTING_TOPIC,
+                "offered",
+                interaction_id=offer.interaction_id,
+                agent_id=offer.agent_id,
+                node=self._node,
+            )
         return [o.id for o in offers], skipped  # type: ignore[misc]
 
     def _offer(
         self,
-        db: AsyncSession,
+        db: AsyncSession | Session,
         interaction: Interaction,
         agent: Agent,
         queue: Queue | None,
@@ -524,6 +638,7 @@ class RoutingService:
                     reason = "overflow: skills relaxed"
                 change_state(db, interaction, S.QUEUED, at=now, reason=reason)
                 after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
+                after.add(ROUTING_TOPIC, "interaction", interaction_id=interaction.id)
             await db.commit()
         await after.publish(self._services.bus)
         if locked:
@@ -596,9 +711,12 @@ class RoutingService:
             state=str(interaction.state),
             agent_id=interaction.agent_id,
         )
+        # The dispatcher reads this interaction (and the agent's load) again.
+        after.add(ROUTING_TOPIC, "interaction", interaction_id=interaction.id)
         if agent_id is not None:
             after.add(agent_topic(agent_id), "conversation", interaction_id=interaction.id)
             after.add(SUPERVISOR_TOPIC, "agent", agent_id=agent_id)
+            after.add(ROUTING_TOPIC, "agent", agent_id=agent_id)
         after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
 
     @staticmethod
@@ -644,7 +762,6 @@ class RoutingService:
             self._note(db, interaction, by_agent_id, note)
             await settle(db, agent, after, now=now)  # type: ignore[arg-type]
             self._announce_work(after, interaction, by_agent_id)
-            after.add(ROUTING_TOPIC, "wake", interaction_id=interaction_id)
             await db.commit()
         await after.publish(self._services.bus)
         self.wake()
@@ -681,6 +798,8 @@ class RoutingService:
             await settle(db, agents[by_agent_id], after, now=now)  # type: ignore[arg-type]
             self._announce_offer(after, offer)
             after.add(agent_topic(by_agent_id), "conversation", interaction_id=interaction_id)
+            after.add(ROUTING_TOPIC, "agent", agent_id=by_agent_id)
+            after.add(ROUTING_TOPIC, "offered", interaction_id=interaction_id, agent_id=agent_id)
             await db.commit()
         await after.publish(self._services.bus)
 
@@ -752,7 +871,6 @@ class RoutingService:
         if agent is not None:
             await settle(db, agent, after, next_presence=next_presence, reason=reason, now=now)
         self._announce_work(after, interaction, agent_id)
-        after.add(ROUTING_TOPIC, "wake", interaction_id=interaction.id)
 
     async def pick_up(self, interaction_id: int, agent_id: int) -> Interaction:
         """The agent takes a voicemail/left message, or a queued item, directly."""
@@ -832,7 +950,7 @@ class RoutingService:
             interaction = await db.get(Interaction, interaction_id)
             if interaction is None:
                 raise LookupError(f"interaction {interaction_id} does not exist")
-            config = await load_queues(db, now)
+            config = await db.run_sync(load_queues, now)
             queue = config.views.get(interaction.queue_id)  # type: ignore[arg-type]
             if queue is None:
                 return QueuePosition(None, None, open=True, agents_logged_in=0)
@@ -871,7 +989,7 @@ class RoutingService:
         """(concurrent slots, agents) of logged-in agents qualified for this item."""
         queue = config.views[interaction.queue_id]  # type: ignore[index]
         agents = (await db.exec(select(Agent).where(Agent.presence != PresenceState.OFFLINE))).all()
-        skills = await agent_skills(db, config.skill_names)
+        skills = await db.run_sync(agent_skills, config.skill_names)
         item = WaitingView(
             interaction.id,  # type: ignore[arg-type]
             queue.id,

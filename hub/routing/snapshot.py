@@ -1,13 +1,18 @@
-"""Reading the routing snapshot from the database (plain column reads: 10,000 rows are cheap)."""
+"""Reading the routing snapshot from the database (plain column reads: 10,000 rows are cheap).
+
+The readers are synchronous: the dispatcher runs them inside its write transaction (one
+thread hop on SQLite); async callers use ``await db.run_sync(reader, ...)``.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import union_all
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy import bindparam, union_all
+from sqlmodel import Session, col, select
 
 from hub.routing.decision import AgentView, QueueView, WaitingView
 from hub.routing.hours import is_open
@@ -62,13 +67,13 @@ class QueueConfig:
     skill_names: dict[int, str]
 
 
-async def load_queue_rows(db: AsyncSession) -> QueueRows:
-    queues = {q.id: q for q in (await db.exec(select(Queue))).all()}
-    hours = {h.id: h for h in (await db.exec(select(BusinessHours))).all()}
-    names = {s.id: s.name for s in (await db.exec(select(Skill))).all()}
+def load_queue_rows(db: Session) -> QueueRows:
+    queues = {q.id: q for q in db.exec(select(Queue)).all()}
+    hours = {h.id: h for h in db.exec(select(BusinessHours)).all()}
+    names = {s.id: s.name for s in db.exec(select(Skill)).all()}
     skills: dict[int, dict[str, int]] = {}
-    for queue_id, skill_id, level in (
-        await db.exec(select(QueueSkill.queue_id, QueueSkill.skill_id, QueueSkill.min_level))
+    for queue_id, skill_id, level in db.exec(
+        select(QueueSkill.queue_id, QueueSkill.skill_id, QueueSkill.min_level)
     ).all():
         skills.setdefault(queue_id, {})[names[skill_id]] = level
     return QueueRows(queues, hours, skills, names)  # type: ignore[arg-type]
@@ -89,37 +94,70 @@ def resolve_queues(rows: QueueRows, now: datetime) -> QueueConfig:
     return QueueConfig(rows=rows.queues, views=views, skill_names=rows.skill_names)
 
 
-async def load_queues(db: AsyncSession, now: datetime) -> QueueConfig:
-    return resolve_queues(await load_queue_rows(db), now)
+def load_queues(db: Session, now: datetime) -> QueueConfig:
+    return resolve_queues(load_queue_rows(db), now)
 
 
-async def agent_skills(db: AsyncSession, names: dict[int, str]) -> dict[int, dict[str, int]]:
+def agent_skills(db: Session, names: dict[int, str]) -> dict[int, dict[str, int]]:
     result: dict[int, dict[str, int]] = {}
-    rows = await db.exec(select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.level))
+    rows = db.exec(select(AgentSkill.agent_id, AgentSkill.skill_id, AgentSkill.level))
     for agent_id, skill_id, level in rows.all():
         result.setdefault(agent_id, {})[names[skill_id]] = level
     return result
 
 
-async def load_agents(db: AsyncSession, skills: dict[int, dict[str, int]]) -> list[AgentView]:
-    """Agents who may take new work (READY, or BUSY with spare capacity), with their load.
+# The dispatcher runs these on every pass: built once, with expanding ``IN`` parameters, so
+# a pass pays neither statement construction nor compilation (both cached per shape).
+_IDS = bindparam("ids", expanding=True)
+_AGENTS = select(
+    Agent.id, Agent.capacity, Agent.idle_since, Agent.presence_since, Agent.last_offer_at
+).where(col(Agent.presence).in_(ROUTABLE_PRESENCE))
+_AGENTS_BY_ID = _AGENTS.where(col(Agent.id).in_(_IDS))
+_WAITING = select(
+    Interaction.id,
+    Interaction.queue_id,
+    Interaction.channel,
+    Interaction.priority,
+    Interaction.queued_at,
+    Interaction.required_skills,
+    Interaction.overflowed,
+).where(Interaction.state == InteractionState.QUEUED, col(Interaction.queue_id).is_not(None))
+_WAITING_BY_ID = _WAITING.where(col(Interaction.id).in_(_IDS))
+_SINCE = bindparam("since")
+_SAID_NO = select(Offer.interaction_id, Offer.agent_id, Offer.decided_at).where(
+    col(Offer.outcome).in_([OfferOutcome.REJECTED.value, OfferOutcome.TIMEOUT.value]),
+    col(Offer.decided_at) >= _SINCE,
+)
+_HANDED_BACK = select(
+    InteractionEvent.interaction_id, InteractionEvent.agent_id, InteractionEvent.at
+).where(
+    col(InteractionEvent.at) >= _SINCE,
+    InteractionEvent.from_state == InteractionState.ACTIVE.value,
+    InteractionEvent.to_state == InteractionState.QUEUED.value,
+    col(InteractionEvent.agent_id).is_not(None),
+)
+_EXCLUDED = union_all(_SAID_NO, _HANDED_BACK)
+_EXCLUDED_BY_ID = union_all(
+    _SAID_NO.where(col(Offer.interaction_id).in_(_IDS)),
+    _HANDED_BACK.where(col(InteractionEvent.interaction_id).in_(_IDS)),
+)
+
+
+def load_agents(
+    db: Session, skills: dict[int, dict[str, int]], ids: Collection[int] | None = None
+) -> list[AgentView]:
+    """Agents who may take new work (READY, or BUSY with spare capacity), with their load;
+    only those of ``ids`` when given.
 
     ``skills`` (agent id → skill name → level) comes from ``agent_skills``, usually cached.
     """
-    rows = (
-        await db.exec(
-            select(
-                Agent.id,
-                Agent.capacity,
-                Agent.idle_since,
-                Agent.presence_since,
-                Agent.last_offer_at,
-            ).where(col(Agent.presence).in_(ROUTABLE_PRESENCE))
-        )
-    ).all()
+    if ids is None:
+        rows = db.exec(_AGENTS).all()
+    else:
+        rows = db.exec(_AGENTS_BY_ID, params={"ids": list(ids)}).all()
     if not rows:
         return []
-    loads = await agent_loads(db)
+    loads = agent_loads(db, None if ids is None else [row[0] for row in rows])
     return [
         AgentView(
             id=agent_id,
@@ -133,38 +171,31 @@ async def load_agents(db: AsyncSession, skills: dict[int, dict[str, int]]) -> li
     ]
 
 
-async def load_waiting(db: AsyncSession, config: QueueConfig, now: datetime) -> list[WaitingView]:
-    """QUEUED interactions with a queue, and who must not get each again just yet."""
-    rows = await db.exec(
-        select(
-            Interaction.id,
-            Interaction.queue_id,
-            Interaction.channel,
-            Interaction.priority,
-            Interaction.queued_at,
-            Interaction.required_skills,
-            Interaction.overflowed,
-        ).where(
-            Interaction.state == InteractionState.QUEUED,
-            col(Interaction.queue_id).is_not(None),
-        )
-    )
-    waiting = rows.all()
-    excluded: dict[int, set[int]] = {}
+def load_waiting(
+    db: Session, config: QueueConfig, now: datetime, ids: Collection[int] | None = None
+) -> list[WaitingView]:
+    """QUEUED interactions with a queue, and who must not get each again just yet; only
+    those of ``ids`` when given."""
+    if ids is None:
+        waiting = db.exec(_WAITING).all()
+    else:
+        waiting = db.exec(_WAITING_BY_ID, params={"ids": list(ids)}).all()
+    if not waiting:
+        return []
     since = now - timedelta(seconds=REOFFER_COOLDOWN_SECONDS)
-    said_no = select(Offer.interaction_id, Offer.agent_id).where(
-        col(Offer.outcome).in_([OfferOutcome.REJECTED.value, OfferOutcome.TIMEOUT.value]),
-        col(Offer.decided_at) >= since,
-    )
-    handed_back = select(InteractionEvent.interaction_id, InteractionEvent.agent_id).where(
-        col(InteractionEvent.at) >= since,
-        InteractionEvent.from_state == InteractionState.ACTIVE.value,
-        InteractionEvent.to_state == InteractionState.QUEUED.value,
-        col(InteractionEvent.agent_id).is_not(None),
-    )
-    recent = await db.exec(union_all(said_no, handed_back))  # type: ignore[call-overload]
-    for interaction_id, agent_id in recent.all():
+    if ids is None:
+        recent = db.exec(_EXCLUDED, params={"since": since})  # type: ignore[call-overload]
+    else:
+        recent = db.exec(  # type: ignore[call-overload]
+            _EXCLUDED_BY_ID, params={"since": since, "ids": [row[0] for row in waiting]}
+        )
+    excluded: dict[int, set[int]] = {}
+    excluded_since: dict[int, float] = {}  # the oldest exclusion of each item
+    for interaction_id, agent_id, at in recent.all():
         excluded.setdefault(interaction_id, set()).add(agent_id)
+        excluded_since[interaction_id] = min(
+            excluded_since.get(interaction_id, math.inf), epoch(at)
+        )
     items = []
     for interaction_id, queue_id, channel, priority, queued_at, required, overflowed in waiting:
         queue = config.rows.get(queue_id)
@@ -184,6 +215,8 @@ async def load_waiting(db: AsyncSession, config: QueueConfig, now: datetime) -> 
                 required_skills=dict(required or {}),
                 relaxed=relaxed,
                 excluded_agents=frozenset(excluded.get(interaction_id, ())),
+                excluded_until=excluded_since.get(interaction_id, math.inf)
+                + REOFFER_COOLDOWN_SECONDS,
             )
         )
     return items

@@ -13,16 +13,15 @@ Locking, the same code on both databases:
 
 from __future__ import annotations
 
-import asyncio
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, event, func
-from sqlmodel import col, select
+from sqlalchemy import bindparam, event, func
+from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.db import writer_lock
 from hub.events import EventBus
 from models import Agent, Interaction, InteractionState, PresenceState
 
@@ -56,14 +55,6 @@ class AfterCommit:
 
 def is_sqlite(db: AsyncSession) -> bool:
     return db.get_bind().dialect.name == "sqlite"
-
-
-_WRITERS: weakref.WeakKeyDictionary[Engine, asyncio.Lock] = weakref.WeakKeyDictionary()
-
-
-def writer_lock(engine: Engine) -> asyncio.Lock:
-    """The in-process queue for SQLite's one write lock (keyed by the sync engine)."""
-    return _WRITERS.setdefault(engine, asyncio.Lock())
 
 
 async def write_lock(db: AsyncSession) -> None:
@@ -105,9 +96,15 @@ async def lock_agent(db: AsyncSession, agent_id: int) -> Agent | None:
     return (await db.exec(statement)).first()
 
 
-async def agent_loads(
-    db: AsyncSession, agent_ids: Iterable[int] | None = None
-) -> dict[int, dict[str, int]]:
+_LOADS = (
+    select(Interaction.agent_id, Interaction.channel, func.count())
+    .where(col(Interaction.state).in_(LOAD_STATES), col(Interaction.agent_id).is_not(None))
+    .group_by(Interaction.agent_id, Interaction.channel)
+)
+_LOADS_BY_AGENT = _LOADS.where(col(Interaction.agent_id).in_(bindparam("ids", expanding=True)))
+
+
+def agent_loads(db: Session, agent_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
     """Per agent and channel: how many OFFERED/ACTIVE/WRAP_UP interactions they hold.
 
     ``None`` reads every agent's load in one scan of the (few) working interactions, which
@@ -117,14 +114,8 @@ async def agent_loads(
     loads: dict[int, dict[str, int]] = {agent_id: {} for agent_id in ids or ()}
     if ids == []:
         return loads
-    statement = (
-        select(Interaction.agent_id, Interaction.channel, func.count())
-        .where(col(Interaction.state).in_(LOAD_STATES), col(Interaction.agent_id).is_not(None))
-        .group_by(Interaction.agent_id, Interaction.channel)
-    )
-    if ids is not None:
-        statement = statement.where(col(Interaction.agent_id).in_(ids))
-    for agent_id, channel, count in (await db.exec(statement)).all():
+    rows = db.exec(_LOADS) if ids is None else db.exec(_LOADS_BY_AGENT, params={"ids": ids})
+    for agent_id, channel, count in rows.all():
         loads.setdefault(agent_id, {})[channel] = count
     return loads
 

@@ -286,6 +286,74 @@ def test_incremental_updates_match_a_fresh_decision(snapshot, data):
     assert [(d.interaction_id, d.agent_id) for d in router.decide_all(NOW + 1)] == expected
 
 
+def _copy(agent: AgentView) -> AgentView:
+    return AgentView(
+        agent.id,
+        agent.skills,
+        agent.capacity,
+        dict(agent.load),
+        agent.idle_since,
+        agent.last_offer_at,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(snapshots(), st.data())
+def test_a_router_kept_by_events_decides_like_a_fresh_snapshot(snapshot, data):
+    """The dispatcher keeps one router between passes and feeds it the rows that events
+    name (``put_agent``, ``remove_agent``, ``put_waiting``, ``remove_waiting``). After any
+    sequence of those, and of decisions, it must decide exactly what a router built afresh
+    from the same state decides."""
+    queues, agents, waiting = snapshot
+    router = Router(queues, [_copy(a) for a in agents], waiting)
+    next_item = 500
+    for step in range(data.draw(st.integers(1, 12))):
+        op = data.draw(st.sampled_from(["agent", "leave", "item", "drop", "decide"]))
+        if op == "agent":  # a new agent, or one whose load/idle time/capacity changed
+            agent_id = data.draw(st.integers(1, 10))
+            capacity = data.draw(st.dictionaries(st.sampled_from(CHANNELS), st.integers(0, 3)))
+            router.put_agent(
+                AgentView(
+                    agent_id,
+                    data.draw(st.dictionaries(st.sampled_from(SKILLS), st.integers(1, 5))),
+                    capacity,
+                    {c: data.draw(st.integers(0, n)) for c, n in capacity.items()},
+                    idle_since=data.draw(st.sampled_from([0.0, 100.0, 300.0])),
+                    last_offer_at=data.draw(st.sampled_from([float("-inf"), 50.0])),
+                )
+            )
+        elif op == "leave" and router.agents:
+            router.remove_agent(data.draw(st.sampled_from(sorted(router.agents))))
+        elif op == "item":  # a new arrival, or a waiting one re-queued with changes
+            known = sorted(router.items)
+            item_id = (
+                data.draw(st.sampled_from(known)) if known and data.draw(st.booleans()) else None
+            )
+            if item_id is None:
+                next_item += 1
+                item_id = next_item
+            router.put_waiting(
+                WaitingView(
+                    item_id,
+                    data.draw(st.sampled_from([q.id for q in queues])),
+                    data.draw(st.sampled_from(CHANNELS)),
+                    data.draw(st.integers(0, 3)),
+                    data.draw(st.sampled_from([0.0, 60.0, 9_000.0 + step])),
+                    excluded_agents=frozenset(data.draw(st.lists(st.integers(1, 10), max_size=2))),
+                )
+            )
+        elif op == "drop" and router.items:
+            router.remove_waiting(data.draw(st.sampled_from(sorted(router.items))))
+        now = NOW + step
+        fresh = Router(queues, [_copy(a) for a in router.agents.values()], router.items.values())
+        expected = [(d.interaction_id, d.agent_id) for d in fresh.decide_all(now)]
+        if op == "decide" or data.draw(st.booleans()):
+            assert [(d.interaction_id, d.agent_id) for d in router.decide_all(now)] == expected
+    fresh = Router(queues, [_copy(a) for a in router.agents.values()], router.items.values())
+    expected = [(d.interaction_id, d.agent_id) for d in fresh.decide_all(NOW + 99)]
+    assert [(d.interaction_id, d.agent_id) for d in router.decide_all(NOW + 99)] == expected
+
+
 def test_a_closed_queue_offers_nothing():
     queue = QueueView(id=1, open=False)
     agents = [AgentView(1, {}, {"webchat": 3})]

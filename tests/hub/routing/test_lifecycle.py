@@ -159,3 +159,28 @@ async def test_the_running_dispatcher_offers_and_reoffers_after_ring_no_answer(s
             await services.routing.stop()
     assert first.data["interaction_id"] == second.data["interaction_id"] == chat_id
     assert int(second.topic.split(".")[1]) == ({alice, bob} - {missed_by}).pop()
+
+
+async def test_the_kept_router_reoffers_when_the_cool_down_ends(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+):
+    """The running dispatcher keeps its index between passes; an agent who rejected an item
+    must get it again once the re-offer cool-down ends, with no other event to prompt it."""
+    import hub.routing.snapshot as snapshot
+
+    monkeypatch.setattr(snapshot, "REOFFER_COOLDOWN_SECONDS", 1.5)
+    services.settings.dispatch_interval_seconds = 0.1
+    (alice,) = await set_ready(services, "alice")
+    async with services.bus.subscribe([agent_topic(alice)]) as events:
+        await services.routing.start()
+        try:
+            chat_id = await chat(services)
+            first = await next_named(events, "offer")
+            await services.routing.reject_offer(first.data["offer_id"], alice)
+            second = await next_named(events, "offer", timeout=5.0)  # rebuilds every 10 s
+        finally:
+            await services.routing.stop()
+    assert first.data["interaction_id"] == second.data["interaction_id"] == chat_id
+    offers = await offers_for(services, chat_id)
+    gap = offers[1].offered_at - offers[0].decided_at  # type: ignore[operator]
+    assert 1.4 <= gap.total_seconds() < 3.0
