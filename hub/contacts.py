@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import phonenumbers
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlmodel import Session, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from channels.base import Address, AddressKind
-from models import Contact, ContactIdentity, Interaction
+from channels.base import AddressKind
+from models import Contact, ContactIdentity, Interaction, utcnow
 
 
 class AddressError(ValueError):
     """An address that cannot be normalized (e.g. not a phone number)."""
 
 
+@functools.lru_cache(maxsize=65536)
 def normalize_phone(raw: str, default_region: str = "US") -> str:
-    """E.164, so voice, SMS and fax from one number reach one contact."""
+    """E.164, so voice, SMS and fax from one number reach one contact.
+
+    Cached: an adapter and ingest both normalize every sender, and customers write again.
+    """
     try:
         number = phonenumbers.parse(raw, None if raw.strip().startswith("+") else default_region)
     except phonenumbers.NumberParseException as exc:
@@ -40,35 +50,103 @@ def normalize_address(kind: AddressKind | str, value: str, default_region: str =
     return value
 
 
-def resolve_contact(db: Session, address: Address) -> Contact:
-    """The live contact owning ``address``; a new, unknown contact if nobody does.
+@dataclass(frozen=True, slots=True)
+class ContactRef:
+    """What ingest needs of a contact: who it is, whether it is blocked, its priority."""
 
-    Synchronous, inside the caller's transaction, so ingest can run it in one thread hop
-    (one query when the address is known). A concurrent insert of the same address loses
-    the unique race and re-reads the winner.
-    """
-    value = normalize_address(address.kind, address.value)
-    owner = (
-        select(Contact)
-        .join(ContactIdentity, col(ContactIdentity.contact_id) == Contact.id)
-        .where(ContactIdentity.kind == address.kind.value, ContactIdentity.address == value)
+    id: int
+    blocked: bool
+    vip_level: int
+
+
+_CONTACTS: sa.Table = Contact.__table__  # type: ignore[attr-defined]
+_IDENTITIES: sa.Table = ContactIdentity.__table__  # type: ignore[attr-defined]
+_C, _I = _CONTACTS.c, _IDENTITIES.c
+_OWNERS = (
+    sa.select(_I.address, _C.id, _C.merged_into_id, _C.blocked, _C.vip_level)
+    .join_from(_IDENTITIES, _CONTACTS, _I.contact_id == _C.id)
+    .where(
+        _I.kind == sa.bindparam("kind"), _I.address.in_(sa.bindparam("addresses", expanding=True))
     )
-    contact = db.exec(owner).first()
-    if contact is None:
-        contact = Contact(name=address.display_name or "")
-        try:
-            with db.begin_nested():
-                db.add(contact)
-                db.flush()
-                db.add(
-                    ContactIdentity(contact_id=contact.id, kind=address.kind.value, address=value)
-                )
-                db.flush()
-        except IntegrityError:
-            contact = db.exec(owner).one()
-        else:
-            return contact
-    return contact if contact.merged_into_id is None else follow_merges_sync(db, contact.id)  # type: ignore[arg-type]
+)
+_CONTACTS_BY_ID = sa.select(_C.id, _C.merged_into_id, _C.blocked, _C.vip_level).where(
+    _C.id.in_(sa.bindparam("ids", expanding=True))
+)
+_NEW_CONTACTS = sa.insert(_CONTACTS).returning(_C.id, sort_by_parameter_order=True)
+
+
+def resolve_contacts(
+    conn: Connection, wanted: Mapping[tuple[str, str], str]
+) -> dict[tuple[str, str], ContactRef]:
+    """The live contact owning each normalized ``(kind, address)``; new contacts for the rest.
+
+    ``wanted`` maps each address to the name a new contact gets. Set-based (one query per
+    address kind, one insert each for new contacts and identities), inside the caller's
+    transaction, so ingest resolves a whole batch in a few statements. A concurrent insert
+    of the same address raises IntegrityError; the caller retries and then finds the winner.
+    """
+    rows: dict[tuple[str, str], sa.Row[Any]] = {}
+    by_kind: dict[str, list[str]] = {}
+    for kind, address in wanted:
+        by_kind.setdefault(kind, []).append(address)
+    for kind, addresses in by_kind.items():
+        for row in conn.execute(_OWNERS, {"kind": kind, "addresses": addresses}):
+            rows[(kind, row.address)] = row
+    found = {key: ContactRef(r.id, r.blocked, r.vip_level) for key, r in rows.items()}
+    merged = {key: r.id for key, r in rows.items() if r.merged_into_id is not None}
+    if merged:
+        found.update(_follow(conn, merged))
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        found.update(_create(conn, missing, wanted))
+    return found
+
+
+def _follow(
+    conn: Connection, starts: dict[tuple[str, str], int]
+) -> dict[tuple[str, str], ContactRef]:
+    """Each merged contact's final target (``follow_merges_sync``'s rule, one query a hop)."""
+    known: dict[int, sa.Row[Any]] = {}
+    todo = set(starts.values())
+    while todo:
+        for row in conn.execute(_CONTACTS_BY_ID, {"ids": sorted(todo)}):
+            known[row.id] = row
+        if missing := todo - known.keys():
+            raise LookupError(f"contact {min(missing)} does not exist")
+        todo = {
+            r.merged_into_id
+            for r in known.values()
+            if r.merged_into_id is not None and r.merged_into_id not in known
+        }
+    result = {}
+    for key, contact_id in starts.items():
+        row, seen = known[contact_id], set()
+        while row.merged_into_id is not None and row.id not in seen:
+            seen.add(row.id)
+            row = known[row.merged_into_id]
+        result[key] = ContactRef(row.id, row.blocked, row.vip_level)
+    return result
+
+
+def _create(
+    conn: Connection, keys: list[tuple[str, str]], names: Mapping[tuple[str, str], str]
+) -> dict[tuple[str, str], ContactRef]:
+    now = utcnow()
+    ids = (
+        conn.execute(_NEW_CONTACTS, [{"name": names[key], "created_at": now} for key in keys])
+        .scalars()
+        .all()
+    )
+    conn.execute(
+        sa.insert(_IDENTITIES),
+        [
+            {"contact_id": contact_id, "kind": kind, "address": address, "created_at": now}
+            for contact_id, (kind, address) in zip(ids, keys, strict=True)
+        ],
+    )
+    return {
+        key: ContactRef(contact_id, False, 0) for key, contact_id in zip(keys, ids, strict=True)
+    }
 
 
 def follow_merges_sync(db: Session, contact_id: int) -> Contact:

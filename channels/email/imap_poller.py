@@ -25,6 +25,7 @@ from channels.email.intake import EmailIntake
 from channels.email.mime import MalformedMessage, header, parse_bytes
 from channels.email.recipients import InboxTarget
 from channels.email.settings import EmailSettings
+from hub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 REFUSED_KEYWORD = "$ContactHubRefused"
@@ -69,11 +70,8 @@ class ImapPoller:
         self._task = asyncio.create_task(self._run(), name="imap-poller")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _connect(self) -> aioimaplib.IMAP4:
         s = self.settings

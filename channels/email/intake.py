@@ -8,11 +8,14 @@ inbox (a fax-to-email gateway) has its TIFF/PDF attachments OCR'd as a fax.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import (
     Address,
@@ -45,6 +48,47 @@ class Receipt:
     acknowledged: tuple[int, ...] = ()  # interactions that got an auto-acknowledgement
 
 
+class InboxConfigs:
+    """Inbox configs read afresh for every message, one query for all who ask at once.
+
+    Admins change an inbox's acknowledgement at run time, so each message reads its inbox
+    again. A read answers only those who asked before it started (later askers wait for
+    the next one), so nobody gets a config older than their question; the SMTP sessions
+    whose commits finished together share one read instead of one session each.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self._waiting: dict[int, list[asyncio.Future[dict[str, Any] | None]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    async def get(self, inbox_id: int) -> dict[str, Any] | None:
+        """The inbox's config as committed now; None when the inbox no longer exists."""
+        future: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(inbox_id, []).append(future)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="email-inbox-configs")
+        return await future
+
+    async def _read(self) -> None:
+        while self._waiting:
+            waiting, self._waiting = self._waiting, {}
+            try:
+                async with self._sessionmaker() as db:
+                    query = select(Inbox.id, Inbox.config).where(col(Inbox.id).in_(waiting))
+                    configs = {i: dict(c or {}) for i, c in (await db.exec(query)).all()}
+            except Exception as exc:  # this read's askers fail, as their own reads would have
+                for futures in waiting.values():
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                continue
+            for inbox_id, futures in waiting.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(configs.get(inbox_id))
+
+
 class EmailIntake:
     def __init__(
         self, services: Services, settings: EmailSettings, fax: FaxIntake | None = None
@@ -53,6 +97,7 @@ class EmailIntake:
         self.settings = settings
         self.fax = fax
         self.limits = ParseLimits(settings.max_attachment_bytes, settings.max_attachments)
+        self.inbox_configs = InboxConfigs(services.sessionmaker)
 
     async def receive(
         self,
@@ -160,14 +205,15 @@ class EmailIntake:
         if reason is not None:
             log.info("no auto-acknowledgement for %s: %s", parsed.message_id, reason)
             return False
+        config = await self.inbox_configs.get(target.id)  # fresh: admins change it at run time
+        enabled, text = ack_settings(
+            target.config if config is None else config,
+            self.settings.auto_ack,
+            self.settings.auto_ack_text,
+        )
+        if not enabled:
+            return False
         async with self.services.sessionmaker() as db:
-            inbox = await db.get(Inbox, target.id)  # fresh: admins change it at run time
-            config = dict(inbox.config or {}) if inbox is not None else target.config
-            enabled, text = ack_settings(
-                config, self.settings.auto_ack, self.settings.auto_ack_text
-            )
-            if not enabled:
-                return False
             earlier = (
                 await db.exec(
                     select(func.count()).where(

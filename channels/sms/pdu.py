@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 HEADER = struct.Struct(">IIII")
 MAX_PDU = 64 * 1024  # far above any legal PDU; a larger length means a broken stream
@@ -100,6 +101,20 @@ def cstring(value: str, max_len: int) -> bytes:
     if len(raw) >= max_len:
         raise PduError(f"{value!r} is longer than {max_len - 1} octets")
     return raw + b"\0"
+
+
+def _addressing(c: _Cursor) -> dict[str, Any]:
+    """service_type and both addresses, the common head of submit_sm, deliver_sm and
+    data_sm bodies (SMPP 3.4 §4.4.1, §4.6.1, §4.7.1)."""
+    return {
+        "service_type": c.cstring(),
+        "source_addr_ton": c.u8(),
+        "source_addr_npi": c.u8(),
+        "source_addr": c.cstring(),
+        "dest_addr_ton": c.u8(),
+        "dest_addr_npi": c.u8(),
+        "destination_addr": c.cstring(),
+    }
 
 
 class _Cursor:
@@ -189,30 +204,20 @@ class ShortMessage:
     @classmethod
     def decode_body(cls, body: bytes) -> ShortMessage:
         c = _Cursor(body)
-        service_type = c.cstring()
-        src_ton, src_npi = c.u8(), c.u8()
-        source = c.cstring()
-        dst_ton, dst_npi = c.u8(), c.u8()
-        dest = c.cstring()
+        addressing = _addressing(c)
         esm_class, protocol_id, priority = c.u8(), c.u8(), c.u8()
         c.cstring()  # schedule_delivery_time
         c.cstring()  # validity_period
         registered, _replace, data_coding, _default_id = c.u8(), c.u8(), c.u8(), c.u8()
         short_message = c.octets(c.u8())
         return cls(
-            source_addr=source,
-            destination_addr=dest,
+            **addressing,
             short_message=short_message,
-            source_addr_ton=src_ton,
-            source_addr_npi=src_npi,
-            dest_addr_ton=dst_ton,
-            dest_addr_npi=dst_npi,
             esm_class=esm_class,
             protocol_id=protocol_id,
             priority_flag=priority,
             registered_delivery=registered,
             data_coding=data_coding,
-            service_type=service_type,
             tlvs=c.tlvs(),
         )
 
@@ -220,23 +225,13 @@ class ShortMessage:
     def decode_data_sm(cls, body: bytes) -> ShortMessage:
         """data_sm (§4.7.1): no short_message; the text is the message_payload TLV."""
         c = _Cursor(body)
-        service_type = c.cstring()
-        src_ton, src_npi = c.u8(), c.u8()
-        source = c.cstring()
-        dst_ton, dst_npi = c.u8(), c.u8()
-        dest = c.cstring()
+        addressing = _addressing(c)
         esm_class, registered, data_coding = c.u8(), c.u8(), c.u8()
         return cls(
-            source_addr=source,
-            destination_addr=dest,
-            source_addr_ton=src_ton,
-            source_addr_npi=src_npi,
-            dest_addr_ton=dst_ton,
-            dest_addr_npi=dst_npi,
+            **addressing,
             esm_class=esm_class,
             registered_delivery=registered,
             data_coding=data_coding,
-            service_type=service_type,
             tlvs=c.tlvs(),
         )
 

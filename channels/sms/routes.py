@@ -16,7 +16,7 @@ from html import escape
 from urllib.parse import parse_qsl
 
 from litestar import Request, Response, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 
 from channels.sms.segments import describe
 from channels.sms.smpp_channel import DLR_MATCH_DELAYS
@@ -118,7 +118,9 @@ def segment_fragment(text: str) -> str:
 
 
 @get("/sms/segments", sync_to_thread=False)
-def sms_segments(request: Request, text: str = "", reply: str = "") -> Response:
+def sms_segments(
+    request: Request, text: FromQuery[str] = "", reply: FromQuery[str] = ""
+) -> Response:
     """``GET /sms/segments?text=…`` (signed-in users): JSON, or HTML for htmx.
 
     The console's composer sends its own field, ``reply``, as it is typed.

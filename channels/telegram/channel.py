@@ -8,7 +8,6 @@ offset moves past an update only after its message is committed: a crash re-read
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -18,6 +17,7 @@ from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
 from channels.base import DeliveryStatus, Ingestor, OutboundMessage, SendResult
 from channels.telegram.inbound import to_inbound
 from channels.telegram.settings import TelegramSettings
+from hub.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +101,7 @@ class TelegramChannel:
             await self.poll_forever()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         await self.bot.shutdown()
 
     # inbound -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from jinja2 import Environment
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie, UploadFile
 from litestar.exceptions import HTTPException, NotFoundException
+from litestar.params import FromPath
 from litestar.response import ServerSentEvent, Template
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -434,7 +435,9 @@ async def leave_message(request: Request) -> Response:
 
 
 @get("/chat/attachments/{message_id:int}/{index:int}")
-async def chat_attachment(request: Request, message_id: int, index: int) -> Response:
+async def chat_attachment(
+    request: Request, message_id: FromPath[int], index: FromPath[int]
+) -> Response:
     visitor = visitor_of(request)
     if visitor is None:
         raise NotFoundException("No such file.")

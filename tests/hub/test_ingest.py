@@ -43,7 +43,7 @@ async def test_new_message_opens_a_queued_interaction_and_wakes_routing(services
     async with services.bus.subscribe([ROUTING_TOPIC]) as events:
         result = await services.ingest.ingest(sms(inbox, "+1 415 555 0100", "hello", "smsc-1"))
         event = await asyncio.wait_for(anext(events), 2)
-    assert event.name == "wake" and event.data["interaction_id"] == result.interaction_id
+    assert event.name == "interaction" and event.data["interaction_id"] == result.interaction_id
     async with services.sessionmaker() as db:
         interaction = await db.get(Interaction, result.interaction_id)
         assert interaction is not None
@@ -242,3 +242,114 @@ async def test_delivery_status_moves_forward_only(services: Services):
     async with services.sessionmaker() as db:
         stored = await db.get(Message, out.id)
         assert stored is not None and stored.delivery_status == DeliveryStatus.DELIVERED
+
+
+def email(inbox: int, sender: str, source_id: str, refs: tuple[str, ...] = ()) -> InboundMessage:
+    return InboundMessage(
+        inbox,
+        ChannelKind.EMAIL,
+        Address(AddressKind.EMAIL, sender),
+        "text",
+        source_id=source_id,
+        subject="Help",
+        thread_refs=refs,
+    )
+
+
+async def test_one_batch_threads_as_if_each_message_were_alone(services: Services):
+    """Messages stored together see the earlier ones of their batch: threads, contacts,
+    references (the newest referenced message wins) and redeliveries."""
+    sms_inbox = await inbox_id(services, ChannelKind.SMS)
+    mail = await inbox_id(services, ChannelKind.EMAIL)
+    stored_before = await services.ingest.ingest(email(mail, "k@x.org", "<k0>"))
+    r = await asyncio.gather(
+        services.ingest.ingest(sms(sms_inbox, "+14155550120", "one", "bt-1")),
+        services.ingest.ingest(sms(sms_inbox, "+14155550121", "other", "bt-2")),
+        services.ingest.ingest(sms(sms_inbox, "+14155550120", "two", "bt-3")),
+        services.ingest.ingest(email(mail, "k@x.org", "<k1>")),
+        services.ingest.ingest(email(mail, "k@x.org", "<k2>")),
+        services.ingest.ingest(email(mail, "k@x.org", "<k3>", refs=("<k1>", "<k2>", "<k0>"))),
+        services.ingest.ingest(email(mail, "k@x.org", "<k4>", refs=("<k0>",))),
+        services.ingest.ingest(sms(sms_inbox, "+14155550120", "two", "bt-3")),
+        services.ingest.ingest(email(mail, "k@x.org", "<k0>")),
+        services.ingest.ingest(email(mail, "k@x.org", "<k5>", refs=("<k1>",))),
+        services.ingest.ingest(email(mail, "k@x.org", "<k6>", refs=("<k2>", "<k1>"))),
+    )
+    assert r[0].interaction_id == r[2].interaction_id != r[1].interaction_id
+    assert r[0].contact_id == r[2].contact_id != r[1].contact_id
+    assert len({r[3].interaction_id, r[4].interaction_id, stored_before.interaction_id}) == 3
+    assert r[5].interaction_id == r[4].interaction_id  # <k2> is newer than <k1> and <k0>
+    assert r[6].interaction_id == stored_before.interaction_id
+    assert r[7].duplicate and r[7].message_id == r[2].message_id
+    assert r[8].duplicate and r[8].message_id == stored_before.message_id
+    assert r[9].interaction_id == r[3].interaction_id
+    assert r[10].interaction_id == r[4].interaction_id  # <k5> is newer, but not referenced
+    assert not any(x.duplicate for x in r[:7] + r[9:])
+    async with services.sessionmaker() as db:
+        events = (
+            await db.exec(
+                select(InteractionEvent).where(
+                    col(InteractionEvent.interaction_id).in_({x.interaction_id for x in r})
+                )
+            )
+        ).all()
+    assert len(events) == 5  # one "new → queued" per interaction, none for a continuation
+
+
+async def test_a_bad_message_fails_alone_in_its_batch(services: Services):
+    inbox = await inbox_id(services, ChannelKind.SMS)
+    refused = InboundMessage(
+        inbox, ChannelKind.SMS, Address(AddressKind.PHONE, "+14155550130"), None
+    )  # type: ignore[arg-type]
+    r = await asyncio.gather(
+        services.ingest.ingest(sms(inbox, "+14155550131", "ok", "bad-1")),
+        services.ingest.ingest(refused),  # the database refuses it (body NOT NULL)
+        services.ingest.ingest(sms(inbox, "not a number", "x", "bad-2")),
+        services.ingest.ingest(sms(99999, "+14155550132", "x", "bad-3")),
+        services.ingest.ingest(sms(inbox, "+14155550131", "ok too", "bad-4")),
+        return_exceptions=True,
+    )
+    assert isinstance(r[1], Exception) and isinstance(r[2], Exception)
+    assert isinstance(r[3], UnknownInbox)
+    assert not isinstance(r[0], BaseException) and not isinstance(r[4], BaseException)
+    assert r[0].interaction_id == r[4].interaction_id
+    async with services.sessionmaker() as db:
+        count = (
+            await db.exec(select(func.count()).where(col(Message.source_id).like("bad-%")))
+        ).one()
+    assert count == 2
+
+
+async def test_a_merged_contact_is_followed(services: Services):
+    from hub.contacts import merge_contacts
+
+    inbox = await inbox_id(services, ChannelKind.SMS)
+    keep = await services.ingest.ingest(sms(inbox, "+14155550140", "a", "m-1"))
+    gone = await services.ingest.ingest(sms(inbox, "+14155550141", "b", "m-2"))
+    async with services.sessionmaker() as db:
+        await merge_contacts(db, keep.contact_id, gone.contact_id)
+        await db.commit()
+    again = await services.ingest.ingest(sms(inbox, "+14155550141", "c", "m-3"))
+    assert again.contact_id == keep.contact_id
+    assert again.interaction_id == gone.interaction_id  # its open chat moved with it
+
+
+async def test_an_overlong_subject_is_cut_to_the_column_not_refused(services: Services):
+    """Found by review: on PostgreSQL a 301-character subject failed the mail on every
+    redelivery, so the peer could never get it stored."""
+    inbox = await inbox_id(services, ChannelKind.EMAIL)
+    result = await services.ingest.ingest(
+        InboundMessage(
+            inbox_id=inbox,
+            channel=ChannelKind.EMAIL,
+            sender=Address(AddressKind.EMAIL, "long@example.com"),
+            body="see subject",
+            subject="x" * 1000,
+            source_id="<long-subject@example.com>",
+        )
+    )
+    async with services.sessionmaker() as db:
+        stored = await db.get(Message, result.message_id)
+        interaction = await db.get(Interaction, result.interaction_id)
+    assert stored is not None and stored.subject == "x" * 300
+    assert interaction is not None and interaction.subject == "x" * 300

@@ -4,14 +4,17 @@ fax-to-email gateway's TIFF lands OCR'd in the fax inbox."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from sqlalchemy import event
 from sqlmodel import col, func, select
 
 from channels.base import DeliveryStatus
+from channels.email.intake import InboxConfigs
 from channels.email.runtime import EmailRuntime, start_email
 from channels.fax.runtime import start_fax
 from channels.fax.settings import FaxSettings
@@ -151,6 +154,38 @@ async def test_an_inbox_can_turn_its_acknowledgement_off_or_change_it(
     [silent] = await messages_with(services, "<k2@c.test>")
     assert silent.interaction_id != stored.interaction_id
     assert await system_messages(services, silent.interaction_id) == 0
+
+
+async def test_inbox_configs_are_read_afresh_once_for_everyone_asking_together(
+    services: Services,
+):
+    configs = InboxConfigs(services.sessionmaker)
+    async with services.sessionmaker() as db:
+        inbox = (await db.exec(select(Inbox).where(Inbox.name == "Support email"))).one()
+    reads: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if "FROM inbox" in statement:
+            reads.append(statement)
+
+    engine = services.sessionmaker.kw["bind"].sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        together = await asyncio.gather(
+            *(configs.get(inbox.id) for _ in range(8)),  # type: ignore[arg-type]
+            configs.get(999_999),
+        )
+        assert len(reads) == 1
+        assert together[:8] == [inbox.config] * 8 and together[8] is None
+        async with services.sessionmaker() as db:
+            row = await db.get(Inbox, inbox.id)
+            assert row is not None
+            row.config = {"auto_ack": False}
+            db.add(row)
+            await db.commit()
+        assert await configs.get(inbox.id) == {"auto_ack": False}  # type: ignore[arg-type]
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_broken_mime_is_accepted_and_the_problem_kept(
