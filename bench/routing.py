@@ -49,7 +49,7 @@ from hub.db import migrate
 from hub.events import agent_topic, make_backend, make_channels_plugin
 from hub.routing.decision import AgentView, QueueView, Router, WaitingView
 from hub.seed import seed_demo
-from hub.services import Services
+from hub.services import Services, freeze_startup_objects
 from hub.settings import Settings
 from models import Agent, AgentSkill, Inbox, PresenceState, Queue, Skill, User
 
@@ -206,6 +206,7 @@ async def arrivals(url: str, database: str, rate: float, seconds: float, agents_
             db.add(queue)
         await db.commit()
     baseline = await commit_baseline(services)
+    freeze_startup_objects()  # as Services.start does, before the ingest-only phase too
 
     sent: dict[int, float] = {}
     ingested: dict[int, float] = {}
