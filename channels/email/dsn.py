@@ -18,9 +18,9 @@ from channels.email.mime import message_ids, normalize_message_id, parse_bytes
 
 
 @dataclass(frozen=True, slots=True)
-class DsnReport:
-    original_message_id: str | None
-    status: DeliveryStatus | None  # None for "delayed"/"relayed": nothing final yet
+class RecipientOutcome:
+    """One recipient's per-recipient fields (RFC 3464 §2.3)."""
+
     action: str
     status_code: str
     recipient: str
@@ -33,7 +33,30 @@ class DsnReport:
             parts.append(f"for {self.recipient}")
         if self.diagnostic:
             parts.append(f"({self.diagnostic})")
-        return " ".join(parts)[:480]
+        return " ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class DsnReport:
+    original_message_id: str | None
+    recipients: tuple[RecipientOutcome, ...]
+
+    @property
+    def status(self) -> DeliveryStatus | None:
+        """Failed as soon as one recipient failed; delivered when every one was; None while
+        any is only "delayed", "relayed" or "expanded" (nothing final yet, §2.3.3)."""
+        actions = {r.action for r in self.recipients}
+        if "failed" in actions:
+            return DeliveryStatus.FAILED
+        if actions == {"delivered"}:
+            return DeliveryStatus.DELIVERED
+        return None
+
+    @property
+    def detail(self) -> str:
+        """The failures first (they are what the agent must act on), then the rest."""
+        ordered = sorted(self.recipients, key=lambda r: r.action != "failed")
+        return "; ".join(r.detail for r in ordered)[:480] or "unknown"
 
 
 def _field_blocks(text: str) -> list[dict[str, str]]:
@@ -68,21 +91,18 @@ def _returned_message_id(part: Message) -> str | None:
 
 
 def parse_dsn(raw: bytes) -> DsnReport | None:
-    """The first recipient's outcome from a DSN, or None when ``raw`` is not a DSN."""
+    """Every recipient's outcome from a DSN, or None when ``raw`` is not a DSN."""
     msg = parse_bytes(raw)
     if msg.get_content_type() != "multipart/report":
         return None
     if (msg.get_param("report-type") or "").lower() != "delivery-status":
         return None
-    fields: dict[str, str] = {}
+    blocks: list[dict[str, str]] = []
     original: str | None = None
     for part in msg.walk():
         ctype = part.get_content_type()
         if ctype in ("message/delivery-status", "message/global-delivery-status"):
-            blocks = _field_blocks(_delivery_status_text(part))
-            recipients = [b for b in blocks if "action" in b]
-            if recipients:
-                fields = recipients[0]
+            blocks += [b for b in _field_blocks(_delivery_status_text(part)) if "action" in b]
         elif ctype in ("message/rfc822", "text/rfc822-headers") and original is None:
             original = _returned_message_id(part)
     if original is None:
@@ -91,13 +111,13 @@ def parse_dsn(raw: bytes) -> DsnReport | None:
             str(msg.get("References", ""))
         )
         original = refs[-1] if refs else None
-    action = fields.get("action", "").lower()
-    status = {"failed": DeliveryStatus.FAILED, "delivered": DeliveryStatus.DELIVERED}.get(action)
+    return DsnReport(original_message_id=original, recipients=tuple(map(_outcome, blocks)))
+
+
+def _outcome(fields: dict[str, str]) -> RecipientOutcome:
     recipient = fields.get("final-recipient") or fields.get("original-recipient") or ""
-    return DsnReport(
-        original_message_id=original,
-        status=status,
-        action=action or "unknown",
+    return RecipientOutcome(
+        action=fields.get("action", "").lower() or "unknown",
         status_code=fields.get("status", ""),
         recipient=recipient.split(";", 1)[-1].strip(),
         diagnostic=fields.get("diagnostic-code", "").split(";", 1)[-1].strip(),

@@ -157,3 +157,42 @@ def test_rfc3464_dsn_names_the_original_and_the_failure():
     assert report.status == DeliveryStatus.FAILED
     assert report.detail == "failed 5.1.1 for gone@customer.test (550 5.1.1 user unknown)"
     assert parse_dsn(crlf("From: a@b.test\nSubject: x\n\nnot a report\n")) is None
+
+
+def _report(*recipient_blocks: str) -> bytes:
+    return crlf(
+        "From: MAILER-DAEMON@relay.test\nTo: support@example.com\nSubject: Report\n"
+        "MIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="r"\n\n'
+        "--r\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; relay.test\n\n"
+        + "\n".join(recipient_blocks)
+        + "--r\nContent-Type: text/rfc822-headers\n\nMessage-ID: <ch.m@hub.test>\n--r--\n"
+    )
+
+
+def _block(recipient: str, action: str, status: str) -> str:
+    return f"Final-Recipient: rfc822; {recipient}\nAction: {action}\nStatus: {status}\n"
+
+
+def test_a_dsn_weighs_every_recipient_not_only_the_first():
+    """A reply copied to two people: one delivered, one bounced. The bounce is what the
+    agent must see, whichever order the MTA listed them in (RFC 3464 §2.3)."""
+    report = parse_dsn(
+        _report(
+            _block("cc@ok.test", "delivered", "2.0.0"), _block("gone@x.test", "failed", "5.1.1")
+        )
+    )
+    assert report is not None and report.status == DeliveryStatus.FAILED
+    assert report.detail == "failed 5.1.1 for gone@x.test; delivered 2.0.0 for cc@ok.test"
+    both = parse_dsn(
+        _report(
+            _block("a@ok.test", "delivered", "2.0.0"), _block("b@ok.test", "delivered", "2.0.0")
+        )
+    )
+    assert both is not None and both.status == DeliveryStatus.DELIVERED
+    pending = parse_dsn(
+        _report(
+            _block("a@ok.test", "delivered", "2.0.0"), _block("b@slow.test", "delayed", "4.4.7")
+        )
+    )
+    assert pending is not None and pending.status is None  # nothing final for b yet
