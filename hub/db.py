@@ -168,7 +168,7 @@ class WalCheckpointer:
             if not busy:
                 return
             await asyncio.sleep(0.1)
-        log.info("final WAL checkpoint stayed busy; the next start copies the log")
+        log.warning("final WAL checkpoint stayed busy; the next start copies the log")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

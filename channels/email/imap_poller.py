@@ -75,8 +75,12 @@ class ImapPoller:
 
     async def _connect(self) -> aioimaplib.IMAP4:
         s = self.settings
-        cls = aioimaplib.IMAP4_SSL if s.imap_ssl else aioimaplib.IMAP4
-        client = cls(host=s.imap_host, port=s.imap_port, timeout=60)
+        if s.imap_ssl:  # implicit TLS on 993 (RFC 8314 §3.3)
+            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(
+                host=s.imap_host, port=s.imap_port, timeout=60, ssl_context=s.tls_context()
+            )
+        else:
+            client = aioimaplib.IMAP4(host=s.imap_host, port=s.imap_port, timeout=60)
         await client.wait_hello_from_server()
         _ok(await client.login(s.imap_username, s.imap_password), "LOGIN")
         _ok(await client.select(s.imap_mailbox), "SELECT")

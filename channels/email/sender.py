@@ -89,6 +89,7 @@ class SmtpSender:
                     password=s.relay_password or None,
                     start_tls=s.relay_starttls,
                     use_tls=False,
+                    tls_context=s.tls_context() if s.relay_starttls else None,
                     timeout=30,
                 )
             except (aiosmtplib.SMTPException, OSError) as exc:

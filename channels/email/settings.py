@@ -7,6 +7,7 @@ testable on its own; ``EmailSettings.from_env()`` reads the environment once at 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -61,6 +62,9 @@ class EmailSettings:
     relay_username: str = ""
     relay_password: str = ""
     relay_starttls: bool = False
+    # PEM bundle of the CAs that sign the relay's and the IMAP server's certificates (an
+    # in-house PKI); empty: the system's trust store. Certificates are always verified.
+    ca_file: str = ""
     from_address: str = ""  # empty: the inbox's own address from ``routes``
     send_attempts: int = 5
     backoff_seconds: float = 1.0
@@ -100,6 +104,7 @@ class EmailSettings:
             relay_username=get("RELAY_USERNAME") or d.relay_username,
             relay_password=get("RELAY_PASSWORD") or d.relay_password,
             relay_starttls=_bool(get("RELAY_STARTTLS"), d.relay_starttls),
+            ca_file=get("CA_FILE") or d.ca_file,
             from_address=(get("FROM_ADDRESS") or d.from_address).lower(),
             send_attempts=int(get("SEND_ATTEMPTS") or d.send_attempts),
             backoff_seconds=float(get("BACKOFF_SECONDS") or d.backoff_seconds),
@@ -114,6 +119,10 @@ class EmailSettings:
             imap_inbox=get("IMAP_INBOX") or d.imap_inbox,
             imap_idle_seconds=float(get("IMAP_IDLE_SECONDS") or d.imap_idle_seconds),
         )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A client context that verifies the server's certificate and host name."""
+        return ssl.create_default_context(cafile=self.ca_file or None)
 
     def address_for(self, inbox_name: str) -> str:
         """The address an inbox sends from: ``from_address``, else its first route."""

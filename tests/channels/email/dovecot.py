@@ -18,7 +18,7 @@ state_dir = {root}/state
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = dovecot
@@ -36,10 +36,11 @@ userdb {{
 service imap-login {{
   inet_listener imap {{
     address = 127.0.0.1
-    port = {port}
+    port = {imap_port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
   chroot =
 }}
@@ -50,8 +51,16 @@ service anvil {{
 
 
 class Dovecot:
-    def __init__(self, password: str = "secret") -> None:  # noqa: S107 - a throwaway server
+    """Plain IMAP on ``port``; with ``tls`` (PEM paths of a certificate chain and its key)
+    implicit TLS only (IMAPS, RFC 8314 §3.3) on that port instead."""
+
+    def __init__(
+        self,
+        password: str = "secret",  # noqa: S107 - a throwaway server
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.password = password
+        self.tls = tls
         self.port = 0
         self.root = Path(tempfile.mkdtemp(prefix="dc", dir="/tmp"))  # short socket paths
         self.process: subprocess.Popen[bytes] | None = None
@@ -68,7 +77,21 @@ class Dovecot:
         self.root.chmod(0o755)
         shutil.chown(self.root / "home", "nobody", "nogroup")
         config = self.root / "dovecot.conf"
-        config.write_text(CONFIG.format(root=self.root, port=self.port, password=self.password))
+        if self.tls is None:
+            ssl, imap_port, imaps_port = "ssl = no", self.port, 0
+        else:
+            cert, key = self.tls
+            ssl = f"ssl = required\nssl_cert = <{cert}\nssl_key = <{key}"
+            imap_port, imaps_port = 0, self.port
+        config.write_text(
+            CONFIG.format(
+                root=self.root,
+                ssl=ssl,
+                imap_port=imap_port,
+                imaps_port=imaps_port,
+                password=self.password,
+            )
+        )
         self.process = subprocess.Popen(
             [binary, "-F", "-c", str(config)],
             stdout=subprocess.DEVNULL,
