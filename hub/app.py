@@ -27,7 +27,8 @@ from hub.settings import Settings
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 # Modules that contribute routes; each exposes ``route_handlers: list`` and may expose
-# ``configure_templates(engine)`` (Jinja filters) and ``async start(services)`` (start-up work).
+# ``configure_templates(engine)`` (Jinja filters), ``async start(services)`` (start-up work)
+# and ``async stop(services)`` (its undoing).
 ROUTE_MODULES: tuple[str, ...] = (
     "web.routes",
     "channels.webchat.routes",
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         try:
             yield
         finally:
+            for module in reversed(modules):
+                if hasattr(module, "stop"):
+                    await module.stop(services)
             await stop_channels(services)
             await services.close()
 

@@ -12,7 +12,6 @@ import hmac
 import re
 import secrets
 import time
-from collections import defaultdict, deque
 from typing import Any
 
 from jinja2 import Environment
@@ -35,6 +34,7 @@ from channels.base import (
     SendResult,
 )
 from channels.webchat.files import attachment_response, check_upload
+from channels.webchat.rate_limit import RateLimiter, make_rate_limiter
 from hub.contacts import follow_merges
 from hub.events import Event, interaction_topic
 from hub.ingest import UnknownInbox
@@ -82,6 +82,12 @@ class WebchatSender:
 async def start(services: Services) -> None:
     if not services.outbox.has_sender(ChannelKind.WEBCHAT):
         services.outbox.register(ChannelKind.WEBCHAT, WebchatSender())
+    services.extras["chat_limiter"] = make_rate_limiter(services.settings.redis_url)
+
+
+async def stop(services: Services) -> None:
+    if "chat_limiter" in services.extras:
+        await services.extras.pop("chat_limiter").close()
 
 
 # ---------------------------------------------------------------- visitor identity
@@ -120,40 +126,16 @@ def _visitor_cookie(request: Request, visitor: str) -> Cookie:
 # ---------------------------------------------------------------- rate limit
 
 
-class RateLimiter:
-    """A sliding one-minute window per key (in-process: each hub process counts its own)."""
-
-    def __init__(self) -> None:
-        self._hits: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, key: str, per_minute: int) -> float | None:
-        """None if allowed (and counted), else seconds until the next slot frees."""
-        now = time.monotonic()
-        hits = self._hits[key]
-        while hits and now - hits[0] >= 60:
-            hits.popleft()
-        if len(hits) >= per_minute:
-            return 60 - (now - hits[0])
-        hits.append(now)
-        if len(self._hits) > 50_000:  # forget idle keys so memory stays bounded
-            for stale in [k for k, v in self._hits.items() if not v or now - v[-1] >= 60]:
-                del self._hits[stale]
-        return None
-
-
 def _limiter(request: Request) -> RateLimiter:
-    state = request.app.state
-    if not hasattr(state, "chat_limiter"):
-        state.chat_limiter = RateLimiter()
-    return state.chat_limiter
+    return request.app.state.services.extras["chat_limiter"]
 
 
-def _check_rate(request: Request, visitor: str) -> None:
+async def _check_rate(request: Request, visitor: str) -> None:
     per_minute = request.app.state.services.settings.chat_rate_per_minute
     limiter = _limiter(request)
     client = request.client.host if request.client else "unknown"
     for key, limit in ((f"v:{visitor}", per_minute), (f"ip:{client}", per_minute * 4)):
-        wait = limiter.allow(key, limit)
+        wait = await limiter.allow(key, limit)
         if wait is not None:
             raise TooManyRequests(
                 f"You are sending messages too fast (at most {limit} a minute). "
@@ -325,7 +307,7 @@ async def send_message(request: Request) -> Response:
     visitor = visitor_of(request)
     if visitor is None:
         raise BadChatRequest("Your chat session is missing: reload the page and try again.")
-    _check_rate(request, visitor)
+    await _check_rate(request, visitor)
     services: Services = request.app.state.services
     form = await _form(request)
     body = str(form.get("body", "") or "").strip()
