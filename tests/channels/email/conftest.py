@@ -4,11 +4,13 @@ port, and a real aiosmtpd "relay" sink that receives what the hub sends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -47,12 +49,13 @@ class Sink:
         return [m for _, m in self.received]
 
 
-@pytest.fixture
-async def sink() -> AsyncIterator[Sink]:
+@contextlib.asynccontextmanager
+async def serving(**smtp_options: Any) -> AsyncIterator[Sink]:
+    """A ``Sink`` listening on a free port; ``smtp_options`` go to aiosmtpd's ``SMTP``."""
     box = Sink()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SMTP(box, hostname="relay.test", loop=loop), "127.0.0.1", 0
+        lambda: SMTP(box, hostname="relay.test", loop=loop, **smtp_options), "127.0.0.1", 0
     )
     box.port = server.sockets[0].getsockname()[1]
     try:
@@ -60,6 +63,12 @@ async def sink() -> AsyncIterator[Sink]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+async def sink() -> AsyncIterator[Sink]:
+    async with serving() as box:
+        yield box
 
 
 def email_settings(sink_port: int, **overrides: object) -> EmailSettings:

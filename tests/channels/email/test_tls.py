@@ -4,7 +4,6 @@ real dovecot and STARTTLS to a real aiosmtpd relay, both signed by an in-house C
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -15,14 +14,13 @@ from pathlib import Path
 import aioimaplib
 import pytest
 import trustme
-from aiosmtpd.smtp import SMTP
 
 from channels.base import DeliveryStatus
 from channels.email.runtime import start_email
 from channels.email.sender import SmtpSender
 from hub.channel_runtime import stop_channels
 from hub.services import Services
-from tests.channels.email.conftest import Sink, email_settings
+from tests.channels.email.conftest import Sink, email_settings, serving
 from tests.channels.email.dovecot import Dovecot
 from tests.channels.email.helpers import customer_mail, eventually, messages_with
 
@@ -124,19 +122,8 @@ async def starttls_relay(pki: Pki) -> AsyncIterator[Sink]:
     """A relay that refuses mail until the client has started TLS (RFC 3207 §4)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(pki.chain, pki.key)
-    box = Sink()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SMTP(box, hostname="relay.test", tls_context=context, require_starttls=True),
-        "127.0.0.1",
-        0,
-    )
-    box.port = server.sockets[0].getsockname()[1]
-    try:
+    async with serving(tls_context=context, require_starttls=True) as box:
         yield box
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 def reply() -> EmailMessage:
