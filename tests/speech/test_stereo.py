@@ -15,7 +15,7 @@ from tests.speech.conftest import phone_line, speech_bounds
 TURNS = [  # (speaker, start second, words)
     ("customer", 0.5, "Hi, I am calling about my last invoice."),
     ("agent", 3.6, "Sure, can you give me the invoice number?"),
-    ("customer", 7.0, "It is seven seven four two."),
+    ("customer", 7.0, "The number is seven seven four two."),
     ("agent", 9.6, "Thank you, I found it."),
 ]
 
