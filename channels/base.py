@@ -121,6 +121,9 @@ class SendResult:
     status: DeliveryStatus
     provider_id: str | None = None  # stored as the outbound message's source_id
     detail: str | None = None
+    # Sent as several parts with ids of their own (a long SMS): every id, the first being
+    # ``provider_id``. Receipts then come per part (``hub.delivery``).
+    part_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

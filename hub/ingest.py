@@ -11,12 +11,13 @@ import asyncio
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import Session, select
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from channels.base import DeliveryStatus, DeliveryUpdate, InboundMessage, IngestResult
+from channels.base import DeliveryUpdate, InboundMessage, IngestResult
 from hub.attachments import AttachmentStore
 from hub.db import TransactionRunner
+from hub.delivery import apply_receipt
 from hub.events import (
     ROUTING_TOPIC,
     SUPERVISOR_TOPIC,
@@ -28,15 +29,7 @@ from hub.events import (
 from hub.ingest_batch import UnknownInbox as UnknownInbox
 from hub.ingest_batch import store_batch
 from hub.tasks import cancel_and_wait
-from models import Direction, InteractionState, Message
-
-# Delivery status only moves forward (a late "sent" must not undo "delivered").
-_STATUS_RANK = {
-    DeliveryStatus.PENDING: 0,
-    DeliveryStatus.SENT: 1,
-    DeliveryStatus.DELIVERED: 2,
-    DeliveryStatus.FAILED: 3,
-}
+from models import InteractionState
 
 
 @dataclass(slots=True)
@@ -124,28 +117,11 @@ class IngestService:
 
     async def update_delivery(self, update: DeliveryUpdate) -> bool:
         """Apply a DLR/bounce/status callback; False when no outbound message matches."""
-        async with self._sessionmaker() as db:
-            message = (
-                await db.exec(
-                    select(Message).where(
-                        Message.inbox_id == update.inbox_id,
-                        Message.source_id == update.provider_id,
-                        Message.direction == Direction.OUTBOUND,
-                    )
-                )
-            ).first()
-            if message is None:
-                return False
-            current = _STATUS_RANK.get(DeliveryStatus(message.delivery_status), 0)
-            if _STATUS_RANK[update.status] >= current:
-                message.delivery_status = update.status
-                message.status_detail = update.detail
-                db.add(message)
-                await db.commit()
-            interaction_id, message_id = message.interaction_id, message.id
-        await self._bus.publish(
-            interaction_topic(interaction_id), "message-status", message_id=message_id
-        )
+        applied = await self._transactions.run(apply_receipt, update)
+        if applied is None:
+            return False
+        topic = interaction_topic(applied.interaction_id)
+        await self._bus.publish(topic, "message-status", message_id=applied.message_id)
         return True
 
     async def _publish(

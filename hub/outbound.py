@@ -26,6 +26,7 @@ from channels.base import (
     SendResult,
 )
 from hub.attachments import AttachmentStore
+from hub.delivery import parts_of
 from hub.events import EventBus, interaction_topic
 from models import (
     ContactIdentity,
@@ -137,6 +138,7 @@ class Outbox:
             if result.provider_id:
                 message.source_id = result.provider_id
             db.add(message)
+            db.add_all(parts_of(message, result.part_ids))
             await db.commit()
         await self._bus.publish(
             interaction_topic(interaction.id),  # type: ignore[arg-type]

@@ -10,6 +10,7 @@ from models.interactions import (
     InteractionEvent,
     InteractionState,
     Message,
+    MessagePart,
     SenderKind,
 )
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
@@ -42,6 +43,7 @@ __all__ = [
     "InteractionEvent",
     "InteractionState",
     "Message",
+    "MessagePart",
     "NotReadyReason",
     "Offer",
     "OfferOutcome",

@@ -124,3 +124,22 @@ class Message(SQLModel, table=True):
     source_id: str | None = Field(default=None, max_length=300)
     meta: dict[str, Any] = json_field()
     created_at: datetime = created_at_field()
+
+
+class MessagePart(SQLModel, table=True):
+    """One part of an outbound message the provider took as several, each with an id of its
+    own (the segments of a long SMS, each with its SMSC ``message_id``).
+
+    Receipts come per part, so each part keeps its status: the message is delivered when
+    every part is, and failed as soon as one fails. Kept in the database, so a receipt that
+    arrives after a restart still finds its message and its siblings' receipts.
+    """
+
+    __table_args__ = (UniqueConstraint("inbox_id", "provider_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    inbox_id: int = Field(foreign_key="inbox.id")
+    provider_id: str = Field(max_length=300)
+    seq: int  # 1-based, in sending order
+    delivery_status: str = Field(default="sent", max_length=16)
+    status_detail: str | None = Field(default=None, max_length=500)

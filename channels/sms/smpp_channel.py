@@ -50,44 +50,22 @@ def address_fields(address: str) -> tuple[str, int, int]:
     return address, 0, NPI_E164
 
 
-class PartReceipts:
-    """Joins the receipts of a concatenated reply's parts into one status.
+class RecentIds:
+    """The SMSC ids we were given lately, bounded: a receipt naming one of them may beat
+    the outbox's commit of that id, and is worth waiting for a moment."""
 
-    Each part gets its own SMSC message_id; the hub stores the first one as the reply's
-    ``source_id``. Delivered when every part is; failed as soon as one part fails. Kept in
-    memory (bounded): after a restart, a receipt for the first part still matches directly.
-    """
+    def __init__(self, max_ids: int = 100_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._max = max_ids
 
-    def __init__(self, max_messages: int = 100_000) -> None:
-        self._owner: OrderedDict[str, str] = OrderedDict()  # part id -> first part id
-        self._states: dict[str, dict[str, DeliveryStatus]] = {}
-        self._max = max_messages
+    def add(self, ids: list[str]) -> None:
+        for message_id in ids:
+            self._ids[message_id] = None
+        while len(self._ids) > self._max:
+            self._ids.popitem(last=False)
 
-    def add(self, part_ids: list[str]) -> None:
-        first = part_ids[0]
-        self._states[first] = {p: DeliveryStatus.SENT for p in part_ids}
-        for p in part_ids:
-            self._owner[p] = first
-        while len(self._owner) > self._max:
-            _part, owner = self._owner.popitem(last=False)
-            self._states.pop(owner, None)
-
-    def known(self, part_id: str) -> bool:
-        return part_id in self._owner
-
-    def record(self, part_id: str, status: DeliveryStatus) -> tuple[str, DeliveryStatus | None]:
-        """(the reply's provider id, the status to store now or None to wait for parts)."""
-        first = self._owner.get(part_id)
-        if first is None:
-            return part_id, status
-        states = self._states.get(first, {})
-        states[part_id] = status
-        values = set(states.values())
-        if DeliveryStatus.FAILED in values:
-            return first, DeliveryStatus.FAILED
-        if values == {DeliveryStatus.DELIVERED}:
-            return first, DeliveryStatus.DELIVERED
-        return first, None if status is DeliveryStatus.DELIVERED else status
+    def __contains__(self, message_id: object) -> bool:
+        return message_id in self._ids
 
 
 class SmppChannel:
@@ -112,7 +90,7 @@ class SmppChannel:
         self.request_dlr = request_dlr
         self.reassembler = Reassembler(spool or PartSpool())
         self.dedupe = dedupe or DedupeWindow()
-        self.receipts = PartReceipts()
+        self.submitted = RecentIds()
         self.client = SmppClient(config, self.on_deliver)
         self._ref = secrets.randbelow(256)
         self._next_expiry = 0.0
@@ -173,11 +151,8 @@ class SmppChannel:
             return Status.ROK
         if receipt.status is None:
             return Status.ROK
-        ours = self.receipts.known(receipt.message_id)
-        provider_id, status = self.receipts.record(receipt.message_id, receipt.status)
-        if status is None:
-            return Status.ROK
-        update = DeliveryUpdate(self.inbox_id, provider_id, status, receipt.detail)
+        ours = receipt.message_id in self.submitted
+        update = DeliveryUpdate(self.inbox_id, receipt.message_id, receipt.status, receipt.detail)
         try:
             matched = await self.ingestor.update_delivery(update)
             # A receipt can beat the outbox's commit of the id it names: wait a little.
@@ -229,9 +204,11 @@ class SmppChannel:
                     detail=f"submit_sm_resp 0x{status:08x} for part {seq} of {len(parts)}",
                 )
             ids.append(message_id)
-        self.receipts.add(ids)
+        self.submitted.add(ids)
         info = describe(message.body)
         detail = f"{len(ids)} part(s), {info.encoding.value}"
         if message.attachments:
             detail += "; attachments are not sent by SMS"
-        return SendResult(DeliveryStatus.SENT, provider_id=ids[0], detail=detail)
+        return SendResult(
+            DeliveryStatus.SENT, provider_id=ids[0], detail=detail, part_ids=tuple(ids)
+        )

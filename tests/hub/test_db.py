@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import text
+from sqlmodel import SQLModel
 
+import models  # noqa: F401  (every table on SQLModel.metadata)
 from hub.db import WalCheckpointer, make_engine
 
 
@@ -56,5 +60,22 @@ async def test_stopping_mid_checkpoint_still_empties_the_log(tmp_path: Path):
         assert not checkpointer._running.done()  # stopping while it copies
         await checkpointer.stop()
         assert wal.stat().st_size == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_the_migrations_build_exactly_the_models_tables(database_url: str):
+    """What Alembic made (on SQLite and PostgreSQL) is what the models declare: a model
+    changed without its migration fails here."""
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}),
+                    SQLModel.metadata,
+                )
+            )
+        assert diff == []
     finally:
         await engine.dispose()

@@ -16,6 +16,7 @@ from channels.base import (
     InboundAttachment,
     InboundMessage,
 )
+from hub.delivery import parts_of
 from hub.events import ROUTING_TOPIC, interaction_topic
 from hub.ingest import UnknownInbox
 from hub.services import Services
@@ -242,6 +243,37 @@ async def test_delivery_status_moves_forward_only(services: Services):
     async with services.sessionmaker() as db:
         stored = await db.get(Message, out.id)
         assert stored is not None and stored.delivery_status == DeliveryStatus.DELIVERED
+
+
+async def test_receipts_for_every_part_at_once_deliver_the_message(services: Services):
+    """Receipts for the parts of one long SMS arrive together (an SMSC window): each sees
+    the others' commits, so the message ends delivered, not stuck at "sent"."""
+    inbox = await inbox_id(services, ChannelKind.SMS)
+    first = await services.ingest.ingest(sms(inbox, "+14155550109", "hi", "p-0"))
+    ids = tuple(f"smsc-{n}" for n in range(1, 7))
+    async with services.sessionmaker() as db:
+        out = Message(
+            interaction_id=first.interaction_id,
+            inbox_id=inbox,
+            direction="out",
+            sender_kind="agent",
+            body="a long reply",
+            delivery_status=DeliveryStatus.SENT,
+            source_id=ids[0],
+        )
+        db.add(out)
+        await db.flush()
+        db.add_all(parts_of(out, ids))
+        await db.commit()
+    updates = [DeliveryUpdate(inbox, i, DeliveryStatus.DELIVERED, "DELIVRD") for i in ids]
+    assert all(await asyncio.gather(*map(services.ingest.update_delivery, updates)))
+    async with services.sessionmaker() as db:
+        stored = await db.get(Message, out.id)
+    assert stored is not None
+    assert (stored.delivery_status, stored.status_detail) == (
+        DeliveryStatus.DELIVERED,
+        "all 6 parts delivered",
+    )
 
 
 def email(inbox: int, sender: str, source_id: str, refs: tuple[str, ...] = ()) -> InboundMessage:

@@ -24,10 +24,8 @@ OK, RX_T_APPN, RX_P_APPN = 0, 0x64, 0x65
 CUSTOMER = "15551234567"  # as the SMSC sends it, TON international
 
 
-@pytest.fixture
-async def adapter(
-    services: Services, smsc: Smsc, sms_inbox: Inbox, tmp_path: Path
-) -> AsyncIterator[SmppChannel]:
+async def start_adapter(services: Services, smsc: Smsc, tmp_path: Path) -> list:
+    """The SMPP adapter bound to the SMSC; returns its stoppers (last started, first)."""
     settings = SmsSettings(
         smpp_host="127.0.0.1",
         smpp_port=smsc.port,
@@ -37,13 +35,23 @@ async def adapter(
         source_addr="+15550001000",
         spool_dir=str(tmp_path / "parts"),
     )
-    stoppers = await start_sms(services, settings)
-    channel = services.extras["sms_smpp"]
+    return await start_sms(services, settings)
+
+
+async def stop_adapter(stoppers: list) -> None:
+    for stop in reversed(stoppers):
+        await stop()
+
+
+@pytest.fixture
+async def adapter(
+    services: Services, smsc: Smsc, sms_inbox: Inbox, tmp_path: Path
+) -> AsyncIterator[SmppChannel]:
+    stoppers = await start_adapter(services, smsc, tmp_path)
     try:
-        yield channel
+        yield services.extras["sms_smpp"]
     finally:
-        for stop in reversed(stoppers):
-            await stop()
+        await stop_adapter(stoppers)
 
 
 async def inbound(services: Services) -> list[Message]:
@@ -68,6 +76,32 @@ async def wait_for_status(services: Services, message_id: int, wanted: DeliveryS
                 return message
         await asyncio.sleep(0.05)
     raise AssertionError(f"message {message_id} stayed {message.delivery_status}")
+
+
+async def send_receipt(
+    esme: smpp34.Esme, message_id: str, stat: str = "DELIVRD", err: str = "000"
+) -> None:
+    """A delivery receipt as SMSCs send them: the Appendix B text and the TLVs (§5.3.2)."""
+    state = {"DELIVRD": b"\x02", "UNDELIV": b"\x05"}[stat]
+    resp = await esme.deliver_sm(
+        "15551234567",
+        f"id:{message_id} sub:001 dlvrd:001 submit date:2611220700 "
+        f"done date:2611220701 stat:{stat} err:{err} text:".encode(),
+        source_addr="15550001000",
+        esm_class=0x04,
+        tlvs=[
+            smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, message_id.encode() + b"\0"),
+            smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, state),
+        ],
+    )
+    assert resp.command_status == OK
+
+
+async def status_of(services: Services, message_id: int) -> Message:
+    async with services.sessionmaker() as db:
+        message = await db.get(Message, message_id)
+    assert message is not None
+    return message
 
 
 async def deliver_mo(esme: smpp34.Esme, text: str, **kw: object) -> int:
@@ -125,24 +159,47 @@ async def test_mo_in_long_ucs2_reply_out_and_dlr(
     assert sent.source_id == parts[0][0]
 
     # Receipts: one per part; the reply is delivered when all three are.
-    for n, (message_id, _event) in enumerate(parts):
-        resp = await esme.deliver_sm(
-            "15551234567",
-            f"id:{message_id} sub:001 dlvrd:001 submit date:2611220700 "
-            f"done date:2611220701 stat:DELIVRD err:000 text:".encode(),
-            source_addr="15550001000",
-            esm_class=0x04,
-            tlvs=[
-                smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, message_id.encode() + b"\0"),
-                smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, b"\x02"),
-            ],
+    for n, (message_id, _event) in enumerate(parts, start=1):
+        await send_receipt(esme, message_id)
+        if n < 3:
+            current = await status_of(services, reply.id)  # type: ignore[arg-type]
+            assert current.delivery_status == DeliveryStatus.SENT
+            assert current.status_detail == f"{n} of 3 parts delivered"
+    delivered = await wait_for_status(services, reply.id, DeliveryStatus.DELIVERED)  # type: ignore[arg-type]
+    assert delivered.status_detail == "all 3 parts delivered"
+
+
+async def test_part_receipts_after_a_restart_still_find_their_reply(
+    services: Services, smsc: Smsc, sms_inbox: Inbox, tmp_path: Path
+) -> None:
+    """The hub restarts between sending a three-part reply and its receipts: each part's
+    receipt still lands, and one undeliverable part fails the reply."""
+    stoppers = await start_adapter(services, smsc, tmp_path)
+    esme = await smsc.esme()
+    assert await deliver_mo(esme, "hi") == OK
+    (stored,) = await inbound(services)
+    reply = await services.outbox.reply(stored.interaction_id, body="x" * 400, agent_id=None)
+    ids = [(await smsc.submitted())[0] for _ in range(3)]
+    await wait_for_status(services, reply.id, DeliveryStatus.SENT)  # type: ignore[arg-type]
+    await stop_adapter(stoppers)
+
+    stoppers = await start_adapter(services, smsc, tmp_path)  # a new process knows nothing
+    try:
+        esme = await smsc.esme()
+        await send_receipt(esme, ids[2])
+        current = await status_of(services, reply.id)  # type: ignore[arg-type]
+        assert (current.delivery_status, current.status_detail) == (
+            DeliveryStatus.SENT,
+            "1 of 3 parts delivered",
         )
-        assert resp.command_status == OK
-        async with services.sessionmaker() as db:
-            current = await db.get(Message, reply.id)
-        if n < 2:
-            assert current.delivery_status == DeliveryStatus.SENT  # type: ignore[union-attr]
-    await wait_for_status(services, reply.id, DeliveryStatus.DELIVERED)  # type: ignore[arg-type]
+        await send_receipt(esme, ids[1], "UNDELIV", "034")
+        failed = await wait_for_status(services, reply.id, DeliveryStatus.FAILED)  # type: ignore[arg-type]
+        assert failed.status_detail == "part 2 of 3: UNDELIV err:034"
+        await send_receipt(esme, ids[0])  # a later good part does not undo the failure
+        still = await status_of(services, reply.id)  # type: ignore[arg-type]
+        assert still.delivery_status == DeliveryStatus.FAILED
+    finally:
+        await stop_adapter(stoppers)
 
 
 async def test_failed_receipt_marks_the_reply_failed(
