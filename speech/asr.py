@@ -160,12 +160,16 @@ def stereo_transcript(
     return Transcript(merged, audio.duration)
 
 
-def _looks_looped(text: str, tokens: int, budget: int) -> bool:
+def looks_looped(text: str, tokens: int, budget: int) -> bool:
     """Signs of Whisper's decoding loop: the token budget (nearly) used up, text that
-    compresses too well, or a phrase of two or more words said twice in a row."""
+    compresses too well, a phrase of two or more words said twice in a row, or one word
+    three times ("No? No? No?" for "No."). A caller who really said "no, no, no" costs
+    only a second decode, which hears it again."""
     if tokens >= budget // 2 or _compression_ratio(text) > _COMPRESSION_RATIO_THRESHOLD:
         return True
     words = normalize_phrase(text).split()
+    if any(a == b == c for a, b, c in zip(words, words[1:], words[2:], strict=False)):
+        return True
     return any(
         words[i : i + k] == words[i + k : i + 2 * k]
         for k in range(2, len(words) // 2 + 1)
@@ -341,7 +345,7 @@ class WhisperRecognizer:
 
         tokens, logprob, no_speech = decode(context)
         text = tokenizer.decode(tokens).strip()
-        if context < _FULL_CONTEXT_FRAMES and _looks_looped(text, len(tokens), budget):
+        if context < _FULL_CONTEXT_FRAMES and looks_looped(text, len(tokens), budget):
             # a repetition loop: decode again over Whisper's native 30 s window
             tokens, logprob, no_speech = decode(_FULL_CONTEXT_FRAMES)
             text = tokenizer.decode(tokens).strip()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speech.asr import closest_hint
+from speech.asr import closest_hint, looks_looped
 
 MENU = ["order status", "billing", "speak to an agent"]
 
@@ -29,3 +29,17 @@ def test_short_hints_need_the_whole_answer() -> None:
     must not count as "no"."""
     assert closest_hint("I don't know", ["yes", "no"]) is None
     assert closest_hint("No.", ["yes", "no"]) == "no"
+
+
+@pytest.mark.parametrize(
+    ("heard", "looped"),
+    [
+        ("No? No? No?", True),  # heard in CI for a synthesized "No."
+        ("Press 2 for support. Press 2 for support.", True),
+        ("No.", False),
+        ("no no", False),
+        ("I said no, not now.", False),
+    ],
+)
+def test_a_decoding_loop_is_recognized_and_decoded_again(heard: str, looped: bool):
+    assert looks_looped(heard, tokens=6, budget=40) is looped
