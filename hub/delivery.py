@@ -9,6 +9,7 @@ once still see each other.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -87,7 +88,7 @@ def apply_receipt(db: Session, update: DeliveryUpdate) -> Applied | None:
     return Applied(message.interaction_id, message.id)  # type: ignore[arg-type]
 
 
-def combined(parts: list[MessagePart] | tuple[MessagePart, ...]) -> tuple[DeliveryStatus, str]:
+def combined(parts: Sequence[MessagePart]) -> tuple[DeliveryStatus, str]:
     """Failed as soon as one part fails; delivered when every part is; else still sent."""
     total = len(parts)
     for part in parts:
