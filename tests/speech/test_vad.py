@@ -10,7 +10,7 @@ from speech.audio import Audio
 from speech.dtmf import generate_dtmf
 from speech.tts import Synthesizer
 from speech.vad import BargeInDetector, EndpointConfig, Endpointer, EndpointEvent
-from speech.wer import word_errors
+from speech.wer import normalize_for_wer
 from tests.speech.conftest import phone_line, speech_bounds, with_silence
 
 SAID = "I would like to check the status of my order, please."
@@ -48,8 +48,10 @@ def test_speech_between_silences_is_one_utterance_with_sensible_bounds(
     utterance = ended.utterance
     assert utterance is not None and utterance.sample_rate == 8000
     assert end - begin < utterance.duration < end - begin + 0.6  # speech plus a little margin
-    errors, _ = word_errors(SAID, recognizer.transcribe_utterance(utterance).text)
-    assert errors <= 1, "the captured audio holds the whole utterance"
+    # Its first and last words are there: nothing was cut off. (The middle is up to tiny.en,
+    # which heard "the status of" as "this data in" in 1 of 100 of Piper's renderings.)
+    heard = normalize_for_wer(recognizer.transcribe_utterance(utterance).text)
+    assert heard[:2] == ["i", "would"] and heard[-1] == "please", heard
 
 
 def test_silence_timeout_is_a_setting(caller: Audio) -> None:
