@@ -162,13 +162,17 @@ def stereo_transcript(
 
 def looks_looped(text: str, tokens: int, budget: int) -> bool:
     """Signs of Whisper's decoding loop: the token budget (nearly) used up, text that
-    compresses too well, a phrase of two or more words said twice in a row, or one word
-    three times ("No? No? No?" for "No."). A caller who really said "no, no, no" costs
-    only a second decode, which hears it again."""
+    compresses too well, a phrase of two or more words said twice in a row, one word three
+    times ("No? No? No?" for "No.") or the whole answer twice ("Billing. Billing.", which
+    menu hints invite). A caller who really said "no, no, no" costs only a second decode,
+    which hears it again."""
     if tokens >= budget // 2 or _compression_ratio(text) > _COMPRESSION_RATIO_THRESHOLD:
         return True
     words = normalize_phrase(text).split()
     if any(a == b == c for a, b, c in zip(words, words[1:], words[2:], strict=False)):
+        return True
+    half = len(words) // 2
+    if words and words[:half] * 2 == words:  # the whole answer twice: "Billing. Billing."
         return True
     return any(
         words[i : i + k] == words[i + k : i + 2 * k]
@@ -324,7 +328,10 @@ class WhisperRecognizer:
             prompt = [tokenizer.sot_prev, *hint_tokens[-(model.max_length // 2 - 1) :]]
         prompt += [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         # Speech runs at 2-4 words a second; a budget far above that stops a decoding loop.
+        # CTranslate2's max_length counts the prompt too: hints must not eat the budget (a
+        # short "Billing." with five menu options as hints once asked for a length <= 0).
         budget = min(model.max_length - len(prompt), 16 + int(audio.duration * 12))
+        max_length = len(prompt) + budget
 
         def decode(frames: int) -> tuple[list[int], float, float]:
             padded = np.zeros((features.shape[0], frames), dtype=np.float32)
@@ -333,7 +340,7 @@ class WhisperRecognizer:
                 get_ctranslate2_storage(padded[np.newaxis]),
                 [prompt],
                 beam_size=1,
-                max_length=budget,
+                max_length=max_length,
                 return_scores=True,
                 return_no_speech_prob=True,
                 suppress_blank=True,

@@ -35,9 +35,11 @@ def test_short_hints_need_the_whole_answer() -> None:
     ("heard", "looped"),
     [
         ("No? No? No?", True),  # heard in CI for a synthesized "No."
+        ("Billing. Billing.", True),  # "Billing." with the menu as hints
         ("Press 2 for support. Press 2 for support.", True),
         ("No.", False),
-        ("no no", False),
+        ("no no", True),  # said or looped, it is decoded again, and only costs time
+        ("No, not now.", False),
         ("I said no, not now.", False),
     ],
 )

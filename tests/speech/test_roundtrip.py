@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from speech.asr import WhisperRecognizer
+from speech.asr import WhisperRecognizer, looks_looped
 from speech.audio import Audio, resample
 from speech.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
 from speech.tts import Synthesizer
@@ -86,6 +86,18 @@ def test_hints_pick_the_expected_phrase(
     assert 0.0 < said.confidence <= 1.0
     said = recognizer.transcribe_utterance(synthesizer.synthesize("Billing, please."), menu)
     assert said.hint == "billing"
+
+
+def test_a_short_answer_to_a_long_menu_is_heard_once(
+    synthesizer: Synthesizer, recognizer: WhisperRecognizer
+) -> None:
+    """The hints are a prompt that CTranslate2 counts in its length limit: a half-second
+    answer to a five-option menu once left no room to decode at all (an error), and then,
+    with room, came back as "Billing. Billing."."""
+    menu = ["Yes, please.", "No, thank you.", "Speak to an agent.", "Order status.", "Billing."]
+    said = recognizer.transcribe_utterance(synthesizer.synthesize("Billing."), menu)
+    assert said.hint == "Billing."
+    assert not looks_looped(said.text, tokens=0, budget=100), said.text  # "Bill" is fine
 
 
 def test_silence_and_noise_are_not_words(recognizer: WhisperRecognizer) -> None:
