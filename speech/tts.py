@@ -93,7 +93,7 @@ class Synthesizer:
         length_scale: float | None = None,
         settings: SpeechSettings | None = None,
     ) -> None:
-        settings = settings or SpeechSettings()
+        settings = settings or SpeechSettings.from_env()
         if voice is None and settings.piper_voice is None:
             model_path, config_path = settings.resolved_piper_voice()
         else:
@@ -104,6 +104,7 @@ class Synthesizer:
         self.cache_dir = Path(cache) if cache is not None else None
         self.use_cuda = (device or settings.device) == "cuda"
         self.length_scale = length_scale
+        self.variation = settings.tts_variation
         self.threads = settings.cpu_threads
         try:
             voice_config = json.loads(config_path.read_text(encoding="utf-8"))
@@ -136,7 +137,9 @@ class Synthesizer:
     def _cache_path(self, sentence: str, fmt: str) -> Path | None:
         if self.cache_dir is None:
             return None
-        key = json.dumps([self._voice_id, self.length_scale, fmt, sentence], ensure_ascii=False)
+        key = json.dumps(
+            [self._voice_id, self.length_scale, self.variation, fmt, sentence], ensure_ascii=False
+        )
         digest = hashlib.sha256(key.encode()).hexdigest()
         return self.cache_dir / digest[:2] / f"{digest}.{fmt}"
 
@@ -171,6 +174,8 @@ class Synthesizer:
 
         voice = self.load()
         config = SynthesisConfig(length_scale=self.length_scale)
+        if not self.variation:
+            config.noise_scale = config.noise_w_scale = 0.0
         with _SYNTHESIS_LOCK:
             chunks = [chunk.audio_int16_array for chunk in voice.synthesize(sentence, config)]
         pcm = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)

@@ -16,6 +16,10 @@ from tests.support import seed_test_demo, unavailable
 # Many hubs share this one process with real-time audio tests: keep Python's own garbage
 # collector settings (see hub.settings.Settings.tune_gc). Hub subprocesses inherit it too.
 os.environ.setdefault("HUB_TUNE_GC", "0")
+# Piper renders a text the same way every time (SpeechSettings.tts_variation): a test that
+# recognizes a synthesized prompt then hears the same audio on every run, instead of one of
+# Piper's noisy renderings, a few in a hundred of which tiny.en mishears.
+os.environ.setdefault("HUB_SPEECH_TTS_VARIATION", "0")
 
 
 def _with_database(url: str, name: str) -> str:

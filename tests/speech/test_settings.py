@@ -21,10 +21,12 @@ def test_settings_from_environment(tmp_path: Path) -> None:
             "HUB_SPEECH_ASR_WORKERS": "3",
             "HUB_SPEECH_VOSK_MODEL_DIR": str(tmp_path),
             "HUB_SPEECH_TTS_CACHE_DIR": "",
+            "HUB_SPEECH_TTS_VARIATION": "0",
         }
     )
     assert (settings.device, settings.compute_type, settings.asr_workers) == ("cuda", "float16", 3)
     assert settings.vosk_model_dir == tmp_path and settings.tts_cache_dir is None
+    assert settings.tts_variation is False
     assert SpeechSettings.from_env({}) == SpeechSettings()
     with pytest.raises(ValueError, match="HUB_SPEECH_DEVICE"):
         SpeechSettings.from_env({"HUB_SPEECH_DEVICE": "tpu"})

@@ -14,6 +14,7 @@ from speech.asr import WhisperRecognizer
 from speech.audio import resample
 from speech.g711 import alaw_decode, ulaw_decode
 from speech.markup import MarkupError, Pause, parse_prompt, plain_text
+from speech.settings import SpeechSettings
 from speech.tts import FRAME_BYTES, Synthesizer
 
 THREE = "Thanks for calling. Your order is on the way! Is there anything else?"
@@ -128,3 +129,14 @@ def test_stream_is_usable_from_a_running_loop(synthesizer: Synthesizer) -> None:
         return len([f async for f in synthesizer.stream_telephony("Goodbye.", "pcma")])
 
     assert asyncio.run(collect()) > 10
+
+
+def test_without_variation_a_text_always_sounds_the_same(tmp_path: Path) -> None:
+    """Piper samples noise; with ``tts_variation`` off (as this suite runs) it does not."""
+    varied = SpeechSettings(tts_variation=True)
+    fixed = SpeechSettings(tts_variation=False)
+    text = "Your call is important to us."
+    one, two = (Synthesizer(settings=fixed).synthesize(text) for _ in range(2))
+    assert np.array_equal(one.samples, two.samples)
+    renderings = {Synthesizer(settings=varied).synthesize(text).samples.tobytes() for _ in range(3)}
+    assert len(renderings) > 1
