@@ -216,19 +216,24 @@ async def test_unknown_inbox_is_refused(services: Services):
         await services.ingest.ingest(sms(99999, "+14155550107", "x", "u-1"))
 
 
+def sent_reply(interaction_id: int, inbox: int, provider_id: str) -> Message:
+    """An agent's reply the channel has taken, under the provider's id."""
+    return Message(
+        interaction_id=interaction_id,
+        inbox_id=inbox,
+        direction="out",
+        sender_kind="agent",
+        body="reply",
+        delivery_status=DeliveryStatus.SENT,
+        source_id=provider_id,
+    )
+
+
 async def test_delivery_status_moves_forward_only(services: Services):
     inbox = await inbox_id(services, ChannelKind.SMS)
     first = await services.ingest.ingest(sms(inbox, "+14155550108", "hi", "d-0"))
     async with services.sessionmaker() as db:
-        out = Message(
-            interaction_id=first.interaction_id,
-            inbox_id=inbox,
-            direction="out",
-            sender_kind="agent",
-            body="reply",
-            delivery_status=DeliveryStatus.SENT,
-            source_id="prov-1",
-        )
+        out = sent_reply(first.interaction_id, inbox, "prov-1")
         db.add(out)
         await db.commit()
     async with services.bus.subscribe([interaction_topic(first.interaction_id)]) as events:
@@ -252,15 +257,7 @@ async def test_receipts_for_every_part_at_once_deliver_the_message(services: Ser
     first = await services.ingest.ingest(sms(inbox, "+14155550109", "hi", "p-0"))
     ids = tuple(f"smsc-{n}" for n in range(1, 7))
     async with services.sessionmaker() as db:
-        out = Message(
-            interaction_id=first.interaction_id,
-            inbox_id=inbox,
-            direction="out",
-            sender_kind="agent",
-            body="a long reply",
-            delivery_status=DeliveryStatus.SENT,
-            source_id=ids[0],
-        )
+        out = sent_reply(first.interaction_id, inbox, ids[0])
         db.add(out)
         await db.flush()
         db.add_all(parts_of(out, ids))
