@@ -68,15 +68,12 @@ def apply_receipt(db: Session, update: DeliveryUpdate) -> Applied | None:
         if message is None:
             return None
         _advance(message, update.status, update.detail)
-        db.add(message)
         return Applied(message.interaction_id, message.id)  # type: ignore[arg-type]
     # The message row first: two receipts for sibling parts take turns here (PostgreSQL;
     # SQLite's write lock, taken up front, does the same).
     message = db.exec(select(Message).where(Message.id == part.message_id).with_for_update()).one()
     db.refresh(part)
-    if _advance(part, update.status, update.detail):
-        db.add(part)
-        db.flush()
+    _advance(part, update.status, update.detail)
     parts = db.exec(
         select(MessagePart)
         .where(MessagePart.message_id == message.id)
@@ -84,7 +81,6 @@ def apply_receipt(db: Session, update: DeliveryUpdate) -> Applied | None:
     ).all()
     status, detail = combined(parts)
     _advance(message, status, detail)
-    db.add(message)
     return Applied(message.interaction_id, message.id)  # type: ignore[arg-type]
 
 
@@ -100,11 +96,10 @@ def combined(parts: Sequence[MessagePart]) -> tuple[DeliveryStatus, str]:
     return DeliveryStatus.SENT, f"{len(delivered)} of {total} parts delivered"
 
 
-def _advance(row: Message | MessagePart, status: DeliveryStatus, detail: str | None) -> bool:
+def _advance(row: Message | MessagePart, status: DeliveryStatus, detail: str | None) -> None:
     """Move ``row`` to ``status`` (and its detail) unless that would go backwards."""
     current = STATUS_RANK.get(DeliveryStatus(row.delivery_status), 0)
     if STATUS_RANK[status] < current:
-        return False
+        return
     row.delivery_status = status
     row.status_detail = (detail or "")[:500] or None
-    return True

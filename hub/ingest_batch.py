@@ -38,6 +38,7 @@ from hub.attachments import AttachmentStore
 from hub.contacts import ContactRef, normalize_address, resolve_contacts
 from hub.interactions import transition
 from models import (
+    OPEN_STATES,
     Direction,
     Inbox,
     Interaction,
@@ -56,18 +57,7 @@ CONVERSATIONAL = frozenset(
 )
 SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
 _MAX_ID = 2**31 - 1  # a tag beyond the id column's range names no interaction
-_OPEN_FOR_APPEND = tuple(
-    s.value
-    for s in (
-        InteractionState.NEW,
-        InteractionState.SELF_SERVICE,
-        InteractionState.QUEUED,
-        InteractionState.OFFERED,
-        InteractionState.ACTIVE,
-        InteractionState.WRAP_UP,
-        InteractionState.VOICEMAIL,
-    )
-)
+_OPEN_FOR_APPEND = tuple(state.value for state in OPEN_STATES)
 _REOPENED_FROM = (InteractionState.CLOSED, InteractionState.ABANDONED)
 
 _INBOXES: sa.Table = Inbox.__table__  # type: ignore[attr-defined]

@@ -280,7 +280,7 @@ class WhisperRecognizer:
         beam_size: int = 5,
         settings: SpeechSettings | None = None,
     ) -> None:
-        settings = settings or SpeechSettings()
+        settings = settings or SpeechSettings.from_env()
         self.model_dir = Path(model_dir) if model_dir else settings.resolved_whisper_model()
         self.device = device or settings.device
         self.compute_type = compute_type or settings.compute_type

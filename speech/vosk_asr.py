@@ -165,7 +165,7 @@ class VoskRecognizer:
     def __init__(
         self, model_dir: str | Path | None = None, settings: SpeechSettings | None = None
     ) -> None:
-        settings = settings or SpeechSettings()
+        settings = settings or SpeechSettings.from_env()
         chosen = model_dir or settings.vosk_model_dir
         if chosen is None:
             raise VoskUnavailable("no Vosk model directory (set HUB_SPEECH_VOSK_MODEL_DIR)")

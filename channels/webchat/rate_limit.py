@@ -45,7 +45,8 @@ class LocalRateLimiter:
             return WINDOW_SECONDS - (now - hits[0])
         hits.append(now)
         if len(self._hits) > self._max_keys:
-            for stale in [k for k, v in self._hits.items() if not v or now - v[-1] >= 60]:
+            idle = [k for k, v in self._hits.items() if not v or now - v[-1] >= WINDOW_SECONDS]
+            for stale in idle:
                 del self._hits[stale]
         return None
 
