@@ -2,6 +2,7 @@
 # Contact Hub: the two set-up commands.
 #   ./dev.sh run    install what the hub needs, migrate, seed demo data, start the hub
 #   ./dev.sh test   install what the tests need (system tools, Python deps), lint, run the tests
+#   ./dev.sh lock   (maintainers) resolve pyproject.toml again into the pinned requirements files
 # Extra arguments after `test` go to pytest; after `run` they go to `contacthub run`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -24,17 +25,33 @@ apt_install() {
 }
 
 python_deps() {
-  # Reinstall only when pyproject.toml changed (its hash is the stamp).
-  local extra=$1 stamp
-  stamp="$VENV/.stamp-$extra-$(sha256sum pyproject.toml | cut -c1-16)"
+  # Install the pinned set from the lock (requirements.txt to run, requirements-test.txt to
+  # test), then the project itself without resolving again. A new release on the registry
+  # cannot change a fresh install; `./dev.sh lock` upgrades on purpose. Reinstall only when
+  # the lock or pyproject.toml changed (their hash is the stamp).
+  local extra=$1 lock stamp
+  lock=requirements.txt
+  [ "$extra" = "test" ] && lock=requirements-test.txt
+  stamp="$VENV/.stamp-$extra-$(cat "$lock" pyproject.toml | sha256sum | cut -c1-16)"
   [ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
   if [ ! -f "$stamp" ]; then
-    log "installing Python dependencies ($extra)"
+    log "installing Python dependencies from $lock"
     "$PY" -m pip install -q --upgrade pip
-    if [ "$extra" = "run" ]; then "$PY" -m pip install -q -e .; else "$PY" -m pip install -q -e ".[$extra]"; fi
-    rm -f "$VENV"/.stamp-"$extra"-*
+    "$PY" -m pip install -q -r "$lock"
+    "$PY" -m pip install -q --no-deps -e .
+    rm -f "$VENV"/.stamp-*
     touch "$stamp"
   fi
+}
+
+lock() {
+  # Resolve pyproject.toml again into the two locks; the test lock is held to the run lock's
+  # versions, so both commands run the same code.
+  [ -x "$VENV/bin/uv" ] || { python_deps test; "$PY" -m pip install -q uv; }
+  local compile=("$VENV/bin/uv" pip compile pyproject.toml -q --python-version 3.11 --upgrade)
+  "${compile[@]}" -o requirements.txt
+  "${compile[@]}" --extra test -c requirements.txt -o requirements-test.txt
+  log "requirements.txt and requirements-test.txt updated: review the diff, test, commit"
 }
 
 web_assets() {
@@ -64,8 +81,11 @@ case "$cmd" in
     log "pytest"
     exec "$PY" -m pytest "$@"
     ;;
+  lock)
+    lock
+    ;;
   *)
-    echo "usage: ./dev.sh run|test [args…]" >&2
+    echo "usage: ./dev.sh run|test|lock [args…]" >&2
     exit 2
     ;;
 esac

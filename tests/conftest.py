@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,14 +23,73 @@ os.environ.setdefault("HUB_TUNE_GC", "0")
 os.environ.setdefault("HUB_SPEECH_TTS_VARIATION", "0")
 
 
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _find_local_services() -> dict[str, str]:
+    """PostgreSQL and Redis tests run whenever the services answer on their default local
+    addresses, not only when CI names them: the README's test command then covers both
+    databases on any developer's machine that has them. Returns why each service is used or
+    not, for the summary at the end of the run."""
+    found: dict[str, str] = {}
+    for name, var, default, port in (
+        ("PostgreSQL", "HUB_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL, 5432),
+        ("Redis", "HUB_TEST_REDIS_URL", DEFAULT_REDIS_URL, 6379),
+    ):
+        if os.environ.get(var):
+            found[name] = f"ran against {os.environ[var]} ({var})"
+        elif _answers("127.0.0.1", port):
+            os.environ[var] = default
+            found[name] = f"ran against {default} (found on its default address)"
+        else:
+            found[name] = f"skipped: nothing answers on 127.0.0.1:{port} and {var} is not set"
+    return found
+
+
+LOCAL_SERVICES = _find_local_services()
+
+
+_service_tests: dict[str, str] = {}  # nodeid → service name, noted by the fixtures
+_service_outcomes: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    name = _service_tests.get(report.nodeid)
+    if name is None or not (report.when == "call" or report.outcome != "passed"):
+        return
+    if report.when == "teardown" and report.outcome == "skipped":
+        return
+    counts = _service_outcomes.setdefault(name, {})
+    counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Which database and pub/sub tests ran, and why the others did not."""
+    terminalreporter.section("services")
+    for name, how in LOCAL_SERVICES.items():
+        counts = _service_outcomes.get(name, {})
+        tally = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
+        terminalreporter.write_line(f"{name} tests ({tally}): {how}")
+
+
 def _with_database(url: str, name: str) -> str:
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture
-def postgres_url() -> Iterator[str]:
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh PostgreSQL database (asyncpg URL), dropped afterwards."""
+    _service_tests[request.node.nodeid] = "PostgreSQL"
     base = os.environ.get("HUB_TEST_POSTGRES_URL")
     if not base:
         unavailable("HUB_TEST_POSTGRES_URL is not set")
@@ -56,8 +116,9 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture
-async def redis_url() -> AsyncIterator[tuple[str, str]]:
+async def redis_url(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
     """(Redis URL, a key prefix of this test's own); keys under the prefix are deleted after."""
+    _service_tests[request.node.nodeid] = "Redis"
     url = os.environ.get("HUB_TEST_REDIS_URL")
     if not url:
         unavailable("HUB_TEST_REDIS_URL is not set")
