@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 
 class AttachmentStore:
@@ -43,3 +45,29 @@ class AttachmentStore:
             "size": len(data),
             "sha256": self.put(data),
         }
+
+
+def content_disposition(disposition: str, filename: str) -> str:
+    """A ``Content-Disposition`` value for any file name, in any script (RFC 6266 §4.3).
+
+    HTTP header values are Latin-1, so a Cyrillic or Chinese name cannot go in ``filename``
+    as it is. The name goes in ``filename*`` as UTF-8, percent-encoded (RFC 8187, which
+    replaced RFC 5987), with an ASCII ``filename`` beside it for old clients. Control and
+    format characters (bidirectional overrides among them, which can make ``exe.pdf`` read
+    as ``fdp.exe``) are dropped from both.
+    """
+    name = "".join(ch for ch in filename if unicodedata.category(ch)[0] != "C").strip()
+    name = name.replace("/", "_").replace("\\", "_") or "file"
+    stem, dot, ext = name.rpartition(".") if "." in name else (name, "", "")
+    ascii_stem = _ascii(stem).strip(" ._-") or "file"
+    ascii_name = ascii_stem + (f".{_ascii(ext)}" if dot and _ascii(ext) else "")
+    value = f'{disposition}; filename="{ascii_name}"'
+    if ascii_name != name:
+        value += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return value
+
+
+def _ascii(text: str) -> str:
+    """Accents dropped (é → e), other non-ASCII and quoting characters as ``_``."""
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch if ch.isalnum() or ch in " ._-()" else "_" for ch in text)

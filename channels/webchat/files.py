@@ -13,6 +13,7 @@ from typing import Any
 from litestar.exceptions import HTTPException
 from litestar.response import Response
 
+from hub.attachments import content_disposition
 from hub.services import Services
 
 IMAGE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
@@ -116,13 +117,14 @@ def attachment_response(services: Services, record: dict[str, Any]) -> Response:
     inline = sniffed is not None and sniffed == kind and kind in IMAGE_TYPES | AUDIO_TYPES
     served = ALLOWED_TYPES | AUDIO_TYPES
     media_type = kind if sniffed == kind and kind in served else "application/octet-stream"
-    filename = re.sub(r'["\\\r\n]', "_", str(record.get("filename", "file")))[:100]
     disposition = "inline" if inline else "attachment"
     return Response(
         content=data,
         media_type=media_type,
         headers={
-            "Content-Disposition": f'{disposition}; filename="{filename}"',
+            "Content-Disposition": content_disposition(
+                disposition, str(record.get("filename", "file"))[:100]
+            ),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",
             "Cache-Control": "private, max-age=3600",

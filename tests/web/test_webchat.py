@@ -233,3 +233,30 @@ async def test_garbage_bodies_get_4xx_and_the_hub_keeps_serving(client: httpx.As
     assert huge.status_code == 413
     still_fine = await send(client, "after the garbage")
     assert still_fine.status_code == 200
+
+
+async def test_file_names_in_any_script_download(client: httpx.AsyncClient, services: Services):
+    """Cyrillic, Chinese and bidi-spoofed names: the header is RFC 6266 with a UTF-8
+    ``filename*`` and an ASCII fallback, never a 500 for a non-Latin-1 name."""
+    from urllib.parse import unquote
+
+    await open_chat(client)
+    names = ["счёт.png", "发票.png", "report\u202egnp.exe.png"]
+    for name in names:
+        response = await send(client, "", files={"file": (name, png_bytes(), "image/png")})
+        assert response.status_code == 200
+    async with services.sessionmaker() as db:
+        stored = [m for m in (await db.exec(select(Message))).all() if m.attachments]
+    assert len(stored) == len(names)
+    seen = {}
+    for message in stored:
+        served = await client.get(f"/chat/attachments/{message.id}/0")
+        assert served.status_code == 200
+        header = served.headers["content-disposition"]
+        assert header.isascii()
+        if "filename*=UTF-8''" in header:
+            seen[unquote(header.split("filename*=UTF-8''")[1])] = header
+        else:
+            seen[header.split('filename="')[1].rstrip('"')] = header
+    assert set(seen) == {"счёт.png", "发票.png", "reportgnp.exe.png"}
+    assert 'filename="file.png"' in seen["счёт.png"]
