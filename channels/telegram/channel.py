@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from telegram import Bot, InputFile, Message, Update
 from telegram.error import Forbidden, InvalidToken, RetryAfter, TelegramError
@@ -110,12 +109,6 @@ class TelegramChannel:
         inbound = await to_inbound(update, self.bot, self.inbox_id, self.settings.max_file_bytes)
         if inbound is not None:
             await self.ingestor.ingest(inbound)
-
-    async def handle_json(self, data: dict[str, Any]) -> None:
-        update = Update.de_json(data, self.bot)
-        if update is None:
-            raise ValueError("not a Telegram update")
-        await self.handle_update(update)
 
     async def poll_once(self, long_poll: int | None = None) -> int:
         """One getUpdates round; returns how many updates were committed."""

@@ -10,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from telegram import Bot, Message, Update
+from telegram.error import BadRequest, Forbidden, InvalidToken
 
 from channels.base import Address, AddressKind, ChannelKind, InboundAttachment, InboundMessage
+
+# What getFile and the file download answer for a file that will never come: 400 ("file is
+# too big", "invalid file_id" once it expired), 403, and 404 (which PTB reports as
+# InvalidToken). Network errors, 5xx and 429 are not here: those are worth a redelivery.
+FILE_GONE = (BadRequest, Forbidden, InvalidToken)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,8 @@ async def to_inbound(
 ) -> InboundMessage | None:
     """The InboundMessage for an update, or None for updates that carry no customer message
     (edits, channel posts, callback queries…). Network errors while downloading propagate,
-    so the update is not acknowledged and Telegram delivers it again."""
+    so the update is not acknowledged and Telegram delivers it again; a file Telegram will
+    never hand out (``FILE_GONE``) leaves a note on the message instead, which is stored."""
     message = update.message
     if message is None or message.chat is None:
         return None
@@ -85,10 +92,18 @@ async def to_inbound(
                 f"{max_file_bytes}-byte limit and was not downloaded"
             )
         else:
-            file = await bot.get_file(media.file_id)
-            data = bytes(await file.download_as_bytearray())
-            attachments = (InboundAttachment(media.filename, media.content_type, data),)
-        if message.voice is not None:
+            try:
+                file = await bot.get_file(media.file_id)
+                data = bytes(await file.download_as_bytearray())
+            except FILE_GONE as exc:
+                # Will never succeed (too big for getFile, expired, gone): keep the words.
+                problems.append(
+                    f"{media.filename} could not be fetched from Telegram ({exc.message}); "
+                    "ask the customer to send it again"
+                )
+            else:
+                attachments = (InboundAttachment(media.filename, media.content_type, data),)
+        if message.voice is not None and attachments:
             # The speech layer transcribes messages flagged so; until then it plays.
             meta["transcribe"] = True
             # the wire value (seconds); the attribute's type changes across PTB 22.x

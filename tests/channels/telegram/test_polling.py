@@ -205,20 +205,49 @@ async def test_offset_moves_only_after_commit(
         await channel.bot.shutdown()
 
 
-async def test_download_failure_leaves_the_update_unconfirmed(
+async def test_a_download_that_may_succeed_later_leaves_the_update_unconfirmed(
     services: Services, bot_api: LocalBotApi, telegram_inbox: Inbox
 ) -> None:
     channel = TelegramChannel(services.ingest, telegram_inbox.id, settings_for(bot_api))  # type: ignore[arg-type]
     await channel.bot.initialize()
     try:
-        bot_api.push_update(document_update(900020, 60))  # its file is not there (yet)
-        with pytest.raises(Exception, match=r"(?i)invalid file_id"):
+        bot_api.add_file("BQACAgQAAxkBAAIBdoc", "documents/file_12.pdf", PDF)
+        bot_api.push_update(document_update(900020, 60))
+        bot_api.fail_next["getFile"] = (502, "Bad Gateway")  # Telegram's side, for now
+        with pytest.raises(Exception, match=r"(?i)bad gateway"):
             await channel.poll_once(long_poll=0)
         assert channel.offset is None
-        bot_api.add_file("BQACAgQAAxkBAAIBdoc", "documents/file_12.pdf", PDF)
+        assert await inbound(services) == []
         assert await channel.poll_once(long_poll=0) == 1
         (stored,) = await inbound(services)
         assert services.attachments.get(stored.attachments[0]["sha256"]) == PDF
+    finally:
+        await channel.bot.shutdown()
+
+
+async def test_a_file_telegram_will_never_hand_out_keeps_the_words_with_a_note(
+    services: Services, bot_api: LocalBotApi, telegram_inbox: Inbox
+) -> None:
+    """Too big for getFile, expired or gone: retrying cannot help, so the caption is stored
+    (once) with a note, instead of failing the update forever."""
+    channel = TelegramChannel(services.ingest, telegram_inbox.id, settings_for(bot_api))  # type: ignore[arg-type]
+    await channel.bot.initialize()
+    try:
+        too_big = document_update(900021, 61)
+        too_big["message"]["caption"] = "the scan"
+        bot_api.push_update(too_big)
+        bot_api.fail_next["getFile"] = (400, "Bad Request: file is too big")  # the first one
+        gone = document_update(900022, 62)
+        gone["message"]["document"]["file_id"] = "BQACAgQAAxkBAAIexpired"
+        gone["message"]["caption"] = "my contract, page 2"
+        bot_api.push_update(gone)  # its file_id is unknown: "Bad Request: invalid file_id"
+        assert await channel.poll_once(long_poll=0) == 2
+        stored = await inbound(services)
+        assert [m.body for m in stored] == ["the scan", "my contract, page 2"]
+        assert all(not m.attachments for m in stored)
+        notes = [m.meta["problems"][0].lower() for m in stored]
+        assert all("invoice-4512.pdf could not be fetched" in note for note in notes)
+        assert "file is too big" in notes[0] and "invalid file_id" in notes[1]
     finally:
         await channel.bot.shutdown()
 

@@ -4,6 +4,7 @@ after commit, duplicates, and a reply out through the Bot API."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -155,3 +156,50 @@ async def test_a_polling_bot_takes_no_webhook_posts(
     assert resp.status_code == 404
     assert "long polling" in resp.json()["detail"]
     assert await messages(services) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({"update_id": "7"}, "no integer update_id"),
+        ({**text_update(700010, 20, "x"), "message": [1, 2]}, "message is not an object"),
+        (
+            {"update_id": 700011, "message": {**text_update(0, 21, "x")["message"], "chat": "x"}},
+            "message.chat.id",
+        ),
+        (
+            {"update_id": 700012, "message": {**text_update(0, 22, "x")["message"], "text": 5}},
+            "message.text is not a string",
+        ),
+        (
+            {"update_id": 700013, "message": {**text_update(0, 23, "x")["message"], "photo": "x"}},
+            "wrong type or shape",
+        ),
+        (b"[" * 50_000 + b"]" * 50_000, "nested too deeply"),
+        (
+            b'{"update_id": 700014, "message": ' + b'{"a":' * 20_000 + b"1" + b"}" * 20_001,
+            "nested too deeply",
+        ),
+    ],
+)
+async def test_bad_updates_get_400_with_a_reason_and_the_hub_keeps_serving(
+    services: Services,
+    client: AsyncTestClient,
+    telegram_inbox: Inbox,
+    body: dict | bytes,
+    reason: str,
+) -> None:
+    """Input that will never be valid is a 4xx: a 5xx would make Telegram send it forever."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    resp = await client.post(
+        url(telegram_inbox),
+        content=content,
+        headers={HEADER: SECRET, "content-type": "application/json"},
+    )
+    assert resp.status_code == 400, resp.text
+    assert reason in resp.json()["detail"]
+    assert await messages(services) == []
+    ok = await client.post(
+        url(telegram_inbox), json=text_update(700099, 99, "still here"), headers={HEADER: SECRET}
+    )
+    assert ok.status_code == 200
