@@ -119,14 +119,14 @@ class EmailIntake:
                 if await self.services.ingest.update_delivery(update):
                     log.info("DSN: %s %s", report.original_message_id, report.detail)
             return Receipt(bounce_for=report.original_message_id)
-        parsed = parse_message(raw, self.limits)
+        parsed = parse_message(raw, self.limits, envelope_from)
         results: list[IngestResult] = []
         acked: list[int] = []
         for target in dict((t.id, t) for t in targets).values():
             if target.kind is ChannelKind.FAX and self.fax is not None:
                 result = await self._receive_fax(parsed, target, transport)
             else:
-                result = await self.services.ingest.ingest(self._inbound(parsed, target, transport))
+                result = await self._ingest_email(parsed, target, transport)
             results.append(result)
             if (
                 target.kind is ChannelKind.EMAIL
@@ -136,16 +136,46 @@ class EmailIntake:
                 acked.append(result.interaction_id)
         return Receipt(results=tuple(results), acknowledged=tuple(acked))
 
-    def _inbound(self, parsed: ParsedEmail, target: InboxTarget, transport: str) -> InboundMessage:
-        meta: dict[str, object] = {"email": {"transport": transport}}
+    async def _ingest_email(
+        self, parsed: ParsedEmail, target: InboxTarget, transport: str
+    ) -> IngestResult:
+        """Store once per (Message-ID, content). The first message with a Message-ID keeps
+        it as its ``source_id``, so replies that reference it thread. Another message
+        that reuses the Message-ID with different content (a broken mailer, a forged id)
+        is stored too, under the id plus its digest; a redelivery of either is a duplicate.
+        Checked after the ingest, so two different messages racing in cannot shadow one
+        another."""
+        result = await self.services.ingest.ingest(self._inbound(parsed, target, transport))
+        if not result.duplicate:
+            return result
+        async with self.services.sessionmaker() as db:
+            stored = await db.get(Message, result.message_id)
+        stored_digest = ((stored.meta or {}).get("email") or {}).get("digest") if stored else None
+        if stored_digest in (None, parsed.content_digest):
+            return result
+        log.info("Message-ID %s reused by a different message: kept both", parsed.message_id)
+        source_id = f"{parsed.message_id}#{parsed.content_digest[:16]}"
+        return await self.services.ingest.ingest(
+            self._inbound(parsed, target, transport, source_id=source_id)
+        )
+
+    def _inbound(
+        self,
+        parsed: ParsedEmail,
+        target: InboxTarget,
+        transport: str,
+        source_id: str | None = None,
+    ) -> InboundMessage:
+        email_meta: dict[str, object] = {"transport": transport, "digest": parsed.content_digest}
         if parsed.synthesized_id:
-            meta["email"] = {"transport": transport, "message_id_missing": True}
+            email_meta["message_id_missing"] = True
+        meta: dict[str, object] = {"email": email_meta}
         return InboundMessage(
             inbox_id=target.id,
             channel=ChannelKind.EMAIL,
             sender=Address(AddressKind.EMAIL, parsed.from_address, parsed.from_name),
             body=parsed.text,
-            source_id=parsed.message_id,
+            source_id=source_id or parsed.message_id,
             # "html": no text part, so the console shows sanitize_html(html); else the text.
             content_type="html" if parsed.text_from_html else "text",
             html=parsed.html,

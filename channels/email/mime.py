@@ -13,8 +13,14 @@ that feeds bytes. The rules:
 - malformed multiparts (a missing boundary, RFC 2046 §5.1) keep whatever text can be
   found, and the defect becomes a problem the agent sees;
 - attachments beyond the size or count caps are dropped with a problem, never silently;
-- only a message we cannot attribute at all (no header section, no From address) is
-  refused with :class:`MalformedMessage`, which the SMTP listener turns into a 554.
+- a message with no usable ``From`` is kept with the envelope sender (SMTP ``MAIL FROM``,
+  IMAP ``Return-Path``) and a problem saying so: an upstream server has already accepted
+  it, so a cosmetic fault must not bounce it. Only a message we cannot attribute at all
+  (no header section, no address anywhere) is refused with :class:`MalformedMessage`,
+  which the SMTP listener turns into a 554;
+- ``content_digest`` covers what a relay does not change (From, Date, Subject, the decoded
+  body and attachments; not ``Received:`` and other trace headers), so two different
+  messages that share a ``Message-ID`` are told apart while a redelivery is not.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ class ParsedEmail:
     content_type: str = "text/plain"
     synthesized_id: bool = False
     text_from_html: bool = False  # no text/plain part: ``text`` was extracted from ``html``
+    content_digest: str = ""  # SHA-256 hex of what a relay does not change (module docstring)
 
     @property
     def is_report(self) -> bool:
@@ -212,19 +219,47 @@ def _defect_notes(msg: Message) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
-def extract_sender(msg: Message) -> tuple[str, str | None]:
-    raw_from = header(msg, "From") or header(msg, "Sender") or header(msg, "Return-Path")
+def _first_address(raw: str) -> tuple[str, str | None] | None:
     try:
-        pairs = getaddresses([raw_from])
+        pairs = getaddresses([raw])
     except Exception:
-        pairs = [parseaddr(raw_from)]
+        pairs = [parseaddr(raw)]
     for name, address in pairs:
         if "@" in address and " " not in address.strip():
             return address.strip().lower(), (name.strip() or None)
-    raise MalformedMessage("no sender address in the From header")
+    return None
 
 
-def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedEmail:
+def extract_sender(msg: Message, envelope_from: str | None = None) -> tuple[str, str | None]:
+    """The sender's (address, display name): From, then Sender and Return-Path, then the
+    envelope sender; :class:`MalformedMessage` when there is no address anywhere."""
+    for name in ("From", "Sender", "Return-Path"):
+        found = _first_address(header(msg, name))
+        if found is not None:
+            return found
+    found = _first_address(envelope_from or "")
+    if found is not None:
+        return found[0], None
+    raise MalformedMessage("no sender address in the From header or the envelope")
+
+
+def content_digest(
+    msg: Message, text: str, html: str | None, attachments: list[InboundAttachment]
+) -> str:
+    """SHA-256 over From, Date, Subject, the decoded body and the attachments."""
+    digest = hashlib.sha256()
+    for part in (header(msg, "From"), header(msg, "Date"), header(msg, "Subject"), text):
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    digest.update((html or "").encode("utf-8", "surrogatepass") + b"\0")
+    for attachment in attachments:
+        digest.update(f"{attachment.filename}\0{attachment.content_type}\0".encode())
+        digest.update(hashlib.sha256(attachment.data).digest())
+    return digest.hexdigest()
+
+
+def parse_message(
+    raw: bytes, limits: ParseLimits | None = None, envelope_from: str | None = None
+) -> ParsedEmail:
     """Parse one message; raises :class:`MalformedMessage` only when it cannot be kept."""
     limits = limits or ParseLimits()
     if not raw.strip():
@@ -232,8 +267,10 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedEmail:
     msg = parse_bytes(raw)
     if not msg.keys():
         raise MalformedMessage("no header section (RFC 5322 §2.1)")
-    from_address, from_name = extract_sender(msg)
+    from_address, from_name = extract_sender(msg, envelope_from)
     problems: list[str] = _defect_notes(msg)
+    if _first_address(header(msg, "From")) is None:
+        problems.append(f"no sender address in the From header; kept with {from_address}")
 
     message_id = normalize_message_id(header(msg, "Message-ID"))
     synthesized = message_id is None
@@ -311,4 +348,5 @@ def parse_message(raw: bytes, limits: ParseLimits | None = None) -> ParsedEmail:
         content_type=msg.get_content_type(),
         synthesized_id=synthesized,
         text_from_html=text_from_html,
+        content_digest=content_digest(msg, body, html, attachments),
     )

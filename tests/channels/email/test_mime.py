@@ -129,6 +129,7 @@ def test_a_missing_message_id_is_synthesized_from_the_bytes_so_redelivery_dedupe
         (b"", "empty"),
         (b"\r\n\r\njust a body, no headers\r\n", "no header section"),
         (b"Subject: anonymous\r\n\r\nhi\r\n", "no sender address"),
+        (b"From: Undisclosed\r\n\r\nhi\r\n", "no sender address"),
         (b"From: not an address\r\nSubject: x\r\n\r\nhi\r\n", "no sender address"),
     ],
 )

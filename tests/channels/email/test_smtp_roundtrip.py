@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import aiosmtplib
 import pytest
+from sqlmodel import col, select
 
 from channels.base import DeliveryStatus
 from channels.email.runtime import EmailRuntime
 from hub.services import Services
-from models import Direction, InteractionState, SenderKind
+from models import (
+    ContactIdentity,
+    Direction,
+    Interaction,
+    InteractionState,
+    Message,
+    SenderKind,
+)
 from tests.channels.email.conftest import Sink
 from tests.channels.email.helpers import (
     customer_mail,
@@ -210,16 +218,66 @@ async def test_an_oversized_message_is_refused_with_552(
     assert await messages_with(services, "<big@customer.test>") == []
 
 
-async def test_a_message_without_a_sender_is_refused_with_554(
+async def test_mail_without_a_from_address_is_kept_with_the_envelope_sender(
+    services: Services, email_runtime: EmailRuntime
+):
+    """An upstream server already accepted it: bouncing for a missing From loses the mail."""
+    port = email_runtime.listener.port  # type: ignore[union-attr]
+    no_from = b"Subject: who am I\r\nMessage-ID: <anon@x.test>\r\n\r\nno From header\r\n"
+    await send(port, no_from, sender="Night.Shift@Customer.test")
+    empty = b"From: Undisclosed\r\nSubject: x\r\nMessage-ID: <anon2@x.test>\r\n\r\nhi\r\n"
+    await send(port, empty, sender="night.shift@customer.test")
+    (first,) = await messages_with(services, "<anon@x.test>")
+    (second,) = await messages_with(services, "<anon2@x.test>")
+    assert (first.body.strip(), second.body.strip()) == ("no From header", "hi")
+    for message in (first, second):
+        assert "kept with night.shift@customer.test" in message.meta["problems"][0]
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, first.interaction_id)
+        assert interaction is not None
+        identities = (
+            await db.exec(
+                select(ContactIdentity).where(ContactIdentity.contact_id == interaction.contact_id)
+            )
+        ).all()
+    assert [i.address for i in identities] == ["night.shift@customer.test"]
+
+
+async def test_a_message_attributable_to_nobody_is_refused_with_554(
     services: Services, email_runtime: EmailRuntime
 ):
     port = email_runtime.listener.port  # type: ignore[union-attr]
-    raw = b"Subject: who am I\r\nMessage-ID: <anon@x.test>\r\n\r\nno From header\r\n"
+    raw = b"Subject: who am I\r\nMessage-ID: <anon3@x.test>\r\n\r\nno From header\r\n"
     with pytest.raises(aiosmtplib.SMTPDataError) as refused:
-        await send(port, raw)
+        await send(port, raw, sender="")  # a null return path, and no From
     assert refused.value.code == 554
     assert "From" in refused.value.message
-    assert await messages_with(services, "<anon@x.test>") == []
+    assert await messages_with(services, "<anon3@x.test>") == []
+
+
+async def test_two_messages_sharing_a_message_id_are_both_kept(
+    services: Services, email_runtime: EmailRuntime
+):
+    """Deduplicated on the Message-ID plus what a relay does not change: a second message
+    that reuses the id is kept, while the same message through another relay is not."""
+    port = email_runtime.listener.port  # type: ignore[union-attr]
+    first = customer_mail("Order 1", "first order", message_id="<same@customer.test>")
+    second = customer_mail("Order 2", "a different order", message_id="<same@customer.test>")
+    await send(port, first)
+    await send(port, second)
+    relayed = b"Received: from relay2.customer.test by mx.example.com; Tue, 1 Dec 2026\r\n"
+    await send(port, relayed + second.as_bytes())  # the same second message, another hop
+    await send(port, first)
+    async with services.sessionmaker() as db:
+        stored = (
+            await db.exec(
+                select(Message)
+                .where(col(Message.source_id).startswith("<same@customer.test>"))
+                .order_by(col(Message.id))
+            )
+        ).all()
+    assert [m.body.strip() for m in stored] == ["first order", "a different order"]
+    assert stored[0].source_id == "<same@customer.test>"  # replies referencing it thread
 
 
 async def test_an_agent_reply_carries_its_attachments(
