@@ -237,6 +237,11 @@ def test_agent_answers_every_channel_in_one_console(
                 conv.locator(".conv-head .chip", has_text=exact(channel)).wait_for()
                 conv.locator(".messages .msg.in", has_text=inbound).wait_for()
                 conv.locator("textarea[name=reply]").fill(reply)
+                if channel == "fax":
+                    # The preview swaps into its own box (it must not inherit the
+                    # composer's hx-swap="none"): a cover and the reply's page.
+                    conv.get_by_role("button", name="Preview fax pages").click()
+                    conv.locator("[id^=fax-preview-] img").nth(1).wait_for()
                 # The send button's label depends on the channel; it is the composer's submit.
                 conv.locator("form.composer button[type=submit]").click()
                 sent = conv.locator(".messages .msg.out", has_text=reply)
