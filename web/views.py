@@ -16,6 +16,7 @@ from models import (
     Agent,
     Contact,
     ContactIdentity,
+    Direction,
     Disposition,
     Interaction,
     InteractionEvent,
@@ -74,10 +75,15 @@ async def pending_offers(db: AsyncSession, agent_id: int) -> list[OfferView]:
     names = await queue_names(db)
     views = []
     for offer, interaction, contact in rows:
-        first = (
+        # The customer's own last words: not an auto-reply, a note or another agent's text.
+        last_inbound = (
             await db.exec(
                 select(Message.body)
-                .where(Message.interaction_id == interaction.id, col(Message.private).is_(False))
+                .where(
+                    Message.interaction_id == interaction.id,
+                    Message.direction == Direction.INBOUND,
+                    col(Message.private).is_(False),
+                )
                 .order_by(col(Message.id).desc())
             )
         ).first()
@@ -87,7 +93,7 @@ async def pending_offers(db: AsyncSession, agent_id: int) -> list[OfferView]:
                 interaction=interaction,
                 contact=contact,
                 queue_name=names.get(offer.queue_id or interaction.queue_id or 0, ""),
-                preview=(first or "")[:140],
+                preview=(last_inbound or "")[:140],
             )
         )
     return views

@@ -451,3 +451,30 @@ async def test_every_page_renders_in_every_state_of_a_conversation(
     )
     await all_pages_ok(iid)  # closed
     await sup.aclose()
+
+
+async def test_the_offer_preview_is_the_customers_last_message(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
+):
+    """Not an auto-reply or another agent's text that came after it."""
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    await customer_writes(browser, "Where is my refund?")
+    offer = await pending_offer(services, await agent_id_of(services, "alice"))
+    async with services.sessionmaker() as db:
+        interaction = await db.get(Interaction, offer.interaction_id)
+        assert interaction is not None
+        db.add(
+            Message(
+                interaction_id=interaction.id,
+                inbox_id=interaction.inbox_id,
+                direction="out",
+                sender_kind="system",
+                body="Thanks! An agent will be with you shortly.",
+            )
+        )
+        await db.commit()
+    console = (await client.get("/console")).text
+    offers = console.split('id="offers"', 1)[1]
+    assert '<p class="preview">Where is my refund?</p>' in offers
+    assert "An agent will be with you shortly" not in offers
