@@ -18,6 +18,7 @@ from hub.attachments import AttachmentStore
 from hub.db import TransactionRunner, WalCheckpointer, make_engine, make_sessionmaker
 from hub.events import EventBus
 from hub.ingest import IngestService
+from hub.login_throttle import AddressThrottle
 from hub.outbound import Outbox
 from hub.presence import PresenceService
 from hub.routing.service import RoutingService
@@ -59,10 +60,12 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)  # channel adapters and runners
     routing: RoutingService = field(init=False)
     presence: PresenceService = field(init=False)
+    login_addresses: AddressThrottle = field(init=False)  # wrong passwords per client address
 
     def __post_init__(self) -> None:
         self.routing = RoutingService(self)
         self.presence = PresenceService(self)
+        self.login_addresses = AddressThrottle(self.settings.login_policy)
 
     @classmethod
     def build(cls, settings: Settings, channels: ChannelsPlugin) -> Services:

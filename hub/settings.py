@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hub.login_throttle import ThrottlePolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
@@ -37,6 +39,19 @@ class Settings(BaseSettings):
     chat_rate_per_minute: int = 30
     max_request_bytes: int = 10 * 1024 * 1024
 
+    # sign-in (hub.login_throttle): per account growing delays then a lock; per address
+    # only a slow-down. Proxies listed here (IPs or CIDRs) may name the client in
+    # X-Forwarded-For; nobody else can.
+    login_free_attempts: int = 5
+    login_lock_after: int = 10
+    login_lock_seconds: float = 900.0
+    login_first_delay_seconds: float = 1.0
+    login_max_delay_seconds: float = 60.0
+    login_address_free_failures: int = 20
+    login_address_window_seconds: float = 600.0
+    login_address_max_delay_seconds: float = 5.0
+    trusted_proxies: str = ""
+
     # routing
     dispatch_interval_seconds: float = 1.0  # timer for aging, overflow and offer timeouts
     sse_heartbeat_seconds: float = 15.0
@@ -52,6 +67,19 @@ class Settings(BaseSettings):
                 url = "postgresql+asyncpg://" + url.split("://", 1)[1]
             return url
         return f"sqlite+aiosqlite:///{(self.var_dir / 'hub.sqlite3').resolve()}"
+
+    @property
+    def login_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(
+            free_attempts=self.login_free_attempts,
+            lock_after=self.login_lock_after,
+            lock_seconds=self.login_lock_seconds,
+            first_delay_seconds=self.login_first_delay_seconds,
+            max_delay_seconds=self.login_max_delay_seconds,
+            address_free_failures=self.login_address_free_failures,
+            address_window_seconds=self.login_address_window_seconds,
+            address_max_delay_seconds=self.login_address_max_delay_seconds,
+        )
 
     @property
     def is_sqlite(self) -> bool:

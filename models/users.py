@@ -27,6 +27,10 @@ class User(SQLModel, table=True):
     role: str = Field(default=Role.AGENT, max_length=16)  # a Role
     active: bool = True
     created_at: datetime = created_at_field()
+    # Login throttling (hub.login_throttle): wrong passwords in a row, and a temporary lock.
+    failed_logins: int = 0
+    last_failed_login_at: datetime | None = timestamp_field()
+    locked_until: datetime | None = timestamp_field()
 
 
 class PresenceState(StrEnum):

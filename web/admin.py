@@ -27,6 +27,7 @@ from channels.base import ChannelKind
 from hub import audit
 from hub.auth import hash_password
 from hub.events import ROUTING_TOPIC
+from hub.routing.snapshot import as_utc
 from models import (
     Agent,
     AgentSkill,
@@ -41,6 +42,7 @@ from models import (
     Strategy,
     User,
 )
+from models.base import utcnow
 from web.common import (
     ClientError,
     UnprocessableError,
@@ -309,6 +311,20 @@ async def after_user(db: AsyncSession, row: User, lk: dict) -> None:
         db.add(AgentSkill(agent_id=agent.id, skill_id=skill_id, level=level))  # type: ignore[arg-type]
 
 
+def is_locked(user: User) -> bool:
+    locked_until = as_utc(user.locked_until)
+    return locked_until is not None and locked_until > utcnow()
+
+
+def sign_in_state(user: User) -> str:
+    """Locked (until when), wrong passwords in a row, or ok."""
+    if is_locked(user):
+        return f"locked until {as_utc(user.locked_until):%H:%M} UTC"  # type: ignore[str-format]
+    if user.failed_logins:
+        return f"{user.failed_logins} wrong password(s) in a row"
+    return "ok"
+
+
 def _join(values: Any) -> str:
     return ", ".join(str(v) for v in values)
 
@@ -388,6 +404,7 @@ SECTIONS: dict[str, Section] = {
                 ),
                 ("Extension", lambda r, lk: getattr(lk["agents"].get(r.id), "extension", "") or ""),
                 ("Active", lambda r, lk: "yes" if r.active else "no"),
+                ("Sign-in", lambda r, lk: sign_in_state(r)),
             ],
             "admin/forms/user.html",
             save_user,
@@ -633,6 +650,38 @@ async def remove(request: Request, key: FromPath[str], row_id: FromPath[int]) ->
     return Template(template_name="admin/_section.html", context=ctx)
 
 
+@post("/{key:str}/{row_id:int}/unlock", status_code=200)
+async def unlock(request: Request, key: FromPath[str], row_id: FromPath[int]) -> Template:
+    """Lift a login lock (and the wrong-password count) early; audited."""
+    if key != "agents":
+        raise NotFoundException("Only users can be unlocked.")
+    me = user_of(request)
+    section = _section(key)
+    async with services_of(request).sessionmaker() as db:
+        user = await db.get(User, row_id)
+        if user is None:
+            raise NotFoundException(f"Agents and users: #{row_id} does not exist.")
+        before = {
+            "locked_until": user.locked_until and as_utc(user.locked_until).isoformat(),  # type: ignore[union-attr]
+            "failed_logins": user.failed_logins,
+        }
+        user.locked_until, user.failed_logins, user.last_failed_login_at = None, 0, None
+        db.add(user)
+        audit.record(
+            db,
+            user_id=me.id,
+            action="unlock",
+            entity="agents",
+            entity_id=row_id,
+            before=before,
+            after={"locked_until": None, "failed_logins": 0},
+        )
+        await db.commit()
+        ctx = await _section_context(db, section)
+    ctx["saved"] = f"Unlocked {user.username}: they can sign in again."
+    return Template(template_name="admin/_section.html", context=ctx)
+
+
 def changed_fields(
     before: dict[str, Any] | None, after: dict[str, Any] | None
 ) -> list[tuple[str, Any, Any]] | None:
@@ -672,7 +721,7 @@ async def _audit_page(request: Request) -> Template:
 admin_router = Router(
     path="/admin",
     guards=[role_guard(Role.ADMIN)],
-    route_handlers=[admin_home, section_page, new_form, edit_form, create, update, remove],
+    route_handlers=[admin_home, section_page, new_form, edit_form, create, update, remove, unlock],
 )
 
 route_handlers: list = [admin_router]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from typing import Annotated, Any
@@ -12,8 +13,12 @@ from litestar.params import Body, FromQuery
 from litestar.response import Redirect, Template
 from sqlmodel import select
 
+from hub import audit
 from hub.auth import CurrentUser, verify_password
+from hub.login_throttle import account_wait, client_address, lock_for_failure
+from hub.routing.snapshot import as_utc
 from models import Agent, Role, User
+from models.base import utcnow
 from web.common import page, services_of
 
 HOME_BY_ROLE = {
@@ -46,27 +51,85 @@ async def login(
     username = str(data.get("username", "")).strip()[:64]
     password = str(data.get("password", ""))[:512]
     target = _safe_next(str(data.get("next", "")))
-    async with services_of(request).sessionmaker() as db:
-        user = (await db.exec(select(User).where(User.username == username))).first()
-        ok = user is not None and user.active and verify_password(user.password_hash, password)
-        has_agent = False
-        if ok and user is not None:
-            has_agent = (
-                await db.exec(select(Agent).where(Agent.user_id == user.id))
-            ).first() is not None
-    if not ok or user is None:
-        template = page(
-            "login.html", request, next=target or "", error="Wrong username or password."
-        )
-        template.status_code = 401
+    services = services_of(request)
+    settings = services.settings
+    address = client_address(
+        request.client.host if request.client else "",
+        request.headers.get("x-forwarded-for", ""),
+        settings.trusted_proxies,
+    )
+    slow_down = services.login_addresses.delay(address)
+    if slow_down:
+        await asyncio.sleep(slow_down)
+
+    def refused(error: str, status: int) -> Template:
+        template = page("login.html", request, next=target or "", error=error)
+        template.status_code = status
         return template
+
+    async with services.sessionmaker() as db:
+        user = (await db.exec(select(User).where(User.username == username))).first()
+        now = utcnow()
+        if user is not None and as_utc(user.locked_until) and as_utc(user.locked_until) <= now:
+            user.locked_until, user.failed_logins = None, 0  # the lock ran out: start afresh
+        if user is not None:
+            wait = account_wait(
+                user.failed_logins,
+                as_utc(user.last_failed_login_at),
+                as_utc(user.locked_until),
+                now,
+                settings.login_policy,
+            )
+            if wait > 0:
+                # No password is checked while waiting: a guesser learns nothing.
+                what = "is locked" if user.locked_until else "must wait"
+                return refused(
+                    f"Too many wrong passwords: this account {what} for {_duration(wait)}. "
+                    "An administrator can unlock it.",
+                    429,
+                )
+        ok = user is not None and user.active and verify_password(user.password_hash, password)
+        if not ok or user is None:
+            services.login_addresses.failed(address)
+            if user is not None:
+                user.failed_logins += 1
+                user.last_failed_login_at = now
+                lock = lock_for_failure(user.failed_logins, now, settings.login_policy)
+                if lock is not None:
+                    user.locked_until = lock
+                    audit.record(
+                        db,
+                        user_id=None,
+                        action="lock",
+                        entity="agents",
+                        entity_id=user.id,
+                        after={
+                            "locked_until": lock.isoformat(),
+                            "failed_logins": user.failed_logins,
+                            "client": address,
+                        },
+                    )
+                db.add(user)
+                await db.commit()
+            return refused("Wrong username or password.", 401)
+        if user.failed_logins or user.locked_until:
+            user.failed_logins, user.locked_until = 0, None
+            db.add(user)
+            await db.commit()
+        has_agent = (await db.exec(select(Agent).where(Agent.user_id == user.id))).first()
     request.clear_session()
     request.set_session({"user_id": user.id, "login_at": time.time()})
     role = Role(user.role)
     home = HOME_BY_ROLE[role]
-    if role is Role.SUPERVISOR and not has_agent:
+    if role is Role.SUPERVISOR and has_agent is None:
         home = "/supervisor"
     return Redirect(target or home, status_code=303)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{round(seconds / 60)} minutes"
+    return f"{max(1, round(seconds))} seconds"
 
 
 @post("/logout", status_code=303)

@@ -1,0 +1,34 @@
+"""login throttling: wrong passwords in a row and a temporary lock on each user
+
+Revision ID: 0006
+Revises: 0002
+Create Date: 2026-12-02 18:10:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("user") as batch:
+        batch.add_column(
+            sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch.add_column(
+            sa.Column("last_failed_login_at", sa.DateTime(timezone=True), nullable=True)
+        )
+        batch.add_column(sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("user") as batch:
+        batch.drop_column("locked_until")
+        batch.drop_column("last_failed_login_at")
+        batch.drop_column("failed_logins")
