@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from litestar import Litestar, Request, Response, get
 from litestar.config.csrf import CSRFConfig
-from litestar.exceptions import NotAuthorizedException
+from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.plugins.htmx import HTMXPlugin
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from litestar.security.session_auth import SessionAuth
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
@@ -24,6 +25,7 @@ from hub.events import make_backend, make_channels_plugin
 from hub.services import Services
 from hub.settings import Settings
 
+log = logging.getLogger(__name__)
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
 # Modules that contribute routes; each exposes ``route_handlers: list`` and may expose
@@ -60,6 +62,61 @@ def _login_redirect(request: Request, exc: NotAuthorizedException) -> Response:
     if "text/html" in request.headers.get("accept", ""):
         return Redirect(f"/login?next={request.url.path}")
     return Response(content={"detail": exc.detail}, status_code=401)
+
+
+ERROR_TITLES = {
+    400: "That request was not understood",
+    403: "Not for your role",
+    404: "Not found",
+    405: "Not allowed here",
+    409: "That conflicts with what is there",
+    413: "Too large",
+    422: "Please check what you entered",
+    429: "Too many requests",
+}
+
+
+def _wants_page(request: Request) -> bool:
+    """A person's browser navigating (not htmx, not an API client asking for JSON)."""
+    return not request.headers.get("hx-request") and "text/html" in request.headers.get(
+        "accept", ""
+    )
+
+
+def _error_response(request: Request, exc: Exception) -> Response:
+    """Errors as pages in the app's style for browsers, as JSON for everyone else (htmx
+    shows the JSON ``detail`` in the page it came from). A 500 says nothing of its cause
+    to the client; the log has the traceback."""
+    if isinstance(exc, HTTPException):
+        status, detail = exc.status_code, exc.detail
+    else:
+        status, detail = 500, ""
+    if status >= 500:
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+        detail = "Something went wrong on our side. It has been logged; please try again."
+    headers = getattr(exc, "headers", None) or {}
+    if not _wants_page(request):
+        content: dict[str, object] = {"status_code": status, "detail": detail}
+        if status < 500 and getattr(exc, "extra", None):
+            content["extra"] = exc.extra  # type: ignore[attr-defined]
+        return Response(content=content, status_code=status, headers=headers)
+    user = request.user if "user" in request.scope else None
+    logged_in = isinstance(user, CurrentUser)
+    return Template(
+        template_name="error.html",
+        context={
+            "user": user if logged_in else None,
+            "status_code": status,
+            "title": ERROR_TITLES.get(status, "Something went wrong" if status >= 500 else "Error"),
+            "detail": detail,
+            "request_path": request.url.path,
+            # "/" sends each role home, or to the login page (unmatched paths run no
+            # middleware, so they cannot tell who is asking)
+            "back": "/",
+        },
+        status_code=status,
+        headers=headers,
+    )
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -141,7 +198,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             engine=JinjaTemplateEngine,
             engine_callback=configure_templates,
         ),
-        exception_handlers={NotAuthorizedException: _login_redirect},
+        exception_handlers={
+            NotAuthorizedException: _login_redirect,
+            HTTPException: _error_response,
+            Exception: _error_response,
+        },
         request_max_body_size=settings.max_request_bytes,
         debug=settings.debug,
     )
