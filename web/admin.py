@@ -279,6 +279,12 @@ async def save_user(db: AsyncSession, row: User, form: FormMultiDict, lk: dict) 
     capacity = {}
     for channel in CHANNELS:
         value = opt_int(form.get(f"cap_{channel}"), f"Capacity for {channel}", lo=0, hi=50)
+        if value is None and checked(form, "is_agent"):
+            # A blank used to mean "takes none" without a word: say so, and ask for a 0.
+            raise UnprocessableError(
+                f"Capacity for {channel} is blank: enter how many {channel} conversations "
+                "this agent can hold at once (0 for none)."
+            )
         if value is not None:
             capacity[channel] = value
     extension = text(form, "extension", "Extension", max_len=32, required=False)

@@ -66,6 +66,18 @@ async def test_invalid_input_gets_422_with_a_reason_and_changes_nothing(
         ("/admin/hours", {"name": "Bad", "timezone": "UTC", "day_tue": "17:00-09:00"}, "ends"),
         ("/admin/reasons", {"code": "Has Spaces", "label": "x"}, "lower-case"),
         ("/admin/agents", {"username": "newbie", "display_name": "N", "role": "agent"}, "password"),
+        (
+            "/admin/agents",
+            {
+                "username": "blank",
+                "display_name": "B",
+                "role": "agent",
+                "password": "a-long-password",
+                "is_agent": "on",
+                "cap_webchat": "2",
+            },
+            "Capacity for voice is blank",
+        ),
     ]
     for path, data, reason in cases:
         response = await client.post(path, data=data, headers=hx(client))
@@ -101,6 +113,10 @@ async def test_create_agent_with_skills_capacity_and_password(
             f"skill_{spanish.id}": "5",
             "cap_webchat": "2",
             "cap_voice": "1",
+            "cap_email": "0",
+            "cap_sms": "0",
+            "cap_telegram": "0",
+            "cap_fax": "0",
             "extension": "2001",
         },
         headers=hx(client),
@@ -111,7 +127,14 @@ async def test_create_agent_with_skills_capacity_and_password(
         agent = (await db.exec(select(Agent).where(Agent.user_id == user.id))).one()
         levels = (await db.exec(select(AgentSkill).where(AgentSkill.agent_id == agent.id))).all()
     assert verify_password(user.password_hash, "a-long-password")
-    assert agent.capacity == {"voice": 1, "webchat": 2}
+    assert agent.capacity == {
+        "voice": 1,
+        "webchat": 2,
+        "email": 0,
+        "sms": 0,
+        "telegram": 0,
+        "fax": 0,
+    }
     assert [(s.skill_id, s.level) for s in levels] == [(spanish.id, 5)]
     entry = (await audit_rows(services))[-1]
     assert entry.action == "create" and entry.before is None
