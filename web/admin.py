@@ -43,6 +43,7 @@ from models import (
     User,
 )
 from models.base import utcnow
+from web.admin_usage import uses_of
 from web.common import (
     ClientError,
     UnprocessableError,
@@ -629,10 +630,22 @@ async def remove(request: Request, key: FromPath[str], row_id: FromPath[int]) ->
     if not section.deletable:
         raise Conflict(f"{section.title} cannot be deleted; deactivate them instead.")
     me = user_of(request)
+    confirmed = (await request.form()).get("confirm") == "1"
     async with services_of(request).sessionmaker() as db:
         row = await db.get(section.model, row_id)
         if row is None:
             raise NotFoundException(f"{section.title}: #{row_id} does not exist.")
+        usage = await uses_of(db, key, row_id)
+        label = f"“{getattr(row, section.order_by.key)}”"
+        if usage.blocking:
+            raise Conflict(
+                f"Cannot delete {label}: it is {'; '.join(usage.blocking)}. "
+                "Deactivate it instead, or change those first."
+            )
+        if usage.removable and not confirmed:
+            ctx = await _section_context(db, section)
+            ctx["confirm"] = {"row_id": row_id, "label": label, "uses": usage.removable}
+            return Template(template_name="admin/_section.html", context=ctx)
         before = await full_snapshot(db, key, row)
         try:
             if key == "queues":

@@ -159,8 +159,42 @@ async def test_delete_keeps_the_old_value_and_in_use_rows_are_refused(
     assert entry.before["weekly"] == {"mon": [["09:00", "17:00"]]}
     in_use = await client.post(f"/admin/queues/{general.id}/delete", headers=hx(client))
     assert in_use.status_code == 409
+    detail = in_use.json()["detail"]
+    assert detail.startswith("Cannot delete “General”: it is the default queue of inbox(es)")
+    assert "Deactivate it instead" in detail
     async with services.sessionmaker() as db:
         assert (await db.exec(select(func.count()).select_from(Queue))).one() == 2
+
+
+async def test_deleting_a_skill_in_use_lists_its_uses_and_asks_again(
+    client: httpx.AsyncClient, services: Services
+):
+    await login(client, "admin")
+    async with services.sessionmaker() as db:
+        billing = (await db.exec(select(Skill).where(Skill.name == "billing"))).one()
+        holders = (await db.exec(select(AgentSkill).where(AgentSkill.skill_id == billing.id))).all()
+    assert holders, "the demo gives some agents the billing skill"
+    asked = await client.post(f"/admin/skills/{billing.id}/delete", headers=hx(client))
+    assert asked.status_code == 200
+    assert "“billing” is in use." in asked.text
+    assert "required by queue(s) Billing" in asked.text
+    assert "held by agent(s)" in asked.text
+    assert "Delete anyway" in asked.text
+    async with services.sessionmaker() as db:
+        assert await db.get(Skill, billing.id) is not None  # nothing deleted yet
+    assert await audit_rows(services) == []
+
+    confirmed = await client.post(
+        f"/admin/skills/{billing.id}/delete", data={"confirm": "1"}, headers=hx(client)
+    )
+    assert confirmed.status_code == 200
+    assert "Deleted skills" in confirmed.text
+    async with services.sessionmaker() as db:
+        assert await db.get(Skill, billing.id) is None
+        left = (await db.exec(select(AgentSkill).where(AgentSkill.skill_id == billing.id))).all()
+    assert left == []
+    entry = (await audit_rows(services))[-1]
+    assert entry.action == "delete" and entry.before is not None
 
 
 async def test_audit_log_page_lists_changes(client: httpx.AsyncClient):
