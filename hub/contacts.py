@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import AddressKind
+from hub import audit
 from models import Contact, ContactIdentity, Interaction, utcnow
 
 
@@ -193,3 +194,28 @@ async def merge_contacts(db: AsyncSession, keep_id: int, merge_id: int) -> Conta
     db.add(keep)
     db.add(merged)
     return keep
+
+
+# The reason on the state change that closes a blocked contact's new interaction at once.
+BLOCKED_CLOSE_REASON = "contact is blocked"
+
+
+async def set_contact_blocked(
+    db: AsyncSession, contact: Contact, reason: str | None, user_id: int | None
+) -> None:
+    """Block (with a reason) or unblock (``reason=None``) a contact, audited with the value
+    before. Ingest keeps a blocked contact's new messages, closed at once; the caller
+    commits. The routing cache reads ``blocked`` through ``contact_refs`` per message."""
+    before = {"blocked": contact.blocked, "blocked_reason": contact.blocked_reason}
+    contact.blocked = reason is not None
+    contact.blocked_reason = reason or ""
+    db.add(contact)
+    audit.record(
+        db,
+        user_id=user_id,
+        action="contact.block" if reason is not None else "contact.unblock",
+        entity="contact",
+        entity_id=contact.id,
+        before=before,
+        after={"blocked": contact.blocked, "blocked_reason": contact.blocked_reason},
+    )

@@ -35,7 +35,7 @@ from sqlalchemy.exc import IntegrityError
 
 from channels.base import ChannelKind, DeliveryStatus, InboundMessage, IngestResult
 from hub.attachments import AttachmentStore
-from hub.contacts import ContactRef, normalize_address, resolve_contacts
+from hub.contacts import BLOCKED_CLOSE_REASON, ContactRef, normalize_address, resolve_contacts
 from hub.interactions import transition
 from models import (
     OPEN_STATES,
@@ -397,7 +397,7 @@ class _Batch:
         self.new_threads.append(thread)
         self.owned.setdefault((message.inbox_id, contact.id), []).append(thread)
         if contact.blocked:
-            self._change(thread, InteractionState.CLOSED, "contact is blocked", now)
+            self._change(thread, InteractionState.CLOSED, BLOCKED_CLOSE_REASON, now)
         else:
             self._change(thread, InteractionState.QUEUED, "new contact", now)
         return thread

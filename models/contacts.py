@@ -22,6 +22,7 @@ class Contact(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     vip_level: int = Field(default=0, ge=0, le=5)
     blocked: bool = False
+    blocked_reason: str = Field(default="", max_length=200)  # why, as the blocker wrote it
     notes: str = ""
     known: bool = False  # False until an agent creates or links it (screen pop form)
     merged_into_id: int | None = Field(default=None, foreign_key="contact.id")

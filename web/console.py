@@ -25,7 +25,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from channels.base import AddressKind, ChannelKind
 from hub import audit
 from hub.auth import CurrentUser
-from hub.contacts import AddressError, follow_merges, merge_contacts, normalize_address
+from hub.contacts import (
+    AddressError,
+    follow_merges,
+    merge_contacts,
+    normalize_address,
+    set_contact_blocked,
+)
 from hub.events import Event, agent_topic, interaction_topic
 from hub.services import Services
 from models import (
@@ -631,6 +637,34 @@ async def create_contact(
     return await _workspace(request, interaction_id)
 
 
+@post("/interactions/{interaction_id:int}/block", status_code=200)
+async def block_contact(
+    request: Request, interaction_id: FromPath[int], data: FormData
+) -> Response:
+    """Block the customer of a conversation the agent holds, with a reason (audited). New
+    contacts from them are still stored, closed at once, and listed for supervisors."""
+    reason = str(data.get("reason", "")).strip()[:200]
+    if not reason:
+        raise UnprocessableError("Say why the customer is blocked: supervisors will see it.")
+    await _set_blocked(request, interaction_id, reason)
+    return await _workspace(request, interaction_id)
+
+
+@post("/interactions/{interaction_id:int}/unblock", status_code=200)
+async def unblock_contact(request: Request, interaction_id: FromPath[int]) -> Response:
+    await _set_blocked(request, interaction_id, None)
+    return await _workspace(request, interaction_id)
+
+
+async def _set_blocked(request: Request, interaction_id: int, reason: str | None) -> None:
+    user = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        interaction = await _held(db, user, interaction_id)
+        contact = await follow_merges(db, interaction.contact_id)
+        await set_contact_blocked(db, contact, reason, user.id)
+        await db.commit()
+
+
 @get("/contacts/search")
 async def search_contacts(
     request: Request, q: FromQuery[str] = "", interaction: FromQuery[int] = 0
@@ -793,6 +827,8 @@ console_router = Router(
         end,
         close,
         create_contact,
+        block_contact,
+        unblock_contact,
         search_contacts,
         link_contact,
         attachment,
