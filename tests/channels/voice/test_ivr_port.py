@@ -78,7 +78,7 @@ class _Accounts(BaseHTTPRequestHandler):
 
     requests: list[str] = []  # noqa: RUF012 (one server per test, reset by the fixture)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         type(self).requests.append(self.path)
         account = self.path.rsplit("/", 1)[-1]
         found = ACCOUNTS.get(account)
