@@ -5,8 +5,8 @@ and the speech engines, so the sans-IO interpreter drives a live call:
 
 - ``say``: the prompt from Piper, rendered once per process and cached in memory and on disk
   as 8 kHz audio (:class:`speech.prompts.PromptCache`), or a recorded WAV. When the dialog
-  allows barge-in, a key or the caller's voice (Silero VAD, stricter than while listening,
-  so a cough or a line click does not stop the prompt) interrupts it; the words that
+  allows barge-in, a key or the caller's voice (Silero VAD; a turn of ``barge_in_ms`` or
+  more, so a cough or a line click does not stop the prompt) interrupts it; the words that
   interrupted are kept as the start of the answer.
 - ``listen``: keys (RFC 4733 events, SIP INFO and in-band tones all arrive as the call's
   digits) or speech: the endpointer decides where the caller's turn ends, then faster-whisper
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -51,6 +50,7 @@ from ivr_dialogs.loader import Dialog
 from ivr_dialogs.matching import spoken_digits
 from ivr_dialogs.runner import Trace, run_dialog
 from ivr_dialogs.schema import CallbackNode, QueueNode, TransferNode, VoicemailNode
+from speech.asr import hint_score
 from speech.pool import RecognizerPool
 from speech.prompts import PromptCache
 from speech.settings import SpeechSettings
@@ -88,14 +88,19 @@ class CallerGone(ConnectionError):
 class IvrVoiceSettings:
     """Timers and thresholds of the voice IVR; ``from_env`` reads ``HUB_IVR_<FIELD>``.
 
-    Tests shorten the timers; the defaults suit a menu answer on a phone line.
+    Tests shorten the timers. The VAD thresholds are lower than Silero's usual 0.5: on
+    8 kHz telephone audio its scores for speech hover between 0.4 and 0.8, and at 0.5 a
+    one-word answer ("Billing.", "Two.") was missed at about a third of its frame
+    alignments, while line noise up to -30 dBFS still never reaches 0.4.
     """
 
+    threshold: float = 0.4  # a VAD window at or above this is speech…
+    negative_threshold: float = 0.25  # …and below this, silence (in between: no change)
+    min_speech_ms: int = 64  # voice this long starts a turn
+    pre_roll_ms: int = 300  # audio kept from before the start, so no first phoneme is lost
     end_silence_ms: int = 700  # silence that ends the caller's turn
-    min_speech_ms: int = 96  # voice this long starts a turn while listening
     max_speech_ms: int = 10_000  # a turn is cut here
-    barge_in_min_speech_ms: int = 200  # voice this long stops a prompt…
-    barge_in_threshold: float = 0.6  # …at this VAD probability (the listening one is 0.5)
+    barge_in_ms: int = 200  # a turn this long stops a prompt (a click or a cough does not)
     inter_digit_timeout_s: float | None = None  # between keys; None: the listen's timeout
     prompt_cache_memory_mb: int = 64
 
@@ -110,19 +115,15 @@ class IvrVoiceSettings:
             values[item.name] = float(raw) if "float" in str(item.type) else int(raw)
         return cls(**values)
 
-    def listening(self) -> EndpointConfig:
+    def endpointing(self) -> EndpointConfig:
         return EndpointConfig(
+            threshold=self.threshold,
+            negative_threshold=self.negative_threshold,
             min_speech_ms=self.min_speech_ms,
             end_silence_ms=self.end_silence_ms,
             no_input_ms=NEVER_MS,
             max_speech_ms=self.max_speech_ms,
-        )
-
-    def barging(self) -> EndpointConfig:
-        return dataclasses.replace(
-            self.listening(),
-            threshold=self.barge_in_threshold,
-            min_speech_ms=self.barge_in_min_speech_ms,
+            pre_roll_ms=self.pre_roll_ms,
         )
 
 
@@ -235,11 +236,14 @@ class _Capture:
 
     def __init__(self, call: Call, speech: IvrSpeech) -> None:
         self.call = call
-        self.endpointer = Endpointer(RATE, speech.settings.listening(), speech.vad_model)
+        self.config = speech.settings.endpointing()
+        self.barge_in_s = speech.settings.barge_in_ms / 1000
+        self.endpointer = Endpointer(RATE, self.config, speech.vad_model)
         self.armed = False
         self.started = asyncio.Event()  # the caller's voice began a turn
         self.finished: asyncio.Future[EndpointEvent] = self._future()
-        self.on_start: Callable[[], None] | None = None
+        self.on_barge_in: Callable[[], None] | None = None
+        self._started_at = 0.0
         self._task: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -251,27 +255,26 @@ class _Capture:
         """A turn has begun (maybe ended) and nobody has taken it yet."""
         return self.armed and self.started.is_set()
 
-    def arm(self, config: EndpointConfig, on_start: Callable[[], None] | None = None) -> None:
-        """Listen for a new turn from now on."""
-        self.endpointer.reset(config)
-        self.started = asyncio.Event()
+    def arm(self, on_barge_in: Callable[[], None] | None = None) -> None:
+        """Listen for a new turn from now on; ``on_barge_in`` is called once the turn has
+        lasted ``barge_in_ms`` (the prompt it interrupts stops)."""
+        self.endpointer.reset(self.config)
+        self.started.clear()
         if not self.finished.done():
             self.finished.cancel()
         self.finished = self._future()
-        self.on_start = on_start
+        self.on_barge_in = on_barge_in
         self.armed = True
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._pump(), name="ivr-audio")
 
-    def keep_listening(self, config: EndpointConfig) -> None:
-        """The prompt is over but the turn goes on: the listening thresholds apply now,
-        and whatever was heard during the prompt is kept."""
-        self.endpointer.config = config
-        self.on_start = None
+    def keep_listening(self) -> None:
+        """The prompt is over but the turn goes on: what was heard during it is kept."""
+        self.on_barge_in = None
 
     def disarm(self) -> None:
         self.armed = False
-        self.on_start = None
+        self.on_barge_in = None
         if not self.finished.done():
             self.finished.cancel()
 
@@ -282,12 +285,25 @@ class _Capture:
 
     def _feed(self, frame: Pcm) -> None:
         for event in self.endpointer.feed(frame):
+            log.debug("%s: %s at %.2f s", self.call.call_id, event.kind, event.time)
             if event.kind == "speech_start":
                 self.started.set()
-                if self.on_start is not None:
-                    self.on_start()
-            elif event.kind in ("speech_end", "max_speech") and not self.finished.done():
+                self._started_at = event.time
+            elif event.kind not in ("speech_end", "max_speech") or self.finished.done():
+                continue
+            elif self.on_barge_in is not None and event.time - self._started_at < self.barge_in_s:
+                # Too short to stop the prompt (a click, a cough): forget it, listen on.
+                self.endpointer.reset(self.config)
+                self.started.clear()
+            else:
                 self.finished.set_result(event)
+        if (
+            self.on_barge_in is not None
+            and self.endpointer.state == "speech"
+            and self.endpointer.time - self._started_at >= self.barge_in_s
+        ):
+            barge_in, self.on_barge_in = self.on_barge_in, None
+            barge_in()
 
     async def close(self) -> None:
         self.disarm()
@@ -436,7 +452,7 @@ class VoicePort:
                 self._logged_prompt(action, "missing_audio", cached=None)
             return
         if action.barge_in:
-            capture.arm(self.speech.settings.barging(), on_start=call.stop_playback)
+            capture.arm(on_barge_in=call.stop_playback)
         else:
             capture.disarm()
         try:
@@ -453,6 +469,7 @@ class VoicePort:
             if outcome is PlayOutcome.DTMF:
                 capture.disarm()  # the key is the answer, not the voice
         self._logged_prompt(action, heard, cached)
+        log.debug("%s: prompt %r: %s", call.call_id, action.text[:40], heard)
         if outcome is PlayOutcome.HANGUP or call.state is CallState.ENDED:
             capture.disarm()
             raise CallerGone(f"call {call.call_id} ended during a prompt")
@@ -476,11 +493,10 @@ class VoicePort:
         if call.state is CallState.ENDED:
             return HangUp()
         capture = self._capturer()
-        listening = self.speech.settings.listening()
         if capture.armed:
-            capture.keep_listening(listening)  # straight on from a barge-in prompt
+            capture.keep_listening()  # straight on from a barge-in prompt
         else:
-            capture.arm(listening)
+            capture.arm()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + action.timeout_s
         # The first key, with no limit of its own: the silence timer below decides.
@@ -539,9 +555,16 @@ class VoicePort:
         hints = list(action.hints) or None
         heard = await self.speech.recognizer.transcribe_utterance(turn.utterance, hints)
         text = heard.text.strip()
-        # A phrase the recognizer heard nearly ("Bill and please") is the phrase; keys said
-        # aloud ("two") stay words, for the dialog to read as keys.
-        chosen = heard.hint if heard.hint and spoken_digits(text) is None else text
+        confidence = heard.confidence
+        chosen = text
+        if heard.hint and spoken_digits(text) is None:
+            # A phrase the recognizer heard nearly ("Bill and please") is that phrase, and
+            # the dialog's confidence is how sure we are of the choice: Whisper's per-token
+            # probability, or how closely the words match an expected phrase if that is
+            # higher (a short "Billing, please." scored 0.42 on tiny.en with every word
+            # right). Keys said aloud ("two") stay words, for the dialog to read as keys.
+            chosen = heard.hint
+            confidence = max(confidence, hint_score(text, heard.hint))
         self.log.add(
             self.log.recognitions,
             {
@@ -549,14 +572,16 @@ class VoicePort:
                 "text": text,
                 "hint": heard.hint,
                 "chosen": chosen,
-                "confidence": round(heard.confidence, 3),
+                "asr_confidence": round(heard.confidence, 3),
+                "confidence": round(confidence, 3),
                 "seconds": round(heard.duration, 2),
                 "end": turn.kind,
             },
         )
+        log.debug("%s: heard %r as %r (%.2f)", self.call.call_id, text, chosen, confidence)
         if not chosen:
             return Utterance("", 0.0)  # a sound that was not words: the dialog's no-match
-        return Utterance(chosen, float(heard.confidence))
+        return Utterance(chosen, float(confidence))
 
     # ------------------------------------------------------------------ handoffs
 

@@ -31,9 +31,11 @@ from ivr_dialogs.actions import Hangup, Queue, Transfer
 from ivr_dialogs.loader import Dialog, load_dialog_text
 from speech.asr import WhisperRecognizer
 from speech.audio import Audio, resample
+from speech.g711 import ulaw_decode, ulaw_encode
 from speech.pool import RecognizerPool
 from speech.prompts import PromptCache
 from speech.tts import Synthesizer
+from speech.vad import Endpointer, EndpointEvent
 from tests.channels.voice.helpers import open_tap, rms, run_sipp
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
@@ -118,6 +120,37 @@ def heard_speech(pcm: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- tests
+
+
+def turns(endpointer: Endpointer, pcm: np.ndarray) -> list[EndpointEvent]:
+    pcm = pcm[: len(pcm) // 160 * 160]
+    return [event for frame in pcm.reshape(-1, 160) for event in endpointer.feed(frame)]
+
+
+def test_one_word_answers_are_heard_at_every_frame_alignment_and_line_noise_is_not(
+    synthesizer: Synthesizer,
+) -> None:
+    """The IVR's endpointing on G.711 audio: a caller's one-word answer starts a turn
+    wherever it falls in the 20 ms frames, and the turn holds the whole word; hiss on the
+    line starts none."""
+    config = IvrVoiceSettings().endpointing()
+    endpointer = Endpointer(8000, config)
+    for word in ("Billing.", "Two.", "No."):
+        said = synthesizer.synthesize(word)
+        pcm = ulaw_decode(ulaw_encode(resample(said.samples, said.sample_rate, 8000)))
+        for offset in range(0, 480, 40):  # 12 alignments against the VAD's 32 ms windows
+            endpointer.reset(config)
+            line = np.concatenate(
+                [np.zeros(8000 + offset, np.int16), pcm, np.zeros(12000, np.int16)]
+            )
+            events = turns(endpointer, line)
+            assert [e.kind for e in events] == ["speech_start", "speech_end"], (word, offset)
+            turn = events[-1].utterance
+            assert turn is not None and turn.duration >= len(pcm) / 8000, (word, offset)
+    noise = np.random.default_rng(7).normal(0.0, 1000.0, 8000 * 10)  # about -30 dBFS
+    endpointer.reset(config)
+    hiss = ulaw_decode(ulaw_encode(np.clip(noise, -32768, 32767).astype(np.int16)))
+    assert turns(endpointer, hiss) == []
 
 
 async def test_caller_hears_the_menu_presses_2_keys_the_account_and_reaches_billing(
