@@ -553,7 +553,12 @@ class VoicePort:
         if turn.utterance is None or turn.utterance.frames == 0:
             return NoInput()
         hints = list(action.hints) or None
-        heard = await self.speech.recognizer.transcribe_utterance(turn.utterance, hints)
+        try:
+            heard = await self.speech.recognizer.transcribe_utterance(turn.utterance, hints)
+        except Exception:  # a failed recognition is a no-match (the dialog can offer keys)
+            log.exception("%s: recognition failed", self.call.call_id)
+            self.log.add(self.log.recognitions, {"node": action.node, "error": "failed"})
+            return Utterance("", 0.0)
         text = heard.text.strip()
         confidence = heard.confidence
         chosen = text

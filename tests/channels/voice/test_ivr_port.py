@@ -30,13 +30,14 @@ from channels.voice.ivr_port import (
 from ivr_dialogs.actions import Hangup, Queue, Transfer
 from ivr_dialogs.loader import Dialog, load_dialog_text
 from speech.asr import WhisperRecognizer
-from speech.audio import Audio, resample
+from speech.audio import Audio, resample, write_wav
 from speech.g711 import ulaw_decode, ulaw_encode
 from speech.pool import RecognizerPool
 from speech.prompts import PromptCache
+from speech.settings import SpeechSettings
 from speech.tts import Synthesizer
 from speech.vad import Endpointer, EndpointEvent
-from tests.channels.voice.helpers import open_tap, rms, run_sipp
+from tests.channels.voice.helpers import level_at, open_tap, run_sipp
 
 pytestmark = [pytest.mark.sipp, pytest.mark.slow]
 
@@ -295,13 +296,17 @@ async def test_a_spoken_billing_is_recognized_with_the_menu_hints(
     assert call.state is CallState.ENDED
 
 
-async def test_hangup_ends_the_call_and_missing_handoffs_are_refused(
+async def test_a_recorded_prompt_then_hangup_ends_the_call_and_missing_handoffs_are_refused(
     sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech
 ) -> None:
+    chime = (np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000) * 12000).astype(np.int16)
+    (tmp_path / "audio").mkdir()
+    write_wav(tmp_path / "audio" / "chime.wav", Audio(chime, 16000))  # 1 s at 16 kHz
     dialog = load_dialog_text(
         "dialog: goodbye_only\n"
-        "start: bye\n"
+        "start: chime\n"
         "nodes:\n"
+        "  chime: {type: say, audio: chime.wav, text: (a chime), next: bye}\n"
         "  bye: {type: hangup, reason: closed today, prompt: We are closed today. Goodbye.}\n"
     )
     tap = await open_tap()
@@ -315,7 +320,7 @@ async def test_hangup_ends_the_call_and_missing_handoffs_are_refused(
     async def on_call(call: Call) -> None:
         try:
             await call.answer()
-            port = VoicePort(call, speech, on_hangup=on_hangup)
+            port = VoicePort(call, speech, on_hangup=on_hangup, audio_dir=tmp_path / "audio")
             seen["missing"] = port.missing_handlers(phone_menu("http://127.0.0.1:9"))
             with pytest.raises(ActionNotSupported, match="on_queue"):
                 await port.queue(Queue("general"))
@@ -334,9 +339,67 @@ async def test_hangup_ends_the_call_and_missing_handoffs_are_refused(
     tap.close()
     assert run.returncode == 0, run.errors()  # SIPp got the hub's BYE
     assert seen["missing"] == ["queue"]
-    assert seen["trace"]["outcome"] == "hangup"
+    trace = seen["trace"]
+    assert trace["outcome"] == "hangup"
+    assert [p["outcome"] for p in trace["voice"]["prompts"]] == ["completed", "completed"]
+    assert trace["voice"]["prompts"][1]["cached"] is False  # made while the caller listened
     assert reasons == [Hangup("closed today")]
     call: Call = seen["call"]
     assert call.state is CallState.ENDED and call.end_reason == "local hangup"
-    assert heard_speech(tap.audio()) >= 1.0  # the goodbye was played before the BYE
-    assert rms(tap.audio()) > 300
+    heard = tap.audio()
+    # the chime, then the spoken goodbye, before the BYE
+    assert level_at(heard[: 8000 + 1600], 1000.0) > 3000
+    assert heard_speech(heard[8000 + 1600 :]) >= 1.0
+    words = await asyncio.to_thread(
+        speech.recognizer.recognizer.transcribe, Audio(heard[8000:], 8000)
+    )
+    assert "goodbye" in words.text.lower()
+
+
+async def test_a_caller_who_hangs_up_in_the_menu_ends_the_dialog(
+    sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech, accounts_url: str
+) -> None:
+    dialog = phone_menu(accounts_url)
+    await speech.prerender(dialog_prompts(dialog))
+    tap = await open_tap()
+    done = asyncio.Event()
+    seen: dict[str, Any] = {}
+    queued: list[Queue] = []
+
+    async def on_queue(action: Queue) -> None:
+        queued.append(action)
+
+    async def on_call(call: Call) -> None:
+        try:
+            await call.answer()
+            seen["trace"] = await VoicePort(call, speech, on_queue=on_queue).run(dialog)
+        finally:
+            done.set()
+
+    endpoint = await make_endpoint(on_call)
+    run = await run_sipp(
+        "caller_hangs_up.xml", endpoint.port, tmp_path / "sipp", keys={"tap_port": tap.port}
+    )
+    await asyncio.wait_for(done.wait(), 20)
+    tap.close()
+    assert run.returncode == 0, run.errors()
+    trace = seen["trace"]
+    assert trace["outcome"] == "caller_hangup"
+    assert trace["nodes"] == ["main"]
+    assert trace["voice"]["prompts"][0]["outcome"] == "hangup"
+    assert queued == []
+
+
+def test_settings_come_from_the_environment_and_the_engines_from_speech_settings(
+    tmp_path: Path,
+) -> None:
+    settings = IvrVoiceSettings.from_env(
+        {"HUB_IVR_END_SILENCE_MS": "400", "HUB_IVR_THRESHOLD": "0.45", "HUB_IVR_OTHER": "x"}
+    )
+    assert settings.end_silence_ms == 400 and settings.threshold == 0.45
+    assert settings.endpointing().end_silence_ms == 400
+    assert IvrVoiceSettings.from_env({}) == IvrVoiceSettings()
+    engines = IvrSpeech.load(SpeechSettings(tts_cache_dir=tmp_path), settings=settings)
+    assert engines.prompts.cache_dir == tmp_path / "prompts"
+    assert engines.settings is settings
+    assert engines.prompts_for("xx") is engines.prompts  # one voice until others are added
