@@ -72,6 +72,7 @@ Handler = Callable[[A], Awaitable[None]]
 RATE = 8000
 NEVER_MS = 24 * 3600 * 1000  # the endpointer's own no-input timer is not used: the port's is
 KEY_WAIT_S = 24 * 3600.0
+FREE_SPEECH = frozenset({"speech", "date", "amount"})  # answers that are sentences, not words
 MAX_LOGGED = 200  # prompts and recognitions kept per call for the trace
 
 
@@ -98,8 +99,10 @@ class IvrVoiceSettings:
     negative_threshold: float = 0.25  # …and below this, silence (in between: no change)
     min_speech_ms: int = 64  # voice this long starts a turn
     pre_roll_ms: int = 300  # audio kept from before the start, so no first phoneme is lost
-    end_silence_ms: int = 700  # silence that ends the caller's turn
-    max_speech_ms: int = 10_000  # a turn is cut here
+    end_silence_ms: int = 700  # silence that ends a short answer (a menu choice, yes/no)…
+    max_speech_ms: int = 10_000  # …which is cut here
+    free_end_silence_ms: int = 1200  # free speech (a complaint, a date) may pause longer…
+    free_max_speech_ms: int = 20_000  # …and last longer
     barge_in_ms: int = 200  # a turn this long stops a prompt (a click or a cough does not)
     inter_digit_timeout_s: float | None = None  # between keys; None: the listen's timeout
     prompt_cache_memory_mb: int = 64
@@ -115,14 +118,16 @@ class IvrVoiceSettings:
             values[item.name] = float(raw) if "float" in str(item.type) else int(raw)
         return cls(**values)
 
-    def endpointing(self) -> EndpointConfig:
+    def endpointing(self, expect: str = "menu") -> EndpointConfig:
+        """The endpointer's settings for a listen that expects ``expect``."""
+        free = expect in FREE_SPEECH
         return EndpointConfig(
             threshold=self.threshold,
             negative_threshold=self.negative_threshold,
             min_speech_ms=self.min_speech_ms,
-            end_silence_ms=self.end_silence_ms,
+            end_silence_ms=self.free_end_silence_ms if free else self.end_silence_ms,
             no_input_ms=NEVER_MS,
-            max_speech_ms=self.max_speech_ms,
+            max_speech_ms=self.free_max_speech_ms if free else self.max_speech_ms,
             pre_roll_ms=self.pre_roll_ms,
         )
 
@@ -236,9 +241,9 @@ class _Capture:
 
     def __init__(self, call: Call, speech: IvrSpeech) -> None:
         self.call = call
-        self.config = speech.settings.endpointing()
+        self.settings = speech.settings
         self.barge_in_s = speech.settings.barge_in_ms / 1000
-        self.endpointer = Endpointer(RATE, self.config, speech.vad_model)
+        self.endpointer = Endpointer(RATE, self.settings.endpointing(), speech.vad_model)
         self.armed = False
         self.started = asyncio.Event()  # the caller's voice began a turn
         self.finished: asyncio.Future[EndpointEvent] = self._future()
@@ -255,10 +260,10 @@ class _Capture:
         """A turn has begun (maybe ended) and nobody has taken it yet."""
         return self.armed and self.started.is_set()
 
-    def arm(self, on_barge_in: Callable[[], None] | None = None) -> None:
+    def arm(self, expect: str = "menu", on_barge_in: Callable[[], None] | None = None) -> None:
         """Listen for a new turn from now on; ``on_barge_in`` is called once the turn has
         lasted ``barge_in_ms`` (the prompt it interrupts stops)."""
-        self.endpointer.reset(self.config)
+        self.endpointer.reset(self.settings.endpointing(expect))
         self.started.clear()
         if not self.finished.done():
             self.finished.cancel()
@@ -268,8 +273,10 @@ class _Capture:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._pump(), name="ivr-audio")
 
-    def keep_listening(self) -> None:
-        """The prompt is over but the turn goes on: what was heard during it is kept."""
+    def keep_listening(self, expect: str) -> None:
+        """The prompt is over but the turn goes on: what was heard during it is kept, and
+        the turn ends as the listen's kind of answer does."""
+        self.endpointer.config = self.settings.endpointing(expect)
         self.on_barge_in = None
 
     def disarm(self) -> None:
@@ -293,7 +300,7 @@ class _Capture:
                 continue
             elif self.on_barge_in is not None and event.time - self._started_at < self.barge_in_s:
                 # Too short to stop the prompt (a click, a cough): forget it, listen on.
-                self.endpointer.reset(self.config)
+                self.endpointer.reset()
                 self.started.clear()
             else:
                 self.finished.set_result(event)
@@ -494,9 +501,9 @@ class VoicePort:
             return HangUp()
         capture = self._capturer()
         if capture.armed:
-            capture.keep_listening()  # straight on from a barge-in prompt
+            capture.keep_listening(action.expect)  # straight on from a barge-in prompt
         else:
-            capture.arm()
+            capture.arm(action.expect)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + action.timeout_s
         # The first key, with no limit of its own: the silence timer below decides.
@@ -508,7 +515,7 @@ class VoicePort:
                 if capture.started.is_set():
                     # A turn is under way: the endpointer ends it (at most max_speech);
                     # the margin only guards against a media clock that stopped.
-                    wait = self.speech.settings.max_speech_ms / 1000 + 5.0
+                    wait = capture.endpointer.config.max_speech_ms / 1000 + 5.0
                     pending = {keys, finished}
                 else:
                     wait = max(0.0, deadline - loop.time())

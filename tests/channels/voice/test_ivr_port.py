@@ -154,6 +154,29 @@ def test_one_word_answers_are_heard_at_every_frame_alignment_and_line_noise_is_n
     assert turns(endpointer, hiss) == []
 
 
+def test_a_free_answer_may_pause_where_a_menu_answer_ends(synthesizer: Synthesizer) -> None:
+    """ "My internet is down. (a breath) Since Monday." is one turn when the dialog asks for
+    free speech, but a menu choice ends at the first pause."""
+    settings = IvrVoiceSettings()
+    parts = [synthesizer.synthesize(text) for text in ("My internet is down.", "Since Monday.")]
+    first, second = (resample(p.samples, p.sample_rate, 8000) for p in parts)
+    line = np.concatenate(
+        [
+            np.zeros(4000, np.int16),
+            first,
+            np.zeros(7200, np.int16),
+            second,
+            np.zeros(16000, np.int16),
+        ]
+    )
+    menu = turns(Endpointer(8000, settings.endpointing("menu")), line)
+    free = turns(Endpointer(8000, settings.endpointing("speech")), line)
+    assert [e.kind for e in menu] == ["speech_start", "speech_end"]
+    assert menu[-1].time < (4000 + len(first) + 7200) / 8000  # ended before "Since Monday"
+    assert [e.kind for e in free] == ["speech_start", "speech_end"]
+    assert free[-1].time > (4000 + len(first) + 7200) / 8000  # both sentences in one turn
+
+
 async def test_caller_hears_the_menu_presses_2_keys_the_account_and_reaches_billing(
     sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech, accounts_url: str
 ) -> None:
