@@ -20,6 +20,14 @@ Lookups are made by :func:`ivr_dialogs.runner.run_dialog`, never here. The model
 by every call of the process through one :class:`IvrSpeech`; per call, the port keeps only a
 VAD state. ``VoicePort.run`` returns the runner's trace (nodes, inputs, variables, outcome,
 handoff) with what the call heard and said added under ``"voice"``.
+
+    speech = IvrSpeech.load()  # once per process, on the loop that carries the calls
+    await asyncio.to_thread(speech.warm_up)
+    await speech.prerender(dialog_prompts(dialog))  # optional: the first caller waits less
+
+    port = VoicePort(call, speech, on_queue=..., on_transfer=..., on_voicemail=...,
+                     on_callback=...)
+    trace = await port.run(dialog, http_client=client, secrets=secrets_from_env())
 """
 
 from __future__ import annotations
@@ -51,6 +59,7 @@ from ivr_dialogs.matching import spoken_digits
 from ivr_dialogs.runner import Trace, run_dialog
 from ivr_dialogs.schema import CallbackNode, QueueNode, TransferNode, VoicemailNode
 from speech.asr import hint_score
+from speech.audio import AudioError
 from speech.pool import RecognizerPool
 from speech.prompts import PromptCache
 from speech.settings import SpeechSettings
@@ -397,7 +406,10 @@ class VoicePort:
     async def run(self, dialog: Dialog, **options: Any) -> Trace:
         """Run the dialog on the call (``options`` go to ``run_dialog``: http_client,
         secrets, caller, now, business_hours, ...) and return its trace, also kept in
-        :attr:`trace` for the call service to store on the interaction."""
+        :attr:`trace` for the call service to store on the interaction.
+
+        An error from a handoff callback (or :class:`ActionNotSupported`) propagates; the
+        prompts and recognitions so far are still in :meth:`voice_record`."""
         options.setdefault("caller", self.caller_info())
         try:
             trace = await run_dialog(dialog, self, **options)
@@ -429,10 +441,15 @@ class VoicePort:
     # ------------------------------------------------------------------ say
 
     def _audio_file(self, name: str) -> Path | None:
-        path = Path(name)
-        if not path.is_absolute() and self.audio_dir is not None:
-            path = self.audio_dir / path
-        return path if path.is_file() else None
+        """The recorded prompt's file, only from inside ``audio_dir`` (a dialog cannot make
+        the call play any other file of the machine)."""
+        if self.audio_dir is None:
+            return None
+        base = self.audio_dir.resolve()
+        path = (base / name).resolve()
+        if not path.is_relative_to(base) or not path.is_file():
+            return None
+        return path
 
     async def say(self, action: Say) -> None:
         """Play the prompt; with ``barge_in`` a key or the caller's voice stops it."""
@@ -469,6 +486,13 @@ class VoicePort:
         except CallError as exc:
             capture.disarm()
             raise CallerGone(str(exc)) from exc
+        except AudioError as exc:  # a recorded prompt that is not a WAV we can read
+            capture.disarm()
+            log.warning("%s: cannot play %s: %s", call.call_id, action.audio, exc)
+            self._logged_prompt(action, "bad_audio", cached=None)
+            if action.text.strip():
+                await self.say(Say(action.text, action.lang, None, action.barge_in))
+            return
         if outcome is PlayOutcome.STOPPED and capture.speaking:
             heard = "barge_in"
         else:

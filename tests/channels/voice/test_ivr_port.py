@@ -325,11 +325,13 @@ async def test_a_recorded_prompt_then_hangup_ends_the_call_and_missing_handoffs_
     chime = (np.sin(2 * np.pi * 1000 * np.arange(16000) / 16000) * 12000).astype(np.int16)
     (tmp_path / "audio").mkdir()
     write_wav(tmp_path / "audio" / "chime.wav", Audio(chime, 16000))  # 1 s at 16 kHz
+    write_wav(tmp_path / "outside.wav", Audio(chime, 16000))  # not in the prompts folder
     dialog = load_dialog_text(
         "dialog: goodbye_only\n"
         "start: chime\n"
         "nodes:\n"
-        "  chime: {type: say, audio: chime.wav, text: (a chime), next: bye}\n"
+        "  chime: {type: say, audio: chime.wav, text: (a chime), next: outside}\n"
+        "  outside: {type: say, audio: ../outside.wav, text: Sorry., next: bye}\n"
         "  bye: {type: hangup, reason: closed today, prompt: We are closed today. Goodbye.}\n"
     )
     tap = await open_tap()
@@ -364,8 +366,11 @@ async def test_a_recorded_prompt_then_hangup_ends_the_call_and_missing_handoffs_
     assert seen["missing"] == ["queue"]
     trace = seen["trace"]
     assert trace["outcome"] == "hangup"
-    assert [p["outcome"] for p in trace["voice"]["prompts"]] == ["completed", "completed"]
-    assert trace["voice"]["prompts"][1]["cached"] is False  # made while the caller listened
+    prompts = trace["voice"]["prompts"]
+    assert [p["outcome"] for p in prompts] == ["completed", "completed", "completed"]
+    assert prompts[0]["cached"] is None  # the recorded chime
+    assert prompts[1]["cached"] is False  # a file outside the folder: its text was spoken
+    assert prompts[2]["cached"] is False  # made while the caller listened
     assert reasons == [Hangup("closed today")]
     call: Call = seen["call"]
     assert call.state is CallState.ENDED and call.end_reason == "local hangup"
@@ -376,6 +381,7 @@ async def test_a_recorded_prompt_then_hangup_ends_the_call_and_missing_handoffs_
     words = await asyncio.to_thread(
         speech.recognizer.recognizer.transcribe, Audio(heard[8000:], 8000)
     )
+    assert "sorry" in words.text.lower()
     assert "goodbye" in words.text.lower()
 
 
