@@ -252,6 +252,42 @@ async def test_caller_hears_the_menu_presses_2_keys_the_account_and_reaches_bill
     assert call.stats()["rtp"]["packets_sent"] >= 100
 
 
+async def test_two_callers_at_once_share_the_engines_and_the_rendered_prompts(
+    sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech, accounts_url: str
+) -> None:
+    dialog = phone_menu(accounts_url)
+    await speech.prerender(dialog_prompts(dialog))
+    made = speech.prompts.syntheses
+    tap = await open_tap()
+    queued: list[tuple[str, Queue]] = []
+    traces: list[dict[str, Any]] = []
+
+    async def on_call(call: Call) -> None:
+        async def on_queue(action: Queue) -> None:
+            queued.append((call.call_id, action))
+
+        await call.answer()
+        traces.append(await VoicePort(call, speech, on_queue=on_queue).run(dialog))
+        await call.hangup()
+
+    endpoint = await make_endpoint(on_call, symmetric_rtp=False)
+    run = await run_sipp(
+        "caller_ivr_keys.xml",
+        endpoint.port,
+        tmp_path / "sipp",
+        keys={"tap_port": tap.port},
+        calls=2,
+    )
+    tap.close()
+    assert run.returncode == 0, run.errors()
+    assert len(traces) == 2
+    assert len({call_id for call_id, _ in queued}) == 2  # each call's own handoff
+    for _, action in queued:
+        assert action.name == "billing" and action.data["account"] == "123456"
+    assert all(t["voice"]["prompts"][0]["cached"] for t in traces)
+    assert speech.prompts.syntheses == made  # no prompt was made again for the second caller
+
+
 async def test_a_spoken_billing_is_recognized_with_the_menu_hints(
     sipp: str,
     make_endpoint,
