@@ -39,7 +39,7 @@ from speech.tts import Synthesizer
 from speech.vad import Endpointer, EndpointEvent
 from tests.channels.voice.helpers import level_at, open_tap, run_sipp
 
-pytestmark = [pytest.mark.sipp, pytest.mark.slow]
+pytestmark = pytest.mark.sipp
 
 DIALOG = Path(__file__).parent / "dialogs" / "phone_menu.yaml"
 ACCOUNTS = {"123456": {"customer": {"name": "Ada Lovelace"}, "plan": "fibre 500"}}
@@ -177,6 +177,7 @@ def test_a_free_answer_may_pause_where_a_menu_answer_ends(synthesizer: Synthesiz
     assert free[-1].time > (4000 + len(first) + 7200) / 8000  # both sentences in one turn
 
 
+@pytest.mark.slow
 async def test_caller_hears_the_menu_presses_2_keys_the_account_and_reaches_billing(
     sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech, accounts_url: str
 ) -> None:
@@ -252,6 +253,7 @@ async def test_caller_hears_the_menu_presses_2_keys_the_account_and_reaches_bill
     assert call.stats()["rtp"]["packets_sent"] >= 100
 
 
+@pytest.mark.slow
 async def test_two_callers_at_once_share_the_engines_and_the_rendered_prompts(
     sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech, accounts_url: str
 ) -> None:
@@ -288,6 +290,7 @@ async def test_two_callers_at_once_share_the_engines_and_the_rendered_prompts(
     assert speech.prompts.syntheses == made  # no prompt was made again for the second caller
 
 
+@pytest.mark.slow
 async def test_a_spoken_billing_is_recognized_with_the_menu_hints(
     sipp: str,
     make_endpoint,
@@ -355,6 +358,7 @@ async def test_a_spoken_billing_is_recognized_with_the_menu_hints(
     assert call.state is CallState.ENDED
 
 
+@pytest.mark.slow
 async def test_a_recorded_prompt_then_hangup_ends_the_call_and_missing_handoffs_are_refused(
     sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech
 ) -> None:
@@ -421,6 +425,7 @@ async def test_a_recorded_prompt_then_hangup_ends_the_call_and_missing_handoffs_
     assert "goodbye" in words.text.lower()
 
 
+@pytest.mark.slow
 async def test_a_caller_who_hangs_up_in_the_menu_ends_the_dialog(
     sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech, accounts_url: str
 ) -> None:
