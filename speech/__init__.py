@@ -6,6 +6,7 @@ Modules (import what you need; models load lazily, once per process):
 - `speech.g711`: μ-law / A-law encode and decode (ITU-T G.711)
 - `speech.dtmf`: `DtmfDetector` (ITU-T Q.24 receiver), `generate_dtmf`
 - `speech.tts`: `Synthesizer` (Piper): PCM, sentence streaming, 20 ms G.711 frames, cache
+- `speech.prompts`: `PromptCache`, IVR prompts rendered once (8 kHz, memory and disk)
 - `speech.markup`: prompt markup (<digits>, <spell>, <pause 300ms>)
 - `speech.asr`: `Recognizer` protocol, `WhisperRecognizer`, `Utterance`, `Transcript`
 - `speech.vosk_asr`: `VoskRecognizer` (optional): streaming partials, grammar menus

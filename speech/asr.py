@@ -43,6 +43,7 @@ __all__ = [
     "WhisperRecognizer",
     "Word",
     "closest_hint",
+    "hint_score",
 ]
 
 WHISPER_RATE = 16_000
@@ -132,6 +133,18 @@ def closest_hint(text: str, hints: Sequence[str] | None) -> str | None:
         return max(contained, key=len)
     score, best = max((max(score, _best_span_similarity(said, h)), h) for score, h in scored)
     return best if score >= _HINT_MIN_SIMILARITY else None
+
+
+def hint_score(text: str, hint: str) -> float:
+    """How well what was said matches an expected phrase, 0..1: 1.0 when the phrase is said
+    word for word, else the similarity `closest_hint` judged it by."""
+    said, target = normalize_phrase(text), normalize_phrase(hint)
+    if not said or not target:
+        return 0.0
+    if f" {target} " in f" {said} ":
+        return 1.0
+    whole = difflib.SequenceMatcher(None, said, target).ratio()
+    return max(whole, _best_span_similarity(said, hint))
 
 
 def _best_span_similarity(said: str, hint: str) -> float:

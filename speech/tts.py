@@ -119,6 +119,12 @@ class Synthesizer:
             f"{model_path.name}:{stat.st_size}:{config_path.read_bytes().hex()}".encode()
         ).hexdigest()[:16]
 
+    @property
+    def identity(self) -> str:
+        """What makes this synthesizer's audio for a text: the voice and its settings. Caches
+        of rendered prompts key on it, so another voice or speed never serves stale audio."""
+        return json.dumps([self._voice_id, self.length_scale, self.variation])
+
     # -------------------------------------------------------------------------- model
 
     def load(self) -> PiperVoice:

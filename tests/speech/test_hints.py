@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from speech.asr import closest_hint, looks_looped
+from speech.asr import closest_hint, hint_score, looks_looped
 
 MENU = ["order status", "billing", "speak to an agent"]
 
@@ -45,3 +45,19 @@ def test_short_hints_need_the_whole_answer() -> None:
 )
 def test_a_decoding_loop_is_recognized_and_decoded_again(heard: str, looped: bool):
     assert looks_looped(heard, tokens=6, budget=40) is looped
+
+
+@pytest.mark.parametrize(
+    ("heard", "hint", "low", "high"),
+    [
+        ("Billing, please.", "billing", 1.0, 1.0),  # said word for word
+        ("I want my account balance", "account balance", 1.0, 1.0),
+        ("Bill and please.", "billing", 0.6, 0.99),  # misheard: close, not certain
+        ("What's the weather like?", "billing", 0.0, 0.59),
+        ("", "billing", 0.0, 0.0),
+    ],
+)
+def test_hint_score_says_how_closely_an_expected_phrase_was_said(
+    heard: str, hint: str, low: float, high: float
+) -> None:
+    assert low <= hint_score(heard, hint) <= high
