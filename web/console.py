@@ -39,6 +39,7 @@ from models import (
     Contact,
     ContactIdentity,
     Direction,
+    Disposition,
     Interaction,
     InteractionState,
     Message,
@@ -104,7 +105,25 @@ async def conversation_context(
 
 
 def _can_view(user: CurrentUser, interaction: Interaction) -> bool:
+    """Live access: the agent's own conversations, and any for supervisors."""
     return interaction.agent_id == user.agent_id or user.has_role(Role.SUPERVISOR)
+
+
+async def _can_read(db: AsyncSession, user: CurrentUser, interaction: Interaction) -> bool:
+    """Read access: the agent's own conversations, any for supervisors, and the customer's
+    past interactions while the agent holds one of theirs (the screen pop's history)."""
+    if _can_view(user, interaction):
+        return True
+    if user.agent_id is None:
+        return False
+    held = await db.exec(
+        select(Interaction.id).where(
+            Interaction.agent_id == user.agent_id,
+            Interaction.contact_id == interaction.contact_id,
+            col(Interaction.state).in_(views.WORKING_STATES),
+        )
+    )
+    return held.first() is not None
 
 
 class ConsoleStream:
@@ -730,6 +749,29 @@ async def link_contact(request: Request, interaction_id: FromPath[int], data: Fo
     return await _workspace(request, interaction_id)
 
 
+@get("/history/{interaction_id:int}")
+async def past_interaction(request: Request, interaction_id: FromPath[int]) -> Template:
+    """A past interaction of the customer, whole and read-only: messages, notes, the
+    disposition and the wrap-up notes."""
+    user = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        conv = await views.conversation(db, interaction_id)
+        if conv is None:
+            raise NotFoundException(f"Interaction {interaction_id} does not exist.")
+        if not await _can_read(db, user, conv.interaction):
+            raise PermissionDeniedException(
+                "You can open a customer's past interactions while you hold one of theirs."
+            )
+        disposition = (
+            await db.get(Disposition, conv.interaction.disposition_id)
+            if conv.interaction.disposition_id
+            else None
+        )
+    return Template(
+        template_name="console/_past.html", context={"conv": conv, "disposition": disposition}
+    )
+
+
 @get("/attachments/{message_id:int}/{index:int}")
 async def attachment(request: Request, message_id: FromPath[int], index: FromPath[int]) -> Response:
     user = user_of(request)
@@ -739,7 +781,7 @@ async def attachment(request: Request, message_id: FromPath[int], index: FromPat
         if message is None or index >= len(message.attachments):
             raise NotFoundException("No such attachment.")
         interaction = await db.get(Interaction, message.interaction_id)
-        if interaction is None or not _can_view(user, interaction):
+        if interaction is None or not await _can_read(db, user, interaction):
             raise PermissionDeniedException("This conversation is not assigned to you.")
     from channels.webchat.files import attachment_response
 
@@ -758,7 +800,7 @@ async def fax_page(
         interaction = await db.get(Interaction, message.interaction_id) if message else None
         if message is None or interaction is None:
             raise NotFoundException("No such message.")
-        if not _can_view(user, interaction):
+        if not await _can_read(db, user, interaction):
             raise PermissionDeniedException("This conversation is not assigned to you.")
     pages = (message.meta.get("fax") or {}).get("pages") or []
     if not 0 <= index < len(pages):
@@ -830,6 +872,7 @@ console_router = Router(
         block_contact,
         unblock_contact,
         search_contacts,
+        past_interaction,
         link_contact,
         attachment,
     ],
