@@ -31,7 +31,6 @@ from hub.routing.snapshot import as_utc
 from models import (
     Agent,
     AgentSkill,
-    AuditEntry,
     BusinessHours,
     Disposition,
     NotReadyReason,
@@ -524,8 +523,6 @@ async def admin_home() -> Redirect:
 
 @get("/{key:str}")
 async def section_page(request: Request, key: FromPath[str]) -> Template:
-    if key == "audit":
-        return await _audit_page(request)
     section = _section(key)
     async with services_of(request).sessionmaker() as db:
         ctx = await _section_context(db, section)
@@ -699,42 +696,6 @@ async def unlock(request: Request, key: FromPath[str], row_id: FromPath[int]) ->
         ctx = await _section_context(db, section)
     ctx["saved"] = f"Unlocked {user.username}: they can sign in again."
     return Template(template_name="admin/_section.html", context=ctx)
-
-
-def changed_fields(
-    before: dict[str, Any] | None, after: dict[str, Any] | None
-) -> list[tuple[str, Any, Any]] | None:
-    """For an update, only what changed (old → new); None means show both values whole."""
-    if not before or not after:
-        return None
-    return [
-        (key, before.get(key), after.get(key))
-        for key in sorted(set(before) | set(after))
-        if before.get(key) != after.get(key)
-    ]
-
-
-async def _audit_page(request: Request) -> Template:
-    entity = request.query_params.get("entity") or None
-    async with services_of(request).sessionmaker() as db:
-        query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(200)
-        if entity:
-            query = query.where(AuditEntry.entity == entity)
-        entries = list((await db.exec(query)).all())
-        users = {u.id: u.username for u in (await db.exec(select(User))).all()}
-        entities = sorted(
-            {e for e in (await db.exec(select(AuditEntry.entity).distinct())).all() if e}
-        )
-    return page(
-        "admin/audit.html",
-        request,
-        entries=[(e, changed_fields(e.before, e.after)) for e in entries],
-        users=users,
-        entities=entities,
-        entity=entity,
-        sections=SECTIONS,
-        section=None,
-    )
 
 
 admin_router = Router(

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Router
 from litestar.plugins.jinja import JinjaTemplateEngine
 
-from web import admin, blocked, console, login, sse, supervisor
+from web import admin, audit_log, blocked, console, login, sse, supervisor
 from web.common import SECURITY_HEADERS
 
 
@@ -44,6 +44,7 @@ route_handlers: list = [
             *console.route_handlers,
             *supervisor.route_handlers,
             *admin.route_handlers,
+            *audit_log.route_handlers,
             *blocked.route_handlers,
             *sse.route_handlers,
         ],
