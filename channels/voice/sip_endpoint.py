@@ -287,7 +287,11 @@ class SipEndpoint:
                 ack_for._note("ACK received")
         if method == "INVITE" and not msg.to_addr.tag:
             if call_id in self.calls or call_id in stack.uas._calls:
-                return  # retransmission: aiosipua already answered it (100 Trying)
+                # not a retransmission (the transport answers those again): another
+                # transaction for a call we have, e.g. a request that forked and came
+                # back by two paths (RFC 3261 §8.2.2.2: 482); one Call-ID is one call
+                stack.transport.send_reply(stateless_response(msg, 482, "Loop Detected"))
+                return
             self.counters["invites"] += 1
             if not self._admit(stack, msg, addr):
                 return
@@ -650,14 +654,23 @@ class SipEndpoint:
             inc.reject(481, "Call Does Not Exist")
             return
         leg = self._legs[call]
-        if inc.invite.body:
-            try:
-                media = parse_media(inc.invite.text)
-            except OfferError:
-                leg_call = leg.incoming or inc
-                leg_call._send_response(488, "Not Acceptable Here")
-                return
-            self._apply_media(call, media)
+        offer = sdp_body(inc.invite)
+        if offer is None:
+            # a re-INVITE without SDP asks for our offer; the answer comes in the ACK
+            # (RFC 3261 §14.2, RFC 3264 §8)
+            leg.sdp_version += 1
+            sdp = self._offer_sdp(call, leg) if call.media is None else self._answer_sdp(call, leg)
+            leg.awaiting_answer = leg.incoming is not None
+            inc.accept(parse_sdp(sdp))
+            call._note("re-INVITE without SDP received, 200 OK sent with our offer")
+            return
+        try:
+            media = parse_media(offer)
+        except OfferError:
+            leg_call = leg.incoming or inc
+            leg_call._send_response(488, "Not Acceptable Here")
+            return
+        self._apply_media(call, media)
         leg.sdp_version += 1
         inc.accept(parse_sdp(self._answer_sdp(call, leg)))
         call._note("re-INVITE received, 200 OK sent")

@@ -112,11 +112,14 @@ _VIA_VALUE = re.compile(
 )
 _CSEQ = re.compile(r"^(\d{1,10}) ([A-Za-z0-9\-.!%*_+`'~]+)$")
 _SEPARATORS = "/;=,:"
+_LWS_TO_COLLAPSE = re.compile(r"[ \t][/;=,:]|[/;=,:][ \t]|[ \t]{2}|\t")
 
 
 def collapse_lws(value: str) -> str:
     """Collapse runs of white space to one SP and drop it around separators, outside
     quoted strings and ``<…>`` (RFC 3261 §7.3.1, §25.1)."""
+    if _LWS_TO_COLLAPSE.search(value) is None:
+        return value  # the common case: nothing to do
     out: list[str] = []
     quoted = escaped = False
     angle = 0
@@ -490,6 +493,15 @@ class _Guard:
     # --- intake ------------------------------------------------------------------------
 
     def _guarded_dispatch(self, data: bytes, addr: Addr) -> None:
+        """Check, parse and route one message; nothing a peer sends may escape as an
+        exception (the TCP connection or the endpoint would go with it)."""
+        try:
+            self._check_and_dispatch(data, addr)
+        except Exception:
+            self.dropped += 1
+            log.exception("dropped SIP from %s after an internal error", addr)
+
+    def _check_and_dispatch(self, data: bytes, addr: Addr) -> None:
         if not data.strip(b"\r\n"):
             return  # CRLF keepalive (RFC 5626 §3.5.1)
         data = data.lstrip(b"\r\n")  # CRLFs before the start line are ignored (§7.5)

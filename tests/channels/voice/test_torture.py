@@ -8,6 +8,7 @@ and that calls still work afterwards.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 from dataclasses import dataclass
@@ -464,6 +465,28 @@ async def test_late_offer_without_an_answer_in_the_ack_is_hung_up(make_endpoint)
     peer.close()
 
 
+async def test_reinvite_without_sdp_gets_our_offer_and_takes_the_answer_from_the_ack(
+    make_endpoint,
+) -> None:
+    """RFC 3261 §14.2, RFC 3264 §8: a re-INVITE may ask for our offer; its ACK answers."""
+    calls: list[Call] = []
+    endpoint = await make_endpoint(lambda c: answering(calls, c))
+    peer = await Peer.udp(endpoint.port)
+    dialog = Dialog(peer)
+    assert (await dialog.invite(body=sdp(port=40000)))[0].status == 200
+    dialog.ack()
+    peer.send(dialog.build("INVITE", 2))
+    final = await peer.final()
+    assert final.status == 200 and "m=audio" in final.body
+    dialog.ack(body=sdp(port=40100), cseq=2)
+    await peer.quiet(0.2)
+    media = calls[0].media
+    assert media is not None and media.remote_addr == ("127.0.0.1", 40100)
+    peer.send(dialog.build("BYE", 3))
+    assert (await peer.final()).status == 200
+    peer.close()
+
+
 # ------------------------------------------------------- transactions (RFC 3261 §17.2)
 
 
@@ -533,6 +556,28 @@ async def test_retransmitted_invite_gets_the_latest_response_and_one_call(make_e
     got = sorted([(await peer.final()).status, (await peer.final()).status])
     assert got == [200, 487]
     dialog.to_tag = ""
+    peer.close()
+
+
+async def test_merged_invite_on_another_branch_gets_482_and_no_second_call(
+    make_endpoint,
+) -> None:
+    """RFC 3261 §8.2.2.2: the same INVITE arriving by a second path (a new branch) is a
+    merged request, not a second call."""
+    calls: list[Call] = []
+
+    async def on_call(call: Call) -> None:
+        calls.append(call)
+        await call.ring()
+
+    endpoint = await make_endpoint(on_call)
+    peer = await Peer.udp(endpoint.port)
+    dialog = Dialog(peer)
+    peer.send(dialog.build("INVITE", body=sdp(), branch="z9hG4bK-path1"))
+    assert [(await peer.recv()).status, (await peer.recv()).status] == [100, 180]
+    peer.send(dialog.build("INVITE", body=sdp(), branch="z9hG4bK-path2"))
+    assert (await peer.final()).status == 482
+    assert len(calls) == 1 and calls[0].state is CallState.RINGING
     peer.close()
 
 
@@ -683,6 +728,41 @@ async def test_tcp_response_goes_back_on_the_connection_of_its_request(make_endp
     assert await idle.quiet(0.3) == []
     idle.close()
     busy.close()
+
+
+async def test_tcp_response_opens_a_new_connection_when_the_request_one_is_gone(
+    make_endpoint,
+) -> None:
+    """RFC 3261 §18.2.2: if the request's connection closed, the response goes on a new
+    connection to the Via's received address and sent-by port."""
+    arrived: asyncio.Queue[Msg] = asyncio.Queue()
+
+    async def gateway_listener(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                arrived.put_nowait(Msg(await reader.readuntil(b"\r\n\r\n")))
+
+    server = await asyncio.start_server(gateway_listener, "127.0.0.1", 0)
+    listen_port = server.sockets[0].getsockname()[1]
+    proceed = asyncio.Event()
+
+    async def on_call(call: Call) -> None:
+        await call.ring()
+        await proceed.wait()
+        await call.reject(486, "Busy Here")
+
+    endpoint = await make_endpoint(on_call, transports=("udp", "tcp"))
+    peer = await Peer.tcp(endpoint.port)
+    dialog = Dialog(peer)
+    peer.send(dialog.build("INVITE", body=sdp(), rport=False, via_port=listen_port))
+    assert [(await peer.recv()).status, (await peer.recv()).status] == [100, 180]
+    peer.close()
+    await asyncio.wait_for(peer.closed.wait(), 3)
+    await asyncio.sleep(0.1)
+    proceed.set()
+    final = await asyncio.wait_for(arrived.get(), 3)
+    assert final.status == 486 and dialog.call_id in final.header("Call-ID")[0]
+    server.close()
 
 
 async def test_idle_tcp_connection_is_closed_but_one_carrying_a_call_is_kept(
