@@ -41,6 +41,12 @@ class Binding:
         return self.expires_at > time.time()
 
 
+def is_digest(authorization: str | None) -> bool:
+    """Whether an Authorization header uses the Digest scheme (RFC 3261 §22.4)."""
+    scheme = (authorization or "").split(None, 1)
+    return bool(scheme) and scheme[0].lower() == "digest"
+
+
 def stateless_response(request: SipRequest, status: int, reason: str) -> SipResponse:
     """A stateless response (RFC 3261 §8.2.6) echoing the request's identifiers."""
     resp = SipResponse(status_code=status, reason_phrase=reason)
@@ -81,7 +87,9 @@ class Registrar:
         if not extension or extension not in self.passwords:
             return stateless_response(request, 404, "Not Found")
         authorization = request.get_header("authorization")
-        if not authorization:
+        if not is_digest(authorization):
+            # none, or a scheme we do not know: challenge as if it were absent
+            # (RFC 4475 §3.3.7, RFC 3261 §22.1)
             resp = stateless_response(request, 401, "Unauthorized")
             resp.headers.set_single("WWW-Authenticate", self.authority.challenge())
             return resp

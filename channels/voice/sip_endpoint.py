@@ -67,7 +67,7 @@ from channels.voice.offer_answer import (
     sdp_body,
 )
 from channels.voice.playback import FrameSource, PcmSource, default_moh, load_wav_8k
-from channels.voice.registrar import Registrar, stateless_response
+from channels.voice.registrar import Registrar, is_digest, stateless_response
 from channels.voice.rtp_session import PortPool, RtpSession
 from channels.voice.settings import VoiceSettings
 from channels.voice.transports import GuardedTcpTransport, GuardedUdpTransport
@@ -140,7 +140,6 @@ class SipEndpoint:
         self._stacks: dict[str, _Stack] = {}
         self._pending_reinvites: dict[str, tuple[int, asyncio.Future[SipResponse]]] = {}
         self._transfers: dict[str, asyncio.Future[int]] = {}
-        self._sent_invites: dict[str, SipRequest] = {}  # our re-INVITEs on inbound dialogs
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pings: dict[str, asyncio.Future[int]] = {}
         self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
@@ -373,6 +372,8 @@ class SipEndpoint:
             return True
         creds = self.settings.gateway_credentials
         authorization = request.get_header("authorization")
+        if not is_digest(authorization):
+            authorization = None  # an unknown scheme: challenged as if absent (§22.1)
         if creds and not authorization:
             self.counters["challenged"] += 1
             resp = stateless_response(request, 401, "Unauthorized")
@@ -581,6 +582,7 @@ class SipEndpoint:
                 if bye is not None:
                     self._retransmit(leg.stack, bye, leg.incoming.source_addr)
                 leg.stack.uas._calls.pop(call.call_id, None)
+                leg.stack.uas._remove_invite_transaction(leg.incoming.invite)
                 call._note("BYE sent")
             else:
                 leg.incoming.reject(480, "Temporarily Unavailable")
@@ -712,7 +714,6 @@ class SipEndpoint:
             req.text = sdp
             assert req.cseq is not None
             self._pending_reinvites[call.call_id] = (req.cseq.seq, future)
-            self._sent_invites[call.call_id] = req
             leg.stack.transport.send(req, inc.source_addr)
             self._retransmit(leg.stack, req, inc.source_addr)
         elif leg.outgoing is not None:
@@ -730,7 +731,6 @@ class SipEndpoint:
             return
         finally:
             self._pending_reinvites.pop(call.call_id, None)
-            self._sent_invites.pop(call.call_id, None)
         call._note(f"re-INVITE answered {resp.status_code}")
         if 200 <= resp.status_code < 300 and resp.body:
             with contextlib.suppress(OfferError):
@@ -998,3 +998,4 @@ class SipEndpoint:
                 # rejected or cancelled: nothing in aiosipua waits for this call any more
                 # (the transport's transaction still absorbs retransmissions and the ACK)
                 leg.stack.uas._calls.pop(call.call_id, None)
+                leg.stack.uas._remove_invite_transaction(leg.incoming.invite)

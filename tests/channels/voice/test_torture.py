@@ -338,6 +338,15 @@ def _torture(port: int, local: int) -> dict[str, tuple[bytes, set[int]]]:
         ),
         "folded headers (RFC 3261 §7.3.1)": (folded, {200}),
         "300 Via headers": (long_via, {200}),
+        # §3.2.1 badbranch: a branch without the magic cookie (RFC 2543 matching)
+        "badbranch": (d().build("OPTIONS", branch="z9hG4bK"[:6] + "-old"), {200}),
+        # §3.4.1 inv2543: an RFC 2543 INVITE, no branch and no From tag
+        "inv2543": (
+            re.sub(rb";branch=[^;\r]+", b"", d().build("INVITE", body=sdp())).replace(
+                b";tag=ft", b";x=ft"
+            ),
+            {200},
+        ),
         "unknown method (RFC 3261 §21.5.2)": (d().build("FROBNICATE"), {501}),
         "known method we do not serve (RFC 3261 §8.2.1)": (d().build("SUBSCRIBE"), {405}),
     }
@@ -370,6 +379,28 @@ async def test_torture_message_gets_the_prescribed_answer(make_endpoint, name: s
         assert "INVITE" in final.header("Allow")[0]
     if name == "invut":
         assert final.header("Accept") == ["application/sdp"]
+
+
+async def test_register_with_an_unknown_authorization_scheme_is_challenged(
+    make_endpoint,
+) -> None:
+    """RFC 4475 §3.3.7 (regaut01): a registrar that authenticates answers 401 with a
+    challenge in a scheme it knows."""
+    endpoint = await make_endpoint(agent_credentials={"1001": "secret"})
+    peer = await Peer.udp(endpoint.port)
+    dialog = Dialog(peer, user="1001")
+    peer.send(
+        dialog.build(
+            "REGISTER",
+            uri="sip:127.0.0.1",
+            extra="Authorization: NoOneKnowsThisScheme opaque-data=here\r\nExpires: 600\r\n",
+        )
+    )
+    final = await peer.final()
+    assert final.status == 401
+    assert final.header("WWW-Authenticate")[0].startswith("Digest ")
+    assert endpoint.registrar.lookup("1001") is None
+    peer.close()
 
 
 async def test_folded_invite_becomes_a_call_with_its_parsed_headers(make_endpoint) -> None:
