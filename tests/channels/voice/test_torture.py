@@ -254,10 +254,11 @@ async def _one(endpoint: SipEndpoint, data: bytes) -> Msg:
         peer.close()
 
 
-def _torture(port: int, local: int) -> dict[str, tuple[bytes, set[int]]]:
+def _torture(port: int, local: int, proto: str = "UDP") -> dict[str, tuple[bytes, set[int]]]:
     """name → (message, the statuses RFC 3261/4475 allow). ``local`` is the sender's port."""
     peer = Peer(port)
     peer.local = local
+    peer.proto = proto
     d = lambda: Dialog(peer)  # noqa: E731
     many_vias = "".join(
         f"Via: SIP/2.0/UDP 192.0.2.{i % 250 + 1}:5060;branch=z9hG4bK-proxy{i}\r\n"
@@ -859,9 +860,19 @@ async def test_tcp_keepalives_and_folded_content_length_keep_the_stream_in_step(
 # --------------------------------------------------- all of it, then a normal call works
 
 
+def _call_id(msg: Msg | bytes) -> str:
+    raw = msg.raw if isinstance(msg, Msg) else msg
+    m = re.search(rb"\r\n(?:Call-ID|i)[ \t]*(?:\r\n[ \t]+)?:[ \t]*([^\r\n]+)", raw, re.I)
+    assert m is not None
+    return m.group(1).decode().strip()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
 async def test_after_every_torture_message_a_normal_call_still_works(
-    sipp: str, make_endpoint, tmp_path: Path
+    sipp: str, make_endpoint, tmp_path: Path, transport: str
 ) -> None:
+    """All the messages above in one burst (over one TCP connection, or one UDP socket):
+    each gets its own prescribed answer, and then a normal call works."""
     answered: list[Call] = []
 
     async def on_call(call: Call) -> None:
@@ -871,17 +882,29 @@ async def test_after_every_torture_message_a_normal_call_still_works(
         await call.hangup()
 
     endpoint = await make_endpoint(on_call, transports=("udp", "tcp"))
-    peer = await Peer.udp(endpoint.port)
-    for _name, (data, _allowed) in _torture(endpoint.port, peer.local).items():
+    peer = await (Peer.tcp if transport == "tcp" else Peer.udp)(endpoint.port)
+    cases = _torture(endpoint.port, peer.local, peer.proto)
+    expected = {_call_id(data): (name, allowed) for name, (data, allowed) in cases.items()}
+    for data, _allowed in cases.values():
         peer.send(data)
-    await peer.quiet(1.0)
+    got: dict[str, int] = {}
+    while len(got) < len(expected):
+        msg = await peer.recv(timeout=5)
+        if msg.status is not None and msg.status >= 200:
+            got.setdefault(_call_id(msg), msg.status)
+    for call_id, (name, allowed) in expected.items():
+        assert got[call_id] in allowed, (name, got[call_id])
     for call in list(answered):  # the valid INVITEs among them
-        await call.ended.wait()
+        await asyncio.wait_for(call.ended.wait(), 5)
     answered.clear()
     peer.close()
     tap = await open_tap()
     run = await run_sipp(
-        "caller_talk.xml", endpoint.port, tmp_path / "sipp", keys={"tap_port": tap.port}
+        "caller_talk.xml",
+        endpoint.port,
+        tmp_path / "sipp",
+        keys={"tap_port": tap.port},
+        extra=["-t", "t1"] if transport == "tcp" else [],
     )
     tap.close()
     assert run.returncode == 0, run.errors()
