@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import itertools
 import re
 from dataclasses import dataclass
@@ -289,6 +290,10 @@ def _torture(port: int, local: int, proto: str = "UDP") -> dict[str, tuple[bytes
         "unkscm": (d().build("OPTIONS", uri="nobodyKnowsThisScheme:totallyopaquecontent"), {416}),
         "novelsc": (d().build("OPTIONS", uri="soap.beep://192.0.2.103:3002"), {416}),
         "unkscm INVITE": (d().build("INVITE", body=sdp(), uri="isbn:2983792873"), {416}),
+        "tel Request-URI (RFC 3966) is served": (
+            d().build("INVITE", body=sdp(), uri="tel:+18005550100"),
+            {200},
+        ),
         # §3.1.2.7 ltgtruri and §3.1.2.8 lwsruri: a malformed Request-URI
         "ltgtruri": (d().build("OPTIONS", uri="<sip:100@127.0.0.1>"), {400}),
         "lwsruri": (d().build("OPTIONS", uri="sip:100@127.0.0.1; lr"), {400}),
@@ -910,3 +915,43 @@ async def test_after_every_torture_message_a_normal_call_still_works(
     assert run.returncode == 0, run.errors()
     assert len(answered) == 1 and answered[0].end_reason == "local hangup"
     assert level_at(tap.audio(), 1000.0) > 3000
+
+
+def _digest(challenge: str, user: str, password: str, uri: str) -> str:
+    """An Authorization answering ``challenge`` (RFC 2617 §3.2.2, no qop)."""
+    realm = re.search(r'realm="([^"]*)"', challenge)
+    nonce = re.search(r'nonce="([^"]*)"', challenge)
+    assert realm is not None and nonce is not None
+    ha1 = hashlib.md5(f"{user}:{realm.group(1)}:{password}".encode()).hexdigest()  # noqa: S324
+    ha2 = hashlib.md5(f"REGISTER:{uri}".encode()).hexdigest()  # noqa: S324
+    response = hashlib.md5(f"{ha1}:{nonce.group(1)}:{ha2}".encode()).hexdigest()  # noqa: S324
+    return (
+        f'Digest username="{user}", realm="{realm.group(1)}", nonce="{nonce.group(1)}", '
+        f'uri="{uri}", response="{response}"'
+    )
+
+
+async def test_register_with_a_bad_expires_changes_no_binding(make_endpoint) -> None:
+    """RFC 3261 §20.19: Expires is delta-seconds; a REGISTER with a bad one is refused
+    whole (§10.3), even when another Contact in it was fine."""
+    endpoint = await make_endpoint(agent_credentials={"1001": "secret"})
+    peer = await Peer.udp(endpoint.port)
+    dialog = Dialog(peer, user="1001")
+    uri = "sip:127.0.0.1"
+    peer.send(dialog.build("REGISTER", uri=uri))
+    challenge = (await peer.final()).header("WWW-Authenticate")[0]
+    auth = f"Authorization: {_digest(challenge, '1001', 'secret', uri)}\r\n"
+    two_contacts = (
+        f"Contact: <sip:1001@127.0.0.1:{peer.local}>;expires=600, "
+        f"<sip:1001@127.0.0.1:{peer.local + 1}>;expires=-30\r\n"
+    )
+    peer.send(dialog.build("REGISTER", 2, uri=uri, extra=auth + two_contacts))
+    assert (await peer.final()).status == 400
+    assert endpoint.registrar.lookup("1001") is None
+    peer.send(dialog.build("REGISTER", 3, uri=uri, extra=auth + "Expires: -1\r\n"))
+    assert (await peer.final()).status == 400
+    assert endpoint.registrar.lookup("1001") is None
+    peer.send(dialog.build("REGISTER", 4, uri=uri, extra=auth + "Expires: 600\r\n"))
+    assert (await peer.final()).status == 200  # the same credentials do register
+    assert endpoint.registrar.lookup("1001") is not None
+    peer.close()
