@@ -157,6 +157,22 @@ class SipEndpoint:
     # --- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
+        """Bind every transport on one port. With ``bind_port`` 0 the port UDP got may
+        be taken for TCP by another process: then all are closed and tried again."""
+        attempts = 8 if self.settings.bind_port == 0 else 1
+        for attempt in range(attempts):
+            try:
+                await self._start_stacks()
+                break
+            except OSError:
+                for stack in self._stacks.values():
+                    await stack.uas.stop()
+                self._stacks.clear()
+                if attempt == attempts - 1:
+                    raise
+        self.engine.start()
+
+    async def _start_stacks(self) -> None:
         host = self.settings.bind_host
         port = self.settings.bind_port
         for name in self.settings.transports:
@@ -190,7 +206,6 @@ class SipEndpoint:
             uas.on_ack_timeout = lambda inc: self._finish_by_id(inc.call_id, "no ACK")
             self._stacks[name] = stack
         self.port = port
-        self.engine.start()
 
     @staticmethod
     def _bound_port(transport: SipTransport) -> int:

@@ -182,6 +182,10 @@ def read_head(data: bytes) -> Head:
     if "\x00" in text:
         head.problem = "NUL In Headers"
         return head
+    if "\r" in text.replace("\r\n", "") or "\n" in text.replace("\r\n", ""):
+        # lines end in CRLF (RFC 3261 §7); a bare CR or LF would be read as a line
+        # break by aiosipua and as header text here, so the two would disagree
+        head.problem = "Bare CR Or LF"
     unfolded: list[str] = []
     for line in lines[1:]:
         if line[:1] in (" ", "\t") and unfolded:
@@ -235,11 +239,11 @@ def quick_reply(head: Head, status: int, reason: str) -> bytes | None:
     out = [f"SIP/2.0 {status} {reason}"]
     for key, name in (("via", "Via"), ("from", "From"), ("to", "To"), ("call-id", "Call-ID")):
         value = head.first(key)
-        if not value or len(value) > 16 * 1024:
+        if not value or len(value) > 16 * 1024 or "\r" in value or "\n" in value:
             return None
         out.append(f"{name}: {value}")
     cseq = head.first("cseq")
-    if cseq is None:
+    if cseq is None or "\r" in cseq or "\n" in cseq:
         return None
     out.append(f"CSeq: {cseq[:256]}")
     return ("\r\n".join(out) + "\r\nContent-Length: 0\r\n\r\n").encode("utf-8", "surrogateescape")
@@ -550,7 +554,7 @@ class _Guard:
             return False
         problem = request_problem(head.start, msg)
         if problem is not None:
-            if msg.method != "ACK":
+            if msg.method != "ACK" and msg.headers.get("via"):  # else nowhere to answer
                 self.rejected += 1
                 self._send_raw(bytes(stateless_response(msg, *problem)), addr)
             else:

@@ -353,6 +353,14 @@ def _torture(port: int, local: int, proto: str = "UDP") -> dict[str, tuple[bytes
             ),
             {200},
         ),
+        # a bare LF hiding a second Via inside a header value (RFC 3261 §7: lines end
+        # in CRLF): refused, and the answer goes to the real sender
+        "bare LF smuggling a Via": (
+            d().build(
+                "OPTIONS", extra="X-A: a\nVia: SIP/2.0/UDP 192.0.2.66:5060;branch=z9hG4bK-x\r\n"
+            ),
+            {400},
+        ),
         "unknown method (RFC 3261 §21.5.2)": (d().build("FROBNICATE"), {501}),
         "known method we do not serve (RFC 3261 §8.2.1)": (d().build("SUBSCRIBE"), {405}),
     }
