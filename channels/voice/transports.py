@@ -547,6 +547,9 @@ class _Guard:
         self._send_raw(reply, addr)  # symmetric, as rport (RFC 3581)
 
     def _accept_request(self, head: Head, msg: SipRequest, addr: Addr) -> bool:
+        if not msg.headers.get("via"):
+            self.dropped += 1  # Via is mandatory (§8.1.1.7) and nothing says where to answer
+            return False
         try:
             _stamp_via_received(msg, addr)
         except Exception:
@@ -554,7 +557,7 @@ class _Guard:
             return False
         problem = request_problem(head.start, msg)
         if problem is not None:
-            if msg.method != "ACK" and msg.headers.get("via"):  # else nowhere to answer
+            if msg.method != "ACK":
                 self.rejected += 1
                 self._send_raw(bytes(stateless_response(msg, *problem)), addr)
             else:
