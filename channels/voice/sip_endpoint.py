@@ -14,7 +14,8 @@ application:
 - INVITE retransmissions absorbed (the transport's transaction layer answers them again,
   :mod:`channels.voice.transports`; aiosipua would start a second call for them);
 - a CANCEL that crosses our final response changes nothing (§9.2): the call stays up
-  until the caller's BYE, so neither side is left with a half-open call;
+  until the caller's BYE; a 2xx that crosses our own CANCEL is ACKed and ended with BYE
+  (§9.1, §15), so neither side is left with a half-open call;
 - late offers (an INVITE without SDP): our offer goes in the 200 and the answer is
   taken from the ACK (RFC 3261 §13.2.1, RFC 3264 §5);
 - REGISTER for agent phones (:mod:`channels.voice.registrar`), INFO for DTMF;
@@ -45,8 +46,10 @@ from aiosipua import (
     generate_branch,
     generate_call_id,
     generate_tag,
+    parse_address,
     parse_sdp,
     serialize_sdp,
+    stringify_uri,
 )
 from aiosipua.dialog import DialogState, dialog_matches
 from aiosipua.transport import SipTransport
@@ -143,6 +146,7 @@ class SipEndpoint:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pings: dict[str, asyncio.Future[int]] = {}
         self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
+        self._cancelled: dict[str, tuple[_Stack, OutgoingCall]] = {}  # our CANCELled INVITEs
         self.trunk_alive: bool | None = None
         self._moh_pcm = None
         self.port = settings.bind_port
@@ -433,6 +437,13 @@ class SipEndpoint:
                 if leg is not None and leg.incoming is not None:
                     return
         stack.uac.handle_response(resp, addr)
+        if (
+            call_id in self._cancelled
+            and cseq is not None
+            and cseq.method == "INVITE"
+            and resp.status_code >= 200
+        ):
+            self._after_cancel(call_id, resp)
 
     def _retransmit(self, stack: _Stack, request: SipRequest, dest: tuple[str, int]) -> None:
         """Retransmit a request we sent over UDP until a response to its branch arrives
@@ -609,11 +620,56 @@ class SipEndpoint:
                     self._retransmit(leg.stack, bye, leg.outgoing.remote_addr)
                 call._note("BYE sent")
             else:
-                with contextlib.suppress(ValueError):
-                    cancel = leg.outgoing.cancel(leg.stack.uac)
-                    if cancel is not None:
-                        self._retransmit(leg.stack, cancel, leg.outgoing.remote_addr)
+                self._cancel(leg.stack, leg.outgoing)
                 call._note("CANCEL sent")
+
+    def _cancel(self, stack: _Stack, out: OutgoingCall) -> None:
+        """CANCEL our INVITE (RFC 3261 §9.1) and remember it: a 2xx that crosses the
+        CANCEL still sets up a call at the far end, which must then be ACKed and ended
+        with BYE (§15), or the phone would be left in a call nobody is on."""
+        with contextlib.suppress(ValueError):
+            cancel = out.cancel(stack.uac)
+            if cancel is not None:
+                self._retransmit(stack, cancel, out.remote_addr)
+        self._cancelled[out.call_id] = (stack, out)
+        asyncio.get_running_loop().call_later(64 * T1, self._cancelled.pop, out.call_id, None)
+
+    def _after_cancel(self, call_id: str, resp: SipResponse) -> None:
+        """The final response to an INVITE we CANCELled. aiosipua forgets the call at
+        the CANCEL, so a crossing 2xx is ACKed (§13.2.2.4) and ended with BYE here."""
+        stack, out = self._cancelled.pop(call_id)
+        if not 200 <= resp.status_code < 300 or resp.cseq is None:
+            return  # a non-2xx: the transport ACKs it (§17.1.1.3)
+        invite = out.invite
+        contacts = resp.headers.get("contact")
+        target = invite.uri
+        if contacts:
+            with contextlib.suppress(ValueError):
+                target = stringify_uri(parse_address(contacts[0]).uri)
+        routes = list(reversed(resp.headers.get("record-route")))
+        local = stack.transport.local_addr
+
+        def request(method: str, seq: int) -> SipRequest:
+            req = SipRequest(method=method, uri=target)
+            req.headers.append(
+                "Via",
+                f"SIP/2.0/{stack.name.upper()} {local[0]}:{local[1]}"
+                f";branch={generate_branch()};rport",
+            )
+            req.headers.set_single("Max-Forwards", "70")
+            req.headers.set_single("From", invite.headers.get_first("from") or "")
+            req.headers.set_single("To", resp.headers.get_first("to") or "")
+            req.headers.set_single("Call-ID", call_id)
+            req.headers.set_single("CSeq", f"{seq} {method}")
+            for route in routes:
+                req.headers.append("Route", route)
+            return req
+
+        stack.transport.send(request("ACK", resp.cseq.seq), out.remote_addr)
+        bye = request("BYE", resp.cseq.seq + 1)
+        stack.transport.send(bye, out.remote_addr)
+        self._retransmit(stack, bye, out.remote_addr)
+        log.info("2xx crossed our CANCEL on %s: ACKed and ended with BYE", call_id)
 
     def _on_bye(self, inc: IncomingCall, request: SipRequest) -> None:
         call = self.calls.get(inc.call_id)
@@ -862,8 +918,7 @@ class SipEndpoint:
         try:
             await out.wait_answered(timeout)
         except TimeoutError:
-            with contextlib.suppress(ValueError):
-                out.cancel(stack.uac)
+            self._cancel(stack, out)
             call._finish("no answer")
             raise CallFailed(408, "no answer") from None
         except RuntimeError:

@@ -749,6 +749,33 @@ async def test_487_after_our_cancel_is_acked(make_endpoint) -> None:
     uas.peer.close()
 
 
+async def test_200_crossing_our_cancel_is_acked_and_ended_with_bye(make_endpoint) -> None:
+    """RFC 3261 §9.1, §15: the phone answered while our CANCEL was on its way; its call
+    must not be left up with nobody on it."""
+    endpoint = await make_endpoint()
+    uas = RawUas()
+    port = await uas.start()
+    assert uas.peer is not None
+    dial = asyncio.ensure_future(
+        endpoint.dial("sip:200@127.0.0.1", ("127.0.0.1", port), timeout=0.5)
+    )
+    invite = await uas.peer.request("INVITE")
+    uas.send_to(endpoint.port, uas.reply(invite, 180, "Ringing"))
+    cancel = await uas.peer.request("CANCEL")
+    uas.send_to(endpoint.port, uas.reply(invite, 200, "OK"))  # sent before the CANCEL came
+    uas.send_to(endpoint.port, uas.reply(cancel, 200, "OK"))
+    with pytest.raises(CallFailed):
+        await dial
+    ack = await uas.peer.request("ACK")
+    bye = await uas.peer.request("BYE")
+    for request in (ack, bye):
+        assert request.header("Call-ID") == invite.header("Call-ID")
+        assert request.to_tag == "uas1"
+    uas.send_to(endpoint.port, uas.reply(bye, 200, "OK"))
+    assert endpoint.calls == {}
+    uas.peer.close()
+
+
 # ------------------------------------------------------------------ TCP (RFC 3261 §18)
 
 
