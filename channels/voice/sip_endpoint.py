@@ -305,6 +305,9 @@ class SipEndpoint:
                 ack_for._note("ACK received")
         if method == "INVITE" and not msg.to_addr.tag:
             if call_id in self.calls or call_id in stack.uas._calls:
+                known = stack.uas._calls.get(call_id)
+                if known is not None and known.invite.via[0].branch == msg.via[0].branch:
+                    return  # a retransmission the transport no longer remembers
                 # not a retransmission (the transport answers those again): another
                 # transaction for a call we have, e.g. a request that forked and came
                 # back by two paths (RFC 3261 §8.2.2.2: 482); one Call-ID is one call

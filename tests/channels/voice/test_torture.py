@@ -682,7 +682,8 @@ class RawUas:
         self.peer = await Peer.udp(0)
         return self.peer.local
 
-    def reply(self, request: Msg, status: int, reason: str, to_tag: str = "uas1") -> bytes:
+    @staticmethod
+    def reply(request: Msg, status: int, reason: str, to_tag: str = "uas1") -> bytes:
         to = request.header("To")[0]
         if status > 100 and ";tag=" not in to:
             to += f";tag={to_tag}"
@@ -727,6 +728,27 @@ async def test_every_non_2xx_to_our_invite_is_acked_even_when_repeated(make_endp
         assert ack.to_tag == "uas1"
         assert ack.start.split()[1] == invite.start.split()[1]
     uas.peer.close()
+
+
+async def test_491_to_our_hold_reinvite_is_acked(make_endpoint) -> None:
+    """Our re-INVITE on an inbound dialog is an INVITE we sent too (RFC 3261 §14.1):
+    its 491 Request Pending is ACKed like any non-2xx (§17.1.1.3)."""
+    calls: list[Call] = []
+    endpoint = await make_endpoint(lambda c: answering(calls, c))
+    peer = await Peer.udp(endpoint.port)
+    dialog = Dialog(peer)
+    assert (await dialog.invite(body=sdp()))[0].status == 200
+    dialog.ack()
+    await peer.quiet(0.1)
+    hold = asyncio.ensure_future(calls[0].hold())
+    reinvite = await peer.request("INVITE")
+    peer.send(RawUas.reply(reinvite, 491, "Request Pending", to_tag=dialog.from_tag))
+    ack = await peer.request("ACK")
+    assert branch_of(ack.raw) == branch_of(reinvite.raw)
+    assert ack.header("CSeq")[0] == reinvite.header("CSeq")[0].replace("INVITE", "ACK")
+    await hold
+    assert "re-INVITE answered 491" in [what for _, what in calls[0].timeline]
+    peer.close()
 
 
 async def test_487_after_our_cancel_is_acked(make_endpoint) -> None:
