@@ -293,7 +293,7 @@ def txn_key(msg: SipMessage, method: str) -> tuple[object, ...] | None:
     via = parse_via(raw)
     kind = "INVITE" if method == "ACK" else method
     branch = via.branch or ""
-    if branch.startswith("z9hG4bK"):
+    if branch.startswith("z9hG4bK") and len(branch) > 7:  # the cookie alone: RFC 4475 §3.2.1
         return (branch, via.host.lower(), via.port or 0, kind)
     cseq = _cseq(msg)
     from_tag = re.search(r";\s*tag=([^;>\s]+)", msg.headers.get_first("from") or "")

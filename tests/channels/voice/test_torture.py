@@ -344,8 +344,12 @@ def _torture(port: int, local: int, proto: str = "UDP") -> dict[str, tuple[bytes
         ),
         "folded headers (RFC 3261 §7.3.1)": (folded, {200}),
         "300 Via headers": (long_via, {200}),
-        # §3.2.1 badbranch: a branch without the magic cookie (RFC 2543 matching)
-        "badbranch": (d().build("OPTIONS", branch="z9hG4bK"[:6] + "-old"), {200}),
+        # §3.2.1 badbranch: the magic cookie and nothing after it (RFC 2543 matching)
+        "badbranch": (d().build("OPTIONS", branch="z9hG4bK"), {200}),
+        "branch without the magic cookie (RFC 2543)": (
+            d().build("OPTIONS", branch="390skdjuw"),
+            {200},
+        ),
         # §3.4.1 inv2543: an RFC 2543 INVITE, no branch and no From tag
         "inv2543": (
             re.sub(rb";branch=[^;\r]+", b"", d().build("INVITE", body=sdp())).replace(
@@ -564,6 +568,23 @@ async def test_retransmitted_info_is_answered_again_but_is_one_digit(make_endpoi
     peer.close()
 
 
+async def test_requests_sharing_a_bare_cookie_branch_are_not_retransmissions(
+    make_endpoint,
+) -> None:
+    """RFC 4475 §3.2.1: ``branch=z9hG4bK`` alone identifies nothing; two different
+    requests carrying it are matched the RFC 2543 way and each gets its own answer."""
+    endpoint = await make_endpoint()
+    peer = await Peer.udp(endpoint.port)
+    first, second = Dialog(peer), Dialog(peer)
+    peer.send(first.build("OPTIONS", branch="z9hG4bK"))
+    peer.send(second.build("OPTIONS", branch="z9hG4bK"))
+    answers = [await peer.final(), await peer.final()]
+    assert sorted(a.header("Call-ID")[0] for a in answers) == sorted(
+        [first.call_id, second.call_id]
+    )
+    peer.close()
+
+
 async def test_retransmitted_bye_gets_200_again_not_481(make_endpoint) -> None:
     calls: list[Call] = []
     endpoint = await make_endpoint(lambda c: answering(calls, c))
@@ -600,7 +621,6 @@ async def test_retransmitted_invite_gets_the_latest_response_and_one_call(make_e
     peer.send(dialog.build("CANCEL", 1, branch=branch_of(invite)))
     got = sorted([(await peer.final()).status, (await peer.final()).status])
     assert got == [200, 487]
-    dialog.to_tag = ""
     peer.close()
 
 
