@@ -276,7 +276,7 @@ class SipEndpoint:
         missing = [h for h in ("via", "from", "to", "call-id", "cseq") if not msg.headers.get(h)]
         if missing:
             if "via" not in missing:
-                stack.transport.send_reply(stateless_response(msg, 400, "Missing Required Header"))
+                self._send_stateless(stack, stateless_response(msg, 400, "Missing Required Header"))
             return
         try:
             parsed = bool(msg.cseq and msg.from_addr and msg.to_addr and msg.via)
@@ -284,7 +284,7 @@ class SipEndpoint:
             parsed = False
         if not parsed:
             with contextlib.suppress(ValueError):  # no routable Via: drop
-                stack.transport.send_reply(stateless_response(msg, 400, "Bad Header"))
+                self._send_stateless(stack, stateless_response(msg, 400, "Bad Header"))
             return
         method = msg.method
         call_id = msg.call_id or ""
@@ -311,7 +311,7 @@ class SipEndpoint:
                 # not a retransmission (the transport answers those again): another
                 # transaction for a call we have, e.g. a request that forked and came
                 # back by two paths (RFC 3261 §8.2.2.2: 482); one Call-ID is one call
-                stack.transport.send_reply(stateless_response(msg, 482, "Loop Detected"))
+                self._send_stateless(stack, stateless_response(msg, 482, "Loop Detected"))
                 return
             self.counters["invites"] += 1
             if not self._admit(stack, msg, addr):
@@ -319,13 +319,21 @@ class SipEndpoint:
         elif method == "INVITE" and call_id not in self.calls:
             # a "re-INVITE" for a dialog we do not have must not become a new call that
             # skipped admission (aiosipua would create one): 481 (RFC 3261 §12.2.2)
-            stack.transport.send_reply(
-                stateless_response(msg, 481, "Call/Transaction Does Not Exist")
+            self._send_stateless(
+                stack, stateless_response(msg, 481, "Call/Transaction Does Not Exist")
             )
             return
         stack.uas._handle_request(msg, addr)
         if ack_for is not None:
             self._on_ack(ack_for, msg)
+
+    @staticmethod
+    def _send_stateless(stack: _Stack, response: SipResponse) -> None:
+        """Answer as a stateless UAS (RFC 3261 §8.2.7): a retransmitted request gets the
+        response again, but it is never retransmitted on its own, so a scanner spraying
+        INVITEs from forged addresses gets one 403 per INVITE, not seven."""
+        send = getattr(stack.transport, "send_stateless", stack.transport.send_reply)
+        send(response)
 
     def _refused_by_uas_checks(self, stack: _Stack, msg: SipRequest) -> bool:
         """RFC 3261 §8.2.1-§8.2.3, in that order; ``True`` when a response was sent."""
@@ -351,7 +359,7 @@ class SipEndpoint:
         resp = stateless_response(msg, *status)
         for name, value in extra.items():
             resp.headers.set_single(name, value)
-        stack.transport.send_reply(resp)
+        self._send_stateless(stack, resp)
         return True
 
     def _cancel_after_final(self, stack: _Stack, cancel: SipRequest) -> bool:
@@ -400,7 +408,7 @@ class SipEndpoint:
             self.counters["challenged"] += 1
             resp = stateless_response(request, 401, "Unauthorized")
             resp.headers.set_single("WWW-Authenticate", self.authority.challenge())
-            stack.transport.send_reply(resp)
+            self._send_stateless(stack, resp)
             return False
         if creds and authorization:
             user, stale = self.authority.verify(authorization, "INVITE", creds)
@@ -409,10 +417,10 @@ class SipEndpoint:
             if stale:
                 resp = stateless_response(request, 401, "Unauthorized")
                 resp.headers.set_single("WWW-Authenticate", self.authority.challenge(stale=True))
-                stack.transport.send_reply(resp)
+                self._send_stateless(stack, resp)
                 return False
         self.counters["rejected_403"] += 1
-        stack.transport.send_reply(stateless_response(request, 403, "Forbidden"))
+        self._send_stateless(stack, stateless_response(request, 403, "Forbidden"))
         return False
 
     def _on_response(self, stack: _Stack, resp: SipResponse, addr: tuple[str, int]) -> None:

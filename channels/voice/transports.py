@@ -323,6 +323,7 @@ class ServerTxn:
     final_at: float = 0.0
     acked: bool = False
     timer: asyncio.TimerHandle | None = None
+    stateless: bool = False  # answered by a stateless UAS: no Timer G (RFC 3261 §8.2.7)
 
 
 @dataclass(slots=True)
@@ -470,10 +471,25 @@ class _Guard:
         if message.status_code >= 200 and not txn.final_at:
             txn.final_at = self._now()
             txn.expires = txn.final_at + TXN_LINGER
-            if txn.method == "INVITE" and message.status_code >= 300 and not self.reliable:
+            if (
+                txn.method == "INVITE"
+                and message.status_code >= 300
+                and not self.reliable
+                and not txn.stateless
+            ):
                 loop = asyncio.get_running_loop()
                 txn.timer = loop.call_later(T1, self._timer_g, txn, T1)
         return dest
+
+    def send_stateless(self, response: SipResponse) -> None:
+        """Send a stateless UAS's response (RFC 3261 §8.2.7): kept to answer the
+        request's retransmissions, never retransmitted by Timer G."""
+        cseq = _cseq(response)
+        key = txn_key(response, cseq[1]) if cseq else None
+        txn = self._state.server.get(key) if key is not None else None
+        if txn is not None:
+            txn.stateless = True
+        self.send_reply(response)  # type: ignore[attr-defined]
 
     def _timer_g(self, txn: ServerTxn, interval: float) -> None:
         """Retransmit a non-2xx final response to an INVITE until the ACK (RFC 3261

@@ -90,7 +90,7 @@ class Peer:
         self.pongs = 0
 
     @classmethod
-    async def udp(cls, port: int) -> Peer:
+    async def udp(cls, port: int, host: str = "127.0.0.1") -> Peer:
         peer = cls(port)
         loop = asyncio.get_running_loop()
 
@@ -98,7 +98,7 @@ class Peer:
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
                 peer.inbox.put_nowait(Msg(data))
 
-        transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=("127.0.0.1", 0))
+        transport, _ = await loop.create_datagram_endpoint(Proto, local_addr=(host, 0))
         peer._udp = transport
         peer.local = transport.get_extra_info("sockname")[1]
         return peer
@@ -662,6 +662,25 @@ async def test_rejected_invite_is_retransmitted_until_acked(make_endpoint) -> No
     dialog.ack(branch=branch_of(invite))
     await peer.quiet(0.2)  # a resend that crossed the ACK
     assert [m.status for m in await peer.quiet(1.5)] == []
+    peer.close()
+
+
+async def test_403_to_a_stranger_is_sent_once_per_invite_not_retransmitted(
+    make_endpoint,
+) -> None:
+    """Refusals before any call exists come from a stateless UAS (RFC 3261 §8.2.7):
+    each INVITE (retransmissions included) gets its 403, but no Timer G resends, so a
+    scanner with a forged source cannot use the port to multiply traffic."""
+    endpoint = await make_endpoint(trusted_gateways=("127.0.0.1",))
+    peer = await Peer.udp(endpoint.port, host="127.0.0.2")
+    dialog = Dialog(peer)
+    invite = dialog.build("INVITE", body=sdp())
+    peer.send(invite)
+    assert (await peer.final()).status == 403
+    assert await peer.quiet(1.8) == []  # Timer G would have resent it at 0.5 s and 1.5 s
+    peer.send(invite)  # a retransmission is answered again
+    assert (await peer.final()).status == 403
+    assert endpoint.counters["rejected_403"] == 1  # and judged once
     peer.close()
 
 
