@@ -10,7 +10,8 @@ application:
   416 (§8.2.2.1), a ``Require`` naming an extension we lack 420 with Unsupported
   (§8.2.2.3), a body we cannot read 415 with Accept (§8.2.3);
 - admission of new INVITEs: trusted gateway addresses, else digest authentication
-  (RFC 3261 §22), else 403;
+  (RFC 3261 §22), else 403; refusals like these, sent before any call exists, are a
+  stateless UAS's (§8.2.7) and are not retransmitted;
 - INVITE retransmissions absorbed (the transport's transaction layer answers them again,
   :mod:`channels.voice.transports`; aiosipua would start a second call for them);
 - a CANCEL that crosses our final response changes nothing (§9.2): the call stays up

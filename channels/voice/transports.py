@@ -19,7 +19,8 @@ needs before anything reaches the endpoint:
   method, §17.2.3) is answered again with the last response and is not passed on, so it
   is acted on once: a repeated INFO is not a second digit, a repeated BYE gets 200 again.
   Over UDP, a non-2xx final response to an INVITE is retransmitted until its ACK arrives
-  (Timer G, bounded by Timer H).
+  (Timer G, bounded by Timer H), unless it came from the endpoint acting as a stateless
+  UAS (:meth:`_Guard.send_stateless`, RFC 3261 §8.2.7).
 - **Client INVITE transactions** (§17.1.1.3). Every non-2xx final response to an INVITE
   we sent is ACKed, retransmissions included, and only the first is passed on.
 - **TCP** (§18.2.2, §18.3, RFC 5626 §3.5.1). A response goes back on the connection its
