@@ -7,10 +7,13 @@ codec we chose plus telephone-event (RFC 3264 §6.1) and mirrors the direction.
 
 from __future__ import annotations
 
+import email.parser
+import email.policy
+import ipaddress
 import time
 from dataclasses import dataclass
 
-from aiosipua import parse_sdp
+from aiosipua import SipMessage, parse_sdp
 
 PCMU = 0
 PCMA = 8
@@ -55,10 +58,55 @@ def _dtmf_pt(audio: object) -> int | None:
     return None
 
 
+def sdp_body(msg: SipMessage) -> str | None:
+    """The session description a request or response carries, or ``None``.
+
+    ``application/sdp`` is the body itself (RFC 3264 §5); ``multipart/mixed`` (SIP-I/T
+    gateways put ISUP beside the SDP, RFC 5621) yields its ``application/sdp`` part. A
+    message without a body has no SDP; one whose body is of any other type has none we
+    can read (the endpoint answers an INVITE like that 415, RFC 3261 §8.2.3).
+    """
+    if not msg.body:
+        return None
+    ctype = (msg.content_type or "").split(";", 1)[0].strip().lower()
+    if ctype == "application/sdp":
+        return msg.text
+    if ctype.startswith("multipart/"):
+        raw = b"Content-Type: " + (msg.content_type or "").encode() + b"\r\n\r\n" + msg.body
+        parsed = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(raw)
+        for part in parsed.walk():
+            if part.get_content_type() == "application/sdp":
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    return payload.decode("utf-8", "replace")
+    return None
+
+
+def media_address(address: str) -> str:
+    """The ``c=`` address as a literal unicast IPv4 address, or :class:`OfferError`.
+
+    RFC 4566 §5.7 also allows host names and multicast groups; we take neither: a name
+    would need a DNS lookup on the media path (a hostile SDP could stall it), and a
+    phone call has no use for a multicast group or a broadcast address. ``0.0.0.0`` is
+    kept: it is the RFC 2543 way to put a call on hold (RFC 3264 §8.4)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise OfferError(f"media address {address[:64]!r} is not an IP address") from None
+    if ip.version != 4:
+        raise OfferError("IPv6 media is not supported")
+    if ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise OfferError(f"media address {address} is not a unicast address")
+    return str(ip)
+
+
 def parse_media(sdp_text: str, preferred: tuple[int, ...] = (PCMU, PCMA)) -> MediaParams:
     """Pick the first of the offerer's codecs that we support (the offerer's order wins).
 
-    Raises :class:`OfferError` if there is no audio stream or no common codec.
+    Raises :class:`OfferError` if there is no audio stream, no common codec, or the
+    stream cannot be sent to: a port outside 1-65535, an address that is not a literal
+    unicast IPv4 address, a transport other than RTP/AVP (RFC 3264 §6: decline what
+    cannot be used, answered 488 by the endpoint).
     """
     try:
         sdp = parse_sdp(sdp_text)
@@ -67,9 +115,14 @@ def parse_media(sdp_text: str, preferred: tuple[int, ...] = (PCMU, PCMA)) -> Med
     audio = sdp.audio
     if audio is None or audio.port == 0:
         raise OfferError("no audio stream")
+    if not 0 < audio.port < 65536:
+        raise OfferError(f"impossible media port {audio.port}")
+    if audio.proto.upper() != "RTP/AVP":
+        raise OfferError(f"media transport {audio.proto[:32]!r} is not RTP/AVP")
     addr = sdp.rtp_address
-    if addr is None:
+    if addr is None or not addr[0]:
         raise OfferError("no connection address")
+    addr = (media_address(addr[0]), addr[1])
     chosen: int | None = None
     for fmt in audio.formats:
         try:

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from aiosipua import SipRequest, SipResponse, generate_tag, parse_address, stringify_uri
+from aiosipua.headers import SipUri
 
 from channels.voice.digest import DigestAuthority
 
@@ -39,6 +40,22 @@ class Binding:
     @property
     def live(self) -> bool:
         return self.expires_at > time.time()
+
+
+def delta_seconds(value: str) -> int | None:
+    """An ``Expires`` value (RFC 3261 §20.19: delta-seconds, digits only), or ``None``.
+    Values beyond 2**32-1 are taken as the largest (§25.1 allows any digit string)."""
+    value = value.strip()
+    if not value.isdigit() or not value.isascii():
+        return None
+    digits = value.lstrip("0") or "0"
+    return 2**32 - 1 if len(digits) > 10 else min(int(digits), 2**32 - 1)
+
+
+def is_digest(authorization: str | None) -> bool:
+    """Whether an Authorization header uses the Digest scheme (RFC 3261 §22.4)."""
+    scheme = (authorization or "").split(None, 1)
+    return bool(scheme) and scheme[0].lower() == "digest"
 
 
 def stateless_response(request: SipRequest, status: int, reason: str) -> SipResponse:
@@ -81,7 +98,9 @@ class Registrar:
         if not extension or extension not in self.passwords:
             return stateless_response(request, 404, "Not Found")
         authorization = request.get_header("authorization")
-        if not authorization:
+        if not is_digest(authorization):
+            # none, or a scheme we do not know: challenge as if it were absent
+            # (RFC 4475 §3.3.7, RFC 3261 §22.1)
             resp = stateless_response(request, 401, "Unauthorized")
             resp.headers.set_single("WWW-Authenticate", self.authority.challenge())
             return resp
@@ -95,38 +114,42 @@ class Registrar:
 
         contacts = request.headers.get("contact")
         header_expires = request.get_header("expires")
-        try:
-            default = int(header_expires) if header_expires is not None else DEFAULT_EXPIRES
-        except ValueError:
+        default = delta_seconds(header_expires) if header_expires is not None else DEFAULT_EXPIRES
+        if default is None:
             return stateless_response(request, 400, "Bad Expires")
         if contacts == ["*"]:
             if default != 0:
                 return stateless_response(request, 400, "Wildcard Needs Expires 0")
             self._bindings.pop(extension, None)
             return stateless_response(request, 200, "OK")
+        # every Contact is checked before any binding changes: a REGISTER is applied
+        # whole or not at all (RFC 3261 §10.3 steps 7-8)
+        changes: list[tuple[SipUri, int]] = []
         for raw in contacts:
             try:
                 addr = parse_address(raw)
             except Exception:
                 return stateless_response(request, 400, "Bad Contact")
-            expires = default
-            if addr.params.get("expires"):
-                try:
-                    expires = int(addr.params["expires"])
-                except ValueError:
-                    return stateless_response(request, 400, "Bad Expires")
+            param = addr.params.get("expires")
+            expires = delta_seconds(param) if param else default
+            if expires is None:
+                return stateless_response(request, 400, "Bad Expires")
             if 0 < expires < MIN_EXPIRES:
                 resp = stateless_response(request, 423, "Interval Too Brief")
                 resp.headers.set_single("Min-Expires", str(MIN_EXPIRES))
                 return resp
+            changes.append((addr.uri, expires))
+        for uri, expires in changes:
             if expires == 0:
                 self._bindings.pop(extension, None)
                 continue
-            expires = min(expires, MAX_EXPIRES)
-            uri = addr.uri
             contact_addr = (uri.host, uri.port or 5060) if uri is not None and uri.host else None
             self._bindings[extension] = Binding(
-                extension, stringify_uri(uri), source, time.time() + expires, contact_addr
+                extension,
+                stringify_uri(uri),
+                source,
+                time.time() + min(expires, MAX_EXPIRES),
+                contact_addr,
             )
         resp = stateless_response(request, 200, "OK")
         binding = self.lookup(extension)

@@ -34,6 +34,9 @@ class VoiceSettings:
       or gets 403.
     - ``agent_credentials``: extension → password for agent phones registering to us.
     - ``trunk_*``: an outbound registration to a provider (empty host = none).
+    - ``tcp_idle_timeout``: seconds after which a SIP TCP connection that carried no
+      message and no call is closed; ``tcp_max_connections_per_address``: how many
+      connections one IP may hold open (RFC 3261 §18.3 leaves both to us).
     """
 
     bind_host: str = "127.0.0.1"
@@ -58,6 +61,8 @@ class VoiceSettings:
     symmetric_rtp: bool = True
     jitter_prefill_frames: int = 2
     max_jitter_frames: int = 12
+    tcp_idle_timeout: float = 120.0
+    tcp_max_connections_per_address: int = 64
 
     @property
     def signalling_host(self) -> str:
@@ -103,4 +108,8 @@ class VoiceSettings:
             moh_wav=Path(moh) if moh else None,
             recordings_dir=Path(get("RECORDINGS_DIR", str(d.recordings_dir))),
             symmetric_rtp=get("SYMMETRIC_RTP", "1") not in ("0", "false", "no"),
+            tcp_idle_timeout=float(get("TCP_IDLE_TIMEOUT", str(d.tcp_idle_timeout))),
+            tcp_max_connections_per_address=int(
+                get("TCP_MAX_PER_ADDRESS", str(d.tcp_max_connections_per_address))
+            ),
         )

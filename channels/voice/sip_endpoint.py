@@ -5,9 +5,20 @@ Built on aiosipua's transaction/dialog layer (:class:`aiosipua.SipUAS` and
 first, which adds what a contact center's edge needs and aiosipua leaves to the
 application:
 
+- the UAS checks of RFC 3261 §8.2 in its order: an unknown method gets 501 and a known
+  one we do not serve 405 with Allow (§8.2.1), a Request-URI scheme other than sip/tel
+  416 (§8.2.2.1), a ``Require`` naming an extension we lack 420 with Unsupported
+  (§8.2.2.3), a body we cannot read 415 with Accept (§8.2.3);
 - admission of new INVITEs: trusted gateway addresses, else digest authentication
-  (RFC 3261 §22), else 403;
-- INVITE retransmissions absorbed (aiosipua would start a second call for them);
+  (RFC 3261 §22), else 403; refusals like these, sent before any call exists, are a
+  stateless UAS's (§8.2.7) and are not retransmitted;
+- INVITE retransmissions absorbed (the transport's transaction layer answers them again,
+  :mod:`channels.voice.transports`; aiosipua would start a second call for them);
+- a CANCEL that crosses our final response changes nothing (§9.2): the call stays up
+  until the caller's BYE; a 2xx that crosses our own CANCEL is ACKed and ended with BYE
+  (§9.1, §15), so neither side is left with a half-open call;
+- late offers (an INVITE without SDP): our offer goes in the 200 and the answer is
+  taken from the ACK (RFC 3261 §13.2.1, RFC 3264 §5);
 - REGISTER for agent phones (:mod:`channels.voice.registrar`), INFO for DTMF;
 - our own re-INVITEs and REFERs on inbound dialogs (aiosipua's UAC only tracks the
   dialogs it created), including the ACK for the 2xx (RFC 3261 §13.2.2.4).
@@ -36,9 +47,12 @@ from aiosipua import (
     generate_branch,
     generate_call_id,
     generate_tag,
+    parse_address,
     parse_sdp,
     serialize_sdp,
+    stringify_uri,
 )
+from aiosipua.dialog import DialogState, dialog_matches
 from aiosipua.transport import SipTransport
 
 from channels.voice.call import Call, CallState
@@ -54,9 +68,10 @@ from channels.voice.offer_answer import (
     answer,
     build_sdp,
     parse_media,
+    sdp_body,
 )
 from channels.voice.playback import FrameSource, PcmSource, default_moh, load_wav_8k
-from channels.voice.registrar import Registrar, stateless_response
+from channels.voice.registrar import Registrar, is_digest, stateless_response
 from channels.voice.rtp_session import PortPool, RtpSession
 from channels.voice.settings import VoiceSettings
 from channels.voice.transports import GuardedTcpTransport, GuardedUdpTransport
@@ -65,6 +80,10 @@ log = logging.getLogger(__name__)
 
 CallHandler = Callable[[Call], Awaitable[Any] | Any]
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY, UPDATE, PRACK, REGISTER"
+SERVED = frozenset(m.strip() for m in ALLOW.split(","))
+KNOWN_METHODS = SERVED | {"SUBSCRIBE", "MESSAGE", "PUBLISH"}  # RFC 3265, 3428, 3903
+SCHEMES = frozenset({"sip", "tel"})  # no TLS, so no sips (RFC 3261 §26.2.2)
+EXTENSIONS: frozenset[str] = frozenset()  # option tags we honour in Require (§8.2.2.3)
 REINVITE_TIMEOUT = 8.0
 T1, T2 = 0.5, 4.0  # RFC 3261 §17.1.1.1 timer values
 
@@ -95,6 +114,7 @@ class _Leg:
     outgoing: OutgoingCall | None = None
     session_id: int = 0
     sdp_version: int = 1
+    awaiting_answer: bool = False  # our offer went in a 2xx: the answer is in the ACK
 
 
 class SipEndpoint:
@@ -124,10 +144,10 @@ class SipEndpoint:
         self._stacks: dict[str, _Stack] = {}
         self._pending_reinvites: dict[str, tuple[int, asyncio.Future[SipResponse]]] = {}
         self._transfers: dict[str, asyncio.Future[int]] = {}
-        self._sent_invites: dict[str, SipRequest] = {}  # our re-INVITEs on inbound dialogs
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pings: dict[str, asyncio.Future[int]] = {}
         self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
+        self._cancelled: dict[str, tuple[_Stack, OutgoingCall]] = {}  # our CANCELled INVITEs
         self.trunk_alive: bool | None = None
         self._moh_pcm = None
         self.port = settings.bind_port
@@ -142,6 +162,22 @@ class SipEndpoint:
     # --- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
+        """Bind every transport on one port. With ``bind_port`` 0 the port UDP got may
+        be taken for TCP by another process: then all are closed and tried again."""
+        attempts = 8 if self.settings.bind_port == 0 else 1
+        for attempt in range(attempts):
+            try:
+                await self._start_stacks()
+                break
+            except OSError:
+                for stack in self._stacks.values():
+                    await stack.uas.stop()
+                self._stacks.clear()
+                if attempt == attempts - 1:
+                    raise
+        self.engine.start()
+
+    async def _start_stacks(self) -> None:
         host = self.settings.bind_host
         port = self.settings.bind_port
         for name in self.settings.transports:
@@ -149,7 +185,12 @@ class SipEndpoint:
             if name == "udp":
                 transport = GuardedUdpTransport(local_addr=(host, port))
             elif name == "tcp":
-                transport = GuardedTcpTransport(local_addr=(host, port))
+                transport = GuardedTcpTransport(
+                    (host, port),
+                    idle_timeout=self.settings.tcp_idle_timeout,
+                    max_per_address=self.settings.tcp_max_connections_per_address,
+                    in_use=self._connection_in_use,
+                )
             else:
                 raise ValueError(f"unknown SIP transport {name!r}")
             uac = SipUAC(transport, advertised_addr=None)
@@ -170,7 +211,6 @@ class SipEndpoint:
             uas.on_ack_timeout = lambda inc: self._finish_by_id(inc.call_id, "no ACK")
             self._stacks[name] = stack
         self.port = port
-        self.engine.start()
 
     @staticmethod
     def _bound_port(transport: SipTransport) -> int:
@@ -204,6 +244,18 @@ class SipEndpoint:
         if not task.cancelled() and task.exception() is not None:
             log.error("voice task failed", exc_info=task.exception())
 
+    def _connection_in_use(self, peer: tuple[str, int]) -> bool:
+        """Whether a call or a registration still needs the TCP connection from ``peer``
+        (an idle call sends no SIP for minutes, and its BYE needs the connection)."""
+        for leg in self._legs.values():
+            if leg.stack.name != "tcp":
+                continue
+            if leg.incoming is not None and leg.incoming.source_addr == peer:
+                return True
+            if leg.outgoing is not None and leg.outgoing.remote_addr == peer:
+                return True
+        return any(b.source == peer for b in self.registrar.bindings.values())
+
     @property
     def udp(self) -> _Stack:
         return self._stacks.get("udp") or next(iter(self._stacks.values()))
@@ -225,7 +277,7 @@ class SipEndpoint:
         missing = [h for h in ("via", "from", "to", "call-id", "cseq") if not msg.headers.get(h)]
         if missing:
             if "via" not in missing:
-                stack.transport.send_reply(stateless_response(msg, 400, "Missing Required Header"))
+                self._send_stateless(stack, stateless_response(msg, 400, "Missing Required Header"))
             return
         try:
             parsed = bool(msg.cseq and msg.from_addr and msg.to_addr and msg.via)
@@ -233,34 +285,117 @@ class SipEndpoint:
             parsed = False
         if not parsed:
             with contextlib.suppress(ValueError):  # no routable Via: drop
-                stack.transport.send_reply(stateless_response(msg, 400, "Bad Header"))
+                self._send_stateless(stack, stateless_response(msg, 400, "Bad Header"))
             return
-        method = msg.method.upper()
+        method = msg.method
         call_id = msg.call_id or ""
+        if method != "ACK" and self._refused_by_uas_checks(stack, msg):
+            return
+        if method == "CANCEL" and self._cancel_after_final(stack, msg):
+            return
         if method == "REGISTER":
             stack.transport.send_reply(self.registrar.handle(msg, addr))
             return
         if method == "INFO":
             self._on_info(stack, msg)
             return
+        ack_for: Call | None = None
         if method == "ACK":
-            call = self.calls.get(call_id)
-            if call is not None:
-                call._note("ACK received")
+            ack_for = self.calls.get(call_id)
+            if ack_for is not None:
+                ack_for._note("ACK received")
         if method == "INVITE" and not msg.to_addr.tag:
             if call_id in self.calls or call_id in stack.uas._calls:
-                return  # retransmission: aiosipua already answered it (100 Trying)
+                known = stack.uas._calls.get(call_id)
+                if known is not None and known.invite.via[0].branch == msg.via[0].branch:
+                    return  # a retransmission the transport no longer remembers
+                # not a retransmission (the transport answers those again): another
+                # transaction for a call we have, e.g. a request that forked and came
+                # back by two paths (RFC 3261 §8.2.2.2: 482); one Call-ID is one call
+                self._send_stateless(stack, stateless_response(msg, 482, "Loop Detected"))
+                return
             self.counters["invites"] += 1
             if not self._admit(stack, msg, addr):
                 return
         elif method == "INVITE" and call_id not in self.calls:
             # a "re-INVITE" for a dialog we do not have must not become a new call that
             # skipped admission (aiosipua would create one): 481 (RFC 3261 §12.2.2)
-            stack.transport.send_reply(
-                stateless_response(msg, 481, "Call/Transaction Does Not Exist")
+            self._send_stateless(
+                stack, stateless_response(msg, 481, "Call/Transaction Does Not Exist")
             )
             return
         stack.uas._handle_request(msg, addr)
+        if ack_for is not None:
+            self._on_ack(ack_for, msg)
+
+    @staticmethod
+    def _send_stateless(stack: _Stack, response: SipResponse) -> None:
+        """Answer as a stateless UAS (RFC 3261 §8.2.7): a retransmitted request gets the
+        response again, but it is never retransmitted on its own, so a scanner spraying
+        INVITEs from forged addresses gets one 403 per INVITE, not seven."""
+        send = getattr(stack.transport, "send_stateless", stack.transport.send_reply)
+        send(response)
+
+    def _refused_by_uas_checks(self, stack: _Stack, msg: SipRequest) -> bool:
+        """RFC 3261 §8.2.1-§8.2.3, in that order; ``True`` when a response was sent."""
+        method = msg.method
+        status: tuple[int, str] | None = None
+        extra: dict[str, str] = {}
+        if method not in SERVED:
+            if method in KNOWN_METHODS:
+                status, extra = (405, "Method Not Allowed"), {"Allow": ALLOW}
+            else:
+                status = (501, "Not Implemented")  # RFC 3261 §21.5.2
+        elif msg.uri.split(":", 1)[0].lower() not in SCHEMES:
+            status = (416, "Unsupported URI Scheme")
+        elif method != "CANCEL":
+            required = [t for v in msg.headers.get("require") for t in v.split(",") if t.strip()]
+            unknown = [t.strip() for t in required if t.strip().lower() not in EXTENSIONS]
+            if unknown:
+                status, extra = (420, "Bad Extension"), {"Unsupported": ", ".join(unknown)}
+            elif method == "INVITE" and msg.body and sdp_body(msg) is None:
+                status, extra = (415, "Unsupported Media Type"), {"Accept": "application/sdp"}
+        if status is None:
+            return False
+        resp = stateless_response(msg, *status)
+        for name, value in extra.items():
+            resp.headers.set_single(name, value)
+        self._send_stateless(stack, resp)
+        return True
+
+    def _cancel_after_final(self, stack: _Stack, cancel: SipRequest) -> bool:
+        """A CANCEL for an INVITE we already answered finally (RFC 3261 §9.2): 200 for
+        the CANCEL and nothing else. aiosipua would end an answered call here, leaving
+        the caller, who ACKs our 200, in a call we no longer have."""
+        inc = stack.uas._calls.get(cancel.call_id or "")
+        if inc is None:
+            return False  # no such transaction: aiosipua answers 481
+        if not inc._answered and inc.dialog.state is not DialogState.TERMINATED:
+            return False  # still ringing: aiosipua answers 200 and 487
+        stack.transport.send_reply(inc.dialog.create_response(cancel, 200, "OK"))
+        call = self.calls.get(inc.call_id)
+        if call is not None:
+            call._note("CANCEL after the final response: 200, no effect")
+        return True
+
+    def _on_ack(self, call: Call, ack: SipRequest) -> None:
+        """The ACK of a late-offer call carries the answer to our offer (RFC 3264 §5,
+        RFC 3261 §13.2.1). Without a usable answer there is no session: BYE."""
+        leg = self._legs.get(call)
+        if leg is None or not leg.awaiting_answer or leg.incoming is None:
+            return
+        if not dialog_matches(leg.incoming.dialog, ack):
+            return
+        leg.awaiting_answer = False
+        try:
+            media = parse_media(sdp_body(ack) or "")
+        except OfferError as exc:
+            call._note(f"ACK without a usable SDP answer ({exc}): hanging up")
+            self._spawn(call.hangup())
+            return
+        self._apply_media(call, media)
+        call.inband_dtmf = media.dtmf_payload_type is None
+        call._note("SDP answer received in the ACK")
 
     def _admit(self, stack: _Stack, request: SipRequest, addr: tuple[str, int]) -> bool:
         """Inbound calls come only from trusted gateways or authenticated ones."""
@@ -268,11 +403,13 @@ class SipEndpoint:
             return True
         creds = self.settings.gateway_credentials
         authorization = request.get_header("authorization")
+        if not is_digest(authorization):
+            authorization = None  # an unknown scheme: challenged as if absent (§22.1)
         if creds and not authorization:
             self.counters["challenged"] += 1
             resp = stateless_response(request, 401, "Unauthorized")
             resp.headers.set_single("WWW-Authenticate", self.authority.challenge())
-            stack.transport.send_reply(resp)
+            self._send_stateless(stack, resp)
             return False
         if creds and authorization:
             user, stale = self.authority.verify(authorization, "INVITE", creds)
@@ -281,10 +418,10 @@ class SipEndpoint:
             if stale:
                 resp = stateless_response(request, 401, "Unauthorized")
                 resp.headers.set_single("WWW-Authenticate", self.authority.challenge(stale=True))
-                stack.transport.send_reply(resp)
+                self._send_stateless(stack, resp)
                 return False
         self.counters["rejected_403"] += 1
-        stack.transport.send_reply(stateless_response(request, 403, "Forbidden"))
+        self._send_stateless(stack, stateless_response(request, 403, "Forbidden"))
         return False
 
     def _on_response(self, stack: _Stack, resp: SipResponse, addr: tuple[str, int]) -> None:
@@ -299,8 +436,6 @@ class SipEndpoint:
             if not ping.done() and resp.status_code >= 200:
                 ping.set_result(resp.status_code)
             return
-        if cseq is not None and cseq.method.upper() == "INVITE" and resp.status_code >= 300:
-            self._ack_failure(stack, resp)
         pending = self._pending_reinvites.get(call_id)
         if pending is not None and cseq is not None and cseq.method.upper() == "INVITE":
             seq, future = pending
@@ -314,6 +449,13 @@ class SipEndpoint:
                 if leg is not None and leg.incoming is not None:
                     return
         stack.uac.handle_response(resp, addr)
+        if (
+            call_id in self._cancelled
+            and cseq is not None
+            and cseq.method == "INVITE"
+            and resp.status_code >= 200
+        ):
+            self._after_cancel(call_id, resp)
 
     def _retransmit(self, stack: _Stack, request: SipRequest, dest: tuple[str, int]) -> None:
         """Retransmit a request we sent over UDP until a response to its branch arrives
@@ -345,39 +487,6 @@ class SipEndpoint:
 
         self._spawn(timer())
 
-    def _ack_failure(self, stack: _Stack, resp: SipResponse) -> None:
-        """ACK a non-2xx final response to one of our INVITEs (RFC 3261 §17.1.1.3).
-
-        aiosipua's UAC retries 401/407 and reports rejections but never sends this ACK,
-        so the far end retransmits its response until Timer H; we send it here.
-        """
-        call = self.calls.get(resp.call_id or "")
-        leg = self._legs.get(call) if call is not None else None
-        invite = self._sent_invites.get(resp.call_id or "")
-        if invite is None and leg is not None and leg.outgoing is not None:
-            invite = leg.outgoing.invite
-        if invite is None:
-            return
-        vias = resp.via
-        sent_vias = invite.via
-        if not vias or not sent_vias or vias[0].branch != sent_vias[0].branch:
-            return
-        ack = SipRequest(method="ACK", uri=invite.uri)
-        ack.headers.append("Via", invite.headers.get("via")[0])
-        for name in ("From", "Call-ID", "Max-Forwards"):
-            value = invite.headers.get_first(name)
-            if value:
-                ack.headers.set_single(name, value)
-        ack.headers.set_single("To", resp.headers.get_first("to") or "")
-        ack.headers.set_single("CSeq", f"{resp.cseq.seq if resp.cseq else 1} ACK")
-        for route in invite.headers.get("route"):
-            ack.headers.append("Route", route)
-        dest = leg.outgoing.remote_addr if leg is not None and leg.outgoing else None
-        if dest is None and leg is not None and leg.incoming is not None:
-            dest = leg.incoming.source_addr
-        if dest is not None:
-            stack.transport.send(ack, dest)
-
     # --- inbound calls -----------------------------------------------------------------
 
     def _new_rtp(self, port: int) -> RtpSession:
@@ -392,12 +501,15 @@ class SipEndpoint:
 
     async def _new_inbound(self, stack: _Stack, inc: IncomingCall) -> None:
         call_id = inc.call_id
-        try:
-            media = parse_media(inc.invite.text if inc.invite.body else "")
-        except OfferError as exc:
-            inc.reject(488, "Not Acceptable Here")
-            log.info("488 for %s: %s", call_id, exc)
-            return
+        offer = sdp_body(inc.invite)
+        media: MediaParams | None = None
+        if offer is not None:  # else a late offer: ours goes in the 200
+            try:
+                media = parse_media(offer)
+            except OfferError as exc:
+                inc.reject(488, "Not Acceptable Here")
+                log.info("488 for %s: %s", call_id, exc)
+                return
         try:
             rtp = await self.ports.open(self._new_rtp)
         except RuntimeError:
@@ -406,10 +518,11 @@ class SipEndpoint:
         if stack.uas._calls.get(call_id) is not inc:  # cancelled meanwhile
             self.ports.release(rtp)
             return
-        rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
+        if media is not None:
+            rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
         call = Call(self, call_id, "inbound", inc.caller, inc.callee, rtp)
         call.media = media
-        call.inband_dtmf = media.dtmf_payload_type is None
+        call.inband_dtmf = media is not None and media.dtmf_payload_type is None
         call._note(f"INVITE received from {inc.source_addr[0]}:{inc.source_addr[1]}")
         call._note("100 Trying sent")
         self._legs[call] = _Leg(stack, incoming=inc, session_id=int(time.time() * 1000) % 10**9)
@@ -448,9 +561,27 @@ class SipEndpoint:
             leg.incoming.ringing()
             call._note("180 Ringing sent")
 
+    def _offer_sdp(self, call: Call, leg: _Leg) -> str:
+        """Our offer for a late-offer call: every codec we speak (RFC 3264 §5)."""
+        assert call.rtp is not None
+        return build_sdp(
+            self.settings.sdp_host,
+            call.rtp.local_port,
+            (PCMU, PCMA),
+            DEFAULT_DTMF_PT,
+            "sendrecv",
+            leg.session_id,
+            leg.sdp_version,
+        )
+
     def _send_early_media(self, call: Call) -> None:
         leg = self._legs[call]
         if leg.incoming is None:
+            return
+        if call.media is None:
+            # no offer yet, and an offer may not ride an unreliable 183 (RFC 3261 §13.2.1)
+            leg.incoming._send_response(183, "Session Progress")
+            call._note("183 Session Progress sent (late offer: no SDP)")
             return
         leg.incoming._send_response(
             183,
@@ -463,6 +594,11 @@ class SipEndpoint:
     def _send_answer(self, call: Call) -> None:
         leg = self._legs[call]
         if leg.incoming is None:
+            return
+        if call.media is None:
+            leg.awaiting_answer = True
+            leg.incoming.accept(parse_sdp(self._offer_sdp(call, leg)))
+            call._note("200 OK sent with our offer (late offer)")
             return
         leg.incoming.accept(parse_sdp(self._answer_sdp(call, leg)))
         call._note("200 OK sent")
@@ -484,6 +620,7 @@ class SipEndpoint:
                 if bye is not None:
                     self._retransmit(leg.stack, bye, leg.incoming.source_addr)
                 leg.stack.uas._calls.pop(call.call_id, None)
+                leg.stack.uas._remove_invite_transaction(leg.incoming.invite)
                 call._note("BYE sent")
             else:
                 leg.incoming.reject(480, "Temporarily Unavailable")
@@ -495,11 +632,56 @@ class SipEndpoint:
                     self._retransmit(leg.stack, bye, leg.outgoing.remote_addr)
                 call._note("BYE sent")
             else:
-                with contextlib.suppress(ValueError):
-                    cancel = leg.outgoing.cancel(leg.stack.uac)
-                    if cancel is not None:
-                        self._retransmit(leg.stack, cancel, leg.outgoing.remote_addr)
+                self._cancel(leg.stack, leg.outgoing)
                 call._note("CANCEL sent")
+
+    def _cancel(self, stack: _Stack, out: OutgoingCall) -> None:
+        """CANCEL our INVITE (RFC 3261 §9.1) and remember it: a 2xx that crosses the
+        CANCEL still sets up a call at the far end, which must then be ACKed and ended
+        with BYE (§15), or the phone would be left in a call nobody is on."""
+        with contextlib.suppress(ValueError):
+            cancel = out.cancel(stack.uac)
+            if cancel is not None:
+                self._retransmit(stack, cancel, out.remote_addr)
+        self._cancelled[out.call_id] = (stack, out)
+        asyncio.get_running_loop().call_later(64 * T1, self._cancelled.pop, out.call_id, None)
+
+    def _after_cancel(self, call_id: str, resp: SipResponse) -> None:
+        """The final response to an INVITE we CANCELled. aiosipua forgets the call at
+        the CANCEL, so a crossing 2xx is ACKed (§13.2.2.4) and ended with BYE here."""
+        stack, out = self._cancelled.pop(call_id)
+        if not 200 <= resp.status_code < 300 or resp.cseq is None:
+            return  # a non-2xx: the transport ACKs it (§17.1.1.3)
+        invite = out.invite
+        contacts = resp.headers.get("contact")
+        target = invite.uri
+        if contacts:
+            with contextlib.suppress(ValueError):
+                target = stringify_uri(parse_address(contacts[0]).uri)
+        routes = list(reversed(resp.headers.get("record-route")))
+        local = stack.transport.local_addr
+
+        def request(method: str, seq: int) -> SipRequest:
+            req = SipRequest(method=method, uri=target)
+            req.headers.append(
+                "Via",
+                f"SIP/2.0/{stack.name.upper()} {local[0]}:{local[1]}"
+                f";branch={generate_branch()};rport",
+            )
+            req.headers.set_single("Max-Forwards", "70")
+            req.headers.set_single("From", invite.headers.get_first("from") or "")
+            req.headers.set_single("To", resp.headers.get_first("to") or "")
+            req.headers.set_single("Call-ID", call_id)
+            req.headers.set_single("CSeq", f"{seq} {method}")
+            for route in routes:
+                req.headers.append("Route", route)
+            return req
+
+        stack.transport.send(request("ACK", resp.cseq.seq), out.remote_addr)
+        bye = request("BYE", resp.cseq.seq + 1)
+        stack.transport.send(bye, out.remote_addr)
+        self._retransmit(stack, bye, out.remote_addr)
+        log.info("2xx crossed our CANCEL on %s: ACKed and ended with BYE", call_id)
 
     def _on_bye(self, inc: IncomingCall, request: SipRequest) -> None:
         call = self.calls.get(inc.call_id)
@@ -557,14 +739,23 @@ class SipEndpoint:
             inc.reject(481, "Call Does Not Exist")
             return
         leg = self._legs[call]
-        if inc.invite.body:
-            try:
-                media = parse_media(inc.invite.text)
-            except OfferError:
-                leg_call = leg.incoming or inc
-                leg_call._send_response(488, "Not Acceptable Here")
-                return
-            self._apply_media(call, media)
+        offer = sdp_body(inc.invite)
+        if offer is None:
+            # a re-INVITE without SDP asks for our offer; the answer comes in the ACK
+            # (RFC 3261 §14.2, RFC 3264 §8)
+            leg.sdp_version += 1
+            sdp = self._offer_sdp(call, leg) if call.media is None else self._answer_sdp(call, leg)
+            leg.awaiting_answer = leg.incoming is not None
+            inc.accept(parse_sdp(sdp))
+            call._note("re-INVITE without SDP received, 200 OK sent with our offer")
+            return
+        try:
+            media = parse_media(offer)
+        except OfferError:
+            leg_call = leg.incoming or inc
+            leg_call._send_response(488, "Not Acceptable Here")
+            return
+        self._apply_media(call, media)
         leg.sdp_version += 1
         inc.accept(parse_sdp(self._answer_sdp(call, leg)))
         call._note("re-INVITE received, 200 OK sent")
@@ -606,7 +797,6 @@ class SipEndpoint:
             req.text = sdp
             assert req.cseq is not None
             self._pending_reinvites[call.call_id] = (req.cseq.seq, future)
-            self._sent_invites[call.call_id] = req
             leg.stack.transport.send(req, inc.source_addr)
             self._retransmit(leg.stack, req, inc.source_addr)
         elif leg.outgoing is not None:
@@ -624,7 +814,6 @@ class SipEndpoint:
             return
         finally:
             self._pending_reinvites.pop(call.call_id, None)
-            self._sent_invites.pop(call.call_id, None)
         call._note(f"re-INVITE answered {resp.status_code}")
         if 200 <= resp.status_code < 300 and resp.body:
             with contextlib.suppress(OfferError):
@@ -741,8 +930,7 @@ class SipEndpoint:
         try:
             await out.wait_answered(timeout)
         except TimeoutError:
-            with contextlib.suppress(ValueError):
-                out.cancel(stack.uac)
+            self._cancel(stack, out)
             call._finish("no answer")
             raise CallFailed(408, "no answer") from None
         except RuntimeError:
@@ -888,3 +1076,8 @@ class SipEndpoint:
         leg = self._legs.pop(call, None)
         if leg is not None and leg.incoming is not None:
             leg.incoming._stop_retransmissions()
+            if leg.stack.uas._calls.get(call.call_id) is leg.incoming:
+                # rejected or cancelled: nothing in aiosipua waits for this call any more
+                # (the transport's transaction still absorbs retransmissions and the ACK)
+                leg.stack.uas._calls.pop(call.call_id, None)
+                leg.stack.uas._remove_invite_transaction(leg.incoming.invite)

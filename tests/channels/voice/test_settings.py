@@ -38,3 +38,11 @@ def test_sdp_and_signalling_hosts_follow_the_advertised_address() -> None:
     assert s.sdp_host == "203.0.113.7" and s.signalling_host == "203.0.113.7"
     local = VoiceSettings(bind_host="127.0.0.1", rtp_host="127.0.0.1")
     assert local.sdp_host == "127.0.0.1" and local.signalling_host == "127.0.0.1"
+
+
+def test_tcp_limits_from_env() -> None:
+    s = VoiceSettings.from_env(
+        {"HUB_VOICE_TCP_IDLE_TIMEOUT": "30.5", "HUB_VOICE_TCP_MAX_PER_ADDRESS": "8"}
+    )
+    assert (s.tcp_idle_timeout, s.tcp_max_connections_per_address) == (30.5, 8)
+    assert VoiceSettings.from_env({}).tcp_max_connections_per_address == 64
