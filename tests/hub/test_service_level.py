@@ -83,4 +83,3 @@ async def test_todays_service_level_in_the_organizations_time_zone(services: Ser
     # The wallboard shows the same figure, from the same definition.
     assert board["General"].service_level_pct == 33.3
     assert board["Billing"].service_level_pct is None
-
