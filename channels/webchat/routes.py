@@ -139,6 +139,11 @@ class LeaveWatch:
         except Exception:
             log.exception("could not record chat %s as abandoned", interaction_id)
 
+    async def stop_after_checks(self) -> None:
+        """Wait for the checks already scheduled (tests), then stop."""
+        await asyncio.gather(*self._tasks)
+        await self.stop()
+
     async def stop(self) -> None:
         self._stopped = True
         tasks, self._tasks = set(self._tasks), set()

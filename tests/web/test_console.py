@@ -353,7 +353,9 @@ async def test_customer_sees_queue_position_and_an_agent_picks_up_a_left_message
         headers=hx(browser),
     )
     assert "You are number <strong" in first.text
-    assert "Estimated wait" in first.text
+    # Alice is logged in but on a break: nobody is taking chats, so no wait is promised.
+    assert "We cannot estimate the wait right now" in first.text
+    assert "less than a minute" not in first.text and "Estimated wait" not in first.text
     left = await browser.post("/chat/leave-message", headers=hx(browser))
     assert left.status_code == 200
     listing = await client.get("/console/left-messages")
@@ -451,3 +453,94 @@ async def test_every_page_renders_in_every_state_of_a_conversation(
     )
     await all_pages_ok(iid)  # closed
     await sup.aclose()
+
+
+async def test_force_logout_hands_the_chat_back_and_the_supervisor_reassigns_it(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
+):
+    bob, alice = await agent_id_of(services, "bob"), await agent_id_of(services, "alice")
+    await login(browser, "bob")
+    await browser.post("/console/presence", data={"state": "ready"}, headers=hx(browser))
+    async with httpx.AsyncClient(
+        transport=browser._transport, base_url=BASE_URL, timeout=20
+    ) as customer:
+        await customer_writes(customer, "My card was charged twice")
+        offer = await pending_offer(services, bob)
+        accepted = await browser.post(f"/console/offers/{offer.id}/accept", headers=hx(browser))
+        assert accepted.status_code == 200
+        iid = offer.interaction_id
+        # From here on only the supervisor moves work (the dispatcher would offer the
+        # handed-back chat to the first agent who is ready).
+        await services.routing.stop()
+
+        await login(client, "sam")
+        out = await client.post(f"/supervisor/agents/{bob}/logout", headers=hx(client))
+        assert "went back to their queues" in out.text
+        async with services.sessionmaker() as db:
+            back = await db.get(Interaction, iid)
+        assert back is not None and (back.state, back.agent_id) == ("queued", None)
+
+        wallboard = await client.get("/supervisor")
+        assert f'id="work-row-{iid}"' in wallboard.text
+        panel = await client.get(f"/supervisor/interactions/{iid}/panel")
+        assert "Alice Martin" not in panel.text  # Alice is not taking work yet
+        refused = await client.post(
+            f"/supervisor/interactions/{iid}/reassign",
+            data={"target": f"agent:{alice}"},
+            headers=hx(client),
+        )
+        assert refused.status_code == 422
+        assert "Alice Martin is not taking work now" in refused.text
+
+        await services.presence.set_presence(alice, "not_ready", "break")
+        await services.presence.set_presence(alice, "ready")
+        panel = await client.get(f"/supervisor/interactions/{iid}/panel")
+        assert f'value="agent:{alice}"' in panel.text
+        moved = await client.post(
+            f"/supervisor/interactions/{iid}/reassign",
+            data={"target": f"agent:{alice}"},
+            headers=hx(client),
+        )
+        assert moved.status_code == 200, moved.text
+        assert "offered to Alice Martin" in moved.text
+        offer = await pending_offer(services, alice)
+        assert offer.interaction_id == iid
+        async with services.sessionmaker() as db:
+            entry = (await db.exec(select(AuditEntry).where(AuditEntry.action == "reassign"))).one()
+        assert entry.entity_id == str(iid)
+
+
+async def test_a_console_stream_keeps_its_agent_present_until_its_keepalive_ends_it(
+    app: Litestar, client: httpx.AsyncClient
+):
+    from hub.presence import CONSOLE
+    from web.sse import Message as SSE
+
+    services: Services = app.state.services
+    env = app.template_engine.engine  # type: ignore[attr-defined]
+    alice = await agent_id_of(services, "alice")
+    user = CurrentUser(
+        id=1, username="alice", display_name="Alice", role=Role.AGENT, agent_id=alice
+    )
+    calls = 0
+
+    async def keepalive() -> SSE | None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the session expired
+            return SSE(event="session-expired", data="expired")
+        await services.presence.console_alive(alice)
+        return None
+
+    stream = run_stream(
+        services,
+        ConsoleStream(services, env, user),
+        heartbeat=5,
+        keepalive=keepalive,
+        keepalive_every=0.05,
+    )
+    messages = [m async for m in stream]
+    assert messages[-1].event == "session-expired"
+    assert calls == 3
+    grace = services.settings.presence_grace_seconds
+    assert await services.presence.marks.present(CONSOLE, alice, grace)
