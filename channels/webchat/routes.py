@@ -103,13 +103,15 @@ class LeaveWatch:
     """Abandons a waiting chat whose pages have all been gone for the grace period.
 
     Each chat stream refreshes the chat's presence mark while it lives (in any hub
-    process). When one closes, a check runs one grace period later: if no page refreshed
-    the mark since, the customer has left, and a chat still waiting is abandoned.
+    process). The last sign of life of a page (its stream closing, or the customer's
+    message, in case the stream never opened) schedules a check one grace period later:
+    if no page refreshed the mark since, the customer has left, and a chat that is still
+    waiting is abandoned.
     """
 
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._checks: dict[int, asyncio.Task[None]] = {}
         self._stopped = False
 
     @property
@@ -119,18 +121,26 @@ class LeaveWatch:
     async def alive(self, interaction_id: int) -> None:
         await self._services.presence.marks.touch(CHAT, interaction_id, self.grace)
 
-    def closed(self, interaction_id: int) -> None:
+    def check_later(self, interaction_id: int) -> None:
+        """Look again one grace period from now (a later call replaces an earlier one)."""
         if self._stopped:
             return  # the hub is shutting down: its streams close, customers have not left
+        earlier = self._checks.pop(interaction_id, None)
+        if earlier is not None:
+            earlier.cancel()
         task = asyncio.create_task(self._check(interaction_id), name=f"chat-left-{interaction_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._checks[interaction_id] = task
+        task.add_done_callback(lambda done: self._forget(interaction_id, done))
+
+    def _forget(self, interaction_id: int, task: asyncio.Task[None]) -> None:
+        if self._checks.get(interaction_id) is task:
+            del self._checks[interaction_id]
 
     async def _check(self, interaction_id: int) -> None:
-        await asyncio.sleep(self.grace + 0.1)  # the closed page's last refresh is older
+        await asyncio.sleep(self.grace + 0.1)  # the last sign of life is older by then
         try:
             if await self._services.presence.marks.present(CHAT, interaction_id, self.grace):
-                return  # another page of this chat is open (a reload, a second tab)
+                return  # a page of this chat is open (a reload, a second tab)
             async with self._services.sessionmaker() as db:
                 interaction = await db.get(Interaction, interaction_id)
             if interaction is None or interaction.state not in WAITING_STATES:
@@ -141,12 +151,12 @@ class LeaveWatch:
 
     async def stop_after_checks(self) -> None:
         """Wait for the checks already scheduled (tests), then stop."""
-        await asyncio.gather(*self._tasks)
+        await asyncio.gather(*self._checks.values())
         await self.stop()
 
     async def stop(self) -> None:
         self._stopped = True
-        tasks, self._tasks = set(self._tasks), set()
+        tasks, self._checks = list(self._checks.values()), {}
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -430,6 +440,10 @@ async def send_message(request: Request) -> Response:
         raise ChatUnavailable("Web chat is switched off right now.") from exc
     if email or name:
         await _remember_details(services, result.interaction_id, name, email)
+    watch: LeaveWatch | None = services.extras.get("chat_leave_watch")
+    if watch is not None:  # the page is alive now; its stream keeps it so from here
+        await watch.alive(result.interaction_id)
+        watch.check_later(result.interaction_id)
     if (
         before is not None
         and before.id == result.interaction_id
@@ -647,7 +661,7 @@ async def chat_events(request: Request) -> ServerSentEvent:
             ):
                 yield message
         finally:
-            watch.closed(interaction_id)
+            watch.check_later(interaction_id)
 
     return ServerSentEvent(
         watched(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}

@@ -228,7 +228,7 @@ async def test_a_chat_page_gone_past_the_grace_period_is_abandoned(services: Ser
     gone, reloaded = await chat(services, sender="gone"), await chat(services, sender="reload")
     for chat_id in (gone, reloaded):
         await watch.alive(chat_id)
-        watch.closed(chat_id)
+        watch.check_later(chat_id)  # its stream closed
     await asyncio.sleep(0.25)
     await services.presence.marks.touch(CHAT, reloaded, 0.5)  # the reloaded page's stream
     await watch.stop_after_checks()
