@@ -300,7 +300,9 @@ def console_keepalive(
     session_id = request.cookies.get(SESSION_COOKIE, "")
 
     async def keepalive() -> Message | None:
-        if not session_id or not await store.exists(session_id):
+        # ``get`` rather than ``exists``: the file store keeps an expired entry on disk
+        # until it is read, and only a read checks the expiry.
+        if not session_id or await store.get(session_id) is None:
             return Message(event="session-expired", data="<p>Your session has expired.</p>")
         if await session_is_revoked(request, user_id):
             return Message(event="force-logout", data="<p>Logged out by a supervisor.</p>")

@@ -109,6 +109,24 @@ def test_a_closed_browser_goes_offline_and_the_next_chat_goes_to_another_agent(
             ctx.close()
 
 
+def test_an_agent_whose_session_expires_goes_offline(hub_db: tuple[str, Path], chromium):
+    hub, database = hub_db
+    context = chromium.new_context()
+    try:
+        carol = log_in(context, hub, "carol")
+        go_ready(carol)
+        # The session store forgets the session, as it does when the session expires.
+        for stored in (database.parent / "sessions").iterdir():
+            stored.unlink()
+        carol.locator("#toasts .toast", has_text="Your session has expired").wait_for()
+        eventually(
+            lambda: presence_of(database, "carol") == ("offline", "console closed"),
+            "Carol offline once her session is gone",
+        )
+    finally:
+        context.close()
+
+
 def test_a_forced_logout_hands_the_chat_back_and_the_supervisor_reassigns_it(
     hub_db: tuple[str, Path], chromium
 ):
