@@ -266,9 +266,9 @@ async def events(
     heartbeat = services.settings.sse_heartbeat_seconds
     if view == "supervisor":
         await role_guard(Role.SUPERVISOR)(request, events)
-        stream_view: StreamView = SupervisorStream(services, env, user)
+        wallboard = SupervisorStream(services, env, user)
         return ServerSentEvent(
-            run_stream(services, stream_view, heartbeat=heartbeat),
+            run_stream(services, wallboard, heartbeat=heartbeat, on_idle=wallboard.tick),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     await agent_guard(request, events)

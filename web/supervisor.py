@@ -9,6 +9,7 @@ interaction to a queue or an agent (``RoutingService.reassign``, audited there).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -100,6 +101,13 @@ class SupervisorStream:
 
     async def render(self, batch: list[Event], _mux: TopicMux) -> list[SSE]:
         return await self._tables(event_key(batch, "queue", "agent"))
+
+    async def tick(self) -> list[SSE]:
+        """A quiet spell: figures still move with time (a contact waiting past the target
+        becomes a service-level miss without any event), so render again. Every tab in the
+        same heartbeat period shares one render."""
+        period = self.services.settings.sse_heartbeat_seconds
+        return await self._tables(f"tick-{int(time.time() // period)}")
 
 
 @get("/")

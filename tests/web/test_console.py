@@ -544,3 +544,38 @@ async def test_a_console_stream_keeps_its_agent_present_until_its_keepalive_ends
     assert calls == 3
     grace = services.settings.presence_grace_seconds
     assert await services.presence.marks.present(CONSOLE, alice, grace)
+
+
+async def test_the_wallboard_counts_a_contact_going_past_the_target_without_any_event(
+    app: Litestar, browser: httpx.AsyncClient
+):
+    from datetime import timedelta
+
+    from models import utcnow
+    from web.supervisor import SupervisorStream
+
+    services: Services = app.state.services
+    env = app.template_engine.engine  # type: ignore[attr-defined]
+    await customer_writes(browser, "still waiting")  # General's target is 30 s
+    sam = CurrentUser(id=6, username="sam", display_name="Sam", role=Role.SUPERVISOR, agent_id=None)
+    wallboard = SupervisorStream(services, env, sam)
+    stream = run_stream(services, wallboard, heartbeat=0.1, on_idle=wallboard.tick)
+    assert (await anext(stream)).comment == "connected"
+    synced = {m.event: str(m.data) for m in [await anext(stream) for _ in range(3)]}
+    general = re.search(r'data-queue="General">.*?</tr>', synced["queues"], re.S)
+    assert general is not None and "%" not in general.group(0)  # nothing counts yet
+
+    async with services.sessionmaker() as db:  # 40 s pass, quietly
+        waiting = (await db.exec(select(Interaction))).one()
+        waiting.queued_at = utcnow() - timedelta(seconds=40)
+        db.add(waiting)
+        await db.commit()
+    for _ in range(100):  # the next quiet tick renders it (no event was published)
+        message = await anext(stream)
+        if message.event == "queues":
+            general = re.search(r'data-queue="General">.*?</tr>', str(message.data), re.S)
+            if general is not None and "0 %" in general.group(0):
+                break
+    else:
+        raise AssertionError("the wallboard never counted the late contact as a miss")
+    await stream.aclose()
