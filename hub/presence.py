@@ -75,11 +75,11 @@ class Marks:
         self._store = store
 
     @classmethod
-    def for_redis(cls, redis_url: str) -> Marks:
+    def for_redis(cls, redis_url: str, namespace: str = "contacthub-presence") -> Marks:
         if redis_url:
             from litestar.stores.redis import RedisStore
 
-            return cls(RedisStore.with_client(url=redis_url, namespace="contacthub-presence"))
+            return cls(RedisStore.with_client(url=redis_url, namespace=namespace))
         from litestar.stores.memory import MemoryStore
 
         return cls(MemoryStore())
@@ -101,8 +101,11 @@ class Marks:
         return seen > time.time() - grace
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._store.__aexit__(None, None, None)  # type: ignore[attr-defined]
+        """Close the store's connection (Redis); a memory store has nothing to close."""
+        closer = getattr(self._store, "__aexit__", None)
+        if closer is not None:
+            with contextlib.suppress(Exception):  # shutting down: a dead server is no matter
+                await closer(None, None, None)
 
 
 CONSOLE = "console"  # Marks kind: an agent's console tab (key: agent id)

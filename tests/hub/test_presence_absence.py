@@ -245,3 +245,26 @@ async def test_a_chat_page_gone_past_the_grace_period_is_abandoned(services: Ser
             )
         ).all()
     assert event.reason == PAGE_GONE
+
+
+async def test_a_tab_on_another_hub_process_keeps_the_agent_present(
+    services: Services, redis_url: tuple[str, str]
+):
+    """With Redis, every process's sweeper sees every process's tabs."""
+    from hub.presence import Marks
+
+    url, prefix = redis_url
+    here = services.presence.marks = Marks.for_redis(url, namespace=f"{prefix}presence")
+    there = Marks.for_redis(url, namespace=f"{prefix}presence")  # another hub process
+    try:
+        alice, bob = await set_ready(services, "alice", "bob")
+        for agent_pk in (alice, bob):
+            await update(
+                services, Agent, agent_pk, presence_since=utcnow() - timedelta(seconds=120)
+            )
+        await there.touch("console", alice, services.presence.grace)  # Alice's tab is there
+        assert await services.presence.sweep_absent() == [bob]
+        assert (await agent(services, alice)).presence == PresenceState.READY
+    finally:
+        await here.close()
+        await there.close()
