@@ -253,8 +253,7 @@ async def reassign_panel(request: Request, interaction_id: FromPath[int]) -> Tem
 @post("/interactions/{interaction_id:int}/reassign", status_code=200)
 async def reassign(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     """Move an open text interaction to a queue (keeping its place) or offer it to an agent."""
-    from hub.interactions import InvalidTransition
-    from hub.routing.service import AgentUnavailable
+    from hub.routing.service import AgentUnavailable, NotReassignable
 
     me = user_of(request)
     kind, _, raw_id = str(data.get("target", "")).partition(":")
@@ -268,12 +267,7 @@ async def reassign(request: Request, interaction_id: FromPath[int], data: FormDa
             queue_id=target_id if kind == "queue" else None,
             agent_id=target_id if kind == "agent" else None,
         )
-    except InvalidTransition as exc:
-        raise UnprocessableError(
-            f"Conversation #{interaction_id} is {str(exc.current).replace('_', ' ')}: "
-            "it cannot be moved now."
-        ) from exc
-    except (AgentUnavailable, LookupError) as exc:
+    except (NotReassignable, AgentUnavailable, LookupError) as exc:
         raise UnprocessableError(f"Not possible: {exc}.") from exc
     async with services_of(request).sessionmaker() as db:
         interaction = await db.get(Interaction, interaction_id)

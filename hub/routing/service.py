@@ -169,6 +169,10 @@ class NotYourInteraction(PermissionError):
     """The agent does not hold this interaction (someone else does, or nobody)."""
 
 
+class NotReassignable(ValueError):
+    """A call, or work that is not open (closed, abandoned) or is the agent's (wrap-up)."""
+
+
 class AgentUnavailable(ValueError):
     """A transfer target who does not exist, is the sender, or is not taking work."""
 
@@ -862,9 +866,15 @@ class RoutingService:
             if interaction is None:
                 raise LookupError(f"interaction {interaction_id} does not exist")
             if interaction.channel == VOICE:
-                raise InvalidTransition(interaction.id, interaction.state, "reassigned (a call)")
+                raise NotReassignable(
+                    f"conversation #{interaction_id} is a call: it stays with its agent "
+                    "until hang-up"
+                )
             if interaction.state not in REASSIGNABLE:
-                raise InvalidTransition(interaction.id, interaction.state, S.QUEUED)
+                state = str(interaction.state).replace("_", " ")
+                raise NotReassignable(
+                    f"conversation #{interaction_id} is {state}: it cannot be moved now"
+                )
             before = _placement(interaction)
             queue = await db.get(Queue, queue_id) if queue_id is not None else None
             if queue_id is not None and (queue is None or not queue.active):

@@ -9,9 +9,8 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from hub.interactions import InvalidTransition
 from hub.presence import ABSENT_REASON, CHAT
-from hub.routing.service import AgentUnavailable
+from hub.routing.service import AgentUnavailable, NotReassignable
 from hub.services import Services
 from models import (
     Agent,
@@ -216,8 +215,13 @@ async def test_a_supervisor_reassigns_open_text_work_to_an_agent_or_a_queue(
 
     call = await chat(services, sender="caller")
     await update(services, Interaction, call, channel="voice", state="active", agent_id=alice)
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(NotReassignable, match="a call: it stays with its agent"):
         await services.routing.reassign(call, by_user_id=sam, queue_id=billing)
+    await services.presence.set_presence(bob, PresenceState.NOT_READY, "break")
+    wrapping = await accepted_by(services, alice, "wrapping-up")
+    await services.routing.wrap_up(wrapping, agent_id=alice)
+    with pytest.raises(NotReassignable, match="is wrap up: it cannot be moved"):
+        await services.routing.reassign(wrapping, by_user_id=sam, queue_id=billing)
 
 
 async def test_a_chat_page_gone_past_the_grace_period_is_abandoned(services: Services):
