@@ -83,3 +83,13 @@ async def test_todays_service_level_in_the_organizations_time_zone(services: Ser
     # The wallboard shows the same figure, from the same definition.
     assert board["General"].service_level_pct == 33.3
     assert board["Billing"].service_level_pct is None
+
+
+def test_an_unknown_time_zone_is_refused_at_start():
+    import pytest
+    from pydantic import ValidationError
+
+    from hub.settings import Settings
+
+    with pytest.raises(ValidationError, match="unknown time zone 'Mars/Base'"):
+        Settings(timezone="Mars/Base")
