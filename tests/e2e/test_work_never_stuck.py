@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.hub_process import hub_server
-from tests.e2e.test_console_browser import TIMEOUT_MS, chat_send, go_ready, log_in, open_chat
+from tests.e2e.test_console_browser import chat_send, go_ready, log_in, open_chat
 
 pytestmark = pytest.mark.browser
 
@@ -200,26 +200,23 @@ def test_a_customer_who_leaves_while_waiting_is_recorded_as_abandoned(
         ender.locator("#transcript .cnotice", has_text="You ended the chat").wait_for()
 
         leaver = open_chat(leaver_ctx, hub)
-        chat_send(leaver, "Hello, I will wait")
+        with leaver.expect_request(lambda request: "/chat/events" in request.url):
+            chat_send(leaver, "Hello, I will wait")  # the panel opens the chat's stream
         leaver.locator("#chat-status", has_text="No agent is available").wait_for()
         leaver_ctx.close()  # the page is gone, and does not come back
 
-        rows = eventually(
-            lambda: (
-                query(
-                    database,
-                    "SELECT interaction.id, interactionevent.reason, interaction.closed_at "
-                    "FROM interaction JOIN interactionevent "
-                    "ON interactionevent.interaction_id = interaction.id "
-                    "WHERE interaction.state = 'abandoned' "
-                    "AND interactionevent.to_state = 'abandoned' "
-                    "ORDER BY interaction.id",
-                )
-                if len(query(database, "SELECT id FROM interaction WHERE state = 'abandoned'")) == 2
-                else None
-            ),
-            "both chats recorded as abandoned",
-        )
+        def abandoned() -> list[tuple[Any, ...]]:
+            return query(
+                database,
+                "SELECT interaction.id, interactionevent.reason, interaction.closed_at "
+                "FROM interaction JOIN interactionevent "
+                "ON interactionevent.interaction_id = interaction.id "
+                "WHERE interaction.state = 'abandoned' "
+                "AND interactionevent.to_state = 'abandoned' "
+                "ORDER BY interaction.id",
+            )
+
+        rows = eventually(lambda: len(abandoned()) == 2 and abandoned(), "both abandoned")
         assert [reason for _id, reason, _at in rows] == [
             "customer ended the chat",
             "customer left the chat page",
@@ -229,6 +226,3 @@ def test_a_customer_who_leaves_while_waiting_is_recorded_as_abandoned(
         ender_ctx.close()
         if leaver_ctx.pages:
             leaver_ctx.close()
-
-
-TIMEOUT = TIMEOUT_MS  # re-exported for readers: the default wait of every locator
