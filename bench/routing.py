@@ -195,7 +195,8 @@ async def arrivals(url: str, database: str, rate: float, seconds: float, agents_
     migrate(url)
     plugin = make_channels_plugin(make_backend(""))
     await plugin._on_startup()
-    settings = Settings(var_dir=var_dir, database_url=url)
+    # The bench's agents have no console tabs: keep them present for the whole run.
+    settings = Settings(var_dir=var_dir, database_url=url, presence_grace_seconds=86_400)
     settings.ensure_dirs()
     services = Services.build(settings, plugin)
     async with services.sessionmaker() as db:

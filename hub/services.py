@@ -94,6 +94,7 @@ class Services:
             checkpointer.start()
         await self.outbox.resend_pending()
         await self.routing.start()
+        await self.presence.start()
         if self.settings.transcribe_voice_notes:
             from hub.voice_notes import VoiceNoteTranscriber
 
@@ -103,6 +104,7 @@ class Services:
     async def close(self) -> None:
         if "voice_notes" in self.extras:
             await self.extras["voice_notes"].stop()
+        await self.presence.stop()
         await self.routing.stop()
         await self.outbox.close()
         await self.ingest.close()

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.login_throttle import ThrottlePolicy
@@ -55,9 +56,27 @@ class Settings(BaseSettings):
     # routing
     dispatch_interval_seconds: float = 1.0  # timer for aging, overflow and offer timeouts
     sse_heartbeat_seconds: float = 15.0
+    # An agent whose console tabs have all been gone this long (streams closed, no keepalive
+    # from any hub process) goes offline, and their work is handed back.
+    presence_grace_seconds: float = 60.0
+    # A web chat customer whose page has been gone this long before an agent accepted the
+    # chat has abandoned it.
+    chat_abandon_grace_seconds: float = 60.0
+    # The organization's time zone: "today" on the wallboard is this zone's day.
+    timezone: str = "UTC"
 
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        """A wrong zone is refused at start, not on the first wallboard render."""
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name)") from exc
+        return value
 
     @property
     def resolved_database_url(self) -> str:

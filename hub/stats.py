@@ -1,7 +1,7 @@
 """Live queue and agent figures for the supervisor wallboard, read straight from the rows.
 
-Service level is today's (UTC day): of the interactions that entered a queue today and have
-been answered or abandoned, the share answered within the queue's ``sla_seconds``.
+Service level is today's in the organization's time zone, by the one shared definition in
+``hub.service_level`` (contacts still waiting past the target count as misses).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.routing.decision import AgentView, WaitingView, qualifies, requirements
 from hub.routing.snapshot import agent_skills, as_utc, epoch, load_queues
 from hub.routing.work import LOAD_STATES
+from hub.service_level import service_levels
 from models import Agent, Interaction, InteractionState, PresenceState, User, utcnow
 
 S = InteractionState
@@ -27,7 +28,7 @@ class QueueStats:
     name: str
     waiting: int  # QUEUED or OFFERED (ringing)
     longest_wait_seconds: int
-    service_level_pct: float | None  # None until something was answered or abandoned today
+    service_level_pct: float | None  # None until something counts today (hub.service_level)
     agents_ready: int  # qualified agents with presence READY
     agents_busy: int  # qualified agents BUSY or in WRAP_UP
     open: bool
@@ -44,12 +45,11 @@ class AgentStatus:
     interactions: list[tuple[int, str, str]] = field(default_factory=list)  # (id, channel, state)
 
 
-def _start_of_day(now: datetime) -> datetime:
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-async def queue_stats(db: AsyncSession) -> list[QueueStats]:
-    now = utcnow()
+async def queue_stats(
+    db: AsyncSession, *, timezone: str = "UTC", now: datetime | None = None
+) -> list[QueueStats]:
+    """Per active queue: waiting now, longest wait, today's service level, staffing."""
+    now = now or utcnow()
     config = await db.run_sync(load_queues, now)
     waiting_rows = (
         await db.exec(
@@ -58,19 +58,12 @@ async def queue_stats(db: AsyncSession) -> list[QueueStats]:
             )
         )
     ).all()
-    today = (
-        await db.exec(
-            select(
-                Interaction.queue_id,
-                Interaction.queued_at,
-                Interaction.answered_at,
-                Interaction.closed_at,
-            ).where(
-                col(Interaction.queued_at) >= _start_of_day(now),
-                col(Interaction.answered_at).is_not(None) | (Interaction.state == S.ABANDONED),
-            )
-        )
-    ).all()
+    levels = await service_levels(
+        db,
+        {queue_id: queue.sla_seconds for queue_id, queue in config.rows.items()},  # type: ignore[misc]
+        now=now,
+        timezone=timezone,
+    )
     agents = (await db.exec(select(Agent).where(Agent.presence != P.OFFLINE))).all()
     skills = await db.run_sync(agent_skills, config.skill_names)
     result = []
@@ -82,16 +75,6 @@ async def queue_stats(db: AsyncSession) -> list[QueueStats]:
             for q, queued_at in waiting_rows
             if q == queue_id
         ]
-        handled = in_sla = 0
-        for q, queued_at, answered_at, _closed in today:
-            if q != queue_id:
-                continue
-            handled += 1
-            if (
-                answered_at is not None
-                and epoch(answered_at) - epoch(queued_at) <= queue.sla_seconds
-            ):
-                in_sla += 1
         view = config.views[queue_id]  # type: ignore[index]
         needs = requirements(WaitingView(0, queue_id, "", 0, 0.0), view)  # type: ignore[arg-type]
         ready = busy = 0
@@ -112,7 +95,7 @@ async def queue_stats(db: AsyncSession) -> list[QueueStats]:
                 name=queue.name,
                 waiting=len(waits),
                 longest_wait_seconds=int(max(waits, default=0)),
-                service_level_pct=round(100.0 * in_sla / handled, 1) if handled else None,
+                service_level_pct=levels[queue_id].pct,  # type: ignore[index]
                 agents_ready=ready,
                 agents_busy=busy,
                 open=view.open,
@@ -150,4 +133,56 @@ async def agent_stats(db: AsyncSession) -> list[AgentStatus]:
             interactions=by_agent.get(agent.id, []),  # type: ignore[arg-type]
         )
         for agent, user in rows
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWork:
+    """One open text interaction a supervisor may move (``RoutingService.reassign``)."""
+
+    interaction_id: int
+    channel: str
+    state: str
+    contact: str
+    queue: str
+    agent: str | None
+    queued_at: datetime | None
+
+
+REASSIGNABLE_STATES = (S.QUEUED.value, S.OFFERED.value, S.ACTIVE.value, S.VOICEMAIL.value)
+
+
+async def open_work(db: AsyncSession, limit: int = 200) -> list[OpenWork]:
+    """Open text interactions, oldest wait first: waiting, ringing, active, left messages.
+    Calls are not listed: a call in progress stays with its agent until hang-up."""
+    from models import Contact, Queue
+
+    rows = (
+        await db.exec(
+            select(Interaction, Contact.name)
+            .join(Contact, col(Contact.id) == Interaction.contact_id)
+            .where(
+                col(Interaction.state).in_(REASSIGNABLE_STATES),
+                Interaction.channel != "voice",
+            )
+            .order_by(col(Interaction.queued_at), col(Interaction.id))
+            .limit(limit)
+        )
+    ).all()
+    queues = {q.id: q.name for q in (await db.exec(select(Queue))).all()}
+    names = {
+        agent_id: name
+        for agent_id, name in (await db.exec(select(Agent.id, User.display_name).join(User))).all()
+    }
+    return [
+        OpenWork(
+            interaction_id=interaction.id,  # type: ignore[arg-type]
+            channel=interaction.channel,
+            state=interaction.state,
+            contact=contact or "Unknown contact",
+            queue=queues.get(interaction.queue_id, "—"),  # type: ignore[arg-type]
+            agent=names.get(interaction.agent_id) if interaction.agent_id else None,  # type: ignore[arg-type]
+            queued_at=as_utc(interaction.queued_at),
+        )
+        for interaction, contact in rows
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterable
 from typing import Any, Protocol
@@ -207,16 +208,33 @@ async def run_stream(
     *,
     heartbeat: float,
     on_idle: Callable[[], Awaitable[list[Message]]] | None = None,
+    keepalive: Callable[[], Awaitable[Message | None]] | None = None,
+    keepalive_every: float = float("inf"),
 ) -> AsyncGenerator[Message, None]:
-    """The generator behind every tab's stream (tests drive it directly)."""
+    """The generator behind every tab's stream (tests drive it directly).
+
+    ``keepalive`` runs at connect and then every ``keepalive_every`` seconds, whatever the
+    traffic: it says "this tab is still here" (presence), or returns a last message that
+    ends the stream (the session is gone).
+    """
     mux = TopicMux(services.bus)
+    wait = min(heartbeat, keepalive_every)
     try:
+        if keepalive is not None and (last := await keepalive()) is not None:
+            yield last
+            return
+        kept_at = time.monotonic()
         await mux.add(view.topics())
         yield Message(comment="connected", retry=3000)
         for message in await view.sync(mux):
             yield message
         while True:
-            batch = await mux.next_batch(heartbeat)
+            batch = await mux.next_batch(wait)
+            if keepalive is not None and time.monotonic() - kept_at >= keepalive_every:
+                kept_at = time.monotonic()
+                if (last := await keepalive()) is not None:
+                    yield last
+                    return
             if not batch:
                 extra = await on_idle() if on_idle else []
                 for message in extra:
@@ -248,17 +266,50 @@ async def events(
     heartbeat = services.settings.sse_heartbeat_seconds
     if view == "supervisor":
         await role_guard(Role.SUPERVISOR)(request, events)
-        stream_view: StreamView = SupervisorStream(services, env, user)
+        wallboard = SupervisorStream(services, env, user)
         return ServerSentEvent(
-            run_stream(services, stream_view, heartbeat=heartbeat),
+            run_stream(services, wallboard, heartbeat=heartbeat, on_idle=wallboard.tick),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     await agent_guard(request, events)
     console = ConsoleStream(services, env, user, watch=watch)
     return ServerSentEvent(
-        run_stream(services, console, heartbeat=heartbeat),
+        run_stream(
+            services,
+            console,
+            heartbeat=heartbeat,
+            keepalive=console_keepalive(request, services, user.id, user.agent_id),  # type: ignore[arg-type]
+            keepalive_every=services.presence.keepalive_seconds,
+        ),
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+SESSION_COOKIE = "session"  # ServerSideSessionConfig's default key
+
+
+def console_keepalive(
+    request: Request, services: Services, user_id: int, agent_id: int
+) -> Callable[[], Awaitable[Message | None]]:
+    """While the tab's session lives, the tab keeps its agent present. An expired or
+    revoked session ends the stream, and with it the agent's presence (after the grace
+    period, unless another tab still holds it)."""
+    from web.common import session_is_revoked
+
+    store = request.app.stores.get("sessions")
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+
+    async def keepalive() -> Message | None:
+        # ``get`` rather than ``exists``: the file store keeps an expired entry on disk
+        # until it is read, and only a read checks the expiry.
+        if not session_id or await store.get(session_id) is None:
+            return Message(event="session-expired", data="<p>Your session has expired.</p>")
+        if await session_is_revoked(request, user_id):
+            return Message(event="force-logout", data="<p>Logged out by a supervisor.</p>")
+        await services.presence.console_alive(agent_id)
+        return None
+
+    return keepalive
 
 
 route_handlers: list = [events]

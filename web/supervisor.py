@@ -1,11 +1,15 @@
-"""The supervisor view: queues and agents live, and actions on agents (all audited).
+"""The supervisor view: queues, agents and open work live; actions on agents and work
+(all audited).
 
 Force not-ready goes through ``PresenceService`` (which audits a forced change with the old
-value); force logout and messages are audited here.
+value); force logout and messages are audited here. Force logout hands the agent's work
+back (``PresenceService.set_presence``); the supervisor can then move any open text
+interaction to a queue or an agent (``RoutingService.reassign``, audited there).
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -21,9 +25,10 @@ from hub import audit
 from hub.auth import CurrentUser
 from hub.events import SUPERVISOR_TOPIC, Event, agent_topic
 from hub.services import Services
-from hub.stats import AgentStatus, QueueStats, agent_stats, queue_stats
+from hub.stats import AgentStatus, OpenWork, QueueStats, agent_stats, open_work, queue_stats
 from models import (
     Agent,
+    Interaction,
     PresenceState,
     Role,
     User,
@@ -31,10 +36,12 @@ from models import (
 from web import views
 from web.common import (
     UnprocessableError,
+    form_int,
     page,
     presence_of,
     revoke_sessions,
     role_guard,
+    routing_of,
     services_of,
     user_of,
 )
@@ -45,8 +52,14 @@ FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENC
 MAX_SUPERVISOR_MESSAGE = 1000
 
 
-async def live_stats(db: AsyncSession) -> tuple[list[QueueStats], list[AgentStatus]]:
-    return list(await queue_stats(db)), list(await agent_stats(db))
+async def live_stats(
+    db: AsyncSession, timezone: str = "UTC"
+) -> tuple[list[QueueStats], list[AgentStatus], list[OpenWork]]:
+    return (
+        list(await queue_stats(db, timezone=timezone)),
+        list(await agent_stats(db)),
+        list(await open_work(db)),
+    )
 
 
 def _since_of(seconds: Any) -> datetime | None:
@@ -70,26 +83,46 @@ class SupervisorStream:
         return await self._tables("sync")
 
     async def _tables(self, key: str) -> list[SSE]:
-        async def load() -> tuple[str, str]:
+        async def load() -> tuple[str, str, str]:
             async with self.services.sessionmaker() as db:
-                queues, agents = await live_stats(db)
+                queues, agents, work = await live_stats(db, self.services.settings.timezone)
             return (
                 render(self.env, "supervisor/_queues.html", queues=queues, since_of=_since_of),
                 render(self.env, "supervisor/_agents.html", agents=agents),
+                render(self.env, "supervisor/_work.html", work=work),
             )
 
-        queues_html, agents_html = await shared_renders.run(("wallboard", key), load)
-        return [SSE(event="queues", data=queues_html), SSE(event="agents", data=agents_html)]
+        queues_html, agents_html, work_html = await shared_renders.run(("wallboard", key), load)
+        return [
+            SSE(event="queues", data=queues_html),
+            SSE(event="agents", data=agents_html),
+            SSE(event="work", data=work_html),
+        ]
 
     async def render(self, batch: list[Event], _mux: TopicMux) -> list[SSE]:
         return await self._tables(event_key(batch, "queue", "agent"))
 
+    async def tick(self) -> list[SSE]:
+        """A quiet spell: figures still move with time (a contact waiting past the target
+        becomes a service-level miss without any event), so render again. Every tab in the
+        same heartbeat period shares one render."""
+        period = self.services.settings.sse_heartbeat_seconds
+        return await self._tables(f"tick-{int(time.time() // period)}")
+
 
 @get("/")
 async def supervisor_page(request: Request) -> Template:
-    async with services_of(request).sessionmaker() as db:
-        queues, agents = await live_stats(db)
-    return page("supervisor/page.html", request, queues=queues, agents=agents, since_of=_since_of)
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        queues, agents, work = await live_stats(db, services.settings.timezone)
+    return page(
+        "supervisor/page.html",
+        request,
+        queues=queues,
+        agents=agents,
+        work=work,
+        since_of=_since_of,
+    )
 
 
 async def _agent_and_user(db: AsyncSession, agent_id: int) -> tuple[Agent, User]:
@@ -160,9 +193,14 @@ async def force_logout(request: Request, agent_id: FromPath[int]) -> Response:
         )
         await db.commit()
     await revoke_sessions(request, user.id)  # type: ignore[arg-type]
-    await presence_of(request).set_presence(agent_id, PresenceState.OFFLINE, None, by_user_id=me.id)
+    await presence_of(request).set_presence(
+        agent_id, PresenceState.OFFLINE, "forced logout", by_user_id=me.id
+    )
     await services.bus.publish(agent_topic(agent_id), "force-logout", by=me.display_name)
-    return _done(f"{user.display_name} was logged out.")
+    return _done(
+        f"{user.display_name} was logged out. Their chats went back to their queues; "
+        "a call in progress stays with them until it ends."
+    )
 
 
 @post("/agents/{agent_id:int}/message", status_code=200)
@@ -192,10 +230,68 @@ async def message_agent(request: Request, agent_id: FromPath[int], data: FormDat
     return _done(f"Message sent to {user.display_name}.")
 
 
+@get("/interactions/{interaction_id:int}/panel")
+async def reassign_panel(request: Request, interaction_id: FromPath[int]) -> Template:
+    """Where the interaction can go: any active queue, or an agent taking work now."""
+    async with services_of(request).sessionmaker() as db:
+        interaction = await db.get(Interaction, interaction_id)
+        if interaction is None:
+            raise NotFoundException(f"Interaction {interaction_id} does not exist.")
+        targets = await views.transfer_targets(db, None)
+    agents = [
+        (agent, user)
+        for agent, user in targets["agents"]
+        if agent.presence in (PresenceState.READY, PresenceState.BUSY)
+        and agent.id != interaction.agent_id
+    ]
+    return Template(
+        template_name="supervisor/_reassign.html",
+        context={"interaction": interaction, "queues": targets["queues"], "agents": agents},
+    )
+
+
+@post("/interactions/{interaction_id:int}/reassign", status_code=200)
+async def reassign(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
+    """Move an open text interaction to a queue (keeping its place) or offer it to an agent."""
+    from hub.routing.service import AgentUnavailable, NotReassignable
+
+    me = user_of(request)
+    kind, _, raw_id = str(data.get("target", "")).partition(":")
+    target_id = form_int(raw_id, "Target", lo=1)
+    if kind not in ("queue", "agent"):
+        raise UnprocessableError("Pick a queue or an agent.")
+    try:
+        await routing_of(request).reassign(
+            interaction_id,
+            by_user_id=me.id,
+            queue_id=target_id if kind == "queue" else None,
+            agent_id=target_id if kind == "agent" else None,
+        )
+    except (NotReassignable, AgentUnavailable, LookupError) as exc:
+        raise UnprocessableError(f"Not possible: {exc}.") from exc
+    async with services_of(request).sessionmaker() as db:
+        interaction = await db.get(Interaction, interaction_id)
+        queue_names = await views.queue_names(db)
+        names = await views.agent_names(db)
+    assert interaction is not None
+    if kind == "agent":
+        return _done(f"Conversation #{interaction_id} is offered to {names.get(target_id)}.")
+    where = queue_names.get(interaction.queue_id or 0, "its queue")
+    return _done(f"Conversation #{interaction_id} is waiting in {where}.")
+
+
 supervisor_router = Router(
     path="/supervisor",
     guards=[role_guard(Role.SUPERVISOR)],
-    route_handlers=[supervisor_page, agent_panel, force_not_ready, force_logout, message_agent],
+    route_handlers=[
+        supervisor_page,
+        agent_panel,
+        force_not_ready,
+        force_logout,
+        message_agent,
+        reassign_panel,
+        reassign,
+    ],
 )
 
 route_handlers: list = [supervisor_router]

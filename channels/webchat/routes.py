@@ -3,15 +3,24 @@
 Every customer message goes through ``services.ingest`` with a client-generated
 ``source_id`` (prefixed with the visitor id, so one visitor can never collide with another),
 so a double submit is stored once. The visitor's stream follows its own interaction only.
+
+A customer who leaves before an agent accepts has abandoned the chat, and it is recorded
+so (``RoutingService.abandon``, with the time): at once with the "End chat" button, or
+when every page of the chat has been gone for ``chat_abandon_grace_seconds`` (a reload
+comes back well within it).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from jinja2 import Environment
@@ -38,6 +47,7 @@ from channels.webchat.rate_limit import RateLimiter, make_rate_limiter
 from hub.contacts import follow_merges
 from hub.events import Event, interaction_topic
 from hub.ingest import UnknownInbox
+from hub.presence import CHAT
 from hub.services import Services
 from models import (
     Agent,
@@ -51,7 +61,17 @@ from models import (
 )
 from web.common import SECURITY_HEADERS
 
+log = logging.getLogger(__name__)
 VISITOR_COOKIE = "hub_visitor"
+# Before an agent accepts: the customer may still end the chat, and leaving abandons it.
+WAITING_STATES = (
+    InteractionState.NEW,
+    InteractionState.SELF_SERVICE,
+    InteractionState.QUEUED,
+    InteractionState.OFFERED,
+)
+ENDED_BY_CUSTOMER = "customer ended the chat"
+PAGE_GONE = "customer left the chat page"
 MAX_BODY_CHARS = 5_000
 _SOURCE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}$")
@@ -79,13 +99,81 @@ class WebchatSender:
         return SendResult(DeliveryStatus.DELIVERED)
 
 
+class LeaveWatch:
+    """Abandons a waiting chat whose pages have all been gone for the grace period.
+
+    Each chat stream refreshes the chat's presence mark while it lives (in any hub
+    process). The last sign of life of a page (its stream closing, or the customer's
+    message, in case the stream never opened) schedules a check one grace period later:
+    if no page refreshed the mark since, the customer has left, and a chat that is still
+    waiting is abandoned.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._checks: dict[int, asyncio.Task[None]] = {}
+        self._stopped = False
+
+    @property
+    def grace(self) -> float:
+        return self._services.settings.chat_abandon_grace_seconds
+
+    async def alive(self, interaction_id: int) -> None:
+        await self._services.presence.marks.touch(CHAT, interaction_id, self.grace)
+
+    def check_later(self, interaction_id: int) -> None:
+        """Look again one grace period from now (a later call replaces an earlier one)."""
+        if self._stopped:
+            return  # the hub is shutting down: its streams close, customers have not left
+        earlier = self._checks.pop(interaction_id, None)
+        if earlier is not None:
+            earlier.cancel()
+        task = asyncio.create_task(self._check(interaction_id), name=f"chat-left-{interaction_id}")
+        self._checks[interaction_id] = task
+        task.add_done_callback(lambda done: self._forget(interaction_id, done))
+
+    def _forget(self, interaction_id: int, task: asyncio.Task[None]) -> None:
+        if self._checks.get(interaction_id) is task:
+            del self._checks[interaction_id]
+
+    async def _check(self, interaction_id: int) -> None:
+        await asyncio.sleep(self.grace + 0.1)  # the last sign of life is older by then
+        try:
+            if await self._services.presence.marks.present(CHAT, interaction_id, self.grace):
+                return  # a page of this chat is open (a reload, a second tab)
+            async with self._services.sessionmaker() as db:
+                interaction = await db.get(Interaction, interaction_id)
+            if interaction is None or interaction.state not in WAITING_STATES:
+                return
+            await self._services.routing.abandon(interaction_id, PAGE_GONE)
+        except Exception:
+            log.exception("could not record chat %s as abandoned", interaction_id)
+
+    async def stop_after_checks(self) -> None:
+        """Wait for the checks already scheduled (tests), then stop."""
+        await asyncio.gather(*self._checks.values())
+        await self.stop()
+
+    async def stop(self) -> None:
+        self._stopped = True
+        tasks, self._checks = list(self._checks.values()), {}
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
 async def start(services: Services) -> None:
     if not services.outbox.has_sender(ChannelKind.WEBCHAT):
         services.outbox.register(ChannelKind.WEBCHAT, WebchatSender())
     services.extras["chat_limiter"] = make_rate_limiter(services.settings.redis_url)
+    services.extras["chat_leave_watch"] = LeaveWatch(services)
 
 
 async def stop(services: Services) -> None:
+    if "chat_leave_watch" in services.extras:
+        await services.extras.pop("chat_leave_watch").stop()
     if "chat_limiter" in services.extras:
         await services.extras.pop("chat_limiter").close()
 
@@ -237,6 +325,8 @@ def _notice(state: str, agent_name: str | None) -> str | None:
         return "The conversation has ended."
     if state == InteractionState.VOICEMAIL:
         return "Your message has been left for our team."
+    if state == InteractionState.ABANDONED:
+        return "You ended the chat before an agent joined."
     return None
 
 
@@ -350,6 +440,10 @@ async def send_message(request: Request) -> Response:
         raise ChatUnavailable("Web chat is switched off right now.") from exc
     if email or name:
         await _remember_details(services, result.interaction_id, name, email)
+    watch: LeaveWatch | None = services.extras.get("chat_leave_watch")
+    if watch is not None:  # the page is alive now; its stream keeps it so from here
+        await watch.alive(result.interaction_id)
+        watch.check_later(result.interaction_id)
     if (
         before is not None
         and before.id == result.interaction_id
@@ -413,6 +507,27 @@ async def leave_message(request: Request) -> Response:
     if routing is None:
         raise ChatUnavailable("Messages cannot be left right now; your message is kept anyway.")
     await routing.leave_message(interaction.id)
+    return await _panel_response(request, interaction.id)  # type: ignore[arg-type]
+
+
+@post("/chat/end", status_code=200)
+async def end_chat(request: Request) -> Response:
+    """The customer ends the chat before an agent has accepted it: ABANDONED, with the time.
+    Once an agent has joined, the chat is the agent's to close; the panel then says so."""
+    visitor = visitor_of(request)
+    if visitor is None:
+        raise BadChatRequest("Your chat session is missing: reload the page and try again.")
+    services: Services = request.app.state.services
+    async with services.sessionmaker() as db:
+        inbox = await webchat_inbox(db)
+        interaction = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
+    if interaction is None:
+        raise BadChatRequest("There is no chat to end.")
+    if interaction.state in WAITING_STATES:
+        routing = getattr(services, "routing", None)
+        if routing is None:
+            raise ChatUnavailable("The chat cannot be ended right now.")
+        await routing.abandon(interaction.id, ENDED_BY_CUSTOMER)
     return await _panel_response(request, interaction.id)  # type: ignore[arg-type]
 
 
@@ -528,9 +643,28 @@ async def chat_events(request: Request) -> ServerSentEvent:
         raise NotFoundException("No conversation yet.")
     stream = ChatStream(request, interaction.id)  # type: ignore[arg-type]
     heartbeat = min(services.settings.sse_heartbeat_seconds, 5.0)
+    watch: LeaveWatch = services.extras["chat_leave_watch"]
+    interaction_id: int = interaction.id  # type: ignore[assignment]
+
+    async def keepalive() -> None:
+        await watch.alive(interaction_id)
+
+    async def watched() -> AsyncGenerator[Any, None]:
+        try:
+            async for message in run_stream(
+                services,
+                stream,
+                heartbeat=heartbeat,
+                on_idle=stream.idle,
+                keepalive=keepalive,
+                keepalive_every=max(0.2, watch.grace / 3),
+            ):
+                yield message
+        finally:
+            watch.check_later(interaction_id)
+
     return ServerSentEvent(
-        run_stream(services, stream, heartbeat=heartbeat, on_idle=stream.idle),
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        watched(), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     )
 
 
@@ -538,6 +672,13 @@ route_handlers: list = [
     Router(
         path="/",
         response_headers=SECURITY_HEADERS,
-        route_handlers=[chat_page, send_message, leave_message, chat_attachment, chat_events],
+        route_handlers=[
+            chat_page,
+            send_message,
+            leave_message,
+            end_chat,
+            chat_attachment,
+            chat_events,
+        ],
     )
 ]

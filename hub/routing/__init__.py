@@ -10,7 +10,12 @@ Policy choices worth knowing:
 - Queue configuration (queues, hours, queue and agent skills) is cached by the dispatcher for
   ``CONFIG_TTL_SECONDS``; admin pages publish ``routing`` "config" (or call
   ``services.routing.invalidate_config()``) after a change so it applies at once.
-- A targeted transfer to an agent is a direct offer, outside the queue order.
+- A targeted transfer to an agent is a direct offer, outside the queue order; so is a
+  supervisor's reassignment to an agent (``RoutingService.reassign``).
+- Work handed back (the agent went offline, was logged out, or a supervisor moved it to a
+  queue) keeps its original ``queued_at``: it goes before everyone who came after it.
+- Presence is what the console says (``hub.presence``): an agent whose console tabs are all
+  gone for ``HUB_PRESENCE_GRACE_SECONDS`` goes OFFLINE and gets nothing more.
 - The dispatcher keeps its ``Router`` between passes and reads again only the rows that
   ``routing`` events name ("interaction", "agent", "offered"); every change of a waiting
   interaction or of an agent's presence or load must publish one (after commit). A full

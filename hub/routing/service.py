@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub import audit
 from hub.events import (
     ROUTING_TOPIC,
     SUPERVISOR_TOPIC,
@@ -36,10 +38,12 @@ from hub.events import (
 from hub.interactions import InvalidTransition, change_state
 from hub.presence import (
     MISSED_REASON,
+    VOICE,
     apply_presence,
     cancel_offers,
     check_reason,
     lock_agent_offers,
+    requeue_keeping_place,
     settle,
 )
 from hub.routing.decision import (
@@ -53,6 +57,8 @@ from hub.routing.decision import (
 )
 from hub.routing.estimates import (
     HANDLE_WINDOW_SECONDS,
+    NO_AGENTS,
+    NO_HISTORY,
     QueuePosition,
     average_handle_seconds,
     estimated_wait,
@@ -90,6 +96,7 @@ from models import (
     PresenceState,
     Queue,
     SenderKind,
+    User,
     utcnow,
 )
 
@@ -98,6 +105,12 @@ if TYPE_CHECKING:
 
 S = InteractionState
 log = logging.getLogger(__name__)
+# Agents who serve a queue's work now: taking it, or finishing one (wrap-up).
+SERVING_PRESENCE = (
+    PresenceState.READY.value,
+    PresenceState.BUSY.value,
+    PresenceState.WRAP_UP.value,
+)
 DEFAULT_OFFER_TIMEOUT_SECONDS = 20
 DEFAULT_WRAPUP_SECONDS = 60
 MAX_RETRY_PASSES = 5
@@ -127,12 +140,37 @@ _LOCK_ROUTABLE = (
 )
 
 
+# Open text work a supervisor can move (wrap-ups are the agent's to finish).
+REASSIGNABLE = (S.QUEUED, S.OFFERED, S.ACTIVE, S.VOICEMAIL)
+
+
+def _placement(interaction: Interaction) -> dict[str, Any]:
+    """Where an interaction stands, for the audit trail."""
+    return {
+        "state": str(interaction.state),
+        "queue_id": interaction.queue_id,
+        "agent_id": interaction.agent_id,
+    }
+
+
+async def agent_name(db: AsyncSession, agent_id: int) -> str:
+    """An agent as people know them (errors name the agent, not an id)."""
+    name = (
+        await db.exec(select(User.display_name).join(Agent).where(Agent.id == agent_id))
+    ).first()
+    return name or f"agent {agent_id}"
+
+
 class OfferGone(Exception):
     """The offer expired, was cancelled or taken, or is not this agent's."""
 
 
 class NotYourInteraction(PermissionError):
     """The agent does not hold this interaction (someone else does, or nobody)."""
+
+
+class NotReassignable(ValueError):
+    """A call, or work that is not open (closed, abandoned) or is the agent's (wrap-up)."""
 
 
 class AgentUnavailable(ValueError):
@@ -803,6 +841,94 @@ class RoutingService:
             await db.commit()
         await after.publish(self._services.bus)
 
+    async def reassign(
+        self,
+        interaction_id: int,
+        *,
+        by_user_id: int,
+        queue_id: int | None = None,
+        agent_id: int | None = None,
+    ) -> Interaction:
+        """A supervisor moves an open text interaction (waiting, ringing, active or a left
+        message) to a queue, or offers it to one agent; audited.
+
+        It keeps its place by arrival (``queued_at``), so a rescued conversation is not sent
+        to the back. Whoever held it is freed. An offer to an agent who rejects or misses it
+        leaves it waiting in its queue for normal routing. Calls are never moved: a call in
+        progress stays on the agent's device until hang-up.
+        """
+        if (queue_id is None) == (agent_id is None):
+            raise ValueError("pick a queue or an agent")
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interaction = await lock_interaction(db, interaction_id)
+            if interaction is None:
+                raise LookupError(f"interaction {interaction_id} does not exist")
+            if interaction.channel == VOICE:
+                raise NotReassignable(
+                    f"conversation #{interaction_id} is a call: it stays with its agent "
+                    "until hang-up"
+                )
+            if interaction.state not in REASSIGNABLE:
+                state = str(interaction.state).replace("_", " ")
+                raise NotReassignable(
+                    f"conversation #{interaction_id} is {state}: it cannot be moved now"
+                )
+            before = _placement(interaction)
+            queue = await db.get(Queue, queue_id) if queue_id is not None else None
+            if queue_id is not None and (queue is None or not queue.active):
+                raise LookupError(f"queue {queue_id} does not exist or is disabled")
+            holder = interaction.agent_id if interaction.state == S.ACTIVE else None
+            # Lock order: interactions first, then agents (by id).
+            agents = {
+                locked: await lock_agent(db, locked)
+                for locked in sorted({a for a in (holder, agent_id) if a is not None})
+            }
+            target = agents.get(agent_id) if agent_id is not None else None
+            target_name = queue.name if queue else await agent_name(db, agent_id)  # type: ignore[arg-type]
+            if target is None and agent_id is not None:
+                raise AgentUnavailable(f"{target_name} does not exist")
+            if target is not None and target.presence not in ROUTABLE_PRESENCE:
+                raise AgentUnavailable(f"{target_name} is not taking work now")
+            now = utcnow()
+            why = f"reassigned by a supervisor to {target_name}"
+            if interaction.state == S.OFFERED:
+                await cancel_pending(db, interaction, after, now=now, reason=why)
+                await db.flush()  # the pending offer is closed before another one is written
+            await requeue_keeping_place(
+                db,
+                interaction,
+                after,
+                now=now,
+                reason=why,
+                by_user_id=by_user_id,
+                queue_id=queue_id,
+            )
+            if holder is not None:
+                await settle(db, agents[holder], after, now=now)  # type: ignore[arg-type]
+            if target is not None:
+                home = await db.get(Queue, interaction.queue_id) if interaction.queue_id else None
+                offer = self._offer(db, interaction, target, home, now, reassigned_by=by_user_id)
+                await db.flush()
+                self._announce_offer(after, offer)
+                after.add(
+                    ROUTING_TOPIC, "offered", interaction_id=interaction_id, agent_id=agent_id
+                )
+            audit.record(
+                db,
+                user_id=by_user_id,
+                action="reassign",
+                entity="interaction",
+                entity_id=interaction_id,
+                before=before,
+                after=_placement(interaction),
+            )
+            await db.commit()
+        await after.publish(self._services.bus)
+        self.wake()
+        return interaction
+
     async def wrap_up(self, interaction_id: int, *, agent_id: int) -> None:
         """The conversation ended: WRAP_UP until closed or the queue's wrap-up timeout."""
         after = AfterCommit()
@@ -848,6 +974,8 @@ class RoutingService:
             )
             await db.commit()
         await after.publish(self._services.bus)
+        if next_presence is PresenceState.OFFLINE:  # going offline hands the rest back
+            await self._services.presence.set_presence(agent_id, PresenceState.OFFLINE, reason)
 
     async def _finish(
         self,
@@ -944,7 +1072,7 @@ class RoutingService:
     # -- estimates --------------------------------------------------------------------------
 
     async def queue_position(self, interaction_id: int) -> QueuePosition:
-        """Where the customer stands, and how long it may take (from recent handle times)."""
+        """Where the customer stands, and how long it may take (``hub.routing.estimates``)."""
         now = utcnow()
         async with self._services.sessionmaker() as db:
             interaction = await db.get(Interaction, interaction_id)
@@ -954,7 +1082,7 @@ class RoutingService:
             queue = config.views.get(interaction.queue_id)  # type: ignore[arg-type]
             if queue is None:
                 return QueuePosition(None, None, open=True, agents_logged_in=0)
-            servers, logged_in = await self._servers(db, config, interaction)
+            staff = await self._staff(db, config, interaction)
             position: int | None = None
             if interaction.state == S.OFFERED:
                 position = 1
@@ -973,23 +1101,32 @@ class RoutingService:
                 order = [item.id for item in ordered(items, config.views)]
                 position = order.index(interaction_id) + 1 if interaction_id in order else None
             ewt: int | None = None
-            if position is not None:
+            why: str | None = None
+            if interaction.state == S.OFFERED:
+                ewt = 0  # ringing at an agent now
+            elif position is not None:
                 handle = await self._recent_handle_seconds(db, queue.id, now)
-                ewt = (
-                    0
-                    if interaction.state == S.OFFERED
-                    else estimated_wait(position, handle, servers)
-                )
-            return QueuePosition(position, ewt, open=queue.open, agents_logged_in=logged_in)
+                ewt = estimated_wait(position, handle, staff.slots, staff.free)
+                if ewt is None:
+                    why = NO_AGENTS if staff.slots <= 0 else NO_HISTORY
+            return QueuePosition(
+                position,
+                ewt,
+                open=queue.open,
+                agents_logged_in=staff.logged_in,
+                agents_serving=staff.serving,
+                unknown_because=why,
+            )
 
     @staticmethod
-    async def _servers(
-        db: AsyncSession, config: QueueConfig, interaction: Interaction
-    ) -> tuple[int, int]:
-        """(concurrent slots, agents) of logged-in agents qualified for this item."""
+    async def _staff(db: AsyncSession, config: QueueConfig, interaction: Interaction) -> _Staff:
+        """Who can serve this item: logged-in agents qualified for it, those of them taking
+        work (READY, BUSY, WRAP_UP) with their slots on its channel, and the slots free now
+        (READY or BUSY agents below capacity)."""
         queue = config.views[interaction.queue_id]  # type: ignore[index]
         agents = (await db.exec(select(Agent).where(Agent.presence != PresenceState.OFFLINE))).all()
         skills = await db.run_sync(agent_skills, config.skill_names)
+        loads = await db.run_sync(agent_loads, [a.id for a in agents])
         item = WaitingView(
             interaction.id,  # type: ignore[arg-type]
             queue.id,
@@ -999,16 +1136,26 @@ class RoutingService:
             dict(interaction.required_skills or {}),
         )
         needs = requirements(item, queue)
-        slots = logged_in = 0
+        staff = _Staff()
         for agent in agents:
             view = AgentView(agent.id, skills.get(agent.id, {}), dict(agent.capacity or {}))  # type: ignore[arg-type]
-            if qualifies(view, interaction.channel, needs):
-                logged_in += 1
-                slots += view.capacity.get(interaction.channel, 0)
-        return slots, logged_in
+            if not qualifies(view, interaction.channel, needs):
+                continue
+            staff.logged_in += 1
+            if agent.presence not in SERVING_PRESENCE:
+                continue
+            capacity = view.capacity.get(interaction.channel, 0)
+            staff.serving += 1
+            staff.slots += capacity
+            if agent.presence in ROUTABLE_PRESENCE:
+                held = loads.get(agent.id, {}).get(interaction.channel, 0)  # type: ignore[arg-type]
+                staff.free += max(0, capacity - held)
+        return staff
 
     @staticmethod
-    async def _recent_handle_seconds(db: AsyncSession, queue_id: int, now: datetime) -> float:
+    async def _recent_handle_seconds(
+        db: AsyncSession, queue_id: int, now: datetime
+    ) -> float | None:
         since = now - timedelta(seconds=HANDLE_WINDOW_SECONDS)
         rows = await db.exec(
             select(Interaction.answered_at, Interaction.closed_at)
@@ -1024,3 +1171,11 @@ class RoutingService:
         return average_handle_seconds(
             epoch(closed) - epoch(answered) for answered, closed in rows.all()
         )
+
+
+@dataclass
+class _Staff:
+    logged_in: int = 0
+    serving: int = 0
+    slots: int = 0
+    free: int = 0

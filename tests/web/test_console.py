@@ -353,7 +353,9 @@ async def test_customer_sees_queue_position_and_an_agent_picks_up_a_left_message
         headers=hx(browser),
     )
     assert "You are number <strong" in first.text
-    assert "Estimated wait" in first.text
+    # Alice is logged in but on a break: nobody is taking chats, so no wait is promised.
+    assert "We cannot estimate the wait right now" in first.text
+    assert "less than a minute" not in first.text and "Estimated wait" not in first.text
     left = await browser.post("/chat/leave-message", headers=hx(browser))
     assert left.status_code == 200
     listing = await client.get("/console/left-messages")
@@ -478,3 +480,129 @@ async def test_the_offer_preview_is_the_customers_last_message(
     offers = console.split('id="offers"', 1)[1]
     assert '<p class="preview">Where is my refund?</p>' in offers
     assert "An agent will be with you shortly" not in offers
+
+
+async def test_force_logout_hands_the_chat_back_and_the_supervisor_reassigns_it(
+    client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
+):
+    bob, alice = await agent_id_of(services, "bob"), await agent_id_of(services, "alice")
+    await login(browser, "bob")
+    await browser.post("/console/presence", data={"state": "ready"}, headers=hx(browser))
+    async with httpx.AsyncClient(
+        transport=browser._transport, base_url=BASE_URL, timeout=20
+    ) as customer:
+        await customer_writes(customer, "My card was charged twice")
+        offer = await pending_offer(services, bob)
+        accepted = await browser.post(f"/console/offers/{offer.id}/accept", headers=hx(browser))
+        assert accepted.status_code == 200
+        iid = offer.interaction_id
+        # From here on only the supervisor moves work (the dispatcher would offer the
+        # handed-back chat to the first agent who is ready).
+        await services.routing.stop()
+
+        await login(client, "sam")
+        out = await client.post(f"/supervisor/agents/{bob}/logout", headers=hx(client))
+        assert "went back to their queues" in out.text
+        async with services.sessionmaker() as db:
+            back = await db.get(Interaction, iid)
+        assert back is not None and (back.state, back.agent_id) == ("queued", None)
+
+        wallboard = await client.get("/supervisor")
+        assert f'id="work-row-{iid}"' in wallboard.text
+        panel = await client.get(f"/supervisor/interactions/{iid}/panel")
+        assert "Alice Martin" not in panel.text  # Alice is not taking work yet
+        refused = await client.post(
+            f"/supervisor/interactions/{iid}/reassign",
+            data={"target": f"agent:{alice}"},
+            headers=hx(client),
+        )
+        assert refused.status_code == 422
+        assert "Alice Martin is not taking work now" in refused.text
+
+        await services.presence.set_presence(alice, "not_ready", "break")
+        await services.presence.set_presence(alice, "ready")
+        panel = await client.get(f"/supervisor/interactions/{iid}/panel")
+        assert f'value="agent:{alice}"' in panel.text
+        moved = await client.post(
+            f"/supervisor/interactions/{iid}/reassign",
+            data={"target": f"agent:{alice}"},
+            headers=hx(client),
+        )
+        assert moved.status_code == 200, moved.text
+        assert "offered to Alice Martin" in moved.text
+        offer = await pending_offer(services, alice)
+        assert offer.interaction_id == iid
+        async with services.sessionmaker() as db:
+            entry = (await db.exec(select(AuditEntry).where(AuditEntry.action == "reassign"))).one()
+        assert entry.entity_id == str(iid)
+
+
+async def test_a_console_stream_keeps_its_agent_present_until_its_keepalive_ends_it(
+    app: Litestar, client: httpx.AsyncClient
+):
+    from hub.presence import CONSOLE
+    from web.sse import Message as SSE
+
+    services: Services = app.state.services
+    env = app.template_engine.engine  # type: ignore[attr-defined]
+    alice = await agent_id_of(services, "alice")
+    user = CurrentUser(
+        id=1, username="alice", display_name="Alice", role=Role.AGENT, agent_id=alice
+    )
+    calls = 0
+
+    async def keepalive() -> SSE | None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the session expired
+            return SSE(event="session-expired", data="expired")
+        await services.presence.console_alive(alice)
+        return None
+
+    stream = run_stream(
+        services,
+        ConsoleStream(services, env, user),
+        heartbeat=5,
+        keepalive=keepalive,
+        keepalive_every=0.05,
+    )
+    messages = [m async for m in stream]
+    assert messages[-1].event == "session-expired"
+    assert calls == 3
+    grace = services.settings.presence_grace_seconds
+    assert await services.presence.marks.present(CONSOLE, alice, grace)
+
+
+async def test_the_wallboard_counts_a_contact_going_past_the_target_without_any_event(
+    app: Litestar, browser: httpx.AsyncClient
+):
+    from datetime import timedelta
+
+    from models import utcnow
+    from web.supervisor import SupervisorStream
+
+    services: Services = app.state.services
+    env = app.template_engine.engine  # type: ignore[attr-defined]
+    await customer_writes(browser, "still waiting")  # General's target is 30 s
+    sam = CurrentUser(id=6, username="sam", display_name="Sam", role=Role.SUPERVISOR, agent_id=None)
+    wallboard = SupervisorStream(services, env, sam)
+    stream = run_stream(services, wallboard, heartbeat=0.1, on_idle=wallboard.tick)
+    assert (await anext(stream)).comment == "connected"
+    synced = {m.event: str(m.data) for m in [await anext(stream) for _ in range(3)]}
+    general = re.search(r'data-queue="General">.*?</tr>', synced["queues"], re.S)
+    assert general is not None and "%" not in general.group(0)  # nothing counts yet
+
+    async with services.sessionmaker() as db:  # 40 s pass, quietly
+        waiting = (await db.exec(select(Interaction))).one()
+        waiting.queued_at = utcnow() - timedelta(seconds=40)
+        db.add(waiting)
+        await db.commit()
+    for _ in range(100):  # the next quiet tick renders it (no event was published)
+        message = await anext(stream)
+        if message.event == "queues":
+            general = re.search(r'data-queue="General">.*?</tr>', str(message.data), re.S)
+            if general is not None and "0 %" in general.group(0):
+                break
+    else:
+        raise AssertionError("the wallboard never counted the late contact as a miss")
+    await stream.aclose()

@@ -11,7 +11,14 @@ from PIL import Image
 from sqlmodel import func, select
 
 from hub.services import Services
-from models import Contact, ContactIdentity, Interaction, InteractionState, Message
+from models import (
+    Contact,
+    ContactIdentity,
+    Interaction,
+    InteractionEvent,
+    InteractionState,
+    Message,
+)
 from tests.web.conftest import hx
 
 
@@ -260,3 +267,40 @@ async def test_file_names_in_any_script_download(client: httpx.AsyncClient, serv
             seen[header.split('filename="')[1].rstrip('"')] = header
     assert set(seen) == {"счёт.png", "发票.png", "reportgnp.exe.png"}
     assert 'filename="file.png"' in seen["счёт.png"]
+
+
+async def test_a_customer_who_ends_a_waiting_chat_is_recorded_as_abandoned(
+    client: httpx.AsyncClient, services: Services
+):
+    await open_chat(client)
+    waiting = await send(client, "Is anyone there?")
+    assert 'id="end-chat"' in waiting.text
+    ended = await client.post("/chat/end", headers=hx(client))
+    assert ended.status_code == 200
+    assert "You ended the chat" in ended.text
+    assert 'id="end-chat"' not in ended.text
+    async with services.sessionmaker() as db:
+        interaction = (await db.exec(select(Interaction))).one()
+        assert interaction.state == InteractionState.ABANDONED
+        assert interaction.closed_at is not None and interaction.answered_at is None
+        (event,) = (
+            await db.exec(
+                select(InteractionEvent).where(
+                    InteractionEvent.to_state == InteractionState.ABANDONED
+                )
+            )
+        ).all()
+        assert event.reason == "customer ended the chat"
+    # Writing again starts a new conversation.
+    again = await send(client, "Me again")
+    assert again.headers["hx-retarget"] == "#chat"
+    async with services.sessionmaker() as db:
+        states = (await db.exec(select(Interaction.state).order_by(Interaction.id))).all()
+    assert states == [InteractionState.ABANDONED, InteractionState.QUEUED]
+
+
+async def test_end_chat_without_a_chat_is_a_clear_400(client: httpx.AsyncClient):
+    await open_chat(client)
+    response = await client.post("/chat/end", headers=hx(client))
+    assert response.status_code == 400
+    assert "no chat to end" in response.text

@@ -67,6 +67,10 @@
     if (type === "force-logout") {
       evt.preventDefault();
       window.location.href = "/login?reason=forced";
+    } else if (type === "session-expired") {
+      evt.preventDefault();
+      document.body.classList.add("session-expired");
+      toast("Your session has expired. Log in again to keep working.", "error");
     } else if (type === "reload") {
       evt.preventDefault();
       window.location.reload();
