@@ -18,6 +18,7 @@ from hub.attachments import AttachmentStore
 from hub.db import TransactionRunner, WalCheckpointer, make_engine, make_sessionmaker
 from hub.events import EventBus
 from hub.ingest import IngestService
+from hub.jobs import JobRunner
 from hub.outbound import Outbox
 from hub.presence import PresenceService
 from hub.routing.service import RoutingService
@@ -59,10 +60,21 @@ class Services:
     extras: dict[str, Any] = field(default_factory=dict)  # channel adapters and runners
     routing: RoutingService = field(init=False)
     presence: PresenceService = field(init=False)
+    jobs: JobRunner = field(init=False)  # register handlers by kind before or after start
 
     def __post_init__(self) -> None:
         self.routing = RoutingService(self)
         self.presence = PresenceService(self)
+        settings = self.settings
+        self.jobs = JobRunner(
+            self.engine,
+            self.transactions,
+            poll_seconds=settings.jobs_poll_seconds,
+            lease_seconds=settings.jobs_lease_seconds,
+            concurrency=settings.jobs_concurrency,
+            retry_seconds=settings.jobs_retry_seconds,
+            name=settings.node_name,
+        )
 
     @classmethod
     def build(cls, settings: Settings, channels: ChannelsPlugin) -> Services:
@@ -95,11 +107,13 @@ class Services:
             from hub.voice_notes import VoiceNoteTranscriber
 
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
-            await transcriber.start()
+            transcriber.register(self.jobs)
+        await self.jobs.start()
 
     async def close(self) -> None:
+        await self.jobs.stop()  # first: handlers use everything below
         if "voice_notes" in self.extras:
-            await self.extras["voice_notes"].stop()
+            await self.extras["voice_notes"].close()
         await self.routing.stop()
         await self.outbox.close()
         await self.ingest.close()
