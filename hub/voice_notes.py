@@ -67,7 +67,8 @@ class VoiceNoteTranscriber:
             await self.transcribe(message_id)
         except Exception as exc:
             if job.last_attempt:  # no retry follows: say so on the message
-                await self._store(message_id, {"transcript_error": f"transcription failed: {exc}"})
+                reason = f"transcription failed after {job.attempts} attempts: {exc}"
+                await self._store(message_id, {"transcript_error": reason})
             raise
 
     async def transcribe(self, message_id: int) -> str | None:

@@ -126,3 +126,28 @@ async def test_notes_left_untranscribed_by_a_crash_are_picked_up_at_start(
     assert [(j.kind, j.payload, j.state) for j in jobs] == [
         ("voice_note.transcribe", {"message_id": result.message_id}, JobState.DONE)
     ]
+
+
+async def test_a_note_that_fails_every_attempt_says_so_on_the_message(
+    services: Services, voice_note: bytes
+):
+    """The audio went missing from the attachment store: each attempt fails, the job is
+    retried, and after the last one the agent sees why there is no transcript."""
+    services.jobs.retry_seconds = 0.01  # HUB_JOBS_RETRY_SECONDS, shortened
+    inbox = await telegram_inbox(services)
+    result = await services.ingest.ingest(note(inbox, voice_note, "424242:4"))
+    async with services.sessionmaker() as db:
+        stored = await db.get(Message, result.message_id)
+    assert stored is not None
+    services.attachments.path_for(stored.attachments[0]["sha256"]).unlink()
+    transcriber = await start_transcriber(services)
+    try:
+        message = await stored_meta(services, result.message_id, "transcript_error")
+    finally:
+        await stop_transcriber(services, transcriber)
+    assert message.meta["transcript_error"].startswith("transcription failed after 5 attempts: ")
+    assert "No such file" in message.meta["transcript_error"]
+    async with services.sessionmaker() as db:
+        (job,) = (await db.exec(select(Job))).all()
+    assert (job.state, job.attempts) == (JobState.FAILED, 5)
+    assert job.last_error is not None and "FileNotFoundError" in job.last_error
