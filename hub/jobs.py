@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 import traceback
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
@@ -105,14 +106,18 @@ def enqueue(
 
 
 # Every started runner of this process; a commit that added jobs wakes them all (waking a
-# runner of another database only costs it one look at its table).
+# runner of another database only costs it one look at its table). Commits happen on
+# worker threads too (SQLite's writer), hence the lock.
 _RUNNERS: weakref.WeakSet[JobRunner] = weakref.WeakSet()
+_RUNNERS_LOCK = threading.Lock()
 
 
 @event.listens_for(OrmSession, "after_commit")
 def _wake_runners(session: OrmSession) -> None:
     if session.info.pop(_ENQUEUED, False):
-        for runner in list(_RUNNERS):
+        with _RUNNERS_LOCK:
+            runners = list(_RUNNERS)
+        for runner in runners:
             runner.wake()
 
 
@@ -175,14 +180,16 @@ class JobRunner:
         self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._run(), name="job-runner")
-        _RUNNERS.add(self)
+        with _RUNNERS_LOCK:
+            _RUNNERS.add(self)
 
     async def stop(self) -> None:
         """Stop claiming; give running jobs ``stop_timeout`` to finish, then hand the rest
         back as pending (the interrupted attempt does not count)."""
         if self._task is None:
             return
-        _RUNNERS.discard(self)
+        with _RUNNERS_LOCK:
+            _RUNNERS.discard(self)
         await cancel_and_wait(self._task)
         self._task = None
         running = list(self._running.values())
@@ -235,8 +242,12 @@ class JobRunner:
                     wait = min(wait, self.lease_seconds / 3)
             except Exception:  # the database is unreachable: try again at the next poll
                 log.exception("job runner: looking for due jobs failed")
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that
+            # lands as the wake-up does (a job finishing while stop() cancels), and the loop
+            # then never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wakeup.wait()
 
     async def _next_due_in(self) -> float | None:
         """Seconds until the next job of ours is due (<= 0: now), None when there is none.
@@ -298,14 +309,16 @@ class JobRunner:
         now = utcnow()
         conn = db.connection()
         expired = sa.and_(_job.c.state == JobState.RUNNING, _job.c.locked_until < now)
-        # A job whose process died on its last attempt has none left: fail it.
+        # A job whose process died on its last attempt has none left: fail it. (SKIP LOCKED
+        # here too: two processes sweeping the same rows must not wait on each other.)
+        exhausted = (
+            sa.select(_job.c.id)
+            .where(_job.c.kind.in_(kinds), expired, _job.c.attempts >= _job.c.max_attempts)
+            .with_for_update(skip_locked=True)
+        )
         conn.execute(
             _job.update()
-            .where(
-                _job.c.kind.in_(kinds),
-                expired,
-                _job.c.attempts >= _job.c.max_attempts,
-            )
+            .where(_job.c.id.in_(exhausted.scalar_subquery()))
             .values(
                 state=JobState.FAILED,
                 finished_at=now,
