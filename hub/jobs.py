@@ -215,6 +215,8 @@ class JobRunner:
         if free <= 0 or not self._handlers:
             return 0
         claimed = await self._transactions.run(self._claim, self.kinds, free)
+        if claimed and not self._running:
+            self._renewed_at = asyncio.get_running_loop().time()  # leases fresh from the claim
         for job in claimed:
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}-{job.kind}")
             self._running[job.id] = task

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import TransactionRunner, make_engine, make_sessionmaker
 from hub.jobs import ClaimedJob, JobRunner, PermanentJobError, enqueue
+from hub.services import Services
 from models import Contact, Job, JobState, utcnow
 
 ROOT = Path(__file__).parents[2]
@@ -241,6 +242,71 @@ async def test_jobs_of_a_kind_nobody_handles_wait_for_a_runner_that_does(databas
 
 async def _state_of(database: Database, index: int, state: JobState) -> bool:
     return (await database.jobs())[index].state == state
+
+
+async def test_a_job_running_past_its_lease_keeps_it_while_its_process_lives(
+    database: Database,
+):
+    """The runner renews the leases of the jobs it runs, so a long job (a long recording's
+    transcription) is not taken over by another process as if its own had died."""
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def long_job(job: ClaimedJob) -> None:
+        ran.append("first")
+        await release.wait()
+
+    async def other(job: ClaimedJob) -> None:
+        ran.append("second")
+
+    first = database.runner(lease_seconds=0.3)
+    first.register("test.long", long_job)
+    second = database.runner(lease_seconds=0.3)
+    second.register("test.long", other)
+    async with database.sessionmaker() as db:
+        enqueue(db, "test.long", {})
+        await db.commit()
+    async with running(first):
+        await until(lambda: _state_of(database, 0, JobState.RUNNING), "the first runner took it")
+        (claimed,) = await database.jobs()
+        assert claimed.locked_until is not None
+        async with running(second):
+
+            async def renewed_past_first_lease() -> bool:
+                (job,) = await database.jobs()
+                assert job.locked_by == claimed.locked_by, f"the job changed hands: {ran}"
+                # locked_until = renewal time + 0.3 s: beyond this, the first lease has passed
+                return job.locked_until > claimed.locked_until + timedelta(seconds=0.6)  # type: ignore[operator]
+
+            await until(renewed_past_first_lease, "the lease was renewed")
+            release.set()
+            await until(all_finished(database, 1), "the long job finished")
+    (job,) = await database.jobs()
+    assert ran == ["first"]
+    assert (job.state, job.attempts) == (JobState.DONE, 1)
+
+
+async def test_the_hub_runs_jobs_between_start_and_close(services: Services):
+    """``Services.start`` starts the runner with the hub; a kind registered by any part of
+    the hub (here, after start) runs, and ``close`` stops it."""
+    ran: list[int] = []
+
+    async def note(job: ClaimedJob) -> None:
+        ran.append(job.payload["n"])
+
+    await services.start()
+    assert services.jobs.poll_seconds == services.settings.jobs_poll_seconds
+    services.jobs.register("test.note", note)
+    async with services.sessionmaker() as db:
+        enqueue(db, "test.note", {"n": 7})
+        await db.commit()
+
+    async def done() -> bool:
+        async with services.sessionmaker() as db:
+            return (await db.exec(select(Job.state))).all() == [JobState.DONE]
+
+    await until(done, "the hub ran the job")
+    assert ran == [7]
 
 
 # ---------------------------------------------------------------- other processes
