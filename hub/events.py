@@ -8,8 +8,9 @@ Topics:
 - ``agent.<id>``: offers, conversation updates, presence, supervisor messages, force-logout;
 - ``interaction.<id>``: messages and state for anyone viewing that interaction (customer too);
 - ``supervisor``: queue and agent changes for the live wallboards;
-- ``routing``: wake-ups for the dispatchers of every hub process;
-- ``transcribe``: voice notes waiting for the speech layer.
+- ``routing``: wake-ups for the dispatchers of every hub process.
+
+Background work is not an event: it is a job row (``hub.jobs``), written with the change.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ def interaction_topic(interaction_id: int) -> str:
 
 SUPERVISOR_TOPIC = "supervisor"
 ROUTING_TOPIC = "routing"
-TRANSCRIBE_TOPIC = "transcribe"
 
 
 def make_backend(redis_url: str, key_prefix: str = "contacthub") -> ChannelsBackend:

@@ -21,14 +21,15 @@ from hub.delivery import apply_receipt
 from hub.events import (
     ROUTING_TOPIC,
     SUPERVISOR_TOPIC,
-    TRANSCRIBE_TOPIC,
     EventBus,
     agent_topic,
     interaction_topic,
 )
 from hub.ingest_batch import UnknownInbox as UnknownInbox
 from hub.ingest_batch import store_batch
+from hub.jobs import enqueue
 from hub.tasks import cancel_and_wait
+from hub.voice_notes import VOICE_NOTE_JOB
 from models import InteractionState
 
 
@@ -104,16 +105,18 @@ class IngestService:
             for job in batch:
                 if job.result is not None and not job.result.duplicate:
                     await self._publish(job.result, job.state, job.agent_id, job.created)
-                    if job.message.meta.get("transcribe"):
-                        await self._bus.publish(
-                            TRANSCRIBE_TOPIC, "voice-note", message_id=job.result.message_id
-                        )
 
     def _store_batch(self, db: Session, batch: list[_Job]) -> None:
         outcomes = store_batch(db.connection(), [job.message for job in batch], self._attachments)
         for job, outcome in zip(batch, outcomes, strict=True):
             job.result, job.error = outcome.result, outcome.error
             job.state, job.agent_id, job.created = outcome.state, outcome.agent_id, outcome.created
+            if (
+                job.result is not None
+                and not job.result.duplicate
+                and job.message.meta.get("transcribe")
+            ):  # in the same transaction as the message: a stored note is transcribed
+                enqueue(db, VOICE_NOTE_JOB, {"message_id": job.result.message_id})
 
     async def update_delivery(self, update: DeliveryUpdate) -> bool:
         """Apply a DLR/bounce/status callback; False when no outbound message matches."""

@@ -1,5 +1,6 @@
 """Demo data for the embedded default: two queues, skills, five agents, a supervisor, a QA
-user and an admin. Passwords are random, kept in ``var/demo-logins.txt`` and printed."""
+user and an admin, and the sample dialogs. Passwords are random, kept in
+``var/demo-logins.txt`` and printed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import ChannelKind
 from hub.auth import hash_password
+from hub.dialogs import import_library
 from models import (
     Agent,
     AgentSkill,
@@ -28,6 +30,9 @@ from models import (
 
 ALL_WEEK = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 OFFICE = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
+# Which sample dialog (ivr_dialogs/library) answers which demo inbox; the others go straight
+# to routing.
+INBOX_DIALOGS: dict[ChannelKind, str] = {ChannelKind.VOICE: "main_menu"}
 DEFAULT_CAPACITY = {"voice": 1, "webchat": 3, "telegram": 3, "sms": 3, "email": 5, "fax": 5}
 
 # username, display name, role, {skill: level}
@@ -61,9 +66,14 @@ async def seed_demo(
 ) -> list[Login]:
     """Create the demo organisation unless users exist already; returns the new logins.
 
-    ``hasher`` lets tests reuse (memoize) real argon2 hashes across many fresh databases.
+    The sample dialogs are imported, each with one published version, into any database
+    that lacks them (a sample added in an upgrade appears too); dialogs admins made or
+    changed are left alone. ``hasher`` lets tests reuse (memoize) real argon2 hashes across
+    many fresh databases.
     """
+    dialogs = await import_library(db)
     if (await db.exec(select(User))).first() is not None:
+        await db.commit()
         return []
     always = BusinessHours(name="24/7", timezone="UTC", weekly=ALL_WEEK)
     office = BusinessHours(name="Office hours", timezone="UTC", weekly=OFFICE)
@@ -104,7 +114,13 @@ async def seed_demo(
         ChannelKind.VOICE: "Phone",
     }
     db.add_all(
-        Inbox(name=name, kind=kind.value, default_queue_id=general.id, hours_id=always.id)
+        Inbox(
+            name=name,
+            kind=kind.value,
+            default_queue_id=general.id,
+            hours_id=always.id,
+            dialog_id=dialogs[INBOX_DIALOGS[kind]].id if kind in INBOX_DIALOGS else None,
+        )
         for kind, name in names.items()
     )
     db.add_all(

@@ -18,6 +18,7 @@ from hub.attachments import AttachmentStore
 from hub.db import TransactionRunner, WalCheckpointer, make_engine, make_sessionmaker
 from hub.events import EventBus
 from hub.ingest import IngestService
+from hub.jobs import JobRunner
 from hub.login_throttle import AddressThrottle
 from hub.outbound import Outbox
 from hub.presence import PresenceService
@@ -61,11 +62,22 @@ class Services:
     routing: RoutingService = field(init=False)
     presence: PresenceService = field(init=False)
     login_addresses: AddressThrottle = field(init=False)  # wrong passwords per client address
+    jobs: JobRunner = field(init=False)  # register handlers by kind before or after start
 
     def __post_init__(self) -> None:
         self.routing = RoutingService(self)
         self.presence = PresenceService(self)
         self.login_addresses = AddressThrottle(self.settings.login_policy)
+        settings = self.settings
+        self.jobs = JobRunner(
+            self.engine,
+            self.transactions,
+            poll_seconds=settings.jobs_poll_seconds,
+            lease_seconds=settings.jobs_lease_seconds,
+            concurrency=settings.jobs_concurrency,
+            retry_seconds=settings.jobs_retry_seconds,
+            name=settings.node_name,
+        )
 
     @classmethod
     def build(cls, settings: Settings, channels: ChannelsPlugin) -> Services:
@@ -99,11 +111,13 @@ class Services:
             from hub.voice_notes import VoiceNoteTranscriber
 
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
-            await transcriber.start()
+            transcriber.register(self.jobs)
+        await self.jobs.start()
 
     async def close(self) -> None:
+        await self.jobs.stop()  # first: handlers use everything below
         if "voice_notes" in self.extras:
-            await self.extras["voice_notes"].stop()
+            await self.extras["voice_notes"].close()
         await self.presence.stop()
         await self.routing.stop()
         await self.outbox.close()

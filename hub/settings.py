@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     # The organization's time zone: "today" on the wallboard is this zone's day.
     timezone: str = "UTC"
 
+    # background jobs (hub.jobs)
+    jobs_poll_seconds: float = 1.0  # each process looks for due jobs this often (and on commit)
+    jobs_lease_seconds: float = 300.0  # a claimed job's lease, renewed while it runs
+    jobs_concurrency: int = 4  # jobs one process runs at a time
+    jobs_retry_seconds: float = 10.0  # the first retry's delay, doubling per attempt
+
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 

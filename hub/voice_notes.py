@@ -1,31 +1,29 @@
 """Voice notes become text: agents read them, and search finds what the customer said.
 
 Any channel may flag an inbound message with ``meta["transcribe"]`` (Telegram does for voice
-notes). Ingest announces it on the ``transcribe`` topic after the commit; this worker decodes
-the audio attachment, runs it through the speech layer's bounded recognizer pool (off the
-event loop), and stores ``meta["transcript"]`` on the message. Audio that cannot be decoded
-gets ``meta["transcript_error"]`` instead, so the agent sees why. Nothing is lost to a crash:
-at start-up the worker picks up flagged notes that have neither.
+notes). Ingest writes a ``voice_note.transcribe`` job in the transaction that stores the
+message; this handler decodes the audio attachment, runs it through the speech layer's
+bounded recognizer pool (off the event loop), and stores ``meta["transcript"]`` on the
+message. Audio that cannot be decoded gets ``meta["transcript_error"]`` instead, so the agent
+sees why, and so does a note whose transcription failed on every attempt. The job runner
+(``hub.jobs``) makes it survive a crash and run in exactly one of several hub processes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlmodel import col, select
-
-from hub.events import TRANSCRIBE_TOPIC, interaction_topic
-from hub.tasks import cancel_and_wait
+from hub.events import interaction_topic
 from models import Message
 from speech.audio import AudioError, decode_compressed
 
 if TYPE_CHECKING:
+    from hub.jobs import ClaimedJob, JobRunner
     from hub.services import Services
     from speech.pool import RecognizerPool
 
-log = logging.getLogger(__name__)
+VOICE_NOTE_JOB = "voice_note.transcribe"  # payload: {"message_id": int}
 
 
 def needs_transcript(message: Message) -> bool:
@@ -41,8 +39,6 @@ class VoiceNoteTranscriber:
     def __init__(self, services: Services, pool: RecognizerPool | None = None) -> None:
         self._services = services
         self._pool = pool
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
 
     def _recognizers(self) -> RecognizerPool:
         """The Whisper pool, built on first use: a hub without voice notes never loads it."""
@@ -57,40 +53,23 @@ class VoiceNoteTranscriber:
             )
         return self._pool
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="voice-note-transcriber")
-        await self._ready.wait()  # subscribed: no announcement can slip past
+    def register(self, runner: JobRunner) -> None:
+        """Take the ``voice_note.transcribe`` jobs of ``runner``."""
+        runner.register(VOICE_NOTE_JOB, self.run_job)
 
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
+    async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
 
-    async def _run(self) -> None:
-        async with self._services.bus.subscribe([TRANSCRIBE_TOPIC]) as events:
-            self._ready.set()
-            for message_id in await self._left_over():
-                await self._transcribe_logged(message_id)
-            async for event in events:
-                await self._transcribe_logged(int(event.data["message_id"]))
-
-    async def _left_over(self, limit: int = 500) -> list[int]:
-        async with self._services.sessionmaker() as db:
-            recent = (
-                await db.exec(
-                    select(Message)
-                    .where(Message.content_type == "audio", Message.direction == "in")
-                    .order_by(col(Message.id).desc())
-                    .limit(limit)
-                )
-            ).all()
-        return [m.id for m in reversed(recent) if needs_transcript(m)]  # type: ignore[misc]
-
-    async def _transcribe_logged(self, message_id: int) -> None:
+    async def run_job(self, job: ClaimedJob) -> None:
+        message_id = int(job.payload["message_id"])
         try:
             await self.transcribe(message_id)
-        except Exception:  # one bad note must not stop the worker
-            log.exception("transcribing message %s failed", message_id)
+        except Exception as exc:
+            if job.last_attempt:  # no retry follows: say so on the message
+                reason = f"transcription failed after {job.attempts} attempts: {exc}"
+                await self._store(message_id, {"transcript_error": reason})
+            raise
 
     async def transcribe(self, message_id: int) -> str | None:
         """Transcribe one flagged message; returns the text (None when nothing to do)."""
@@ -103,7 +82,7 @@ class VoiceNoteTranscriber:
             (a for a in message.attachments if str(a.get("content_type", "")).startswith("audio/")),
             None,
         )
-        result: dict[str, str]
+        result: dict[str, Any]
         if audio_file is None:
             result = {"transcript_error": "the voice note's audio was not downloaded"}
         else:
@@ -114,6 +93,12 @@ class VoiceNoteTranscriber:
                 result = {"transcript": transcript.text.strip()}
             except AudioError as exc:
                 result = {"transcript_error": str(exc)}
+        await self._store(message_id, result)
+        return result.get("transcript")
+
+    async def _store(self, message_id: int, result: dict[str, Any]) -> None:
+        """Merge ``result`` into the message's meta (and body), then tell its viewers."""
+        services = self._services
         async with services.sessionmaker() as db:
             stored = await db.get(Message, message_id)
             assert stored is not None
@@ -123,6 +108,5 @@ class VoiceNoteTranscriber:
             db.add(stored)
             await db.commit()
         await services.bus.publish(
-            interaction_topic(message.interaction_id), "message-status", message_id=message_id
+            interaction_topic(stored.interaction_id), "message-status", message_id=message_id
         )
-        return result.get("transcript")

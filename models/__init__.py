@@ -2,6 +2,7 @@
 
 from models.base import utcnow
 from models.contacts import Contact, ContactIdentity, IdentityKind
+from models.dialogs import Dialog, DialogKind, DialogVersion, ValidationStatus
 from models.interactions import (
     OPEN_STATES,
     Direction,
@@ -13,6 +14,7 @@ from models.interactions import (
     MessagePart,
     SenderKind,
 )
+from models.jobs import Job, JobState
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.users import (
     Agent,
@@ -35,6 +37,9 @@ __all__ = [
     "BusinessHours",
     "Contact",
     "ContactIdentity",
+    "Dialog",
+    "DialogKind",
+    "DialogVersion",
     "Direction",
     "Disposition",
     "IdentityKind",
@@ -42,6 +47,8 @@ __all__ = [
     "Interaction",
     "InteractionEvent",
     "InteractionState",
+    "Job",
+    "JobState",
     "Message",
     "MessagePart",
     "NotReadyReason",
@@ -56,5 +63,6 @@ __all__ = [
     "Skill",
     "Strategy",
     "User",
+    "ValidationStatus",
     "utcnow",
 ]

@@ -21,6 +21,8 @@ class Inbox(SQLModel, table=True):
     config: dict[str, Any] = json_field()
     default_queue_id: int | None = Field(default=None, foreign_key="queue.id")
     hours_id: int | None = Field(default=None, foreign_key="businesshours.id")
+    # The dialog whose published version answers new contacts (None: straight to routing).
+    dialog_id: int | None = Field(default=None, foreign_key="dialog.id")
     active: bool = True
 
 

@@ -1,4 +1,7 @@
-"""Voice notes are transcribed by the speech layer and the text lands on the message."""
+"""Voice notes are transcribed by the speech layer and the text lands on the message.
+
+The transcription is a job of the hub's job runner, written with the message.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,12 @@ import io
 
 import av
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 
 from channels.base import Address, AddressKind, ChannelKind, InboundAttachment, InboundMessage
 from hub.services import Services
 from hub.voice_notes import VoiceNoteTranscriber
-from models import Inbox, Message
+from models import Inbox, Job, JobState, Message
 from speech.audio import resample
 from speech.tts import Synthesizer
 
@@ -52,6 +55,19 @@ def note(inbox: int, data: bytes, source_id: str) -> InboundMessage:
     )
 
 
+async def start_transcriber(services: Services) -> VoiceNoteTranscriber:
+    """What ``Services.start`` does when voice notes are transcribed."""
+    transcriber = VoiceNoteTranscriber(services)
+    transcriber.register(services.jobs)
+    await services.jobs.start()
+    return transcriber
+
+
+async def stop_transcriber(services: Services, transcriber: VoiceNoteTranscriber) -> None:
+    await services.jobs.stop()
+    await transcriber.close()
+
+
 async def stored_meta(services: Services, message_id: int, key: str) -> Message:
     """Poll until the worker has written ``key`` (bounded: the test fails, never hangs)."""
     for _ in range(600):
@@ -65,14 +81,13 @@ async def stored_meta(services: Services, message_id: int, key: str) -> Message:
 
 
 async def test_a_voice_note_is_transcribed_onto_the_message(services: Services, voice_note: bytes):
-    transcriber = VoiceNoteTranscriber(services)
-    await transcriber.start()
+    transcriber = await start_transcriber(services)
     try:
         inbox = await telegram_inbox(services)
         result = await services.ingest.ingest(note(inbox, voice_note, "424242:1"))
         message = await stored_meta(services, result.message_id, "transcript")
     finally:
-        await transcriber.stop()
+        await stop_transcriber(services, transcriber)
     words = message.meta["transcript"].lower()
     assert "call me back" in words and "invoice" in words
     assert message.body == message.meta["transcript"]  # searchable like any text
@@ -80,14 +95,13 @@ async def test_a_voice_note_is_transcribed_onto_the_message(services: Services, 
 
 
 async def test_audio_that_cannot_be_decoded_gets_a_visible_reason(services: Services):
-    transcriber = VoiceNoteTranscriber(services)
-    await transcriber.start()
+    transcriber = await start_transcriber(services)
     try:
         inbox = await telegram_inbox(services)
         result = await services.ingest.ingest(note(inbox, b"OggS not really", "424242:2"))
         message = await stored_meta(services, result.message_id, "transcript_error")
     finally:
-        await transcriber.stop()
+        await stop_transcriber(services, transcriber)
     assert "cannot decode audio" in message.meta["transcript_error"]
     assert "transcript" not in message.meta
 
@@ -95,12 +109,45 @@ async def test_audio_that_cannot_be_decoded_gets_a_visible_reason(services: Serv
 async def test_notes_left_untranscribed_by_a_crash_are_picked_up_at_start(
     services: Services, voice_note: bytes
 ):
+    """The job is written with the message, so a note stored while no runner ran (a crash,
+    a restart) is transcribed once one starts; a redelivered note adds no second job."""
     inbox = await telegram_inbox(services)
-    result = await services.ingest.ingest(note(inbox, voice_note, "424242:3"))  # no worker yet
-    transcriber = VoiceNoteTranscriber(services)
-    await transcriber.start()
+    result = await services.ingest.ingest(note(inbox, voice_note, "424242:3"))  # no runner yet
+    again = await services.ingest.ingest(note(inbox, voice_note, "424242:3"))
+    assert again.duplicate and again.message_id == result.message_id
+    transcriber = await start_transcriber(services)
     try:
         message = await stored_meta(services, result.message_id, "transcript")
     finally:
-        await transcriber.stop()
+        await stop_transcriber(services, transcriber)
     assert "invoice" in message.meta["transcript"].lower()
+    async with services.sessionmaker() as db:
+        jobs = (await db.exec(select(Job).order_by(col(Job.id)))).all()
+    assert [(j.kind, j.payload, j.state) for j in jobs] == [
+        ("voice_note.transcribe", {"message_id": result.message_id}, JobState.DONE)
+    ]
+
+
+async def test_a_note_that_fails_every_attempt_says_so_on_the_message(
+    services: Services, voice_note: bytes
+):
+    """The audio went missing from the attachment store: each attempt fails, the job is
+    retried, and after the last one the agent sees why there is no transcript."""
+    services.jobs.retry_seconds = 0.01  # HUB_JOBS_RETRY_SECONDS, shortened
+    inbox = await telegram_inbox(services)
+    result = await services.ingest.ingest(note(inbox, voice_note, "424242:4"))
+    async with services.sessionmaker() as db:
+        stored = await db.get(Message, result.message_id)
+    assert stored is not None
+    services.attachments.path_for(stored.attachments[0]["sha256"]).unlink()
+    transcriber = await start_transcriber(services)
+    try:
+        message = await stored_meta(services, result.message_id, "transcript_error")
+    finally:
+        await stop_transcriber(services, transcriber)
+    assert message.meta["transcript_error"].startswith("transcription failed after 5 attempts: ")
+    assert "No such file" in message.meta["transcript_error"]
+    async with services.sessionmaker() as db:
+        (job,) = (await db.exec(select(Job))).all()
+    assert (job.state, job.attempts) == (JobState.FAILED, 5)
+    assert job.last_error is not None and "FileNotFoundError" in job.last_error
