@@ -1,6 +1,7 @@
 """SQLModel tables shared by every layer: no I/O and no business rules here."""
 
 from models.base import utcnow
+from models.calls import CallLeg, CallLegKind, Recording
 from models.contacts import Contact, ContactIdentity, IdentityKind
 from models.interactions import (
     OPEN_STATES,
@@ -33,6 +34,8 @@ __all__ = [
     "AgentSkill",
     "AuditEntry",
     "BusinessHours",
+    "CallLeg",
+    "CallLegKind",
     "Contact",
     "ContactIdentity",
     "Direction",
@@ -51,6 +54,7 @@ __all__ = [
     "PresenceState",
     "Queue",
     "QueueSkill",
+    "Recording",
     "Role",
     "SenderKind",
     "Skill",

@@ -47,6 +47,7 @@ from hub.routing.decision import (
     Decision,
     Router,
     WaitingView,
+    free_slots,
     ordered,
     qualifies,
     requirements,
@@ -386,8 +387,7 @@ class RoutingService:
                 interaction is None
                 or agent is None
                 or interaction.queue_id != decision.queue_id
-                or loads[agent.id].get(interaction.channel, 0)  # type: ignore[index]
-                >= (agent.capacity or {}).get(interaction.channel, 0)
+                or free_slots(agent.capacity or {}, loads[agent.id], interaction.channel) <= 0  # type: ignore[index]
             ):
                 skipped += 1
                 continue
