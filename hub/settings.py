@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = 1.0  # timer for aging, overflow and offer timeouts
     sse_heartbeat_seconds: float = 15.0
 
+    # voice (the SIP endpoint's own settings are HUB_VOICE_*, see channels.voice.settings)
+    voice_enabled: bool = True
+    voice_drain_seconds: float = 30.0  # a clean shutdown waits this long for active calls
+
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 

@@ -904,6 +904,43 @@ class RoutingService:
         await after.publish(self._services.bus)
         return interaction
 
+    # -- queueing after self-service (the call service; later bots) ---------------------------
+
+    async def enqueue(
+        self,
+        interaction_id: int,
+        queue_id: int | None,
+        *,
+        priority: int = 0,
+        skills: dict[str, int] | None = None,
+        data: dict[str, Any] | None = None,
+        reason: str = "queued",
+    ) -> bool:
+        """NEW/SELF_SERVICE → QUEUED in ``queue_id`` (the IVR's choice), with extra
+        priority, skills and attached data. False when the customer already left."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interaction = await lock_interaction(db, interaction_id)
+            if interaction is None:
+                raise LookupError(f"interaction {interaction_id} does not exist")
+            if interaction.state not in (S.NEW, S.SELF_SERVICE):
+                return False
+            if queue_id is not None:
+                interaction.queue_id = queue_id
+            interaction.priority += priority
+            if skills:
+                interaction.required_skills = {**interaction.required_skills, **skills}
+            if data:
+                interaction.data = {**interaction.data, **data}
+            change_state(db, interaction, S.QUEUED, reason=reason)
+            self._announce_work(after, interaction, None)
+            after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+        self.wake()
+        return True
+
     async def abandon(self, interaction_id: int, reason: str = "customer left") -> None:
         """The customer left before an agent answered: ABANDONED; a ringing offer is
         withdrawn. Nothing happens once an agent has it (ACTIVE or later)."""

@@ -26,15 +26,20 @@ def password(username: str) -> str:
     return f"{username}-pass"
 
 
+def sip_password(username: str) -> str:
+    return f"{username}-sip"
+
+
 def seed_database(path: Path) -> None:
-    """Migrate and seed a SQLite file with known passwords (``<username>-pass``)."""
+    """Migrate and seed a SQLite file with known passwords (``<username>-pass``, and
+    ``<username>-sip`` for the SIP phones)."""
     url = f"sqlite+aiosqlite:///{path}"
     migrate(url)
 
     async def seed() -> None:
         engine = make_engine(url)
         async with make_sessionmaker(engine)() as db:
-            await seed_demo(db, password_for=password)
+            await seed_demo(db, password_for=password, sip_password_for=sip_password)
         await engine.dispose()
 
     asyncio.run(seed())
