@@ -88,6 +88,9 @@ def run(host: str | None, port: int | None, no_seed: bool) -> None:
         port=settings.port,
         log_level="info",
         proxy_headers=True,
+        # The stdlib loop: aiosipua's UDP transport asserts asyncio.DatagramTransport in
+        # connection_made, which uvloop's UDP transport is not (no SIP over UDP with it).
+        loop="asyncio",
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Router
 from litestar.plugins.jinja import JinjaTemplateEngine
 
-from web import admin, console, login, sse, supervisor
+from web import admin, console, login, recordings, sse, supervisor
 from web.common import SECURITY_HEADERS
 
 
@@ -45,6 +45,7 @@ route_handlers: list = [
             *supervisor.route_handlers,
             *admin.route_handlers,
             *sse.route_handlers,
+            *recordings.route_handlers,
         ],
     )
 ]
