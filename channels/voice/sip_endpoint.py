@@ -125,6 +125,7 @@ class SipEndpoint:
         self._pending_reinvites: dict[str, tuple[int, asyncio.Future[SipResponse]]] = {}
         self._transfers: dict[str, asyncio.Future[int]] = {}
         self._sent_invites: dict[str, SipRequest] = {}  # our re-INVITEs on inbound dialogs
+        self._cancelled: dict[str, tuple[SipRequest, tuple[str, int]]] = {}  # awaiting 487
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pings: dict[str, asyncio.Future[int]] = {}
         self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
@@ -345,6 +346,17 @@ class SipEndpoint:
 
         self._spawn(timer())
 
+    def _remember_cancelled(self, call_id: str, out: OutgoingCall) -> None:
+        """Keep a CANCELled INVITE for 64×T1 after its call is forgotten, so the 487 that
+        ends it is still ACKed (RFC 3261 §9.1, §17.1.1.3)."""
+        self._cancelled[call_id] = (out.invite, out.remote_addr)
+
+        async def forget() -> None:
+            await asyncio.sleep(64 * T1)
+            self._cancelled.pop(call_id, None)
+
+        self._spawn(forget())
+
     def _ack_failure(self, stack: _Stack, resp: SipResponse) -> None:
         """ACK a non-2xx final response to one of our INVITEs (RFC 3261 §17.1.1.3).
 
@@ -356,6 +368,9 @@ class SipEndpoint:
         invite = self._sent_invites.get(resp.call_id or "")
         if invite is None and leg is not None and leg.outgoing is not None:
             invite = leg.outgoing.invite
+        cancelled = self._cancelled.get(resp.call_id or "")
+        if invite is None and cancelled is not None:  # the 487 after our CANCEL
+            invite = cancelled[0]
         if invite is None:
             return
         vias = resp.via
@@ -375,6 +390,8 @@ class SipEndpoint:
         dest = leg.outgoing.remote_addr if leg is not None and leg.outgoing else None
         if dest is None and leg is not None and leg.incoming is not None:
             dest = leg.incoming.source_addr
+        if dest is None and cancelled is not None:
+            dest = cancelled[1]
         if dest is not None:
             stack.transport.send(ack, dest)
 
@@ -499,6 +516,7 @@ class SipEndpoint:
                     cancel = leg.outgoing.cancel(leg.stack.uac)
                     if cancel is not None:
                         self._retransmit(leg.stack, cancel, leg.outgoing.remote_addr)
+                        self._remember_cancelled(call.call_id, leg.outgoing)
                 call._note("CANCEL sent")
 
     def _on_bye(self, inc: IncomingCall, request: SipRequest) -> None:

@@ -403,6 +403,7 @@ def test_call_offered_accepted_in_console_bridged_recorded_and_played_back(
         assert left > 100 and right > 100  # the caller on the left, the hub's side right
 
         # The agent plays the recording in the browser, seeking with a range request.
+        agent.goto(f"{base}/console?interaction={interaction_id}")
         agent.locator(f"#recording-{recording_id} audio").wait_for(state="attached")
         size = (var / path).stat().st_size
         part = agent.request.get(
