@@ -87,7 +87,7 @@ class VoiceRuntime:
 
         async with self.services.bus.subscribe([ROUTING_TOPIC]) as events:
             async for event in events:
-                if event.name == CREDENTIALS_EVENT:
+                if event.name in (CREDENTIALS_EVENT, "config"):  # admin pages saved
                     with contextlib.suppress(Exception):
                         await self.reload_credentials()
 
