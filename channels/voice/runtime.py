@@ -62,6 +62,7 @@ class VoiceRuntime:
         self.calls = CallService(services, self.endpoint)
         self.endpoint.on_call = self.calls.on_call
         self._listener: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
 
     async def reload_credentials(self) -> None:
         """Read agents' SIP logins again (the registrar's dict is replaced in place)."""
@@ -72,15 +73,29 @@ class VoiceRuntime:
 
     async def start(self) -> None:
         await self.reload_credentials()
-        await self.calls.recover()
         await self.endpoint.start()
         self._listener = asyncio.create_task(self._listen(), name="voice-credentials")
+        self._recovery = asyncio.create_task(self._recover(), name="voice-recovery")
         log.info(
             "SIP endpoint on %s:%s (%s)",
             self.settings.bind_host,
             self.endpoint.port,
             ", ".join(self.settings.transports),
         )
+
+    async def _recover(self) -> None:
+        """Calls a dead process left open are ended once the app has started: ending them
+        publishes events, which the bus accepts only after start-up."""
+        while True:
+            try:
+                await self.services.bus.publish("voice", "started", node=self.calls.node)
+                break
+            except RuntimeError:  # Litestar's channels plugin is not initialized yet
+                await asyncio.sleep(0.05)
+        try:
+            await self.calls.recover()
+        except Exception:
+            log.exception("ending the calls of a dead process failed")
 
     async def _listen(self) -> None:
         from hub.events import ROUTING_TOPIC
@@ -97,10 +112,11 @@ class VoiceRuntime:
             with contextlib.suppress(Exception):
                 await live.customer.hangup()
         await self.calls.drain(2.0)  # their handlers close legs and recordings
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+        for task in (self._listener, self._recovery):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.endpoint.stop()
 
 

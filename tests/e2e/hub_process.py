@@ -83,7 +83,7 @@ def hub_server(
     database = var_dir / "hub.sqlite3"
     if seeded is not None:
         shutil.copyfile(seeded, database)
-    else:
+    elif not database.exists():  # an existing database is a restart: kept as it is
         seed_database(database)
     port = free_port()
     env = {

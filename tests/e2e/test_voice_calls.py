@@ -119,9 +119,9 @@ def register_phone(tmp: Path, sip_port: int, ext: str, password: str, phone_port
     assert reg.wait(30) == 0, reg.errors()
 
 
-def start_phone(tmp: Path, phone_port: int, calls: int) -> Sipp:
+def start_phone(tmp: Path, phone_port: int, calls: int, scenario: str = "agent_phone.xml") -> Sipp:
     phone = Sipp(
-        tmp / "phone", sipp_args("agent_phone.xml", local_port=phone_port, calls=calls, timeout=120)
+        tmp / "phone", sipp_args(scenario, local_port=phone_port, calls=calls, timeout=120)
     )
     deadline = time.monotonic() + 10
     while not _udp_bound(phone_port):
@@ -439,3 +439,193 @@ def test_call_offered_accepted_in_console_bridged_recorded_and_played_back(
         phone.stop()
         if caller is not None:
             caller.stop()
+
+
+def interaction_of(db: Path, caller: str, state: str) -> int:
+    return wait_for(
+        db,
+        "SELECT i.id FROM interaction i JOIN contactidentity c ON c.contact_id = i.contact_id"
+        " WHERE c.address = ? AND i.state = ? ORDER BY i.id DESC",
+        caller,
+        state,
+    )[0][0]
+
+
+def states_of(db: Path, interaction_id: int) -> list[str]:
+    return [
+        s
+        for (s,) in query(
+            db,
+            "SELECT to_state FROM interactionevent WHERE interaction_id = ? ORDER BY id",
+            interaction_id,
+        )
+    ]
+
+
+def test_picking_up_the_phone_accepts_the_offer(voice_hub: tuple, chromium, tmp_path: Path) -> None:
+    base, sip_port, db, _var = voice_hub
+    number = "+15551230003"
+    phone_port = free_sip_port()
+    phone = start_phone(tmp_path, phone_port, calls=1, scenario="agent_pickup.xml")
+    caller: Sipp | None = None
+    context = chromium.new_context()
+    try:
+        register_phone(tmp_path, sip_port, "1002", sip_password("bob"), phone_port)
+        agent = log_in(context, base, "bob")
+        go_ready(agent)
+        caller = call(tmp_path, sip_port, "caller.xml", caller=number)
+        offer = agent.locator("#offers .offer", has_text=number)
+        offer.wait_for(timeout=WAIT_S * 1000)
+        # Bob lifts the handset instead of clicking: the offer is taken, no click needed.
+        interaction_id = interaction_of(db, number, "active")
+        offer.wait_for(state="detached")
+        wait_for(
+            db,
+            "SELECT id FROM callleg WHERE interaction_id = ? AND kind = 'agent'"
+            " AND answered_at IS NOT NULL",
+            interaction_id,
+        )
+        assert states_of(db, interaction_id) == ["self_service", "queued", "offered", "active"]
+        agent.goto(f"{base}/console?interaction={interaction_id}")
+        agent.get_by_role("button", name="End conversation").click()
+        agent.locator("form.wrapup").wait_for()
+        assert caller.wait(30) == 0, caller.errors()
+        assert phone.wait(30) == 0, phone.errors()
+        assert query(db, "SELECT state FROM interaction WHERE id = ?", interaction_id) == [
+            ("wrap_up",)
+        ]
+    finally:
+        context.close()
+        phone.stop()
+        if caller is not None:
+            caller.stop()
+
+
+def test_a_rejected_offer_stops_the_phone_and_the_call_waits_again(
+    voice_hub: tuple, chromium, tmp_path: Path
+) -> None:
+    base, sip_port, db, _var = voice_hub
+    number = "+15551230004"
+    phone_port = free_sip_port()
+    phone = start_phone(tmp_path, phone_port, calls=1)  # rings until CANCELled
+    caller: Sipp | None = None
+    context = chromium.new_context()
+    try:
+        register_phone(tmp_path, sip_port, "1003", sip_password("carol"), phone_port)
+        agent = log_in(context, base, "carol")
+        go_ready(agent)
+        caller = call(tmp_path, sip_port, "caller_hangs_up.xml", caller=number)
+        offer = agent.locator("#offers .offer", has_text=number)
+        offer.wait_for(timeout=WAIT_S * 1000)
+        interaction_id = interaction_of(db, number, "offered")
+        offer.get_by_role("button", name="Reject").click()
+        assert phone.wait(30) == 0, phone.errors()  # CANCEL, 487, ACK: the ringing stopped
+        (leg,) = query(
+            db,
+            "SELECT answered_at, ended_at FROM callleg WHERE interaction_id = ? AND kind = 'agent'",
+            interaction_id,
+        )
+        assert leg[0] is None and leg[1] is not None
+        # the caller waits again (music on hold) until hanging up: abandoned
+        assert caller.wait(60) == 0, caller.errors()
+        interaction_of(db, number, "abandoned")
+        assert states_of(db, interaction_id) == [
+            "self_service",
+            "queued",
+            "offered",
+            "queued",
+            "abandoned",
+        ]
+    finally:
+        context.close()
+        phone.stop()
+        if caller is not None:
+            caller.stop()
+
+
+def test_a_blocked_caller_hears_the_block_prompt_and_the_call_is_kept(
+    voice_hub: tuple, tmp_path: Path
+) -> None:
+    _base, sip_port, db, var = voice_hub
+    number = "+15551230005"
+    with sqlite3.connect(db, timeout=10) as conn:
+        contact_id = conn.execute(
+            "INSERT INTO contact (name, vip_level, blocked, notes, known, created_at)"
+            " VALUES ('Spammer', 0, 1, '', 1, '2026-01-01 00:00:00')"
+        ).lastrowid
+        conn.execute(
+            "INSERT INTO contactidentity (contact_id, kind, address, created_at)"
+            " VALUES (?, 'phone', ?, '2026-01-01 00:00:00')",
+            (contact_id, number),
+        )
+    caller = call(tmp_path, sip_port, "caller.xml", caller=number)
+    assert caller.wait(90) == 0, caller.errors()  # answered, told, hung up by the hub
+    interaction_id = interaction_of(db, number, "closed")
+    assert query(
+        db,
+        "SELECT reason FROM interactionevent WHERE interaction_id = ? AND to_state = 'closed'",
+        interaction_id,
+    ) == [("contact is blocked",)]
+    assert query(
+        db,
+        "SELECT kind, ended_at IS NOT NULL FROM callleg WHERE interaction_id = ?",
+        interaction_id,
+    ) == [("customer", 1)]
+    (path,) = wait_for(
+        db,
+        "SELECT path FROM recording WHERE interaction_id = ? AND complete = 1",
+        interaction_id,
+    )[0]
+    _left, right = channel_rms(var / path)
+    assert right > 100  # the prompt was played to the caller
+
+
+def test_calls_left_by_a_killed_hub_are_marked_dropped_and_their_recordings_play(
+    tmp_path: Path, seeded_db: Path
+) -> None:
+    require_tool("sipp")
+    var = tmp_path / "var"
+    env = voice_env()
+    sip_port = int(env["HUB_VOICE_BIND_PORT"])
+    db = var / "hub.sqlite3"
+    number = "+15551230006"
+    with hub_server(var, seeded_db, **env) as (_base, process):
+        caller = call(tmp_path, sip_port, "caller.xml", caller=number)
+        try:
+            interaction_id = interaction_of(db, number, "queued")
+            (path,) = wait_for(
+                db, "SELECT path FROM recording WHERE interaction_id = ?", interaction_id
+            )[0]
+            deadline = time.monotonic() + WAIT_S
+            while not (var / path).exists() or (var / path).stat().st_size < 64_000:
+                assert time.monotonic() < deadline, "the recording did not grow"
+                time.sleep(0.2)
+            process.kill()  # the process carrying the media dies mid-call
+            process.wait()
+        finally:
+            caller.stop()
+    assert query(db, "SELECT ended_at FROM callleg WHERE interaction_id = ?", interaction_id) == [
+        (None,)
+    ]
+    with hub_server(var, None, **env):
+        rows = wait_for(
+            db,
+            "SELECT end_reason, ended_at FROM callleg WHERE interaction_id = ?"
+            " AND ended_at IS NOT NULL",
+            interaction_id,
+        )
+        assert rows[0][0] == "dropped"
+        assert query(db, "SELECT state FROM interaction WHERE id = ?", interaction_id) == [
+            ("abandoned",)
+        ]
+        (duration, complete) = query(
+            db,
+            "SELECT duration_seconds, complete FROM recording WHERE interaction_id = ?",
+            interaction_id,
+        )[0]
+        assert complete == 1 and duration >= 1.5
+        with wave.open(str(var / path)) as wav:  # the header matches what was written
+            frames = wav.getnframes()
+        assert abs(frames / 8000 - duration) < 0.01
+        left, right = channel_rms(var / path)
+        assert left > 100 and right > 100
