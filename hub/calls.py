@@ -140,6 +140,7 @@ class CallService:
     async def drain(self, limit: float) -> None:
         """Stop taking calls (503) and wait up to ``limit`` seconds for active ones."""
         self.accepting = False
+        self.endpoint.draining = True
         if self.live:
             self._idle.clear()
             with contextlib.suppress(TimeoutError):

@@ -130,6 +130,7 @@ class SipEndpoint:
         self._pings: dict[str, asyncio.Future[int]] = {}
         self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
         self.trunk_alive: bool | None = None
+        self.draining = False  # a clean shutdown: no new calls (the hub's call service sets it)
         self._moh_pcm = None
         self.port = settings.bind_port
         self.counters = {
@@ -537,7 +538,14 @@ class SipEndpoint:
             call._finish(reason)
 
     def _on_options(self, stack: _Stack, request: SipRequest) -> None:
-        """OPTIONS (keepalive/capabilities, RFC 3261 §11): 200 with what we support."""
+        """OPTIONS (keepalive/capabilities, RFC 3261 §11): 200 with what we support, or
+        503 while draining, as an INVITE would get (§11.2): a load balancer's probe
+        (Kamailio's dispatcher) then takes this node out of rotation."""
+        if self.draining:
+            resp = stateless_response(request, 503, "Service Unavailable")
+            resp.headers.set_single("Retry-After", "30")
+            stack.transport.send_reply(resp)
+            return
         resp = stateless_response(request, 200, "OK")
         resp.headers.set_single("Allow", ALLOW)
         resp.headers.set_single("Accept", "application/sdp")

@@ -280,17 +280,7 @@ def test_contacthub_run_answers_sip_options_on_udp_and_tcp(tmp_path: Path) -> No
 def test_unknown_dnis_gets_404(voice_hub: tuple) -> None:
     _base, sip_port, db, _var = voice_hub
     before = query(db, "SELECT count(*) FROM interaction WHERE channel = 'voice'")[0][0]
-    sdp = "v=0\no=x 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 40000 RTP/AVP 0\n"
-    status = sip_request(
-        sip_port,
-        f"INVITE sip:+15559999999@127.0.0.1:{sip_port} SIP/2.0\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:LOCALPORT;branch=z9hG4bK{uuid.uuid4().hex}\n"
-        f"From: <sip:{CALLER}@127.0.0.1>;tag=abc\n"
-        f"To: <sip:+15559999999@127.0.0.1:{sip_port}>\n"
-        f"Call-ID: {uuid.uuid4().hex}@127.0.0.1\n"
-        "CSeq: 1 INVITE\nContact: <sip:caller@127.0.0.1:LOCALPORT>\nMax-Forwards: 70\n"
-        f"Content-Type: application/sdp\nContent-Length: {len(sdp) + sdp.count(chr(10))}\n\n" + sdp,
-    )
+    status = invite(sip_port, "+15559999999")
     assert status.startswith("SIP/2.0 404")
     after = query(db, "SELECT count(*) FROM interaction WHERE channel = 'voice'")[0][0]
     assert after == before  # nothing was stored for a number nobody answers
@@ -629,3 +619,56 @@ def test_calls_left_by_a_killed_hub_are_marked_dropped_and_their_recordings_play
         assert abs(frames / 8000 - duration) < 0.01
         left, right = channel_rms(var / path)
         assert left > 100 and right > 100
+
+
+def invite(port: int, dnis: str = DID) -> str:
+    sdp = "v=0\no=x 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 40000 RTP/AVP 0\n"
+    return sip_request(
+        port,
+        f"INVITE sip:{dnis}@127.0.0.1:{port} SIP/2.0\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:LOCALPORT;branch=z9hG4bK{uuid.uuid4().hex}\n"
+        f"From: <sip:{CALLER}@127.0.0.1>;tag=abc\n"
+        f"To: <sip:{dnis}@127.0.0.1:{port}>\n"
+        f"Call-ID: {uuid.uuid4().hex}@127.0.0.1\n"
+        "CSeq: 1 INVITE\nContact: <sip:caller@127.0.0.1:LOCALPORT>\nMax-Forwards: 70\n"
+        f"Content-Type: application/sdp\nContent-Length: {len(sdp) + sdp.count(chr(10))}\n\n" + sdp,
+    )
+
+
+def test_a_clean_shutdown_refuses_new_calls_and_waits_for_active_ones(
+    tmp_path: Path, seeded_db: Path
+) -> None:
+    """SIGTERM: new calls get 503 (OPTIONS too, for load balancers), the active call goes on
+    until the drain limit (HUB_VOICE_DRAIN_SECONDS), then ends cleanly with a BYE."""
+    require_tool("sipp")
+    var = tmp_path / "var"
+    env = {**voice_env(), "HUB_VOICE_DRAIN_SECONDS": "4"}
+    sip_port = int(env["HUB_VOICE_BIND_PORT"])
+    db = var / "hub.sqlite3"
+    number = "+15551230007"
+    with hub_server(var, seeded_db, **env) as (_base, process):
+        caller = call(tmp_path, sip_port, "caller.xml", caller=number)
+        try:
+            interaction_id = interaction_of(db, number, "queued")
+            process.terminate()
+            deadline = time.monotonic() + WAIT_S
+            while not options(sip_port, "udp").startswith("SIP/2.0 503"):
+                assert time.monotonic() < deadline, "the hub never started draining"
+                time.sleep(0.1)
+            assert invite(sip_port).startswith("SIP/2.0 503")
+            assert caller.process.poll() is None  # the active call still goes on
+            assert caller.wait(30) == 0, caller.errors()  # then the hub said BYE
+            process.wait(30)
+        finally:
+            caller.stop()
+    (end_reason, ended_at) = query(
+        db, "SELECT end_reason, ended_at FROM callleg WHERE interaction_id = ?", interaction_id
+    )[0]
+    assert ended_at is not None and end_reason != "dropped"
+    assert query(db, "SELECT state FROM interaction WHERE id = ?", interaction_id) == [
+        ("abandoned",)
+    ]
+    (complete,) = query(
+        db, "SELECT complete FROM recording WHERE interaction_id = ?", interaction_id
+    )[0]
+    assert complete == 1
