@@ -392,9 +392,16 @@ class CallService:
             try:
                 await self.services.routing.accept_offer(ring.offer_id, ring.agent_id)
             except (OfferGone, LookupError, ValueError):
-                await agent_call.hangup()
-                live.poke.set()
-                return
+                async with self.services.sessionmaker() as db:
+                    now = await db.get(Interaction, live.interaction_id)
+                taken_here = (
+                    now is not None and now.state == S.ACTIVE and now.agent_id == ring.agent_id
+                )
+                if not taken_here:  # gone, or someone else's now: the phone stops
+                    await agent_call.hangup()
+                    live.poke.set()
+                    return
+                # the agent clicked Accept as the phone picked up: connect all the same
         if live.customer.state is CallState.ENDED:
             await agent_call.hangup()
             live.poke.set()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -672,3 +673,57 @@ def test_a_clean_shutdown_refuses_new_calls_and_waits_for_active_ones(
         db, "SELECT complete FROM recording WHERE interaction_id = ?", interaction_id
     )[0]
     assert complete == 1
+
+
+def test_ring_no_answer_stops_the_phone_and_the_call_waits_again(
+    tmp_path: Path, seeded_db: Path, chromium
+) -> None:
+    """The queue's offer timeout (shortened here) passes while the phone rings: the phone
+    is CANCELled, the agent is set not ready (missed), and the caller waits again."""
+    require_tool("sipp")
+    var = tmp_path / "var"
+    var.mkdir()
+    db = var / "hub.sqlite3"
+    shutil.copyfile(seeded_db, db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE queue SET offer_timeout_seconds = 3")
+    env = voice_env()
+    sip_port = int(env["HUB_VOICE_BIND_PORT"])
+    number = "+15551230008"
+    phone_port = free_sip_port()
+    phone = start_phone(tmp_path, phone_port, calls=1)  # rings until CANCELled
+    caller: Sipp | None = None
+    with hub_server(var, None, **env) as (base, _process):
+        context = chromium.new_context()
+        try:
+            register_phone(tmp_path, sip_port, "1004", sip_password("dave"), phone_port)
+            agent = log_in(context, base, "dave")
+            go_ready(agent)
+            caller = call(tmp_path, sip_port, "caller_hangs_up.xml", caller=number)
+            agent.locator("#offers .offer", has_text=number).wait_for(timeout=WAIT_S * 1000)
+            interaction_id = interaction_of(db, number, "offered")
+            assert phone.wait(30) == 0, phone.errors()  # nobody answered: CANCEL, 487, ACK
+            assert query(
+                db, "SELECT outcome FROM offer WHERE interaction_id = ?", interaction_id
+            ) == [("timeout",)]
+            (leg,) = query(
+                db,
+                "SELECT answered_at, ended_at FROM callleg"
+                " WHERE interaction_id = ? AND kind = 'agent'",
+                interaction_id,
+            )
+            assert leg[0] is None and leg[1] is not None
+            assert caller.wait(60) == 0, caller.errors()
+            interaction_of(db, number, "abandoned")
+            assert states_of(db, interaction_id) == [
+                "self_service",
+                "queued",
+                "offered",
+                "queued",
+                "abandoned",
+            ]
+        finally:
+            context.close()
+            phone.stop()
+            if caller is not None:
+                caller.stop()
