@@ -9,7 +9,8 @@ An admitted INVITE (``channels.voice.SipEndpoint`` already refused unknown gatew
    a blocked contact hears the inbox's block prompt and is hung up;
 3. the **self-service step** runs (``CallService.self_service``: the inbox's dialog on a
    voice port, plugged in by the integrator); its ``QueueRequest`` queues the call through
-   ``RoutingService.enqueue``, and the caller hears music on hold;
+   ``RoutingService.enqueue``, and the caller hears music on hold, with their place in the
+   queue and the estimated wait every ``Queue.announce_seconds``;
 4. from then on ``LiveCall`` follows the interaction's state, which routing owns exactly as
    for chats: an offer rings the agent's registered phone; the phone picking up accepts the
    offer; accepting in the console calls the phone again with ``answer-after=0``; a
@@ -30,12 +31,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from channels.voice.call import Call, CallEvent, CallState
+from channels.voice.call import Call, CallError, CallEvent, CallState, PlayOutcome
 from channels.voice.sip_endpoint import CallFailed, SipEndpoint
 from hub import call_records as records
 from hub.events import interaction_topic
 from hub.routing.offers import pending_offer
-from models import Agent, CallLegKind, Inbox, Interaction, InteractionState
+from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
 
 if TYPE_CHECKING:
     from hub.services import Services
@@ -285,17 +286,55 @@ class CallService:
             return
         if live.customer.state is CallState.ENDED or live.agent_call is not None:
             return
-
-        async def play() -> None:
-            with contextlib.suppress(Exception):
-                await live.customer.play(self._moh(), loop=True, interrupt_on_dtmf=False)
-
-        live.moh = asyncio.create_task(play())
+        live.moh = asyncio.create_task(self._wait_with_music(live))
 
     def _stop_moh(self, live: LiveCall) -> None:
-        if live.moh is not None and not live.moh.done():
-            live.customer.stop_playback()
-        live.moh = None
+        moh, live.moh = live.moh, None
+        if moh is not None and not moh.done():
+            moh.cancel()  # the waiting loop ends (cancelled first, so it announces nothing)
+            live.customer.stop_playback()  # and the music stops on this very tick
+
+    async def _wait_with_music(self, live: LiveCall) -> None:
+        """Music on hold; every ``announce_seconds`` of the call's queue (0: never) the
+        caller hears their place in the queue and the estimated wait."""
+        call = live.customer
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(CallError):
+            while call.state is not CallState.ENDED:
+                interval = await self._announce_interval(live)
+                if interval <= 0:
+                    await call.play(self._moh(), loop=True, interrupt_on_dtmf=False)
+                    return
+                timer = loop.call_later(interval, call.stop_playback)
+                try:
+                    outcome = await call.play(self._moh(), loop=True, interrupt_on_dtmf=False)
+                finally:
+                    timer.cancel()
+                if outcome is not PlayOutcome.STOPPED:
+                    return
+                text = await self._announcement(live)
+                if text:
+                    audio = await asyncio.to_thread(self._synthesize, text)
+                    await call.play(audio, interrupt_on_dtmf=False)
+
+    async def _announce_interval(self, live: LiveCall) -> float:
+        async with self.services.sessionmaker() as db:
+            interaction = await db.get(Interaction, live.interaction_id)
+            queue = await db.get(Queue, interaction.queue_id) if interaction else None
+        return float(queue.announce_seconds) if queue is not None else 0.0
+
+    async def _announcement(self, live: LiveCall) -> str:
+        """ "You are number 2 in the queue. The estimated wait is about 3 minutes." """
+        where = await self.services.routing.queue_position(live.interaction_id)
+        parts = []
+        if where.position is not None:
+            parts.append(f"You are number {where.position} in the queue.")
+        if where.ewt_seconds is not None:
+            minutes = max(1, round(where.ewt_seconds / 60))
+            parts.append(
+                f"The estimated wait is about {minutes} minute{'s' if minutes > 1 else ''}."
+            )
+        return " ".join(parts)
 
     # -- following the interaction -------------------------------------------------------------
 

@@ -229,6 +229,9 @@ async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict
         form.get("offer_timeout_seconds"), "Offer timeout", lo=5, hi=600
     )
     row.wrapup_seconds = form_int(form.get("wrapup_seconds"), "Wrap-up timeout", lo=0, hi=3600)
+    row.announce_seconds = (
+        opt_int(form.get("announce_seconds"), "Announcement interval", lo=0, hi=3600) or 0
+    )
     row.overflow_after_seconds = opt_int(
         form.get("overflow_after_seconds"), "Overflow after", lo=1, hi=86400
     )

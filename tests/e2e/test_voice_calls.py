@@ -727,3 +727,36 @@ def test_ring_no_answer_stops_the_phone_and_the_call_waits_again(
             phone.stop()
             if caller is not None:
                 caller.stop()
+
+
+def test_a_waiting_caller_hears_their_place_in_the_queue_between_the_music(
+    tmp_path: Path, seeded_db: Path
+) -> None:
+    """The queue announces every 2 s (``announce_seconds``): the caller's side of the
+    recording, transcribed by faster-whisper, holds the announcement."""
+    require_tool("sipp")
+    from speech.asr import WhisperRecognizer, normalize_phrase
+    from speech.audio import read_wav, split_stereo
+
+    var = tmp_path / "var"
+    var.mkdir()
+    db = var / "hub.sqlite3"
+    shutil.copyfile(seeded_db, db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE queue SET announce_seconds = 2")
+    env = voice_env()
+    sip_port = int(env["HUB_VOICE_BIND_PORT"])
+    with hub_server(var, None, **env):
+        caller = call(tmp_path, sip_port, "sn:uac_pcap")  # SIPp's own caller, no number
+        assert caller.wait(60) == 0, caller.errors()
+        (interaction_id,) = wait_for(
+            db, "SELECT id FROM interaction WHERE channel = 'voice' AND state = 'abandoned'"
+        )[0]
+        (path,) = wait_for(
+            db,
+            "SELECT path FROM recording WHERE interaction_id = ? AND complete = 1",
+            interaction_id,
+        )[0]
+    _caller_side, hub_side = split_stereo(read_wav(var / path))
+    heard = normalize_phrase(WhisperRecognizer().transcribe(hub_side).text)
+    assert "in the queue" in heard and ("number one" in heard or "number 1" in heard), heard
