@@ -48,6 +48,11 @@ ANSWER_AFTER_TIMEOUT = 20.0  # a phone asked to auto-answer that stays silent th
 RING_TIMEOUT = 600.0  # routing's offer timeout stops the ringing first
 
 
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("ringing an agent failed", exc_info=task.exception())
+
+
 @dataclass(frozen=True, slots=True)
 class QueueRequest:
     """Where the self-service step sends the caller: a queue (None: the inbox's default),
@@ -76,7 +81,7 @@ class _Ring:
 
     agent_id: int
     offer_id: int | None  # None: the console accepted, the phone is asked to auto-answer
-    task: asyncio.Task[None]
+    task: asyncio.Task[None] | None = None
     call: Call | None = None
     answered: bool = False  # the phone picked up (accepting the offer may still be under way)
 
@@ -369,6 +374,7 @@ class CallService:
             under_way = (
                 ring is not None
                 and ring.agent_id == agent_id
+                and ring.task is not None
                 and not ring.task.done()
                 and (ring.answered or ring.offer_id is None)
             )
@@ -387,12 +393,13 @@ class CallService:
 
     def _cancel_ring(self, live: LiveCall) -> None:
         ring, live.ring = live.ring, None
-        if ring is not None and not ring.task.done():
+        if ring is not None and ring.task is not None and not ring.task.done():
             ring.task.cancel()
 
     def _start_ring(self, live: LiveCall, agent_id: int, offer_id: int | None) -> None:
-        ring = _Ring(agent_id, offer_id, asyncio.Future())  # type: ignore[arg-type]
+        ring = _Ring(agent_id, offer_id)
         ring.task = asyncio.create_task(self._ring(live, ring))
+        ring.task.add_done_callback(_log_failure)
         live.ring = ring
 
     async def _ring(self, live: LiveCall, ring: _Ring) -> None:
@@ -425,6 +432,15 @@ class CallService:
         if agent_call is None:
             await self._phone_failed(live, ring, failure)
             return
+        try:
+            await self._answered(live, ring, agent_call)
+        except asyncio.CancelledError:  # the caller left while the pick-up was being accepted
+            if live.agent_call is not agent_call:
+                await self._drop_agent_call(live, agent_call)
+            raise
+
+    async def _answered(self, live: LiveCall, ring: _Ring, agent_call: Call) -> None:
+        """The phone answered: accept the offer (a pick-up), then bridge."""
         if ring.offer_id is not None:  # the agent picked up the phone: that accepts
             from hub.routing.service import OfferGone
 
@@ -437,15 +453,22 @@ class CallService:
                     now is not None and now.state == S.ACTIVE and now.agent_id == ring.agent_id
                 )
                 if not taken_here:  # gone, or someone else's now: the phone stops
-                    await agent_call.hangup()
-                    live.poke.set()
+                    await self._drop_agent_call(live, agent_call)
                     return
                 # the agent clicked Accept as the phone picked up: connect all the same
-        if live.customer.state is CallState.ENDED:
-            await agent_call.hangup()
-            live.poke.set()
+        if live.customer.state is CallState.ENDED or live.finished:
+            await self._drop_agent_call(live, agent_call)
             return
         self._connect(live, ring, agent_call)
+
+    async def _drop_agent_call(self, live: LiveCall, agent_call: Call) -> None:
+        """An answered agent leg that will not be bridged: hung up, and its row closed."""
+        await agent_call.hangup()
+        leg_id, live.agent_leg_id = live.agent_leg_id, None
+        if leg_id is not None:
+            async with self.services.sessionmaker() as db:
+                await self._close_leg(db, leg_id, agent_call)
+        live.poke.set()
 
     async def _store_agent_leg(
         self, live: LiveCall, ring: _Ring, answered: bool, failure: str
