@@ -24,6 +24,10 @@ async def start_channels(services: Services) -> None:
 
     await start_fax(services)
     await start_email(services)
+    # Voice: the SIP endpoint and the call service, from HUB_VOICE_* (on by default).
+    from channels.voice.runtime import start_voice
+
+    services.extras["stoppers"].extend(await start_voice(services))
 
 
 async def stop_channels(services: Services) -> None:

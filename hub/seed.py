@@ -1,6 +1,10 @@
 """Demo data for the embedded default: two queues, skills, five agents, a supervisor, a QA
 user and an admin, and the sample dialogs. Passwords are random, kept in
-``var/demo-logins.txt`` and printed."""
+``var/demo-logins.json`` and printed.
+
+Agents and the supervisor get a SIP extension and password for a softphone, and the voice
+inbox answers the demo DID. Loopback is a trusted gateway by default
+(``HUB_VOICE_TRUSTED_GATEWAYS``), so SIPp or a local SBC can call the DID at once."""
 
 from __future__ import annotations
 
@@ -48,11 +52,17 @@ DEMO_PEOPLE: tuple[tuple[str, str, Role, dict[str, int]], ...] = (
 )
 
 
+DEMO_DID = "+15550100"  # the voice inbox's number: a gateway sends calls to sip:+15550100@hub
+BLOCK_PROMPT = "We are sorry, we cannot take your call. Goodbye."
+
+
 @dataclass(frozen=True, slots=True)
 class Login:
     username: str
     password: str
     role: str
+    sip_extension: str = ""
+    sip_password: str = ""
 
 
 def random_password() -> str:
@@ -63,6 +73,7 @@ async def seed_demo(
     db: AsyncSession,
     password_for: Callable[[str], str] = lambda _u: random_password(),
     hasher: Callable[[str], str] = hash_password,
+    sip_password_for: Callable[[str], str] = lambda _u: random_password(),
 ) -> list[Login]:
     """Create the demo organisation unless users exist already; returns the new logins.
 
@@ -113,6 +124,7 @@ async def seed_demo(
         ChannelKind.FAX: "Fax",
         ChannelKind.VOICE: "Phone",
     }
+    configs = {ChannelKind.VOICE: {"did": DEMO_DID, "block_prompt": BLOCK_PROMPT}}
     db.add_all(
         Inbox(
             name=name,
@@ -120,6 +132,7 @@ async def seed_demo(
             default_queue_id=general.id,
             hours_id=always.id,
             dialog_id=dialogs[INBOX_DIALOGS[kind]].id if kind in INBOX_DIALOGS else None,
+            config=configs.get(kind, {}),
         )
         for kind, name in names.items()
     )
@@ -153,11 +166,14 @@ async def seed_demo(
         )
         db.add(user)
         await db.flush()
+        extension = sip_password = ""
         if role in (Role.AGENT, Role.SUPERVISOR):
+            extension, sip_password = str(1000 + index), sip_password_for(username)
             agent = Agent(
                 user_id=user.id,  # type: ignore[arg-type]
                 capacity=dict(DEFAULT_CAPACITY),
-                extension=str(1000 + index),
+                extension=extension,
+                sip_password=sip_password,
             )
             db.add(agent)
             await db.flush()
@@ -165,6 +181,6 @@ async def seed_demo(
                 AgentSkill(agent_id=agent.id, skill_id=skills[name].id, level=level)  # type: ignore[arg-type]
                 for name, level in skill_levels.items()
             )
-        logins.append(Login(username, password, role.value))
+        logins.append(Login(username, password, role.value, extension, sip_password))
     await db.commit()
     return logins

@@ -46,10 +46,21 @@ def _print_banner(settings: Settings, logins: list[dict[str, str]]) -> None:
     click.echo(f"  supervisor {base}/supervisor")
     click.echo(f"  admin      {base}/admin")
     click.echo(f"  web chat   {base}/chat         (customers, no login)")
+    voice = os.environ.get("HUB_VOICE_ENABLED", "1").lower() not in ("0", "false", "no")
+    if voice:
+        from hub.seed import DEMO_DID
+
+        sip_host = os.environ.get("HUB_VOICE_BIND_HOST", "127.0.0.1")
+        sip_port = os.environ.get("HUB_VOICE_BIND_PORT", "5060")
+        transports = os.environ.get("HUB_VOICE_TRANSPORTS", "udp,tcp")
+        click.echo(f"  SIP        sip:{sip_host}:{sip_port} ({transports}); demo DID {DEMO_DID}")
     if logins:
         click.secho("Demo logins (also in var/demo-logins.json):", bold=True)
         for login in logins:
-            click.echo(f"  {login['role']:<10} {login['username']:<8} {login['password']}")
+            line = f"  {login['role']:<10} {login['username']:<8} {login['password']}"
+            if login.get("sip_extension"):
+                line += f"   SIP {login['sip_extension']} / {login['sip_password']}"
+            click.echo(line)
 
 
 @click.command()
@@ -77,6 +88,9 @@ def run(host: str | None, port: int | None, no_seed: bool) -> None:
         port=settings.port,
         log_level="info",
         proxy_headers=True,
+        # The stdlib loop: aiosipua's UDP transport asserts asyncio.DatagramTransport in
+        # connection_made, which uvloop's UDP transport is not (no SIP over UDP with it).
+        loop="asyncio",
     )
 
 

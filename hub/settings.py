@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     jobs_concurrency: int = 4  # jobs one process runs at a time
     jobs_retry_seconds: float = 10.0  # the first retry's delay, doubling per attempt
 
+    # voice (the SIP endpoint's own settings are HUB_VOICE_*, see channels.voice.settings)
+    voice_enabled: bool = True
+    voice_drain_seconds: float = 30.0  # a clean shutdown waits this long for active calls
+
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 

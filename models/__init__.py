@@ -1,6 +1,7 @@
 """SQLModel tables shared by every layer: no I/O and no business rules here."""
 
 from models.base import utcnow
+from models.calls import CallLeg, CallLegKind, Recording
 from models.contacts import Contact, ContactIdentity, IdentityKind
 from models.dialogs import Dialog, DialogKind, DialogVersion, ValidationStatus
 from models.interactions import (
@@ -35,6 +36,8 @@ __all__ = [
     "AgentSkill",
     "AuditEntry",
     "BusinessHours",
+    "CallLeg",
+    "CallLegKind",
     "Contact",
     "ContactIdentity",
     "Dialog",
@@ -58,6 +61,7 @@ __all__ = [
     "PresenceState",
     "Queue",
     "QueueSkill",
+    "Recording",
     "Role",
     "SenderKind",
     "Skill",

@@ -40,6 +40,8 @@ class Queue(SQLModel, table=True):
     sla_seconds: int = 60  # answer within this to count as "in service level"
     offer_timeout_seconds: int = 20  # ring-no-answer
     wrapup_seconds: int = 60  # automatic end of wrap-up
+    # Callers waiting hear their position and estimated wait this often (0: music only).
+    announce_seconds: int = 0
     overflow_after_seconds: int | None = None
     overflow_queue_id: int | None = Field(default=None, foreign_key="queue.id")
     overflow_relax_skills: bool = False

@@ -57,6 +57,9 @@ class Agent(SQLModel, table=True):
     idle_since: datetime | None = timestamp_field()
     last_offer_at: datetime | None = timestamp_field()
     extension: str | None = Field(default=None, max_length=32)  # SIP extension for a softphone
+    # The phone's digest password (RFC 3261 §22): the registrar needs it in clear text (or
+    # its realm hash), like every SIP registrar.
+    sip_password: str | None = Field(default=None, max_length=128)
 
 
 class Skill(SQLModel, table=True):

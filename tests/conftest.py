@@ -21,6 +21,9 @@ os.environ.setdefault("HUB_TUNE_GC", "0")
 # recognizes a synthesized prompt then hears the same audio on every run, instead of one of
 # Piper's noisy renderings, a few in a hundred of which tiny.en mishears.
 os.environ.setdefault("HUB_SPEECH_TTS_VARIATION", "0")
+# Every hub a test starts opens its SIP endpoint (voice is on by default) on ports the
+# system picks, so parallel runs and a hub already on 5060 never collide.
+os.environ.setdefault("HUB_VOICE_BIND_PORT", "0")
 
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -49,6 +49,11 @@ async def seed_test_demo(url: str) -> None:
     engine = make_engine(url)
     try:
         async with make_sessionmaker(engine)() as db:
-            await seed_demo(db, password_for=demo_password, hasher=cached_hash)
+            await seed_demo(
+                db,
+                password_for=demo_password,
+                hasher=cached_hash,
+                sip_password_for=lambda username: f"{username}-sip",
+            )
     finally:
         await engine.dispose()

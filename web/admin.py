@@ -58,6 +58,8 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = [k.value for k in ChannelKind]
 _CODE = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,31}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
+# What a softphone can type and digest (RFC 3261 §25) carries without quoting trouble.
+_SIP_PASSWORD = re.compile(r"^[A-Za-z0-9\-_.~!*+=@#]{8,128}$")
 _RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)\s*-\s*(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
@@ -229,6 +231,9 @@ async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict
         form.get("offer_timeout_seconds"), "Offer timeout", lo=5, hi=600
     )
     row.wrapup_seconds = form_int(form.get("wrapup_seconds"), "Wrap-up timeout", lo=0, hi=3600)
+    row.announce_seconds = (
+        opt_int(form.get("announce_seconds"), "Announcement interval", lo=0, hi=3600) or 0
+    )
     row.overflow_after_seconds = opt_int(
         form.get("overflow_after_seconds"), "Overflow after", lo=1, hi=86400
     )
@@ -290,10 +295,27 @@ async def save_user(db: AsyncSession, row: User, form: FormMultiDict, lk: dict) 
     extension = text(form, "extension", "Extension", max_len=32, required=False)
     if extension and not extension.isdigit():
         raise UnprocessableError("The extension must be digits only.")
+    if extension:
+        taken = (
+            await db.exec(
+                select(Agent.id).where(
+                    Agent.extension == extension,
+                    True if row.id is None else Agent.user_id != row.id,
+                )
+            )
+        ).first()
+        if taken is not None:
+            raise UnprocessableError(f"Extension {extension} belongs to another agent.")
+    sip_password = str(form.get("sip_password") or "")
+    if sip_password and not _SIP_PASSWORD.fullmatch(sip_password):
+        raise UnprocessableError(
+            "The SIP password needs 8–128 characters: letters, digits and - _ . ~ ! * + = @ #"
+        )
     lk["extra"] = {
         "enabled": checked(form, "is_agent"),
         "capacity": capacity,
         "extension": extension or None,
+        "sip_password": sip_password or None,
         "skills": skill_levels(form, lk["skills"], "skill_"),
     }
     return row
@@ -310,6 +332,8 @@ async def after_user(db: AsyncSession, row: User, lk: dict) -> None:
         agent = Agent(user_id=row.id)  # type: ignore[arg-type]
     agent.capacity = profile["capacity"]
     agent.extension = profile["extension"]
+    if profile["sip_password"]:  # empty keeps the phone's password
+        agent.sip_password = profile["sip_password"]
     db.add(agent)
     await db.flush()
     await db.exec(delete(AgentSkill).where(col(AgentSkill.agent_id) == agent.id))  # type: ignore[call-overload]
@@ -485,6 +509,8 @@ async def full_snapshot(db: AsyncSession, key: str, row: Any) -> dict[str, Any] 
         agent = (await db.exec(select(Agent).where(Agent.user_id == row.id))).first()
         if agent is not None:
             snap["agent"] = audit.snapshot(agent)
+            if snap["agent"] is not None and snap["agent"].get("sip_password"):
+                snap["agent"]["sip_password"] = "(set)"  # noqa: S105 (a marker: no secret in the audit log)
             snap["agent_skills"] = {
                 str(s.skill_id): s.level
                 for s in (

@@ -208,6 +208,7 @@ class ConsoleStream:
                     await mux.add([interaction_topic(iid)])
                     if not isinstance(mid, int):
                         state_ids.append(iid)  # accepted, transferred, closed…
+                        want_offers = True  # taken elsewhere (the agent's phone picked up)
                 if isinstance(mid, int):
                     message_ids.append(mid)  # a new message: the state did not change
             elif event.name == "presence":

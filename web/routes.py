@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Router
 from litestar.plugins.jinja import JinjaTemplateEngine
 
-from web import admin, audit_log, blocked, console, login, sse, supervisor
+from web import admin, audit_log, blocked, console, login, recordings, sse, supervisor
 from web.common import SECURITY_HEADERS
 
 
@@ -47,6 +47,7 @@ route_handlers: list = [
             *audit_log.route_handlers,
             *blocked.route_handlers,
             *sse.route_handlers,
+            *recordings.route_handlers,
         ],
     )
 ]

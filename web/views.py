@@ -26,6 +26,7 @@ from models import (
     Offer,
     OfferOutcome,
     Queue,
+    Recording,
     User,
 )
 
@@ -51,6 +52,7 @@ class ConversationView:
     queue_name: str
     agent_names: dict[int, str] = field(default_factory=dict)
     merged_contacts: list[Contact] = field(default_factory=list)
+    recordings: list[Recording] = field(default_factory=list)  # a call's, to play back
 
 
 async def agent_names(db: AsyncSession) -> dict[int, str]:
@@ -154,6 +156,15 @@ async def conversation(db: AsyncSession, interaction_id: int) -> ConversationVie
         history=history,
         queue_name=names.get(interaction.queue_id or 0, ""),
         agent_names=await agent_names(db),
+        recordings=list(
+            (
+                await db.exec(
+                    select(Recording)
+                    .where(Recording.interaction_id == interaction_id)
+                    .order_by(col(Recording.id))
+                )
+            ).all()
+        ),
     )
 
 

@@ -149,6 +149,7 @@ class SipEndpoint:
         self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
         self._cancelled: dict[str, tuple[_Stack, OutgoingCall]] = {}  # our CANCELled INVITEs
         self.trunk_alive: bool | None = None
+        self.draining = False  # a clean shutdown: no new calls (the hub's call service sets it)
         self._moh_pcm = None
         self.port = settings.bind_port
         self.counters = {
@@ -701,7 +702,14 @@ class SipEndpoint:
             call._finish(reason)
 
     def _on_options(self, stack: _Stack, request: SipRequest) -> None:
-        """OPTIONS (keepalive/capabilities, RFC 3261 §11): 200 with what we support."""
+        """OPTIONS (keepalive/capabilities, RFC 3261 §11): 200 with what we support, or
+        503 while draining, as an INVITE would get (§11.2): a load balancer's probe
+        (Kamailio's dispatcher) then takes this node out of rotation."""
+        if self.draining:
+            resp = stateless_response(request, 503, "Service Unavailable")
+            resp.headers.set_single("Retry-After", "30")
+            stack.transport.send_reply(resp)
+            return
         resp = stateless_response(request, 200, "OK")
         resp.headers.set_single("Allow", ALLOW)
         resp.headers.set_single("Accept", "application/sdp")
@@ -888,11 +896,16 @@ class SipEndpoint:
         auth: SipDigestAuth | None = None,
         timeout: float = 30.0,
         transport: str = "udp",
+        headers: dict[str, str] | None = None,
+        on_created: Callable[[Call], Any] | None = None,
     ) -> Call:
         """Call ``target_uri`` via ``remote_addr`` (a trunk, or a registered phone).
 
         Returns the answered :class:`Call`; raises :class:`CallFailed` on a final
-        non-2xx or when nobody answers within ``timeout`` (the INVITE is CANCELled).
+        non-2xx or when nobody answers within ``timeout`` (the INVITE is CANCELled, RFC
+        3261 §9.1). Cancelling the awaiting task CANCELs the INVITE too. ``headers`` go
+        into the INVITE (e.g. ``Call-Info: answer-after=0``); ``on_created`` gets the
+        ringing :class:`Call` as soon as the INVITE is sent (its Call-ID, for the record).
         """
         stack = self._stacks[transport]
         rtp = await self.ports.open(self._new_rtp)
@@ -915,6 +928,7 @@ class SipEndpoint:
             parse_sdp(offer),
             auth=auth,
             user_agent=self.user_agent,
+            extra_headers=headers,
         )
         self._retransmit(stack, out.invite, remote_addr)
         call = Call(self, out.call_id, "outbound", target_uri, from_uri, rtp)
@@ -927,8 +941,14 @@ class SipEndpoint:
             call._emit("ringing")
 
         out.on_ringing = ringing
+        if on_created is not None:
+            on_created(call)
         try:
             await out.wait_answered(timeout)
+        except asyncio.CancelledError:
+            if call.state is not CallState.ENDED:
+                await call.hangup()  # CANCEL while ringing, BYE if the 200 just came
+            raise
         except TimeoutError:
             self._cancel(stack, out)
             call._finish("no answer")
@@ -947,12 +967,26 @@ class SipEndpoint:
         call._mark_answered()
         return call
 
-    async def call_agent(self, extension: str, timeout: float = 30.0) -> Call:
-        """Ring a registered agent phone (see :attr:`registrar`)."""
+    async def call_agent(
+        self,
+        extension: str,
+        timeout: float = 30.0,
+        *,
+        auto_answer: bool = False,
+        on_created: Callable[[Call], Any] | None = None,
+    ) -> Call:
+        """Ring a registered agent phone (see :attr:`registrar`).
+
+        ``auto_answer`` asks the phone to pick up at once (``Call-Info: answer-after=0``,
+        the draft-ietf-sip-answermode convention that Linphone, MicroSIP and Zoiper
+        follow); a phone that ignores it rings as usual."""
         binding = self.registrar.lookup(extension)
         if binding is None:
             raise CallFailed(480, f"extension {extension} is not registered")
-        return await self.dial(binding.contact, binding.target, timeout=timeout)
+        headers = {"Call-Info": f"<{binding.contact}>;answer-after=0"} if auto_answer else None
+        return await self.dial(
+            binding.contact, binding.target, timeout=timeout, headers=headers, on_created=on_created
+        )
 
     def _trunk_auth(self) -> SipDigestAuth | None:
         s = self.settings

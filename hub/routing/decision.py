@@ -45,6 +45,23 @@ class QueueView:
     open: bool = True
 
 
+VOICE = "voice"
+# A capacity entry that is no channel: how many other conversations an agent on a call may
+# carry (0 when absent). A call otherwise takes the agent's whole capacity.
+BESIDE_CALL = "beside_call"
+
+
+def free_slots(capacity: Mapping[str, int], load: Mapping[str, int], channel: str) -> int:
+    """Slots left on ``channel``. An agent on a call is offered nothing else, on any
+    channel, beyond the profile's ``beside_call`` allowance."""
+    free = capacity.get(channel, 0) - load.get(channel, 0)
+    on_call = load.get(VOICE, 0)
+    if on_call and channel != VOICE:
+        beside = capacity.get(BESIDE_CALL, 0) - (sum(load.values()) - on_call)
+        free = min(free, beside)
+    return free
+
+
 @dataclass(slots=True)
 class AgentView:
     """An agent who may take new work, with the load they carry now (per channel)."""
@@ -57,7 +74,7 @@ class AgentView:
     last_offer_at: float = -math.inf
 
     def free(self, channel: str) -> int:
-        return self.capacity.get(channel, 0) - self.load.get(channel, 0)
+        return free_slots(self.capacity, self.load, channel)
 
     @property
     def total_load(self) -> int:

@@ -51,6 +51,7 @@ from hub.routing.decision import (
     Decision,
     Router,
     WaitingView,
+    free_slots,
     ordered,
     qualifies,
     requirements,
@@ -424,8 +425,7 @@ class RoutingService:
                 interaction is None
                 or agent is None
                 or interaction.queue_id != decision.queue_id
-                or loads[agent.id].get(interaction.channel, 0)  # type: ignore[index]
-                >= (agent.capacity or {}).get(interaction.channel, 0)
+                or free_slots(agent.capacity or {}, loads[agent.id], interaction.channel) <= 0  # type: ignore[index]
             ):
                 skipped += 1
                 continue
@@ -1031,6 +1031,43 @@ class RoutingService:
             await db.commit()
         await after.publish(self._services.bus)
         return interaction
+
+    # -- queueing after self-service (the call service; later bots) ---------------------------
+
+    async def enqueue(
+        self,
+        interaction_id: int,
+        queue_id: int | None,
+        *,
+        priority: int = 0,
+        skills: dict[str, int] | None = None,
+        data: dict[str, Any] | None = None,
+        reason: str = "queued",
+    ) -> bool:
+        """NEW/SELF_SERVICE → QUEUED in ``queue_id`` (the IVR's choice), with extra
+        priority, skills and attached data. False when the customer already left."""
+        after = AfterCommit()
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interaction = await lock_interaction(db, interaction_id)
+            if interaction is None:
+                raise LookupError(f"interaction {interaction_id} does not exist")
+            if interaction.state not in (S.NEW, S.SELF_SERVICE):
+                return False
+            if queue_id is not None:
+                interaction.queue_id = queue_id
+            interaction.priority += priority
+            if skills:
+                interaction.required_skills = {**interaction.required_skills, **skills}
+            if data:
+                interaction.data = {**interaction.data, **data}
+            change_state(db, interaction, S.QUEUED, reason=reason)
+            self._announce_work(after, interaction, None)
+            after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
+            await db.commit()
+        await after.publish(self._services.bus)
+        self.wake()
+        return True
 
     async def abandon(self, interaction_id: int, reason: str = "customer left") -> None:
         """The customer left before an agent answered: ABANDONED; a ringing offer is

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, event, func
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import writer_lock
@@ -98,7 +98,16 @@ async def lock_agent(db: AsyncSession, agent_id: int) -> Agent | None:
 
 _LOADS = (
     select(Interaction.agent_id, Interaction.channel, func.count())
-    .where(col(Interaction.state).in_(LOAD_STATES), col(Interaction.agent_id).is_not(None))
+    .where(
+        col(Interaction.state).in_(LOAD_STATES),
+        col(Interaction.agent_id).is_not(None),
+        # A call's slot frees at hang-up: its wrap-up holds no line (presence still keeps
+        # an agent with nothing but wrap-ups out of routing).
+        or_(
+            Interaction.channel != "voice",
+            Interaction.state != InteractionState.WRAP_UP.value,
+        ),
+    )
     .group_by(Interaction.agent_id, Interaction.channel)
 )
 _LOADS_BY_AGENT = _LOADS.where(col(Interaction.agent_id).in_(bindparam("ids", expanding=True)))

@@ -26,15 +26,20 @@ def password(username: str) -> str:
     return f"{username}-pass"
 
 
+def sip_password(username: str) -> str:
+    return f"{username}-sip"
+
+
 def seed_database(path: Path) -> None:
-    """Migrate and seed a SQLite file with known passwords (``<username>-pass``)."""
+    """Migrate and seed a SQLite file with known passwords (``<username>-pass``, and
+    ``<username>-sip`` for the SIP phones)."""
     url = f"sqlite+aiosqlite:///{path}"
     migrate(url)
 
     async def seed() -> None:
         engine = make_engine(url)
         async with make_sessionmaker(engine)() as db:
-            await seed_demo(db, password_for=password)
+            await seed_demo(db, password_for=password, sip_password_for=sip_password)
         await engine.dispose()
 
     asyncio.run(seed())
@@ -46,6 +51,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP (the hub's SIP endpoint binds both)."""
+    while True:
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                udp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
+def voice_env() -> dict[str, str]:
+    """``HUB_VOICE_*`` for a hub under test: a free SIP port and an RTP range of its own."""
+    base = 20000 + (os.getpid() * 7919 + time.monotonic_ns() // 1000) % 40000
+    base -= base % 2
+    return {
+        "HUB_VOICE_BIND_PORT": str(free_sip_port()),
+        "HUB_VOICE_RTP_PORT_MIN": str(base),
+        "HUB_VOICE_RTP_PORT_MAX": str(base + 200),
+    }
+
+
 @contextmanager
 def hub_server(
     var_dir: Path, seeded: Path | None = None, **env_overrides: str
@@ -55,7 +83,7 @@ def hub_server(
     database = var_dir / "hub.sqlite3"
     if seeded is not None:
         shutil.copyfile(seeded, database)
-    else:
+    elif not database.exists():  # an existing database is a restart: kept as it is
         seed_database(database)
     port = free_port()
     env = {
@@ -66,6 +94,8 @@ def hub_server(
         "HUB_SECRET_KEY": "e2e-secret-key",
         "HUB_DISPATCH_INTERVAL_SECONDS": "0.5",
         "HUB_SSE_HEARTBEAT_SECONDS": "5",
+        "HUB_VOICE_DRAIN_SECONDS": "2",
+        **voice_env(),  # pass HUB_VOICE_BIND_PORT to know where SIP listens
         **env_overrides,
     }
     log = open(var_dir / "server.log", "wb")  # noqa: SIM115 - closed below
@@ -82,6 +112,8 @@ def hub_server(
             str(port),
             "--log-level",
             "warning",
+            "--loop",
+            "asyncio",  # as `contacthub run` (aiosipua's UDP transport needs it)
         ],
         cwd=ROOT,
         env=env,

@@ -1,7 +1,7 @@
 """login throttling (wrong passwords in a row, a temporary lock) and why a contact is blocked
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-02 18:10:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0002"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

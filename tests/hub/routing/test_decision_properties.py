@@ -43,6 +43,8 @@ def snapshots(draw: st.DrawFn) -> tuple[list[QueueView], list[AgentView], list[W
     for agent_id in range(1, draw(st.integers(0, 8)) + 1):
         capacity = draw(st.dictionaries(st.sampled_from(CHANNELS), st.integers(0, 3)))
         load = {c: draw(st.integers(0, n + 1)) for c, n in capacity.items()}  # some overloaded
+        if draw(st.booleans()):  # chats the profile allows beside a call
+            capacity["beside_call"] = draw(st.integers(0, 2))
         agents.append(
             AgentView(
                 id=agent_id,
@@ -81,7 +83,16 @@ def can_take(agent: AgentView, item: WaitingView, queue: QueueView, load: Counte
         and agent.id not in item.excluded_agents
         and qualifies(agent, item.channel, requirements(item, queue))
         and agent.capacity.get(item.channel, 0) - load[(agent.id, item.channel)] > 0
+        and not on_another_call(agent, item.channel, load)
     )
+
+
+def on_another_call(agent: AgentView, channel: str, load: Counter) -> bool:
+    """An agent on a call takes nothing else beyond the profile's ``beside_call``."""
+    if channel == "voice" or load[(agent.id, "voice")] == 0:
+        return False
+    others = sum(n for (a, c), n in load.items() if a == agent.id and c != "voice")
+    return others >= agent.capacity.get("beside_call", 0)
 
 
 def initial_load(agents: list[AgentView]) -> Counter:
