@@ -18,7 +18,12 @@ from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import AddressKind, ChannelKind
-from hub.contacts import AddressError, normalize_phone, resolve_contacts
+from hub.contacts import (
+    BLOCKED_CLOSE_REASON,
+    AddressError,
+    normalize_phone,
+    resolve_contacts,
+)
 from hub.events import SUPERVISOR_TOPIC, interaction_topic
 from hub.interactions import change_state
 from hub.routing.work import AfterCommit, lock_interaction, write_lock
@@ -116,7 +121,7 @@ def _open_inbound(
     db.add(interaction)
     db.flush()
     if blocked:
-        change_state(db, interaction, S.CLOSED, at=now, reason="contact is blocked")  # type: ignore[arg-type]
+        change_state(db, interaction, S.CLOSED, at=now, reason=BLOCKED_CLOSE_REASON)  # type: ignore[arg-type]
     else:
         change_state(db, interaction, S.SELF_SERVICE, at=now, reason="incoming call")  # type: ignore[arg-type]
     leg = CallLeg(

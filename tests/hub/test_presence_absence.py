@@ -217,6 +217,8 @@ async def test_a_supervisor_reassigns_open_text_work_to_an_agent_or_a_queue(
     await update(services, Interaction, call, channel="voice", state="active", agent_id=alice)
     with pytest.raises(NotReassignable, match="a call: it stays with its agent"):
         await services.routing.reassign(call, by_user_id=sam, queue_id=billing)
+    # The call ends (a call takes the agent's whole capacity while it lasts).
+    await update(services, Interaction, call, state="closed")
     await services.presence.set_presence(bob, PresenceState.NOT_READY, "break")
     wrapping = await accepted_by(services, alice, "wrapping-up")
     await services.routing.wrap_up(wrapping, agent_id=alice)

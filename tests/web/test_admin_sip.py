@@ -29,7 +29,7 @@ async def alice_form(services: Services) -> tuple[int, dict[str, str]]:
         "role": "agent",
         "active": "on",
         "is_agent": "on",
-        "cap_voice": "1",
+        **{f"cap_{channel}": str(count) for channel, count in agent.capacity.items()},
         "extension": agent.extension or "",
     }
 
