@@ -174,7 +174,8 @@ def sip_request(port: int, text: str, transport: str = "udp") -> str:
     data = text.replace("\n", "\r\n").encode()
     if transport == "tcp":
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            sock.sendall(data)
+            local = sock.getsockname()[1]
+            sock.sendall(data.replace(b"LOCALPORT", str(local).encode()))
             buf = b""
             while b"\r\n\r\n" not in buf or buf.startswith(b"SIP/2.0 1"):
                 chunk = sock.recv(4096)
