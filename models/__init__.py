@@ -1,6 +1,7 @@
 """SQLModel tables shared by every layer: no I/O and no business rules here."""
 
 from models.base import utcnow
+from models.canned import CannedResponse
 from models.contacts import Contact, ContactIdentity, IdentityKind
 from models.interactions import (
     OPEN_STATES,
@@ -33,6 +34,7 @@ __all__ = [
     "AgentSkill",
     "AuditEntry",
     "BusinessHours",
+    "CannedResponse",
     "Contact",
     "ContactIdentity",
     "Direction",
