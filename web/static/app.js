@@ -369,6 +369,12 @@ document.addEventListener("htmx:sseMessage", function (evt) {
       if (close) { close.focus(); }
     }
   }
+  // htmx wires swapped-in controls up only when they settle (some ms later); a key pressed
+  // the moment an offer appears must not fall into that gap.
+  function clickNow(el) {
+    if (window.htmx) { window.htmx.process(el); }
+    el.click();
+  }
   function newestOffer(which) {
     var offers = document.querySelectorAll("#offers .offer");
     if (!offers.length) {
@@ -378,7 +384,7 @@ document.addEventListener("htmx:sseMessage", function (evt) {
     var button = offers[offers.length - 1].querySelector("button[data-key=" + which + "]");
     if (button) {
       focusComposer = which === "accept";
-      button.click();
+      clickNow(button);
     }
   }
   function switchConversation(step) {
@@ -391,7 +397,7 @@ document.addEventListener("htmx:sseMessage", function (evt) {
     var next = index === -1 ? (step > 0 ? 0 : links.length - 1) : index + step;
     if (next < 0 || next >= links.length) { return; }
     focusComposer = true;
-    links[next].click();
+    clickNow(links[next]);
   }
   document.addEventListener("keydown", function (evt) {
     if (!consoleRoot()) { return; }
