@@ -44,8 +44,9 @@ def composer_value(page) -> str:
 
 
 def test_keyboard_accept_canned_response_and_a_file_reach_the_customer(hub: str, chromium):
-    admin_ctx, agent_ctx, customer_ctx, second_ctx = (chromium.new_context() for _ in range(4))
-    for ctx in (admin_ctx, agent_ctx, customer_ctx, second_ctx):
+    contexts = [chromium.new_context() for _ in range(5)]
+    admin_ctx, agent_ctx, customer_ctx, second_ctx, third_ctx = contexts
+    for ctx in contexts:
         ctx.set_default_timeout(TIMEOUT_MS)
     try:
         add_canned_response(admin_ctx, hub)
@@ -115,8 +116,21 @@ def test_keyboard_accept_canned_response_and_a_file_reach_the_customer(hub: str,
         agent.locator("#workspace .conv-head", has_text="Nora Customer").wait_for()
         agent.keyboard.press("Alt+ArrowDown")
         agent.locator("#workspace .conv-head", has_text="Omar Second").wait_for()
+
+        # A third customer's offer: Alt+R rejects it (whatever the router does next, that
+        # offer is gone from the console).
+        chat_send(second, "Still there?")  # keeps Omar's conversation busy; not an offer
+        third = open_chat(third_ctx, hub)
+        third.fill("input[name=name]", "Tara Third")
+        chat_send(third, "Hi from Tara")
+        offer = agent.locator("#offers .offer", has_text="Tara Third")
+        offer.wait_for()
+        offer_id = offer.get_attribute("id")
+        agent.keyboard.press("Alt+KeyR")
+        agent.locator(f"#{offer_id}").wait_for(state="detached")
+        agent.locator("#workspace .conv-head", has_text="Omar Second").wait_for()
     finally:
-        for ctx in (admin_ctx, agent_ctx, customer_ctx, second_ctx):
+        for ctx in contexts:
             ctx.close()
 
 
@@ -164,6 +178,13 @@ def test_the_session_ends_mid_reply_and_the_draft_survives_the_next_login(
         agent.click("button[type=submit]")
         agent.wait_for_url(f"**/console?interaction={iid}")
         restored = agent.locator(f"#conv-{iid} form.composer textarea[name=reply]")
+        agent.locator(f"#conv-{iid} form.composer, #conv-{iid} .actions .notice").first.wait_for()
+        if not restored.count():
+            # The hub handed the conversation back when the session ended (presence follows
+            # the session): the agent takes it again, and the draft comes back with it.
+            go_ready(agent)
+            agent.locator("#offers .offer").wait_for()
+            agent.keyboard.press("Alt+KeyA")
         restored.wait_for()
         agent.wait_for_function(
             "([sel, text]) => document.querySelector(sel).value === text",
