@@ -483,7 +483,9 @@ async def reply(request: Request, interaction_id: FromPath[int]) -> Response:
     upload = await _upload(request, interaction, form)
     if not body and upload is None:
         raise UnprocessableError("The reply is empty.")
-    attachments = [services.attachments.describe(*upload)] if upload else None
+    attachments = None
+    if upload is not None:  # stored (written and fsynced) before the message that names it
+        attachments = [await asyncio.to_thread(services.attachments.describe, *upload)]
     await services.outbox.reply(
         interaction_id,
         body=body,

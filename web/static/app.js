@@ -220,10 +220,13 @@ document.addEventListener("htmx:sseMessage", function (evt) {
       reply.dispatchEvent(new Event("input", { bubbles: true }));  // e.g. the SMS counter
     });
   }
-  // A "draft" chip on each conversation in the list that has an unsent reply here.
+  // A "draft" chip on each other conversation in the list that has an unsent reply here.
   function markDrafts() {
+    var conv = document.querySelector("#workspace .conv[data-iid]");
+    var shown = conv ? conv.getAttribute("data-iid") : null;
     document.querySelectorAll("#conversations a[data-iid]").forEach(function (link) {
-      var has = !!readDraft(link.getAttribute("data-iid"));
+      var iid = link.getAttribute("data-iid");
+      var has = iid !== shown && !!readDraft(iid);
       var chip = link.querySelector(".draft-chip");
       if (has && !chip) {
         chip = document.createElement("span");
