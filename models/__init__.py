@@ -2,6 +2,7 @@
 
 from models.base import utcnow
 from models.calls import CallLeg, CallLegKind, Recording
+from models.canned import CannedResponse
 from models.contacts import Contact, ContactIdentity, IdentityKind
 from models.dialogs import Dialog, DialogKind, DialogVersion, ValidationStatus
 from models.interactions import (
@@ -38,6 +39,7 @@ __all__ = [
     "BusinessHours",
     "CallLeg",
     "CallLegKind",
+    "CannedResponse",
     "Contact",
     "ContactIdentity",
     "Dialog",

@@ -24,7 +24,7 @@ from sqlmodel import SQLModel, col, delete, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import ChannelKind
-from hub import audit
+from hub import audit, canned
 from hub.auth import hash_password
 from hub.events import ROUTING_TOPIC
 from hub.routing.snapshot import as_utc
@@ -32,6 +32,7 @@ from models import (
     Agent,
     AgentSkill,
     BusinessHours,
+    CannedResponse,
     Disposition,
     NotReadyReason,
     Queue,
@@ -191,6 +192,7 @@ async def lookups(db: AsyncSession) -> dict[str, Any]:
         "strategies": [s.value for s in Strategy],
         "roles": [r.value for r in Role],
         "days": DAYS,
+        "canned_variables": canned.VARIABLES,
     }
 
 
@@ -339,6 +341,36 @@ async def after_user(db: AsyncSession, row: User, lk: dict) -> None:
     await db.exec(delete(AgentSkill).where(col(AgentSkill.agent_id) == agent.id))  # type: ignore[call-overload]
     for skill_id, level in profile["skills"].items():
         db.add(AgentSkill(agent_id=agent.id, skill_id=skill_id, level=level))  # type: ignore[arg-type]
+
+
+async def save_canned(
+    db: AsyncSession, row: CannedResponse, form: FormMultiDict, lk: dict
+) -> CannedResponse:
+    shortcut = text(form, "shortcut", "Shortcut", max_len=32).lstrip("/").lower()
+    if not canned.SHORTCUT.fullmatch(shortcut):
+        raise UnprocessableError(
+            "Shortcut: one word of lower-case letters, digits, '_' or '-' (at most 32)."
+        )
+    row.shortcut = shortcut
+    row.title = text(form, "title", "Title", max_len=128)
+    row.body = text(form, "body", "Text", max_len=5000)
+    unknown = canned.unknown_variables(row.body)
+    if unknown:
+        known = ", ".join(f"{{{{{name}}}}}" for name in canned.VARIABLES)
+        raise UnprocessableError(
+            f"Unknown variable(s): {', '.join(f'{{{{{u}}}}}' for u in unknown)}. "
+            f"The variables are {known}."
+        )
+    row.queue_id = opt_int(form.get("queue_id"), "Queue", lo=1)
+    if row.queue_id is not None and row.queue_id not in lk["queue_names"]:
+        raise UnprocessableError("That queue does not exist.")
+    row.active = checked(form, "active")
+    return row
+
+
+def _preview(body: str, size: int = 80) -> str:
+    flat = " ".join(body.split())
+    return flat if len(flat) <= size else flat[: size - 1] + "…"
 
 
 def is_locked(user: User) -> bool:
@@ -490,6 +522,26 @@ SECTIONS: dict[str, Section] = {
             "admin/forms/hours.html",
             save_hours,
             BusinessHours.name,
+        ),
+        Section(
+            "canned",
+            "Canned responses",
+            CannedResponse,
+            [
+                ("Shortcut", lambda r, lk: f"/{r.shortcut}"),
+                ("Title", lambda r, lk: r.title),
+                (
+                    "Queue",
+                    lambda r, lk: (
+                        lk["queue_names"].get(r.queue_id, "?") if r.queue_id else "all queues"
+                    ),
+                ),
+                ("Text", lambda r, lk: _preview(r.body)),
+                ("Active", lambda r, lk: "yes" if r.active else "no"),
+            ],
+            "admin/forms/canned.html",
+            save_canned,
+            CannedResponse.shortcut,
         ),
     )
 }
@@ -673,6 +725,9 @@ async def remove(request: Request, key: FromPath[str], row_id: FromPath[int]) ->
         try:
             if key == "queues":
                 await db.exec(delete(QueueSkill).where(col(QueueSkill.queue_id) == row_id))  # type: ignore[call-overload]
+                await db.exec(
+                    delete(CannedResponse).where(col(CannedResponse.queue_id) == row_id)  # type: ignore[call-overload]
+                )
             if key == "skills":
                 for child in (QueueSkill, AgentSkill):
                     await db.exec(delete(child).where(col(child.skill_id) == row_id))  # type: ignore[call-overload, attr-defined]

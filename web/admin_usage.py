@@ -19,6 +19,7 @@ from models import (
     OPEN_STATES,
     Agent,
     AgentSkill,
+    CannedResponse,
     Inbox,
     Interaction,
     NotReadyReason,
@@ -75,6 +76,13 @@ async def uses_of(db: AsyncSession, key: str, row_id: int) -> Usage:
         ).all()
         if overflow:
             usage.blocking.append(f"the overflow target of queue(s) {_names(list(overflow))}")
+        canned = (
+            await db.exec(select(CannedResponse.shortcut).where(CannedResponse.queue_id == row_id))
+        ).all()
+        if canned:
+            usage.removable.append(
+                f"its canned response(s) {_names([f'/{c}' for c in canned])}, deleted with it"
+            )
     elif key == "hours":
         queues = (await db.exec(select(Queue.name).where(Queue.hours_id == row_id))).all()
         inboxes = (await db.exec(select(Inbox.name).where(Inbox.hours_id == row_id))).all()

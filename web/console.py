@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from jinja2 import Environment
 from litestar import Request, Router, get, post
+from litestar.datastructures import FormMultiDict, UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, NotFoundException, PermissionDeniedException
 from litestar.params import Body, FromPath, FromQuery
@@ -23,7 +25,7 @@ from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import AddressKind, ChannelKind
-from hub import audit
+from hub import audit, canned
 from hub.auth import CurrentUser
 from hub.contacts import (
     AddressError,
@@ -44,6 +46,7 @@ from models import (
     InteractionState,
     Message,
     PresenceState,
+    Queue,
     Role,
     SenderKind,
 )
@@ -65,6 +68,8 @@ from web.sse import TopicMux, event_key, render, shared_renders
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_REPLY_CHARS = 10_000
+# Channels whose senders deliver an agent's file (a fax takes a PDF, as pages).
+ATTACHING_CHANNELS = {ChannelKind.WEBCHAT, ChannelKind.EMAIL, ChannelKind.TELEGRAM, ChannelKind.FAX}
 
 
 class Conflict(ClientError):
@@ -483,15 +488,95 @@ def _text(data: dict[str, Any], field: str, *, required: bool = True) -> str:
 
 
 @post("/interactions/{interaction_id:int}/reply", status_code=200)
-async def reply(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
+async def reply(request: Request, interaction_id: FromPath[int]) -> Response:
+    """Send a reply, with a file when the channel carries one (a multipart form); the file
+    goes through the same content checks as a customer's upload."""
     user = user_of(request)
-    body = _text(data, "reply")
-    subject = _text(data, "subject", required=False)[:300] or None  # email only
+    form = await _form(request)
+    body = _text(form, "reply", required=False)
+    subject = _text(form, "subject", required=False)[:300] or None  # email only
     services = services_of(request)
     async with services.sessionmaker() as db:
-        await _held(db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP)
-    await services.outbox.reply(interaction_id, body=body, agent_id=user.agent_id, subject=subject)
+        interaction = await _held(
+            db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP
+        )
+    upload = await _upload(request, interaction, form)
+    if not body and upload is None:
+        raise UnprocessableError("The reply is empty.")
+    attachments = None
+    if upload is not None:  # stored (written and fsynced) before the message that names it
+        attachments = [await asyncio.to_thread(services.attachments.describe, *upload)]
+    await services.outbox.reply(
+        interaction_id,
+        body=body,
+        agent_id=user.agent_id,
+        subject=subject,
+        attachments=attachments,
+    )
     return Response(content="", media_type="text/html")
+
+
+async def _form(request: Request) -> FormMultiDict:
+    """The posted form, URL-encoded or multipart; a malformed body is a 400, not a 500."""
+    try:
+        return await request.form()
+    except HTTPException:
+        raise
+    except Exception as exc:
+        raise ClientError("The form could not be read (malformed form data).") from exc
+
+
+async def _upload(
+    request: Request, interaction: Interaction, form: FormMultiDict, *, render_check: bool = True
+) -> tuple[str, str, bytes] | None:
+    """The reply's file as (safe name, sniffed type, bytes), or None; refused with 413/415
+    (or 422 on a channel that carries no files) and a reason the agent can act on."""
+    from channels.webchat.files import UnsupportedFile, check_upload
+
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return None
+    channel = ChannelKind(interaction.channel)
+    if channel not in ATTACHING_CHANNELS:
+        what = "An SMS" if channel == ChannelKind.SMS else f"A {channel.value} reply"
+        raise UnprocessableError(
+            f"{what} cannot carry files: remove the attachment and send the text alone, "
+            "or send the file by email."
+        )
+    limit = services_of(request).settings.chat_max_attachment_bytes
+    data = await upload.read(limit + 1)
+    filename, kind = check_upload(upload.filename, data, limit)
+    if channel == ChannelKind.FAX:
+        if kind != "application/pdf":
+            raise UnsupportedFile("A fax reply can attach a PDF only; this file is an image.")
+        if render_check:  # refused here, not later in the spool
+            from channels.fax.render import pdf_pages
+
+            await _fax_work(request, pdf_pages, data, _fax_limits(request))
+    return filename, kind, data
+
+
+async def _fax_work(request: Request, func: Callable[..., T], *args: Any) -> T:
+    """Render fax pages on the fax channel's bounded pool (a thread when it is not running);
+    a PDF over the fax limits, or unreadable, is the agent's 413/415 with the reason."""
+    from channels.fax.tiff import DocumentRefused
+    from channels.webchat.files import FileTooLarge, UnsupportedFile
+
+    fax = services_of(request).extras.get("fax")
+    try:
+        if fax is not None:
+            return await fax.intake.ocr.run(func, *args)
+        return await asyncio.to_thread(func, *args)
+    except DocumentRefused as exc:
+        error = FileTooLarge if exc.too_large else UnsupportedFile
+        raise error(f"This PDF cannot be faxed: {exc.reason}.") from exc
+
+
+def _fax_limits(request: Request) -> Any:
+    from channels.fax.settings import FaxSettings
+
+    fax = services_of(request).extras.get("fax")
+    return fax.settings.limits if fax is not None else FaxSettings().limits
 
 
 @post("/interactions/{interaction_id:int}/note", status_code=200)
@@ -815,15 +900,16 @@ async def fax_page(
 
 
 @post("/interactions/{interaction_id:int}/fax-preview", status_code=200)
-async def fax_preview(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
-    """The pages a fax reply will be sent as (cover first), shown before sending."""
+async def fax_preview(request: Request, interaction_id: FromPath[int]) -> Response:
+    """The pages a fax reply will be sent as (cover, text, attached PDF), before sending."""
     import base64
     from datetime import UTC, datetime
 
     from channels.fax.render import CoverPage, preview_pngs
 
     user = user_of(request)
-    body = _text(data, "reply")
+    form = await _form(request)
+    body = _text(form, "reply", required=False)
     services = services_of(request)
     async with services.sessionmaker() as db:
         interaction = await _held(
@@ -837,6 +923,9 @@ async def fax_preview(request: Request, interaction_id: FromPath[int], data: For
                 )
             )
         ).first()
+    upload = await _upload(request, interaction, form, render_check=False)  # rendered below
+    if not body and upload is None:
+        raise UnprocessableError("The reply is empty: write the text or attach a PDF.")
     cover = CoverPage(
         to_number=f"{contact.name} {number or ''}".strip(),
         from_name=user.display_name,
@@ -845,10 +934,47 @@ async def fax_preview(request: Request, interaction_id: FromPath[int], data: For
         reference=f"[#{interaction_id}]",
         sent_at=datetime.now(UTC),
     )
-    pngs = await asyncio.to_thread(preview_pngs, body, cover, width=300)
+    pdfs = (upload[2],) if upload else ()
+    render = functools.partial(preview_pngs, width=300, pdfs=pdfs, limits=_fax_limits(request))
+    pngs = await _fax_work(request, render, body, cover)
     images = [base64.b64encode(png).decode("ascii") for png in pngs]
     html = _render_html(request, "console/_fax_preview.html", images=images)
     return Response(content=html, media_type="text/html")
+
+
+@get("/interactions/{interaction_id:int}/canned")
+async def canned_suggestions(
+    request: Request, interaction_id: FromPath[int], canned_q: FromQuery[str] = ""
+) -> Template:
+    """The composer's suggestion list for ``/word``: this queue's responses and the global
+    ones, with the conversation's variables filled in (as text: the template escapes it)."""
+    user = user_of(request)
+    word = canned_q.strip().lstrip("/")[:32]
+    async with services_of(request).sessionmaker() as db:
+        interaction = await _held(db, user, interaction_id)
+        contact = await follow_merges(db, interaction.contact_id)
+        queue = await db.get(Queue, interaction.queue_id) if interaction.queue_id else None
+        values = canned.values_for(
+            customer=contact.name,
+            agent=user.display_name,
+            queue=queue.name if queue else None,
+            interaction_id=interaction_id,
+        )
+        found = await canned.suggestions(
+            db, queue_id=interaction.queue_id, word=word, values=values
+        )
+    return Template(
+        template_name="console/_canned.html",
+        context={"found": found, "iid": interaction_id, "word": word},
+    )
+
+
+@get("/session", sync_to_thread=False)
+def session_alive(request: Request) -> dict[str, Any]:
+    """Answers while the session lives (401 once it has expired or was ended): the console
+    asks when its live stream drops, to tell a lost session from a lost network."""
+    user = user_of(request)
+    return {"user": user.username, "agent_id": user.agent_id}
 
 
 console_router = Router(
@@ -876,6 +1002,8 @@ console_router = Router(
         past_interaction,
         link_contact,
         attachment,
+        canned_suggestions,
+        session_alive,
     ],
 )
 

@@ -1,4 +1,5 @@
-"""An agent's reply → a fax TIFF: a cover page and the text, G3 (ITU-T T.4), fine mode.
+"""An agent's reply → a fax TIFF: a cover page, the text, then the pages of any PDF the
+agent attached; G3 (ITU-T T.4), fine mode.
 
 Fine mode is 204×196 dpi; a T.4 line is 1728 pixels wide (215 mm), and an A4 page is 2292
 lines at 196 dpi. The file is 1-bit, multi-page, Group 3 compressed: what HylaFAX's
@@ -15,6 +16,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
+
+from channels.fax.pdf import decode_pdf
+from channels.fax.settings import DocumentLimits
 
 FINE_DPI = (204, 196)
 STANDARD_DPI = (204, 98)
@@ -110,6 +114,36 @@ def cover_page(cover: CoverPage, total_pages: int) -> Image.Image:
     return canvas.point(lambda v: 255 if v > 140 else 0).convert("1")
 
 
+def pdf_pages(data: bytes, limits: DocumentLimits) -> list[Image.Image]:
+    """An attached PDF's pages as fax pages: rendered by ``decode_pdf`` within ``limits``
+    (raises ``DocumentRefused`` with the reason), scaled to the T.4 line width with the
+    page's proportions kept at fine mode's 204×196 dpi, then 1-bit.
+
+    A page wider than A4 is shrunk to fit the line (what a fax machine does with A3); a
+    narrower one is scaled up, so its text is as large as on paper.
+    """
+    pages = []
+    for image in decode_pdf(data, limits):
+        # the same physical height at 196 lines per inch as the width at 204 dots per inch
+        scale = PAGE_WIDTH / image.width * FINE_DPI[1] / FINE_DPI[0]
+        height = max(1, round(image.height * scale))
+        page = image.convert("L").resize((PAGE_WIDTH, height), Image.Resampling.LANCZOS)
+        pages.append(page.point(lambda v: 255 if v > 140 else 0).convert("1"))
+    return pages
+
+
+def _pages(
+    body: str,
+    cover: CoverPage,
+    pdfs: tuple[bytes, ...],
+    limits: DocumentLimits | None,
+) -> list[Image.Image]:
+    """Cover, text pages (none for an empty text beside an attachment), attached pages."""
+    attached = [page for pdf in pdfs for page in pdf_pages(pdf, limits or DocumentLimits())]
+    body_pages = text_pages(body) if body.strip() or not attached else []
+    return [cover_page(cover, len(body_pages) + len(attached) + 1), *body_pages, *attached]
+
+
 def to_tiff(pages: list[Image.Image], *, compression: str = "group3", dpi=FINE_DPI) -> bytes:
     """A multi-page 1-bit TIFF (``group3`` = T.4, ``group4`` = T.6)."""
     buffer = io.BytesIO()
@@ -125,16 +159,26 @@ def to_tiff(pages: list[Image.Image], *, compression: str = "group3", dpi=FINE_D
     return buffer.getvalue()
 
 
-def render_fax(body: str, cover: CoverPage) -> bytes:
-    """The whole outgoing fax: cover page plus the body, G3 fine mode."""
-    body_pages = text_pages(body)
-    return to_tiff([cover_page(cover, len(body_pages) + 1), *body_pages])
+def render_fax(
+    body: str,
+    cover: CoverPage,
+    pdfs: tuple[bytes, ...] = (),
+    limits: DocumentLimits | None = None,
+) -> bytes:
+    """The whole outgoing fax: cover page, the body, then each attached PDF's pages."""
+    return to_tiff(_pages(body, cover, pdfs, limits))
 
 
-def preview_pngs(body: str, cover: CoverPage, *, width: int = 600) -> list[bytes]:
+def preview_pngs(
+    body: str,
+    cover: CoverPage,
+    *,
+    width: int = 600,
+    pdfs: tuple[bytes, ...] = (),
+    limits: DocumentLimits | None = None,
+) -> list[bytes]:
     """The pages a reply will be faxed as (cover first), as small PNGs for the composer."""
-    body_pages = text_pages(body)
-    pages = [cover_page(cover, len(body_pages) + 1), *body_pages]
+    pages = _pages(body, cover, pdfs, limits)
     previews = []
     for page in pages:
         small = page.convert("L")

@@ -1,4 +1,5 @@
-"""Outbound fax: render the reply (cover page + text, G3 fine) and hand it on.
+"""Outbound fax: render the reply (cover page + text + attached PDFs' pages, G3 fine) and
+hand it on.
 
 With ``HUB_FAX_SENDFAX`` set, HylaFAX's ``sendfax`` queues the job and its job id is the
 provider id (``hylafax:<jobid>``); otherwise the TIFF and a JSON sidecar are written to the
@@ -20,6 +21,7 @@ from channels.base import DeliveryStatus, OutboundMessage, SendResult
 from channels.fax.ocr import OcrEngine
 from channels.fax.render import CoverPage, render_fax
 from channels.fax.settings import FaxSettings
+from channels.fax.tiff import DocumentRefused
 
 _JOB_ID = re.compile(r"request id is (\d+)")
 
@@ -54,7 +56,19 @@ class FaxSender:
             reference=f"[#{message.interaction_id}]",
             sent_at=datetime.now(UTC),
         )
-        tiff = await self._pool.run(render_fax, message.body, cover)
+        others = [a.filename for a in message.attachments if a.content_type != "application/pdf"]
+        if others:
+            return SendResult(
+                DeliveryStatus.FAILED,
+                detail=f"a fax carries PDF attachments only, not {', '.join(others)}",
+            )
+        pdfs = tuple(a.data for a in message.attachments)
+        try:
+            tiff = await self._pool.run(render_fax, message.body, cover, pdfs, s.limits)
+        except DocumentRefused as exc:
+            return SendResult(
+                DeliveryStatus.FAILED, detail=f"the attached PDF cannot be faxed: {exc.reason}"
+            )
         self.outgoing_dir.mkdir(parents=True, exist_ok=True)
         name = f"msg{message.message_id}"
         path = self.outgoing_dir / f"{name}.tif"

@@ -152,3 +152,347 @@ document.addEventListener("DOMContentLoaded", function () {
 document.addEventListener("htmx:sseMessage", function (evt) {
   if (evt.detail && evt.detail.type === "presence") { document.body.setAttribute("data-live", "1"); }
 });
+
+// ---------------------------------------------------------------- the agent's console
+// Canned responses (type "/" and a word), keyboard shortcuts ("?" lists them), and replies
+// that outlive the session: each composer's text is kept in localStorage, per agent and
+// conversation, as it is typed; it comes back into that conversation's composer (after a
+// new login, too) and is dropped once sent. Only ever set as a value, never as HTML.
+(function () {
+  "use strict";
+  var DRAFT_PREFIX = "hub-draft:";
+  var DRAFT_MAX_AGE_MS = 7 * 24 * 3600 * 1000;
+  var TOKEN = /(^|\s)\/([A-Za-z0-9_-]{0,32})$/;
+  var expired = false;
+  var focusComposer = false;
+
+  function consoleRoot() { return document.querySelector(".console[data-agent]"); }
+  function typingIn(el) {
+    return !!el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
+  }
+
+  // -- drafts
+  function draftKey(iid) {
+    var root = consoleRoot();
+    return root && iid ? DRAFT_PREFIX + root.getAttribute("data-agent") + ":" + iid : null;
+  }
+  function readDraft(iid) {
+    var key = draftKey(iid);
+    if (!key) { return null; }
+    try {
+      var draft = JSON.parse(window.localStorage.getItem(key) || "null");
+      if (draft && typeof draft.reply === "string" && Date.now() - (draft.at || 0) < DRAFT_MAX_AGE_MS) {
+        return draft;
+      }
+    } catch (e) { /* unreadable: as if none */ }
+    return null;
+  }
+  function saveDraft(form) {
+    var key = draftKey(form.getAttribute("data-draft"));
+    var reply = form.querySelector("textarea[name=reply]");
+    if (!key || !reply) { return; }
+    var subject = form.querySelector("input[name=subject]");
+    try {
+      if (reply.value.trim()) {
+        window.localStorage.setItem(key, JSON.stringify({
+          reply: reply.value, subject: subject ? subject.value : null, at: Date.now()
+        }));
+      } else {
+        window.localStorage.removeItem(key);
+      }
+    } catch (e) { /* storage full or switched off: typing goes on regardless */ }
+    markDrafts();
+  }
+  function clearDraft(iid) {
+    var key = draftKey(iid);
+    if (!key) { return; }
+    try { window.localStorage.removeItem(key); } catch (e) { /* nothing kept */ }
+    markDrafts();
+  }
+  function restoreDrafts(scope) {
+    if (!scope || !scope.querySelectorAll) { return; }
+    var forms = scope.matches && scope.matches("form[data-draft]") ? [scope] : scope.querySelectorAll("form[data-draft]");
+    Array.prototype.forEach.call(forms, function (form) {
+      var reply = form.querySelector("textarea[name=reply]");
+      var draft = readDraft(form.getAttribute("data-draft"));
+      if (!reply || !draft || reply.value.trim()) { return; }
+      reply.value = draft.reply;
+      var subject = form.querySelector("input[name=subject]");
+      if (subject && draft.subject) { subject.value = draft.subject; }
+      var note = form.querySelector(".draft-note");
+      if (note) { note.hidden = false; }
+      reply.dispatchEvent(new Event("input", { bubbles: true }));  // e.g. the SMS counter
+    });
+  }
+  // A "draft" chip on each other conversation in the list that has an unsent reply here.
+  function markDrafts() {
+    var conv = document.querySelector("#workspace .conv[data-iid]");
+    var shown = conv ? conv.getAttribute("data-iid") : null;
+    document.querySelectorAll("#conversations a[data-iid]").forEach(function (link) {
+      var iid = link.getAttribute("data-iid");
+      var has = iid !== shown && !!readDraft(iid);
+      var chip = link.querySelector(".draft-chip");
+      if (has && !chip) {
+        chip = document.createElement("span");
+        chip.className = "chip warn draft-chip";
+        chip.textContent = "draft";
+        link.appendChild(chip);
+      } else if (!has && chip) {
+        chip.remove();
+      }
+    });
+  }
+  function pruneDrafts() {
+    try {
+      for (var i = window.localStorage.length - 1; i >= 0; i--) {
+        var key = window.localStorage.key(i);
+        if (key && key.indexOf(DRAFT_PREFIX) === 0) {
+          var draft = null;
+          try { draft = JSON.parse(window.localStorage.getItem(key) || "null"); } catch (e) { draft = null; }
+          if (!draft || Date.now() - (draft.at || 0) >= DRAFT_MAX_AGE_MS) { window.localStorage.removeItem(key); }
+        }
+      }
+    } catch (e) { /* storage unavailable */ }
+  }
+
+  // -- the session has ended: say so, keep the page (and the draft) as it is
+  function showExpired() {
+    if (expired || !consoleRoot()) { return; }
+    expired = true;
+    document.querySelectorAll("form[data-draft]").forEach(saveDraft);
+    var box = document.getElementById("session-expired");
+    if (!box) { return; }
+    var conv = document.querySelector("#workspace .conv[data-iid]");
+    var next = "/console" + (conv ? "?interaction=" + conv.getAttribute("data-iid") : "");
+    var link = box.querySelector("a");
+    if (link) { link.href = "/login?next=" + encodeURIComponent(next); }
+    box.hidden = false;
+    document.body.classList.add("session-expired-now");
+  }
+  function checkSession() {
+    if (expired || !consoleRoot() || !window.fetch) { return; }
+    window.fetch("/console/session", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) { if (response.status === 401) { showExpired(); } })
+      .catch(function () { /* the network, not the session: the stream retries */ });
+  }
+  // A 401 on the console would follow HX-Redirect to the login page and lose the page.
+  document.addEventListener("htmx:beforeOnLoad", function (evt) {
+    var xhr = evt.detail && evt.detail.xhr;
+    if (xhr && xhr.status === 401 && consoleRoot()) {
+      evt.preventDefault();
+      showExpired();
+    }
+  });
+  document.addEventListener("htmx:sseError", checkSession);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { checkSession(); } });
+
+  // -- canned responses
+  function composerParts(textarea) {
+    var form = textarea && textarea.form;
+    if (!form || !form.hasAttribute("data-draft") || textarea.name !== "reply") { return null; }
+    var iid = form.getAttribute("data-draft");
+    return {
+      form: form,
+      query: document.getElementById("canned-q-" + iid),
+      box: document.getElementById("canned-" + iid)
+    };
+  }
+  function cannedToken(textarea) {
+    var before = textarea.value.slice(0, textarea.selectionStart);
+    var match = TOKEN.exec(before);
+    return match ? { word: match[2], start: before.length - match[2].length - 1 } : null;
+  }
+  function closeCanned(box) {
+    if (box) { box.textContent = ""; }
+  }
+  function cannedItems(box) { return box ? box.querySelectorAll(".canned-item") : []; }
+  function moveActive(box, step) {
+    var items = cannedItems(box);
+    if (!items.length) { return; }
+    var index = 0;
+    items.forEach(function (item, i) { if (item.classList.contains("active")) { index = i; } });
+    index = (index + step + items.length) % items.length;
+    items.forEach(function (item, i) {
+      item.classList.toggle("active", i === index);
+      item.setAttribute("aria-selected", i === index ? "true" : "false");
+    });
+    items[index].scrollIntoView({ block: "nearest" });
+  }
+  function insertCanned(textarea, item) {
+    var parts = composerParts(textarea);
+    var text = item.getAttribute("data-text") || "";
+    var token = cannedToken(textarea);
+    var end = textarea.selectionStart;
+    var start = token ? token.start : end;
+    textarea.setRangeText(text, start, end, "end");
+    if (parts) { closeCanned(parts.box); }
+    textarea.focus();
+    textarea.dispatchEvent(new Event("input", { bubbles: true }));
+  }
+  function onComposerInput(textarea) {
+    var parts = composerParts(textarea);
+    if (!parts || !parts.query || !parts.box) { return; }
+    var token = cannedToken(textarea);
+    if (!token) { closeCanned(parts.box); return; }
+    if (parts.query.value !== token.word || !parts.box.firstChild) {
+      parts.query.value = token.word;
+      window.htmx.trigger(parts.query, "canned-query");
+    }
+  }
+  // A list that arrives after the "/word" was deleted is not shown.
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var box = evt.detail && evt.detail.target;
+    if (!box || !box.classList || !box.classList.contains("canned")) { return; }
+    var form = box.closest("form");
+    var textarea = form && form.querySelector("textarea[name=reply]");
+    if (!textarea || !cannedToken(textarea)) { closeCanned(box); }
+  });
+  document.addEventListener("mousedown", function (evt) {
+    var item = evt.target.closest && evt.target.closest(".canned-item");
+    if (!item) { return; }
+    evt.preventDefault();  // keep the caret in the textarea
+    var textarea = item.closest("form").querySelector("textarea[name=reply]");
+    if (textarea) { insertCanned(textarea, item); }
+  });
+
+  document.addEventListener("input", function (evt) {
+    var el = evt.target;
+    if (!el || !el.form || !el.form.hasAttribute("data-draft")) { return; }
+    if (el.name === "reply" || el.name === "subject") { saveDraft(el.form); }
+    if (el.name === "reply") { onComposerInput(el); }
+  });
+  document.addEventListener("click", function (evt) {
+    var el = evt.target;
+    if (el && el.tagName === "TEXTAREA" && el.name === "reply") { onComposerInput(el); }
+  });
+
+  // -- keyboard shortcuts
+  function help(show) {
+    var box = document.getElementById("keys-help");
+    if (!box) { return; }
+    box.hidden = show === undefined ? !box.hidden : !show;
+    if (!box.hidden) {
+      var close = box.querySelector("[data-close-help]");
+      if (close) { close.focus(); }
+    }
+  }
+  // htmx wires swapped-in controls up only when they settle (some ms later); a key pressed
+  // the moment an offer appears must not fall into that gap.
+  function clickNow(el) {
+    if (window.htmx) { window.htmx.process(el); }
+    el.click();
+  }
+  function newestOffer(which) {
+    var offers = document.querySelectorAll("#offers .offer");
+    if (!offers.length) {
+      if (window.hubToast) { window.hubToast("There is no offer right now.", "info"); }
+      return;
+    }
+    var button = offers[offers.length - 1].querySelector("button[data-key=" + which + "]");
+    if (button) {
+      focusComposer = which === "accept";
+      clickNow(button);
+    }
+  }
+  function switchConversation(step) {
+    var links = Array.prototype.slice.call(document.querySelectorAll("#conversations a[data-iid]"));
+    if (!links.length) { return; }
+    var conv = document.querySelector("#workspace .conv[data-iid]");
+    var current = conv ? conv.getAttribute("data-iid") : null;
+    var index = -1;
+    links.forEach(function (link, i) { if (link.getAttribute("data-iid") === current) { index = i; } });
+    var next = index === -1 ? (step > 0 ? 0 : links.length - 1) : index + step;
+    if (next < 0 || next >= links.length) { return; }
+    focusComposer = true;
+    clickNow(links[next]);
+  }
+  document.addEventListener("keydown", function (evt) {
+    if (!consoleRoot()) { return; }
+    var el = evt.target;
+    var parts = el && el.tagName === "TEXTAREA" ? composerParts(el) : null;
+    var items = parts ? cannedItems(parts.box) : [];
+    if (items.length && !evt.altKey && !evt.ctrlKey && !evt.metaKey) {
+      if (evt.key === "ArrowDown" || evt.key === "ArrowUp") {
+        evt.preventDefault();
+        moveActive(parts.box, evt.key === "ArrowDown" ? 1 : -1);
+        return;
+      }
+      if (evt.key === "Enter" || evt.key === "Tab") {
+        evt.preventDefault();
+        insertCanned(el, parts.box.querySelector(".canned-item.active") || items[0]);
+        return;
+      }
+      if (evt.key === "Escape") {
+        evt.preventDefault();
+        closeCanned(parts.box);
+        return;
+      }
+    }
+    if ((evt.ctrlKey || evt.metaKey) && evt.key === "Enter" && el && el.tagName === "TEXTAREA" && el.form) {
+      evt.preventDefault();
+      if (parts) { closeCanned(parts.box); }
+      if (el.form.requestSubmit) { el.form.requestSubmit(); }
+      return;
+    }
+    if (evt.altKey && !evt.ctrlKey && !evt.metaKey) {
+      if (evt.code === "KeyA") { evt.preventDefault(); newestOffer("accept"); return; }
+      if (evt.code === "KeyR") { evt.preventDefault(); newestOffer("reject"); return; }
+      if (evt.key === "ArrowUp") { evt.preventDefault(); switchConversation(-1); return; }
+      if (evt.key === "ArrowDown") { evt.preventDefault(); switchConversation(1); return; }
+    }
+    if (evt.key === "?" && !typingIn(el) && !evt.ctrlKey && !evt.altKey && !evt.metaKey) {
+      evt.preventDefault();
+      help();
+      return;
+    }
+    if (evt.key === "Escape") { help(false); }
+  });
+  document.addEventListener("click", function (evt) {
+    var target = evt.target;
+    if (!target.closest) { return; }
+    if (target.closest("[data-open-help]")) { help(true); }
+    else if (target.closest("[data-close-help]") || target.id === "keys-help") { help(false); }
+  });
+
+  // -- htmx life cycle
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    var elt = evt.detail.elt;
+    if (evt.detail.successful && elt && elt.tagName === "FORM" && elt.hasAttribute("data-draft")) {
+      clearDraft(elt.getAttribute("data-draft"));
+      var note = elt.querySelector(".draft-note");
+      if (note) { note.hidden = true; }
+      var box = document.getElementById("canned-" + elt.getAttribute("data-draft"));
+      closeCanned(box);
+    }
+  });
+  document.addEventListener("htmx:load", function (evt) {
+    restoreDrafts(evt.detail.elt);
+    markDrafts();
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!focusComposer) { return; }
+    var textarea = document.querySelector("#workspace form[data-draft] textarea[name=reply]");
+    if (textarea) {
+      focusComposer = false;
+      textarea.focus();
+    }
+  });
+  // Logging out on purpose drops this agent's drafts (a shared computer keeps nothing).
+  document.addEventListener("submit", function (evt) {
+    var form = evt.target;
+    var root = consoleRoot();
+    if (!root || !form || form.getAttribute("action") !== "/logout") { return; }
+    var prefix = DRAFT_PREFIX + root.getAttribute("data-agent") + ":";
+    try {
+      for (var i = window.localStorage.length - 1; i >= 0; i--) {
+        var key = window.localStorage.key(i);
+        if (key && key.indexOf(prefix) === 0) { window.localStorage.removeItem(key); }
+      }
+    } catch (e) { /* storage unavailable */ }
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    pruneDrafts();
+    restoreDrafts(document);
+    markDrafts();
+  });
+})();
