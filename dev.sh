@@ -3,6 +3,7 @@
 #   ./dev.sh run    install what the hub needs, migrate, seed demo data, start the hub
 #   ./dev.sh test   install what the tests need (system tools, Python deps), lint, run the tests
 #   ./dev.sh lock   (maintainers) resolve pyproject.toml again into the pinned requirements files
+#                   (--upgrade: to the newest releases)
 # Extra arguments after `test` go to pytest; after `run` they go to `contacthub run`.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -45,10 +46,11 @@ python_deps() {
 }
 
 lock() {
-  # Resolve pyproject.toml again into the two locks; the test lock is held to the run lock's
-  # versions, so both commands run the same code.
+  # Resolve pyproject.toml again into the two locks, keeping the pinned versions that still
+  # fit (pass --upgrade to move everything to the newest releases); the test lock is held to
+  # the run lock's versions, so both commands run the same code.
   [ -x "$VENV/bin/uv" ] || { python_deps test; "$PY" -m pip install -q uv; }
-  local compile=("$VENV/bin/uv" pip compile pyproject.toml -q --python-version 3.11 --upgrade)
+  local compile=("$VENV/bin/uv" pip compile pyproject.toml -q --python-version 3.11 "$@")
   "${compile[@]}" -o requirements.txt
   "${compile[@]}" --extra test -c requirements.txt -o requirements-test.txt
   log "requirements.txt and requirements-test.txt updated: review the diff, test, commit"
@@ -82,7 +84,7 @@ case "$cmd" in
     exec "$PY" -m pytest "$@"
     ;;
   lock)
-    lock
+    lock "$@"
     ;;
   *)
     echo "usage: ./dev.sh run|test|lock [args…]" >&2
