@@ -27,6 +27,7 @@ from channels.base import ChannelKind
 from hub import audit, canned
 from hub.auth import hash_password
 from hub.events import ROUTING_TOPIC
+from hub.routing.decision import BESIDE_CALL, TOTAL
 from hub.routing.snapshot import as_utc
 from models import (
     Agent,
@@ -57,6 +58,11 @@ from web.common import (
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 CHANNELS = [k.value for k in ChannelKind]
+# Limits kept beside the per-channel capacity (hub.routing.decision.free_slots); blank = none.
+LIMITS = {
+    TOTAL: "Open conversations across channels",
+    BESIDE_CALL: "Chats beside a call",
+}
 _CODE = re.compile(r"^[a-z0-9_][a-z0-9_-]{0,31}$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,64}$")
 # What a softphone can type and digest (RFC 3261 §25) carries without quoting trouble.
@@ -189,6 +195,7 @@ async def lookups(db: AsyncSession) -> dict[str, Any]:
         "agents": agents,
         "agent_skills": agent_skills,
         "channels": CHANNELS,
+        "limits": LIMITS,
         "strategies": [s.value for s in Strategy],
         "roles": [r.value for r in Role],
         "days": DAYS,
@@ -294,6 +301,10 @@ async def save_user(db: AsyncSession, row: User, form: FormMultiDict, lk: dict) 
             )
         if value is not None:
             capacity[channel] = value
+    for key, label in LIMITS.items():
+        value = opt_int(form.get(f"cap_{key}"), label, lo=0, hi=50)
+        if value is not None:
+            capacity[key] = value
     extension = text(form, "extension", "Extension", max_len=32, required=False)
     if extension and not extension.isdigit():
         raise UnprocessableError("The extension must be digits only.")

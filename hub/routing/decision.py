@@ -49,16 +49,21 @@ VOICE = "voice"
 # A capacity entry that is no channel: how many other conversations an agent on a call may
 # carry (0 when absent). A call otherwise takes the agent's whole capacity.
 BESIDE_CALL = "beside_call"
+TOTAL = "total"  # capacity key: open work across every channel at once
 
 
 def free_slots(capacity: Mapping[str, int], load: Mapping[str, int], channel: str) -> int:
     """Slots left on ``channel``. An agent on a call is offered nothing else, on any
-    channel, beyond the profile's ``beside_call`` allowance."""
+    channel, beyond the profile's ``beside_call`` allowance; and the profile's ``total``,
+    when set, caps open work across all channels together (2 chats, an email, an SMS and a
+    fax at once is too much for most people, whatever each channel allows)."""
     free = capacity.get(channel, 0) - load.get(channel, 0)
     on_call = load.get(VOICE, 0)
     if on_call and channel != VOICE:
         beside = capacity.get(BESIDE_CALL, 0) - (sum(load.values()) - on_call)
         free = min(free, beside)
+    if TOTAL in capacity:
+        free = min(free, capacity[TOTAL] - sum(load.values()))
     return free
 
 

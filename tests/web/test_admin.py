@@ -117,6 +117,7 @@ async def test_create_agent_with_skills_capacity_and_password(
             "cap_sms": "0",
             "cap_telegram": "0",
             "cap_fax": "0",
+            "cap_total": "2",
             "extension": "2001",
         },
         headers=hx(client),
@@ -134,6 +135,7 @@ async def test_create_agent_with_skills_capacity_and_password(
         "sms": 0,
         "telegram": 0,
         "fax": 0,
+        "total": 2,
     }
     assert [(s.skill_id, s.level) for s in levels] == [(spanish.id, 5)]
     entry = (await audit_rows(services))[-1]
