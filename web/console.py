@@ -104,7 +104,7 @@ async def conversation_context(
         "mine": conv.interaction.agent_id == user.agent_id,
         "dispositions": await views.dispositions(db),
         "reasons": await views.not_ready_reasons(db),
-        "targets": await views.transfer_targets(db, user.agent_id),
+        "targets": await views.transfer_targets(db, conv.interaction),
         "user": user,
     }
 

@@ -237,16 +237,10 @@ async def reassign_panel(request: Request, interaction_id: FromPath[int]) -> Tem
         interaction = await db.get(Interaction, interaction_id)
         if interaction is None:
             raise NotFoundException(f"Interaction {interaction_id} does not exist.")
-        targets = await views.transfer_targets(db, None)
-    agents = [
-        (agent, user)
-        for agent, user in targets["agents"]
-        if agent.presence in (PresenceState.READY, PresenceState.BUSY)
-        and agent.id != interaction.agent_id
-    ]
+        targets = await views.transfer_targets(db, interaction)
     return Template(
         template_name="supervisor/_reassign.html",
-        context={"interaction": interaction, "queues": targets["queues"], "agents": agents},
+        context={"interaction": interaction, **targets},
     )
 
 

@@ -12,6 +12,8 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.routing.decision import free_slots
+from hub.routing.work import ROUTABLE_PRESENCE, agent_loads
 from models import (
     Agent,
     Contact,
@@ -192,21 +194,29 @@ async def dispositions(db: AsyncSession) -> list[Disposition]:
     )
 
 
-async def transfer_targets(db: AsyncSession, exclude_agent: int | None) -> dict[str, Any]:
+async def transfer_targets(db: AsyncSession, interaction: Interaction) -> dict[str, Any]:
+    """Where an interaction can go now: any active queue, and the agents who could take it
+    this moment (taking work, with a free slot on its channel, not its holder), by name."""
     queues = list(
         (await db.exec(select(Queue).where(col(Queue.active).is_(True)).order_by(Queue.name))).all()
     )
-    agents = (
+    rows = (
         await db.exec(
             select(Agent, User)
             .join(User)
-            .where(col(User.active).is_(True))
+            .where(col(User.active).is_(True), col(Agent.presence).in_(ROUTABLE_PRESENCE))
             .order_by(User.display_name)
         )
     ).all()
+    loads = await db.run_sync(agent_loads, [a.id for a, _ in rows])
     return {
         "queues": queues,
-        "agents": [(a, u) for a, u in agents if a.id != exclude_agent],
+        "agents": [
+            (a, u)
+            for a, u in rows
+            if a.id != interaction.agent_id
+            and free_slots(a.capacity or {}, loads.get(a.id, {}), interaction.channel) > 0  # type: ignore[arg-type]
+        ],
     }
 
 

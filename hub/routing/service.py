@@ -818,8 +818,10 @@ class RoutingService:
             for locked_id in sorted((agent_id, by_agent_id)):
                 agents[locked_id] = await lock_agent(db, locked_id)
             target = agents[agent_id]
+            target_name = await agent_name(db, agent_id)
             if target is None or target.presence not in ROUTABLE_PRESENCE:
-                raise AgentUnavailable(f"agent {agent_id} is not taking work")
+                raise AgentUnavailable(f"{target_name} is not taking work now")
+            await self._require_free_slot(db, target, target_name, interaction.channel)
             now = utcnow()
             change_state(
                 db,
@@ -891,6 +893,8 @@ class RoutingService:
                 raise AgentUnavailable(f"{target_name} does not exist")
             if target is not None and target.presence not in ROUTABLE_PRESENCE:
                 raise AgentUnavailable(f"{target_name} is not taking work now")
+            if target is not None:
+                await self._require_free_slot(db, target, target_name, interaction.channel)
             now = utcnow()
             why = f"reassigned by a supervisor to {target_name}"
             if interaction.state == S.OFFERED:
@@ -928,6 +932,13 @@ class RoutingService:
         await after.publish(self._services.bus)
         self.wake()
         return interaction
+
+    @staticmethod
+    async def _require_free_slot(db: AsyncSession, agent: Agent, name: str, channel: str) -> None:
+        """A targeted offer respects capacity like the dispatcher's (``free_slots``)."""
+        loads = await db.run_sync(agent_loads, [agent.id])
+        if free_slots(agent.capacity or {}, loads.get(agent.id, {}), channel) <= 0:  # type: ignore[arg-type]
+            raise AgentUnavailable(f"{name} has no free {channel} slot now")
 
     async def wrap_up(self, interaction_id: int, *, agent_id: int) -> None:
         """The conversation ended: WRAP_UP until closed or the queue's wrap-up timeout."""

@@ -90,9 +90,31 @@ async def test_transfer_to_an_unavailable_agent_is_refused(services: Services):
     (alice,) = await set_ready(services, "alice")
     chat_id = await active_chat(services, alice)
     bob = await agent_id(services, "bob")  # offline
-    with pytest.raises(AgentUnavailable):
+    with pytest.raises(AgentUnavailable, match="Bob Okafor is not taking work now"):
         await services.routing.transfer_to_agent(chat_id, bob, by_agent_id=alice)
     assert (await interaction(services, chat_id)).state == InteractionState.ACTIVE
+
+
+async def test_transfer_targets_are_the_agents_who_can_take_it_now(services: Services):
+    """Named, taking work, with a free slot on the channel; a full one is refused by name."""
+    from web.views import transfer_targets
+
+    bob, carol, alice = [await agent_id(services, n) for n in ("bob", "carol", "alice")]
+    for agent_pk in (alice, bob, carol):
+        await update(services, Agent, agent_pk, capacity={"webchat": 1 if agent_pk == bob else 3})
+    await set_ready(services, "bob")
+    first = await active_chat(services, bob, sender="first")  # bob is now full
+    await set_ready(services, "carol")
+    second = await active_chat(services, carol, sender="second")
+    await set_ready(services, "alice")
+    async with services.sessionmaker() as db:
+        held = await db.get(Interaction, second)
+        targets = await transfer_targets(db, held)  # type: ignore[arg-type]
+    names = [user.display_name for _agent, user in targets["agents"]]
+    assert names == ["Alice Martin"]  # not Carol (she holds it), not Bob (full)
+    with pytest.raises(AgentUnavailable, match="Bob Okafor has no free webchat slot now"):
+        await services.routing.transfer_to_agent(second, bob, by_agent_id=carol)
+    assert (await interaction(services, first)).agent_id == bob
 
 
 async def test_leave_message_then_an_agent_picks_it_up(services: Services):
