@@ -23,7 +23,7 @@ from litestar.params import FromPath
 from sqlmodel import select
 
 from channels.base import Address, AddressKind, ChannelKind, DeliveryUpdate, InboundAttachment
-from channels.fax.document import sniff
+from channels.fax.document import FaxDocument, RenderStopped, sniff
 from channels.fax.intake import content_source_id
 from channels.fax.spool import parse_status
 from channels.fax.tiff import DocumentRefused
@@ -86,12 +86,25 @@ async def upload_fax(request: Request, inbox: FromPath[str]) -> Response[dict[st
         except AddressError as exc:
             return _error(422, str(exc))
         sender = Address(AddressKind.PHONE, number)
-    try:
-        document = await runtime.intake.process(data)
-    except DocumentRefused as refused:
-        return _error(413 if refused.too_large else 422, f"fax refused: {refused.reason}")
     provider_id = str(form.get("id") or "").strip()
     source_id = f"upload:{provider_id}" if provider_id else content_source_id(data)
+    stored = await runtime.intake.find_stored(inbox_id, source_id, [data])
+    if stored is not None:  # a resent file: answered before anything is decoded
+        return Response(
+            {
+                "message_id": stored.message_id,
+                "interaction_id": stored.interaction_id,
+                "duplicate": True,
+            },
+            status_code=200,
+        )
+    outcome: FaxDocument | DocumentRefused
+    try:
+        outcome = await runtime.intake.process(data)
+    except RenderStopped as stopped:
+        outcome = stopped  # kept, with the note, like a fax from any other source
+    except DocumentRefused as refused:
+        return _error(413 if refused.too_large else 422, f"fax refused: {refused.reason}")
     result = await runtime.intake.receive_documents(
         inbox_id=inbox_id,
         sender=sender,
@@ -105,13 +118,15 @@ async def upload_fax(request: Request, inbox: FromPath[str]) -> Response[dict[st
         source_id=source_id,
         origin="HTTP upload",
         strict=True,
-        processed={0: document},
+        processed={0: outcome},
     )
+    document = outcome if isinstance(outcome, FaxDocument) else None
     body = {
         "message_id": result.message_id,
         "interaction_id": result.interaction_id,
         "duplicate": result.duplicate,
-        "pages": len(document.pages),
+        "pages": len(document.pages) if document else 0,
+        "problems": list(document.problems) if document else [str(outcome.reason)],
     }
     return Response(body, status_code=200 if result.duplicate else 201)
 
