@@ -27,6 +27,7 @@ from channels.fax.document import FaxDocument, RenderStopped, sniff
 from channels.fax.intake import content_source_id
 from channels.fax.spool import parse_status
 from channels.fax.tiff import DocumentRefused
+from channels.fax.worker import WorkerUnavailable
 from hub.contacts import AddressError, normalize_phone
 from models import Inbox
 
@@ -105,6 +106,8 @@ async def upload_fax(request: Request, inbox: FromPath[str]) -> Response[dict[st
         outcome = stopped  # kept, with the note, like a fax from any other source
     except DocumentRefused as refused:
         return _error(413 if refused.too_large else 422, f"fax refused: {refused.reason}")
+    except WorkerUnavailable as exc:
+        return _error(503, f"not stored, please retry: {exc.reason}")
     result = await runtime.intake.receive_documents(
         inbox_id=inbox_id,
         sender=sender,

@@ -35,6 +35,7 @@ import channels
 
 _ROOT = str(Path(channels.__file__).resolve().parent.parent)  # for the child's imports
 MAX_HEADER = 16 * 1024 * 1024
+START_SECONDS = 60.0  # a worker's imports; far longer than they take even on a busy machine
 MAX_BLOBS = 2 * 1024 * 1024 * 1024
 
 
@@ -52,6 +53,11 @@ class WorkerTimeout(WorkerError):
 
 class WorkerCrashed(WorkerError):
     """The worker died during the job (a crash in a C library, the OOM killer…)."""
+
+
+class WorkerUnavailable(WorkerError):
+    """No worker could be started, or the pool is shut down: our fault, a retry may cure it
+    (the document is not to blame, so it is not stored with a note)."""
 
 
 def encode_frame(header: dict[str, Any], blobs: list[bytes] | None = None) -> bytes:
@@ -199,6 +205,10 @@ def main() -> None:
     os.dup2(2, 1)  # tesseract or pdfium printing to stdout must not corrupt the frames
     sys.stdout = sys.stderr
     _die_with_parent()
+    import channels.fax.document  # noqa: F401 - before "ready": start-up is not a job's time
+
+    out.write(encode_frame({"ready": True}))
+    out.flush()
     jobs = _Jobs()
     stdin = sys.stdin.buffer
     while True:
@@ -284,6 +294,14 @@ class FaxWorkers:
         )
         worker = _Worker(process)
         self._all.add(worker)
+        assert process.stdout is not None
+        try:
+            async with asyncio.timeout(START_SECONDS):
+                await read_frame(process.stdout)  # "ready": imports done
+        except (TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+            self._all.discard(worker)
+            await worker.kill()
+            raise WorkerUnavailable(f"a fax worker process did not start ({exc!r})") from None
         return worker
 
     @contextlib.asynccontextmanager
@@ -313,7 +331,7 @@ class FaxWorkers:
         hand-over, not the wait. It may also be a callable, asked once a worker is free (a
         file's budget shrinks while its pages wait). Raises WorkerTimeout / WorkerCrashed."""
         if self._closed:
-            raise WorkerError("the fax workers are shut down")
+            raise WorkerUnavailable("the fax workers are shut down")
         frame = encode_frame(header, blobs)
         async with self._slot() as worker:
             limit = seconds() if callable(seconds) else seconds
@@ -322,7 +340,7 @@ class FaxWorkers:
             self.jobs += 1
             try:
                 return await worker.call(frame, limit if limit is not None else 3600.0)
-            except WorkerError:
+            except (WorkerTimeout, WorkerCrashed):
                 self.killed += 1
                 raise
 
