@@ -3,9 +3,15 @@ session auth and CSRF; a shared secret guards it).
 
 ``POST /webhooks/fax/{inbox}`` — multipart form: ``file`` (TIFF or PDF), ``from`` (the
 caller's number), optional ``id`` (the provider's id, for idempotent retries). Header
-``X-Fax-Secret``. Answers 201 (stored), 200 (a duplicate of an earlier upload), 401 (bad
-secret), 404 (no such fax inbox), 413 (too big, too many pages or pixels), 415 (not a TIFF
-or PDF), 422 (undecodable or a missing field), 503 (uploads are not configured).
+``X-Fax-Secret``. Answers 201 (stored; a file whose rendering was stopped at a time limit is
+stored too, with the note in ``problems``), 200 (a duplicate of an earlier upload: the same
+``id`` or the same file, found before anything is decoded), 401 (bad secret), 404 (no such
+fax inbox), 413 (too big, too many pages or pixels), 415 (not a TIFF or PDF), 422
+(undecodable, a missing or malformed field), 503 (uploads are not configured, or no worker
+process could start: retry).
+
+Input that will never be valid gets a 4xx with the reason; a 5xx only ever means a fault of
+ours that a retry can cure.
 
 ``POST /webhooks/fax/{inbox}/status`` — JSON ``{"provider_id", "status", "detail"}`` from
 the transmitting side: marks a sent fax ``delivered`` or ``failed``.
@@ -34,6 +40,12 @@ from models import Inbox
 SECRET_HEADER = "x-fax-secret"  # noqa: S105 - a header name, not a secret
 
 
+def _storable(value: str, limit: int) -> bool:
+    """Text a column can hold: PostgreSQL refuses NUL (and we refuse control characters in
+    ids), and a value past the column's width fails the commit every time."""
+    return 0 < len(value) <= limit and value.isprintable()
+
+
 def _error(status: int, detail: str) -> Response[dict[str, Any]]:
     return Response({"detail": detail}, status_code=status)
 
@@ -48,12 +60,11 @@ async def _checked(request: Request, inbox: str) -> tuple[Any, int] | Response[d
         return _error(401, f"missing or wrong {SECRET_HEADER} header")
     async with services.sessionmaker() as db:
         query = select(Inbox).where(Inbox.kind == ChannelKind.FAX.value, Inbox.active == True)  # noqa: E712
-        query = (
-            query.where(Inbox.id == int(inbox))
-            if inbox.isdigit()
-            else query.where(Inbox.name == inbox)
-        )
-        found = (await db.exec(query)).first()
+        if inbox.isascii() and inbox.isdigit() and len(inbox) <= 18:  # fits a BIGINT
+            query = query.where(Inbox.id == int(inbox))
+        else:
+            query = query.where(Inbox.name == inbox)
+        found = (await db.exec(query)).first() if _storable(inbox, 64) else None
     if found is None:
         return _error(404, f"no active fax inbox {inbox!r}")
     return runtime, found.id  # type: ignore[return-value]
@@ -88,6 +99,8 @@ async def upload_fax(request: Request, inbox: FromPath[str]) -> Response[dict[st
             return _error(422, str(exc))
         sender = Address(AddressKind.PHONE, number)
     provider_id = str(form.get("id") or "").strip()
+    if provider_id and not _storable(provider_id, 200):
+        return _error(422, "the 'id' field must be 1-200 printable characters")
     source_id = f"upload:{provider_id}" if provider_id else content_source_id(data)
     stored = await runtime.intake.find_stored(inbox_id, source_id, [data])
     if stored is not None:  # a resent file: answered before anything is decoded
@@ -146,6 +159,10 @@ async def fax_status(request: Request, inbox: FromPath[str]) -> Response[dict[st
         return _error(422, "the body must be JSON")
     if not isinstance(payload, dict) or not payload.get("provider_id"):
         return _error(422, "the body needs a provider_id")
+    if not isinstance(payload["provider_id"], str) or not _storable(payload["provider_id"], 300):
+        return _error(422, "provider_id must be a string of 1-300 printable characters")
+    if not isinstance(payload.get("status"), str):
+        return _error(422, "status must be 'delivered' or 'failed'")
     status, detail = parse_status(json.dumps(payload))
     if status is None:
         return _error(422, "status must be 'delivered' or 'failed'")

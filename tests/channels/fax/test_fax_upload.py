@@ -176,3 +176,59 @@ async def test_a_pdf_that_renders_for_hours_is_stopped_and_the_next_fax_goes_on(
         }
     assert workers.jobs == jobs and workers.killed == 1
     assert len(await fax_messages(upload_database_url)) == 2
+
+
+BAD_INPUT = [
+    ("/webhooks/fax/99999999999999999999", upload(b"II*\x00"), 404, "no active fax inbox"),
+    ("/webhooks/fax/%C2%B2", upload(b"II*\x00"), 404, "no active fax inbox"),
+    (
+        "/webhooks/fax/Fax",
+        upload(tiff([(page(["x"]), FINE)]), id="gw\x00991"),
+        422,
+        "'id'",
+    ),
+    ("/webhooks/fax/Fax", upload(tiff([(page(["x"]), FINE)]), id="g" * 400), 422, "'id'"),
+    (
+        "/webhooks/fax/Fax",
+        {"content": b"--xyz\r\nnot a part", "headers": {"content-type": "multipart/form-data"}},
+        400,
+        "boundary",
+    ),
+    (
+        "/webhooks/fax/Fax",
+        {
+            "content": b"--xyz\r\nContent-Disposition: form-data; name=file\r\n\r\n\x00\x01",
+            "headers": {"content-type": "multipart/form-data; boundary=xyz"},
+        },
+        400,
+        "multipart",
+    ),
+    ("/webhooks/fax/Fax/status", {"content": b"[" * 100_000}, 422, "JSON"),
+    ("/webhooks/fax/Fax/status", {"content": b'{"provider_id": [1, 2]}'}, 422, "provider_id"),
+    (
+        "/webhooks/fax/Fax/status",
+        {"json": {"provider_id": "spool:\x00msg1", "status": "delivered"}},
+        422,
+        "provider_id",
+    ),
+    (
+        "/webhooks/fax/Fax/status",
+        {"json": {"provider_id": "spool:msg1", "status": {"deep": [1]}}},
+        422,
+        "status",
+    ),
+]
+
+
+async def test_bad_input_gets_a_4xx_with_its_reason_and_the_hub_keeps_serving(
+    client: AsyncTestClient, upload_database_url: str
+):
+    for path, args, status, words in BAD_INPUT:
+        headers = {**SECRET, **args.get("headers", {})}
+        response = await client.post(path, **{**args, "headers": headers})
+        assert response.status_code == status, (path, words, response.text)
+        assert words in response.json()["detail"], (path, response.text)
+    assert await fax_messages(upload_database_url) == []
+    normal = upload(tiff([(page(["Still serving"]), FINE)]), **{"from": "+14155550103"})
+    response = await client.post("/webhooks/fax/Fax", headers=SECRET, **normal)
+    assert response.status_code == 201, response.text
