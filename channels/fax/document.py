@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from channels.fax.pdf import decode_pdf
+from channels.fax.pdf import iter_pdf
 from channels.fax.settings import DocumentLimits
 from channels.fax.tiff import DocumentRefused, decode_tiff
 from channels.fax.worker import FaxWorkers, JobRun, WorkerCrashed, WorkerTimeout
@@ -94,24 +95,32 @@ def previews(image: Image.Image) -> tuple[bytes, bytes]:
 
 def decode(data: bytes, limits: DocumentLimits) -> tuple[str, list[DecodedPage]]:
     """Decode after the header checks (run in a worker process)."""
+    kind, pages = iter_decoded(data, limits)
+    return kind, list(pages)
+
+
+def iter_decoded(data: bytes, limits: DocumentLimits) -> tuple[str, Iterator[DecodedPage]]:
+    """The kind and the pages, a PDF's rendered one at a time as they are taken."""
     kind = sniff(data)
     if kind is None:
         raise DocumentRefused("not a TIFF or PDF document", too_large=False)
     if kind == "tiff":
-        return kind, [
-            DecodedPage(
-                index,
-                image,
-                (info.xres, info.yres) if info.xres and info.yres else None,
-                image.height != info.height,
-            )
-            for index, (image, info) in enumerate(decode_tiff(data, limits), start=1)
-        ]
+        return kind, iter(
+            [
+                DecodedPage(
+                    index,
+                    image,
+                    (info.xres, info.yres) if info.xres and info.yres else None,
+                    image.height != info.height,
+                )
+                for index, (image, info) in enumerate(decode_tiff(data, limits), start=1)
+            ]
+        )
     dpi = float(limits.pdf_dpi)
-    return kind, [
+    return kind, (
         DecodedPage(index, image, (dpi, dpi), False)
-        for index, image in enumerate(decode_pdf(data, limits), start=1)
-    ]
+        for index, image in enumerate(iter_pdf(data, limits), start=1)
+    )
 
 
 class RenderStopped(DocumentRefused):

@@ -144,11 +144,11 @@ class _Jobs:
             return {"ok": False, "error": "failed", "reason": f"{type(exc).__name__}: {exc}"}, []
 
     def render(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict, list[bytes]]:
-        from channels.fax.document import decode, previews
+        from channels.fax.document import iter_decoded, previews
         from channels.fax.settings import DocumentLimits
 
         limits = DocumentLimits(**header["limits"])
-        kind, pages = decode(blobs[0], limits)
+        kind, pages = iter_decoded(blobs[0], limits)  # one PDF page's pixels at a time
         out: list[bytes] = []
         described = []
         for page in pages:
