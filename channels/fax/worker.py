@@ -340,7 +340,12 @@ class FaxWorkers:
             self.jobs += 1
             try:
                 return await worker.call(frame, limit if limit is not None else 3600.0)
-            except (WorkerTimeout, WorkerCrashed):
+            except WorkerCrashed:
+                if self._closed:  # killed by close(): the document is not to blame
+                    raise WorkerUnavailable("the fax workers were shut down") from None
+                self.killed += 1
+                raise
+            except WorkerTimeout:
                 self.killed += 1
                 raise
 
