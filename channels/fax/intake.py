@@ -8,8 +8,11 @@ caller may then acknowledge (move the spool file, answer 250 or 201).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import re
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
@@ -133,6 +136,7 @@ class FaxIntake:
         self.attachments = attachments
         self.settings = settings
         self.sessionmaker = sessionmaker  # None: duplicates are found at ingest only
+        self._claims: dict[tuple[int, tuple[str, ...]], tuple[asyncio.Lock, list[int]]] = {}
         # Received documents are decoded and read in worker processes, killed at the limits.
         self.workers = workers or FaxWorkers(settings.ocr_workers)
         # Trusted CPU work (rendering our own replies) stays on a thread pool.
@@ -149,6 +153,31 @@ class FaxIntake:
             lang=self.settings.ocr_lang,
             tessdata=self.settings.ocr_tessdata,
         )
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(self, inbox_id: int, documents: list[bytes]) -> AsyncIterator[None]:
+        """Hold off a second copy of the same file(s) for the same inbox until the first is
+        committed, so its check for a stored copy sees the first and answers "duplicate".
+        Without it a provider that retries while a slow file is still rendering (its own
+        time-out is shorter than ours) would have the same file decoded on every worker
+        at once. Per hub process; across processes the check and ingest still dedupe."""
+        digests = tuple(sorted(hashlib.sha256(d).hexdigest() for d in documents if sniff(d)))
+        if not digests:
+            yield
+            return
+        key = (inbox_id, digests)
+        claim = self._claims.get(key)
+        if claim is None:
+            claim = self._claims[key] = (asyncio.Lock(), [0])
+        lock, users = claim
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._claims[key]
 
     async def find_stored(
         self, inbox_id: int, source_id: str | None, documents: list[bytes]
@@ -183,12 +212,30 @@ class FaxIntake:
         ``source_id``, or the same document bytes) is answered as a duplicate before any
         decoding.
         """
-        if processed is None:
-            stored = await self.find_stored(
-                inbox_id, source_id, [d.data for d in documents if sniff(d.data)]
-            )
+        args = (inbox_id, sender, documents, source_id, origin, subject, extra_body, problems)
+        if processed is not None:  # the caller checked for a stored copy, and holds the claim
+            return await self._receive(*args, strict, meta, processed)
+        faxes = [d.data for d in documents if sniff(d.data)]
+        async with self.one_at_a_time(inbox_id, faxes):
+            stored = await self.find_stored(inbox_id, source_id, faxes)
             if stored is not None:
                 return stored
+            return await self._receive(*args, strict, meta, processed)
+
+    async def _receive(
+        self,
+        inbox_id: int,
+        sender: Address | None,
+        documents: list[InboundAttachment],
+        source_id: str,
+        origin: str,
+        subject: str | None,
+        extra_body: str,
+        problems: list[str] | None,
+        strict: bool,
+        meta: dict[str, Any] | None,
+        processed: dict[int, FaxDocument | DocumentRefused] | None,
+    ) -> IngestResult:
         notes = list(problems or [])
         pages: list[dict[str, Any]] = []
         texts: list[str] = []

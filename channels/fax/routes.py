@@ -102,40 +102,41 @@ async def upload_fax(request: Request, inbox: FromPath[str]) -> Response[dict[st
     if provider_id and not _storable(provider_id, 200):
         return _error(422, "the 'id' field must be 1-200 printable characters")
     source_id = f"upload:{provider_id}" if provider_id else content_source_id(data)
-    stored = await runtime.intake.find_stored(inbox_id, source_id, [data])
-    if stored is not None:  # a resent file: answered before anything is decoded
-        return Response(
-            {
-                "message_id": stored.message_id,
-                "interaction_id": stored.interaction_id,
-                "duplicate": True,
-            },
-            status_code=200,
-        )
-    outcome: FaxDocument | DocumentRefused
-    try:
-        outcome = await runtime.intake.process(data)
-    except RenderStopped as stopped:
-        outcome = stopped  # kept, with the note, like a fax from any other source
-    except DocumentRefused as refused:
-        return _error(413 if refused.too_large else 422, f"fax refused: {refused.reason}")
-    except WorkerUnavailable as exc:
-        return _error(503, f"not stored, please retry: {exc.reason}")
-    result = await runtime.intake.receive_documents(
-        inbox_id=inbox_id,
-        sender=sender,
-        documents=[
-            InboundAttachment(
-                upload.filename or f"fax.{kind}",
-                f"image/{kind}" if kind == "tiff" else "application/pdf",
-                data,
+    async with runtime.intake.one_at_a_time(inbox_id, [data]):  # a retry waits for us
+        stored = await runtime.intake.find_stored(inbox_id, source_id, [data])
+        if stored is not None:  # a resent file: answered before anything is decoded
+            return Response(
+                {
+                    "message_id": stored.message_id,
+                    "interaction_id": stored.interaction_id,
+                    "duplicate": True,
+                },
+                status_code=200,
             )
-        ],
-        source_id=source_id,
-        origin="HTTP upload",
-        strict=True,
-        processed={0: outcome},
-    )
+        outcome: FaxDocument | DocumentRefused
+        try:
+            outcome = await runtime.intake.process(data)
+        except RenderStopped as stopped:
+            outcome = stopped  # kept, with the note, like a fax from any other source
+        except DocumentRefused as refused:
+            return _error(413 if refused.too_large else 422, f"fax refused: {refused.reason}")
+        except WorkerUnavailable as exc:
+            return _error(503, f"not stored, please retry: {exc.reason}")
+        result = await runtime.intake.receive_documents(
+            inbox_id=inbox_id,
+            sender=sender,
+            documents=[
+                InboundAttachment(
+                    upload.filename or f"fax.{kind}",
+                    f"image/{kind}" if kind == "tiff" else "application/pdf",
+                    data,
+                )
+            ],
+            source_id=source_id,
+            origin="HTTP upload",
+            strict=True,
+            processed={0: outcome},
+        )
     document = outcome if isinstance(outcome, FaxDocument) else None
     body = {
         "message_id": result.message_id,

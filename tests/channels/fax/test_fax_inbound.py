@@ -3,6 +3,7 @@ inbox with page images and thumbnails; the HylaFAX spool; hostile files refused.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -12,7 +13,7 @@ import pytest
 from PIL import Image
 from sqlmodel import col, select
 
-from channels.base import Address, AddressKind, InboundAttachment
+from channels.base import Address, AddressKind, InboundAttachment, IngestResult
 from channels.fax import hylafax
 from channels.fax.intake import FaxIntake
 from channels.fax.runtime import FaxRuntime
@@ -245,5 +246,36 @@ async def test_a_pdf_that_renders_for_hours_does_not_hold_up_the_spool(
         async with services.sessionmaker() as db:
             count = len((await db.exec(select(Message).where(Message.content_type == "fax"))).all())
         assert count == 2
+    finally:
+        await intake.aclose()
+
+
+async def test_a_copy_sent_while_the_first_still_renders_waits_and_is_a_duplicate(
+    services: Services, fax_runtime: FaxRuntime
+):
+    """A gateway whose own time-out is shorter than our render limit sends the file again
+    while the first copy is still rendering: the copy waits for the first to be stored and
+    is answered as its duplicate, so the hostile file holds one worker, not all of them."""
+    settings = dataclasses.replace(fax_runtime.settings, limits=DocumentLimits(render_seconds=3.0))
+    intake = FaxIntake(
+        services.ingest, services.attachments, settings, sessionmaker=services.sessionmaker
+    )
+    inbox_id = await fax_inbox(services)
+    hostile = slow_pdf()
+
+    async def send(provider_id: str) -> IngestResult:
+        return await intake.receive_documents(
+            inbox_id=inbox_id,
+            sender=Address(AddressKind.PHONE, "+14155550130"),
+            documents=[InboundAttachment("drawing.pdf", "application/pdf", hostile)],
+            source_id=provider_id,
+            origin="test",
+        )
+
+    try:
+        first, copy = await asyncio.gather(send("gw:1"), send("gw:1-retry"))
+        assert (first.duplicate, copy.duplicate) == (False, True)
+        assert copy.message_id == first.message_id
+        assert (intake.workers.jobs, intake.workers.killed) == (1, 1)
     finally:
         await intake.aclose()
