@@ -34,7 +34,7 @@ from channels.fax.tiff import DocumentRefused
 from channels.fax.worker import FaxWorkers
 from hub.attachments import AttachmentStore
 from hub.contacts import AddressError, normalize_phone
-from models import Interaction, Message
+from models import Direction, Interaction, Message
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -98,7 +98,7 @@ async def find_stored(
     query = (
         sa.select(m.id, m.interaction_id, i.contact_id, m.source_id, m.meta)
         .join(Interaction, i.id == m.interaction_id)
-        .where(m.inbox_id == inbox_id, m.direction == "in", sa.or_(*wanted))
+        .where(m.inbox_id == inbox_id, m.direction == Direction.INBOUND.value, sa.or_(*wanted))
         .order_by(m.id)
     )
     async with sessionmaker() as db:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from channels.fax.document import process_document
+from channels.fax.document import RenderStopped, process_document
 from channels.fax.ocr import OcrEngine, OcrUnavailable, find_tessdata
 from channels.fax.render import text_pages, to_tiff
 from channels.fax.settings import DocumentLimits, FaxSettings
@@ -77,6 +77,19 @@ async def test_a_page_tesseract_gives_up_on_is_kept_with_a_problem(workers: FaxW
     )
 
 
+async def test_a_file_that_used_its_worker_time_is_stopped_naming_that_limit(
+    workers: FaxWorkers,
+):
+    # A millisecond: no page decodes and turns into a PNG that fast, so the worker is killed.
+    document = to_tiff(text_pages(PARAGRAPH), compression="group4")
+    with pytest.raises(RenderStopped, match=r"time limit \(HUB_FAX_FILE_SECONDS=0.001\)"):
+        await process_document(document, DocumentLimits(file_seconds=0.001), workers)
+    assert workers.killed == 1
+    # The pool replaced the worker: the same file goes through under the default limits.
+    fax = await process_document(document, DocumentLimits(), workers)
+    assert "widgets" in fax.pages[0].text
+
+
 async def test_a_configured_model_directory_is_used_alone(tmp_path: Path):
     ocr = OcrEngine(tessdata=tmp_path)
     try:
@@ -93,3 +106,15 @@ def test_ocr_workers_default_to_the_cores_at_most_two():
     ocr = OcrEngine()
     ocr.close()
     assert ocr.workers == min(2, cores)
+
+
+def test_the_time_limits_are_settings():
+    limits = FaxSettings.from_env({}).limits
+    assert (limits.render_seconds, limits.ocr_page_seconds, limits.file_seconds) == (30, 30, 120)
+    env = {
+        "HUB_FAX_RENDER_SECONDS": "2.5",
+        "HUB_FAX_OCR_TIMEOUT_SECONDS": "4",
+        "HUB_FAX_FILE_SECONDS": "9",
+    }
+    limits = FaxSettings.from_env(env).limits
+    assert (limits.render_seconds, limits.ocr_page_seconds, limits.file_seconds) == (2.5, 4, 9)
