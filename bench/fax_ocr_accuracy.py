@@ -118,10 +118,10 @@ def _cpu() -> float:
 async def main() -> None:
     import channels.fax.ocr
     from channels.fax.document import process_document
-    from channels.fax.ocr import OcrEngine
     from channels.fax.settings import DocumentLimits
+    from channels.fax.worker import FaxWorkers
 
-    ocr = OcrEngine(workers=1)
+    ocr = FaxWorkers(1)  # the worker processes' CPU counts as RUSAGE_CHILDREN once they end
     total_words = total_errors = 0
     accuracies = []
     cpu = _cpu()
@@ -136,7 +136,7 @@ async def main() -> None:
             line = {"page": label, "words": len(reference), "word_errors": errors}
             print(json.dumps({**line, "word_accuracy": round(accuracies[-1], 4)}), flush=True)
     finally:
-        ocr.close()
+        await ocr.close()
     print(
         json.dumps(
             {

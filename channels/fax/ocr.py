@@ -1,5 +1,9 @@
-"""OCR with tesseract's library (through ``tesserocr``), one page per task in a bounded pool of
-threads, each thread holding its own loaded model.
+"""OCR with tesseract's library (through ``tesserocr``).
+
+Received documents are read in the worker processes of ``channels.fax.worker`` (one engine
+per process, killed at the time limit: tesseract cannot be stopped from a thread); the
+thread pool here serves trusted work in the hub process (rendering our own replies, tests).
+The notes below, on the library against the command, hold for both.
 
 Why the library and not the ``tesseract`` command: a command run pays process start and
 model load (~0.15 s CPU) every time, so a document went through one run and one core. The

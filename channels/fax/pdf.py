@@ -6,6 +6,8 @@ the render size at ``limits.pdf_dpi`` is checked against the same pixel limits a
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from PIL import Image
 
 from channels.fax.settings import DocumentLimits
@@ -13,6 +15,12 @@ from channels.fax.tiff import DocumentRefused
 
 
 def decode_pdf(data: bytes, limits: DocumentLimits) -> list[Image.Image]:
+    return list(iter_pdf(data, limits))
+
+
+def iter_pdf(data: bytes, limits: DocumentLimits) -> Iterator[Image.Image]:
+    """The pages one by one, each rendered only when asked for, so a caller that turns each
+    into a PNG holds one page's pixels at a time (every size is checked before the first)."""
     import pypdfium2 as pdfium
 
     if len(data) > limits.max_bytes:
@@ -42,14 +50,14 @@ def decode_pdf(data: bytes, limits: DocumentLimits) -> list[Image.Image]:
             sizes.append((width, height))
         if total > limits.max_total_pixels:
             raise DocumentRefused(f"the pages add up to more than {limits.max_total_pixels} pixels")
-        images = []
         for index in range(count):
             page = document[index]
             try:
                 bitmap = page.render(scale=scale, grayscale=True)
-                images.append(bitmap.to_pil().convert("L"))
+                image = bitmap.to_pil().convert("L")
+                bitmap.close()
             finally:
                 page.close()
-        return images
+            yield image
     finally:
         document.close()

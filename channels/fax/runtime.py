@@ -36,12 +36,14 @@ class FaxRuntime:
     async def stop(self) -> None:
         if self.watcher is not None:
             await self.watcher.stop()
-        self.intake.close()
+        await self.intake.aclose()
 
 
 async def start_fax(services: Services, settings: FaxSettings | None = None) -> FaxRuntime:
     settings = settings or FaxSettings.from_env()
-    intake = FaxIntake(services.ingest, services.attachments, settings)
+    intake = FaxIntake(
+        services.ingest, services.attachments, settings, sessionmaker=services.sessionmaker
+    )
     outgoing = settings.outgoing_dir or services.settings.var_dir / "fax" / "outgoing"
     outgoing.mkdir(parents=True, exist_ok=True)
     sender = FaxSender(settings, outgoing, intake.ocr)

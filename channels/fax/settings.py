@@ -32,6 +32,11 @@ class DocumentLimits:
     max_total_pixels: int = 400_000_000
     max_page_bytes: int = 64 * 1024 * 1024  # decoded size of one page (pixels × depth)
     pdf_dpi: int = 200
+    # Time, which no header tells: the worker doing the job is killed at the limit.
+    # A PDF takes 0.05–1 s to open and render here, a dense page 0.8 s of OCR CPU.
+    render_seconds: float = 30.0  # open, check and render one file, every page
+    ocr_page_seconds: float = 30.0  # OCR of one page
+    file_seconds: float = 120.0  # all worker time one file may take, render and OCR
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +56,6 @@ class FaxSettings:
     # per core, at most 2. 1 leaves a core free for calls on a 2-core machine.
     ocr_workers: int = field(default_factory=default_ocr_workers)
     ocr_tessdata: Path | None = None  # directory of <lang>.traineddata; None: Debian's
-    ocr_timeout_seconds: float = 120.0
     limits: DocumentLimits = DocumentLimits()
 
     @classmethod
@@ -80,7 +84,6 @@ class FaxSettings:
             ocr_lang=get("OCR_LANG") or d.ocr_lang,
             ocr_workers=int(get("OCR_WORKERS") or d.ocr_workers),
             ocr_tessdata=Path(tessdata) if tessdata else None,
-            ocr_timeout_seconds=float(get("OCR_TIMEOUT_SECONDS") or d.ocr_timeout_seconds),
             limits=DocumentLimits(
                 max_bytes=int(get("MAX_BYTES") or dl.max_bytes),
                 max_pages=int(get("MAX_PAGES") or dl.max_pages),
@@ -89,5 +92,8 @@ class FaxSettings:
                 max_page_pixels=int(get("MAX_PAGE_PIXELS") or dl.max_page_pixels),
                 max_total_pixels=int(get("MAX_TOTAL_PIXELS") or dl.max_total_pixels),
                 pdf_dpi=int(get("PDF_DPI") or dl.pdf_dpi),
+                render_seconds=float(get("RENDER_SECONDS") or dl.render_seconds),
+                ocr_page_seconds=float(get("OCR_TIMEOUT_SECONDS") or dl.ocr_page_seconds),
+                file_seconds=float(get("FILE_SECONDS") or dl.file_seconds),
             ),
         )

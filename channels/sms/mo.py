@@ -35,7 +35,20 @@ TON_INTERNATIONAL = 1  # §5.2.5
 
 
 def decode_text(data: bytes, data_coding: int) -> tuple[str, tuple[str, ...]]:
-    """(text, problems) for SMPP data_coding (§5.2.19) and GSM DCS 0xF0..0xF3."""
+    """(text, problems) for SMPP data_coding (§5.2.19) and GSM DCS 0xF0..0xF3.
+
+    A NUL (UCS-2 0x0000, or a 0x00 octet in Latin-1) is replaced by U+FFFD with a note:
+    PostgreSQL's text cannot hold it, and a commit that always fails would have the SMSC
+    redeliver the message forever.
+    """
+    text, problems = _decode(data, data_coding)
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+        problems += ("NUL characters in the text are shown as \ufffd",)
+    return text, problems
+
+
+def _decode(data: bytes, data_coding: int) -> tuple[str, tuple[str, ...]]:
     if data_coding in (0x00, 0xF0, 0xF1, 0xF2, 0xF3):
         if any(b > 0x7F for b in data):  # an SMSC that hands Latin-1 as "default"
             return data.decode("latin-1"), ("default alphabet with 8-bit octets read as Latin-1",)

@@ -2,7 +2,10 @@
 ``…/{inbox_id}/status`` (status callbacks).
 
 Both check ``X-Twilio-Signature`` (403 with the reason when it is missing or wrong) and
-answer 200 only after the commit; a failed commit is a 500 so the provider retries.
+answer 200 only after the commit. A signed request that can never be stored (a message id
+that is not one, a NumMedia that is not a count, no sender number) is a 400 with the reason;
+a 5xx means a fault of ours that a retry can cure (a failed commit), so the provider
+retries.
 
 ``GET /sms/segments?text=…`` is the console's segment counter (signed-in users only):
 JSON, or an HTML fragment when htmx asks.
@@ -20,8 +23,13 @@ from litestar.params import FromPath, FromQuery
 
 from channels.sms.segments import describe
 from channels.sms.smpp_channel import DLR_MATCH_DELAYS
-from channels.sms.twilio import EMPTY_TWIML, TwilioChannel, delivery_update, valid_signature
-from hub.contacts import AddressError
+from channels.sms.twilio import (
+    EMPTY_TWIML,
+    BadWebhook,
+    TwilioChannel,
+    delivery_update,
+    valid_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ async def twilio_inbound(request: Request, inbox_id: FromPath[int]) -> Response:
     channel, form = checked
     try:
         message = await channel.inbound_message(form)
-    except AddressError as exc:
+    except BadWebhook as exc:
         return _error(400, str(exc))
     try:
         await channel.ingestor.ingest(message)
@@ -71,7 +79,10 @@ async def twilio_status(request: Request, inbox_id: FromPath[int]) -> Response:
     if isinstance(checked, Response):
         return checked
     channel, form = checked
-    update = delivery_update(inbox_id, form)
+    try:
+        update = delivery_update(inbox_id, form)
+    except BadWebhook as exc:
+        return _error(400, str(exc))
     if update is not None:
         try:
             matched = await channel.ingestor.update_delivery(update)

@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit, urlunsplit
 
@@ -31,7 +32,7 @@ from channels.base import (
     SendResult,
 )
 from channels.sms.settings import SmsSettings
-from hub.contacts import normalize_phone
+from hub.contacts import AddressError, normalize_phone
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,50 @@ STATUS: dict[str, DeliveryStatus | None] = {
     "receiving": None,
     "received": None,
 }
+
+
+# A provider's message id: printable ASCII, no spaces (Twilio's are 34 characters). It is
+# the ``source_id`` (300 characters in the database), so anything else can never be stored.
+PROVIDER_ID = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+class BadWebhook(ValueError):
+    """A signed request that no retry will make valid: 400 with this reason, never a 500
+    (which makes the provider deliver it again and again)."""
+
+
+def check_ids(form: dict[str, str]) -> None:
+    for name in ("MessageSid", "SmsMessageSid", "SmsSid"):
+        value = form.get(name)
+        if value is not None and not PROVIDER_ID.fullmatch(value):
+            raise BadWebhook(f"{name} is not a message id (1-200 printable ASCII characters)")
+
+
+def media_count(form: dict[str, str]) -> int:
+    raw = form.get("NumMedia") or "0"
+    if not raw.isascii() or not raw.isdigit():
+        raise BadWebhook(f"NumMedia is not a count: {raw[:20]!r}")
+    return min(int(raw), MAX_MEDIA)
+
+
+def sender_number(form: dict[str, str], region: str) -> str:
+    raw = form.get("From", "")
+    if not raw.strip():
+        raise BadWebhook("From is missing")
+    if not raw.isprintable():
+        raise BadWebhook("From holds control characters")
+    try:
+        return normalize_phone(raw, region)
+    except AddressError as exc:
+        raise BadWebhook(f"From: {exc}") from None
+
+
+def without_nul(form: dict[str, str]) -> tuple[dict[str, str], tuple[str, ...]]:
+    """NUL characters replaced (PostgreSQL's text cannot hold them): the rest is kept."""
+    if not any("\x00" in v for v in form.values()):
+        return form, ()
+    cleaned = {k: v.replace("\x00", "\ufffd") for k, v in form.items()}
+    return cleaned, ("the provider sent NUL characters; they are shown as \ufffd",)
 
 
 def signature(auth_token: str, url: str, params: Iterable[tuple[str, str]]) -> str:
@@ -89,6 +134,7 @@ def valid_signature(
 
 def delivery_update(inbox_id: int, form: dict[str, str]) -> DeliveryUpdate | None:
     """A status callback as a DeliveryUpdate (None for states that change nothing)."""
+    check_ids(form)
     sid = form.get("MessageSid") or form.get("SmsSid")
     raw = (form.get("MessageStatus") or form.get("SmsStatus") or "").lower()
     status = STATUS.get(raw)
@@ -129,12 +175,15 @@ class TwilioChannel:
     # inbound -------------------------------------------------------------------------------
     async def inbound_message(self, form: dict[str, str]) -> InboundMessage:
         """The form as an InboundMessage, media fetched (a failed fetch is a problem, not a
-        lost message: the URLs stay in ``meta``)."""
-        sender = normalize_phone(form.get("From", ""), self.settings.default_region)
-        problems: list[str] = []
+        lost message: the URLs stay in ``meta``). Raises BadWebhook for what can never be
+        stored; NUL characters are replaced, with a note."""
+        check_ids(form)
+        count = media_count(form)
+        sender = sender_number(form, self.settings.default_region)
+        form, cleaned = without_nul(form)
+        problems: list[str] = list(cleaned)
         attachments: list[InboundAttachment] = []
         urls: list[str] = []
-        count = min(int(form.get("NumMedia") or 0), MAX_MEDIA)
         for i in range(count):
             url = form.get(f"MediaUrl{i}")
             if not url:
@@ -148,7 +197,7 @@ class TwilioChannel:
                     follow_redirects=True,
                 )
                 resp.raise_for_status()
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 problems.append(f"media {i} not downloaded ({exc}); see meta.sms.media")
                 continue
             ext = ctype.split("/")[-1].split(";")[0]

@@ -79,3 +79,63 @@ def crafted_tiff(
         out += struct.pack("<I", following)
     out += strip
     return bytes(out)
+
+
+def raw_pdf(objects: list[bytes]) -> bytes:
+    """A PDF written byte by byte: ``objects`` are numbered from 1 (1 is the catalog), with
+    a correct cross-reference table (PDF 32000-1 §7.5)."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+def _stream(data: bytes, dictionary: bytes = b"") -> bytes:
+    return b"<< /Length %d %s >>\nstream\n%s\nendstream" % (len(data), dictionary, data)
+
+
+def _one_page(page: bytes, *more: bytes) -> list[bytes]:
+    return [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R " + page + b" >>",
+        *more,
+    ]
+
+
+def slow_pdf(levels: int = 7, fan: int = 10) -> bytes:
+    """A 3 KB letter-size page that renders for hours: a form XObject that draws the next
+    one ``fan`` times, ``levels`` deep, the last a filled curve over the page — fan**levels
+    curves (10 million here), the way nested forms multiply the work of a tiny file."""
+    first = 5
+    objects = _one_page(
+        b"/MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /XObject << /X %d 0 R >> >>"
+        % first,
+        _stream(b"/X Do"),
+    )
+    form = b"/Type /XObject /Subtype /Form /BBox [0 0 612 792] "
+    for level in range(1, levels + 1):
+        if level < levels:
+            body = b" ".join(b"q 1 0 0 1 %d %d cm /N Do Q" % (i % 5, i % 7) for i in range(fan))
+            resources = b"/Resources << /XObject << /N %d 0 R >> >>" % (first + level)
+        else:
+            body, resources = b"10 10 m 500 700 l 300 20 500 500 100 600 c f", b""
+        objects.append(_stream(body, form + resources))
+    return raw_pdf(objects)
+
+
+def huge_page_pdf(points: int = 14_400) -> bytes:
+    """One empty page of ``points``×``points`` pt (the largest PDF 1.4 allows: 200 inches),
+    40,000 pixels square at a fax's 200 dpi."""
+    return raw_pdf(
+        _one_page(b"/MediaBox [0 0 %d %d] /Contents 4 0 R" % (points, points), _stream(b""))
+    )

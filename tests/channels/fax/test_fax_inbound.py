@@ -3,6 +3,8 @@ inbox with page images and thumbnails; the HylaFAX spool; hostile files refused.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -11,14 +13,16 @@ import pytest
 from PIL import Image
 from sqlmodel import col, select
 
-from channels.base import Address, AddressKind, InboundAttachment
+from channels.base import Address, AddressKind, InboundAttachment, IngestResult
 from channels.fax import hylafax
+from channels.fax.intake import FaxIntake
 from channels.fax.runtime import FaxRuntime
 from channels.fax.settings import DocumentLimits
+from channels.fax.spool import SpoolWatcher
 from channels.fax.tiff import DocumentRefused, inspect_tiff
 from hub.services import Services
 from models import Contact, ContactIdentity, Inbox, Message
-from tests.channels.fax.pages import FINE, STANDARD, crafted_tiff, page, pdf, tiff
+from tests.channels.fax.pages import FINE, STANDARD, crafted_tiff, page, pdf, slow_pdf, tiff
 
 
 async def fax_inbox(services: Services) -> int:
@@ -188,3 +192,90 @@ async def test_a_bare_recvq_tiff_is_taken_once_it_has_settled(
         [message] = (await db.exec(select(Message).where(Message.content_type == "fax"))).all()
     assert "Bare spool file" in words(message.body)
     assert "caller's number was not transmitted" in json.dumps(message.meta)
+
+
+async def test_a_pdf_that_renders_for_hours_does_not_hold_up_the_spool(
+    services: Services, fax_runtime: FaxRuntime, tmp_path: Path
+):
+    """The hostile file's worker is killed at the (shortened) render limit; the fax is kept
+    with a note saying which limit stopped it, and the fax queued behind it is read."""
+    spool = fax_runtime.settings.spool_dir
+    assert spool is not None
+    settings = dataclasses.replace(fax_runtime.settings, limits=DocumentLimits(render_seconds=3.0))
+    intake = FaxIntake(
+        services.ingest, services.attachments, settings, sessionmaker=services.sessionmaker
+    )
+    watcher = SpoolWatcher(
+        intake, inbox_id=await fax_inbox(services), inbound_dir=spool, outgoing_dir=None
+    )
+    recvq = tmp_path / "recvq"
+    recvq.mkdir()
+    (recvq / "hostile.pdf").write_bytes(slow_pdf())
+    (recvq / "normal.tif").write_bytes(tiff([(page(["Delivery note 88 enclosed"]), FINE)]))
+    try:
+        hylafax.faxrcvd(
+            spool, [str(recvq / "hostile.pdf"), "ttyIAX0", "000000200", "", "+14155550120"]
+        )
+        hylafax.faxrcvd(
+            spool, [str(recvq / "normal.tif"), "ttyIAX0", "000000201", "", "+14155550121"]
+        )
+        assert await watcher.scan() == 2
+        assert intake.workers.killed == 1
+        async with services.sessionmaker() as db:
+            rows = (
+                await db.exec(
+                    select(Message).where(Message.content_type == "fax").order_by(col(Message.id))
+                )
+            ).all()
+        hostile, normal = rows
+        assert hostile.source_id == "hylafax:000000200"
+        [note] = hostile.meta["problems"]
+        assert "'000000200.pdf' was refused" in note
+        assert "stopped at the time limit (HUB_FAX_RENDER_SECONDS=3)" in note
+        assert "Delivery note 88 enclosed" in words(normal.body)
+
+        # HylaFAX hands the hostile file over again under a new id: a duplicate, and it is
+        # not rendered again (no worker job, no second wait for the limit).
+        jobs = intake.workers.jobs
+        hylafax.faxrcvd(
+            spool, [str(recvq / "hostile.pdf"), "ttyIAX0", "000000202", "", "+14155550120"]
+        )
+        assert await watcher.scan() == 1
+        assert intake.workers.jobs == jobs
+        assert (spool / "done" / "000000202.pdf").exists()
+        async with services.sessionmaker() as db:
+            count = len((await db.exec(select(Message).where(Message.content_type == "fax"))).all())
+        assert count == 2
+    finally:
+        await intake.aclose()
+
+
+async def test_a_copy_sent_while_the_first_still_renders_waits_and_is_a_duplicate(
+    services: Services, fax_runtime: FaxRuntime
+):
+    """A gateway whose own time-out is shorter than our render limit sends the file again
+    while the first copy is still rendering: the copy waits for the first to be stored and
+    is answered as its duplicate, so the hostile file holds one worker, not all of them."""
+    settings = dataclasses.replace(fax_runtime.settings, limits=DocumentLimits(render_seconds=3.0))
+    intake = FaxIntake(
+        services.ingest, services.attachments, settings, sessionmaker=services.sessionmaker
+    )
+    inbox_id = await fax_inbox(services)
+    hostile = slow_pdf()
+
+    async def send(provider_id: str) -> IngestResult:
+        return await intake.receive_documents(
+            inbox_id=inbox_id,
+            sender=Address(AddressKind.PHONE, "+14155550130"),
+            documents=[InboundAttachment("drawing.pdf", "application/pdf", hostile)],
+            source_id=provider_id,
+            origin="test",
+        )
+
+    try:
+        first, copy = await asyncio.gather(send("gw:1"), send("gw:1-retry"))
+        assert (first.duplicate, copy.duplicate) == (False, True)
+        assert copy.message_id == first.message_id
+        assert (intake.workers.jobs, intake.workers.killed) == (1, 1)
+    finally:
+        await intake.aclose()

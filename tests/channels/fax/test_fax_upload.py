@@ -14,7 +14,15 @@ from hub.app import create_app
 from hub.db import make_engine, make_sessionmaker, migrate
 from hub.settings import Settings
 from models import Message
-from tests.channels.fax.pages import FINE, STANDARD, crafted_tiff, page, tiff
+from tests.channels.fax.pages import (
+    FINE,
+    STANDARD,
+    crafted_tiff,
+    huge_page_pdf,
+    page,
+    slow_pdf,
+    tiff,
+)
 from tests.support import require_tool, seed_test_demo
 
 SECRET = {"x-fax-secret": "upload-s3cret"}
@@ -39,6 +47,8 @@ async def client(
     await seed_test_demo(url)
     monkeypatch.setenv("HUB_FAX_UPLOAD_SECRET", SECRET["x-fax-secret"])
     monkeypatch.setenv("HUB_FAX_MAX_BYTES", "400000")
+    # Shortened from 30 s: a fax page renders in well under a second, the hostile PDF never.
+    monkeypatch.setenv("HUB_FAX_RENDER_SECONDS", "3")
     settings = Settings(var_dir=tmp_path / "var", database_url=url, secret_key="k" * 32)
     async with AsyncTestClient(create_app(settings), timeout=60) as test_client:
         yield test_client
@@ -95,6 +105,13 @@ REFUSALS = [
     (
         SECRET,
         "/webhooks/fax/Fax",
+        upload(huge_page_pdf(), "plan.pdf", "application/pdf"),
+        413,
+        "40000×40000",
+    ),
+    (
+        SECRET,
+        "/webhooks/fax/Fax",
         upload(tiff([(page(["x"]), FINE)]), **{"from": "12"}),
         422,
         "phone",
@@ -118,3 +135,100 @@ async def refusals_say_why(client: AsyncTestClient, upload_database_url: str) ->
     assert response.status_code == 422 and "delivered" in response.json()["detail"]
     response = await client.post(status, json=unknown)
     assert response.status_code == 401
+
+
+async def test_a_pdf_that_renders_for_hours_is_stopped_and_the_next_fax_goes_on(
+    client: AsyncTestClient, upload_database_url: str
+):
+    hostile = upload(slow_pdf(), "drawing.pdf", "application/pdf", **{"from": "+14155550101"})
+    response = await client.post("/webhooks/fax/Fax", headers=SECRET, **hostile)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["pages"] == 0
+    [note] = body["problems"]
+    assert "stopped at the time limit (HUB_FAX_RENDER_SECONDS=3)" in note
+    [kept] = await fax_messages(upload_database_url, id=body["message_id"])
+    [problem] = kept.meta["problems"]
+    assert "'drawing.pdf' was refused" in problem and "HUB_FAX_RENDER_SECONDS=3" in problem
+    assert [a["filename"] for a in kept.attachments] == ["drawing.pdf"]  # as it came
+    workers = client.app.state.services.extras["fax"].intake.workers
+    assert workers.killed == 1
+
+    # The worker was replaced: the fax behind it is read as usual.
+    normal = upload(tiff([(page(["Invoice 5521 is attached"]), FINE)]), **{"from": "+14155550102"})
+    response = await client.post("/webhooks/fax/Fax", headers=SECRET, **normal)
+    assert response.status_code == 201, response.text
+    [stored] = await fax_messages(upload_database_url, id=response.json()["message_id"])
+    assert "Invoice 5521 is attached" in " ".join(stored.body.split())
+    assert "problems" not in stored.meta
+
+    # Resent, under another provider id: recognized by its bytes before any decoding.
+    jobs = workers.jobs
+    for resent, first in ((hostile, body), (normal, response.json())):
+        again = await client.post(
+            "/webhooks/fax/Fax", headers=SECRET, **{**resent, "data": {"id": "resend-1"}}
+        )
+        assert again.status_code == 200, again.text
+        assert again.json() == {
+            "message_id": first["message_id"],
+            "interaction_id": first["interaction_id"],
+            "duplicate": True,
+        }
+    assert workers.jobs == jobs and workers.killed == 1
+    assert len(await fax_messages(upload_database_url)) == 2
+
+
+BAD_INPUT = [
+    ("/webhooks/fax/99999999999999999999", upload(b"II*\x00"), 404, "no active fax inbox"),
+    ("/webhooks/fax/%C2%B2", upload(b"II*\x00"), 404, "no active fax inbox"),
+    (
+        "/webhooks/fax/Fax",
+        upload(tiff([(page(["x"]), FINE)]), id="gw\x00991"),
+        422,
+        "'id'",
+    ),
+    ("/webhooks/fax/Fax", upload(tiff([(page(["x"]), FINE)]), id="g" * 400), 422, "'id'"),
+    (
+        "/webhooks/fax/Fax",
+        {"content": b"--xyz\r\nnot a part", "headers": {"content-type": "multipart/form-data"}},
+        400,
+        "boundary",
+    ),
+    (
+        "/webhooks/fax/Fax",
+        {
+            "content": b"--xyz\r\nContent-Disposition: form-data; name=file\r\n\r\n\x00\x01",
+            "headers": {"content-type": "multipart/form-data; boundary=xyz"},
+        },
+        400,
+        "multipart",
+    ),
+    ("/webhooks/fax/Fax/status", {"content": b"[" * 100_000}, 422, "JSON"),
+    ("/webhooks/fax/Fax/status", {"content": b'{"provider_id": [1, 2]}'}, 422, "provider_id"),
+    (
+        "/webhooks/fax/Fax/status",
+        {"json": {"provider_id": "spool:\x00msg1", "status": "delivered"}},
+        422,
+        "provider_id",
+    ),
+    (
+        "/webhooks/fax/Fax/status",
+        {"json": {"provider_id": "spool:msg1", "status": {"deep": [1]}}},
+        422,
+        "status",
+    ),
+]
+
+
+async def test_bad_input_gets_a_4xx_with_its_reason_and_the_hub_keeps_serving(
+    client: AsyncTestClient, upload_database_url: str
+):
+    for path, args, status, words in BAD_INPUT:
+        headers = {**SECRET, **args.get("headers", {})}
+        response = await client.post(path, **{**args, "headers": headers})
+        assert response.status_code == status, (path, words, response.text)
+        assert words in response.json()["detail"], (path, response.text)
+    assert await fax_messages(upload_database_url) == []
+    normal = upload(tiff([(page(["Still serving"]), FINE)]), **{"from": "+14155550103"})
+    response = await client.post("/webhooks/fax/Fax", headers=SECRET, **normal)
+    assert response.status_code == 201, response.text

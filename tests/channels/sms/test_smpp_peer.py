@@ -232,6 +232,18 @@ async def test_duplicate_mo_is_stored_once(
     assert [m.body for m in await inbound(services)] == ["same text"]
 
 
+async def test_an_mo_with_a_nul_is_kept_with_a_note_not_redelivered_forever(
+    services: Services, smsc: Smsc, adapter: SmppChannel
+) -> None:
+    """UCS-2 U+0000 in the text: PostgreSQL's text cannot hold it, so a commit of it as it
+    came fails every time and the SMSC would redeliver it forever. It is kept, replaced."""
+    esme = await smsc.esme()
+    assert await deliver_mo(esme, "order\x00 42") == OK
+    [stored] = await inbound(services)
+    assert stored.body == "order\ufffd 42"
+    assert any("NUL" in problem for problem in stored.meta["problems"])
+
+
 async def test_concatenated_mo_is_reassembled_once(
     services: Services, smsc: Smsc, adapter: SmppChannel
 ) -> None:
