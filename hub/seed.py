@@ -36,7 +36,7 @@ ALL_WEEK = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri",
 OFFICE = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 # Which sample dialog (ivr_dialogs/library) answers which demo inbox; the others go straight
 # to routing.
-INBOX_DIALOGS: dict[ChannelKind, str] = {ChannelKind.VOICE: "main_menu"}
+INBOX_DIALOGS: dict[ChannelKind, str] = {ChannelKind.VOICE: "demo_phone_menu"}
 DEFAULT_CAPACITY = {"voice": 1, "webchat": 3, "telegram": 3, "sms": 3, "email": 5, "fax": 5}
 
 # username, display name, role, {skill: level}
