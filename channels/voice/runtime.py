@@ -5,8 +5,8 @@
 Calls go to the hub's call service (``hub.calls``); an inbox's published dialog answers
 them first (``hub.call_ivr``; ``HUB_IVR_ENABLED=0`` queues every call directly). Agent
 phones register with the SIP extension and password stored on each agent (admin pages);
-``HUB_VOICE_AGENT_CREDENTIALS`` adds more. Stopping first refuses new calls with 503 and waits for active ones for up to
-``HUB_VOICE_DRAIN_SECONDS``.
+``HUB_VOICE_AGENT_CREDENTIALS`` adds more. Stopping first refuses new calls with 503 and
+waits for active ones for up to ``HUB_VOICE_DRAIN_SECONDS``.
 """
 
 from __future__ import annotations
