@@ -123,10 +123,10 @@ class VoiceIvr:
     async def __call__(self, call: Call, interaction: Interaction) -> QueueRequest | None:
         async with self.services.sessionmaker() as db:
             published = await published_dialog(db, interaction.inbox_id)
+            if published is None:
+                return await queue_directly(call, interaction)
             caller = await self._caller(db, call, interaction)
             hours_open = await self._hours_open(db, interaction.inbox_id)
-        if published is None:
-            return await queue_directly(call, interaction)
         from channels.voice.ivr_port import VoicePort
 
         speech = await self.speech()

@@ -96,9 +96,6 @@ def hub_server(
         "HUB_SSE_HEARTBEAT_SECONDS": "5",
         "HUB_VOICE_DRAIN_SECONDS": "2",
         "HUB_PORT": str(port),  # the hub reaches itself here (a dialog's "/" lookups)
-        # Calls queue directly: loading the IVR's speech engines costs seconds of CPU per
-        # hub, and most hubs under test take no call. tests/e2e/test_voice_ivr.py turns it on.
-        "HUB_IVR_ENABLED": "0",
         **voice_env(),  # pass HUB_VOICE_BIND_PORT to know where SIP listens
         **env_overrides,
     }
