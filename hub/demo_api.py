@@ -13,6 +13,7 @@ import ipaddress
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.params import FromPath
 
 # Made-up customers of the demo company; 404 for every other number.
 DEMO_ACCOUNTS: dict[str, dict[str, Any]] = {
@@ -30,7 +31,7 @@ def _loopback(host: str | None) -> bool:
 
 
 @get("/demo/accounts/{number:str}", exclude_from_auth=True, sync_to_thread=False)
-def demo_account(request: Request, number: str) -> Response[dict[str, Any]]:
+def demo_account(request: Request, number: FromPath[str]) -> Response[dict[str, Any]]:
     """One demo account as JSON (404 when unknown, or when the demo is off)."""
     settings = request.app.state.services.settings
     if not settings.seed_demo:

@@ -249,3 +249,30 @@ def test_a_spoken_billing_reaches_billing_too(ivr_hub: tuple, tmp_path: Path) ->
     assert "thank you for calling" in heard and "general questions" in heard, heard
     assert trace["voice"]["prompts"][0]["outcome"] == "barge_in"
     assert "account number" in heard, heard
+
+
+def test_an_inbox_without_a_dialog_queues_the_call_directly(ivr_hub: tuple, tmp_path: Path) -> None:
+    """An admin unlinks the Phone inbox's dialog: the next call goes straight to its queue
+    (music on hold, no menu) and carries no IVR trace."""
+    import sqlite3
+
+    from tests.e2e.test_voice_calls import call
+
+    _base, sip_port, db, _var = ivr_hub
+    with sqlite3.connect(db) as conn:
+        (dialog_id,) = conn.execute("SELECT dialog_id FROM inbox WHERE kind = 'voice'").fetchone()
+        (before,) = conn.execute("SELECT coalesce(max(id), 0) FROM interaction").fetchone()
+        conn.execute("UPDATE inbox SET dialog_id = NULL WHERE kind = 'voice'")
+    try:
+        caller = call(tmp_path, sip_port, "sn:uac_pcap")  # talks, then hangs up
+        assert caller.wait(60) == 0, caller.errors()
+        (interaction_id,) = wait_for(
+            db,
+            "SELECT id FROM interaction WHERE id > ? AND channel = 'voice' AND state = 'abandoned'",
+            before,
+        )[0]
+    finally:
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE inbox SET dialog_id = ? WHERE kind = 'voice'", (dialog_id,))
+    assert states_of(db, interaction_id) == ["self_service", "queued", "abandoned"]
+    assert "ivr" not in ivr_data(db, interaction_id)
