@@ -183,6 +183,8 @@ def test_caller_presses_2_keys_an_account_and_the_agent_sees_the_lookup(
         assert trace["nodes"] == ["main", "ask_account", "lookup_account", "billing_queue"]
         assert trace["variables"]["customer"] == "Ada Lovelace"
         assert trace["version"] == {"dialog": "demo_phone_menu", "number": 1}
+        # the menu was rendered at start, before this first caller: played from the cache
+        assert trace["voice"]["prompts"][0]["cached"] is True
 
         offer.get_by_role("button", name="Accept").click()
         agent.locator(".conv-head", has_text=number).wait_for()
