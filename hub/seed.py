@@ -3,8 +3,10 @@ user and an admin, and the sample dialogs. Passwords are random, kept in
 ``var/demo-logins.json`` and printed.
 
 Agents and the supervisor get a SIP extension and password for a softphone, and the voice
-inbox answers the demo DID. Loopback is a trusted gateway by default
-(``HUB_VOICE_TRUSTED_GATEWAYS``), so SIPp or a local SBC can call the DID at once."""
+inbox answers the demo DID with the demo phone menu (General, or Billing after an account
+lookup at the hub's own ``/demo/accounts``, ``hub.demo_api``). Loopback is a trusted
+gateway by default (``HUB_VOICE_TRUSTED_GATEWAYS``), so SIPp or a local SBC can call the DID
+at once."""
 
 from __future__ import annotations
 
