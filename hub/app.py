@@ -37,6 +37,7 @@ ROUTE_MODULES: tuple[str, ...] = (
     "channels.fax.routes",
     "channels.sms.routes",
     "channels.telegram.routes",
+    "hub.demo_api",
 )
 
 

@@ -29,6 +29,7 @@ PUBLIC_PATHS = [
     "/webhooks",
     "/health",
     "/schema",
+    "/demo/accounts",  # hub.demo_api: demo seed only, loopback only
 ]
 
 

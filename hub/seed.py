@@ -3,8 +3,10 @@ user and an admin, and the sample dialogs. Passwords are random, kept in
 ``var/demo-logins.json`` and printed.
 
 Agents and the supervisor get a SIP extension and password for a softphone, and the voice
-inbox answers the demo DID. Loopback is a trusted gateway by default
-(``HUB_VOICE_TRUSTED_GATEWAYS``), so SIPp or a local SBC can call the DID at once."""
+inbox answers the demo DID with the demo phone menu (General, or Billing after an account
+lookup at the hub's own ``/demo/accounts``, ``hub.demo_api``). Loopback is a trusted
+gateway by default (``HUB_VOICE_TRUSTED_GATEWAYS``), so SIPp or a local SBC can call the DID
+at once."""
 
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ ALL_WEEK = {d: [["00:00", "24:00"]] for d in ("mon", "tue", "wed", "thu", "fri",
 OFFICE = {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri")}
 # Which sample dialog (ivr_dialogs/library) answers which demo inbox; the others go straight
 # to routing.
-INBOX_DIALOGS: dict[ChannelKind, str] = {ChannelKind.VOICE: "main_menu"}
+INBOX_DIALOGS: dict[ChannelKind, str] = {ChannelKind.VOICE: "demo_phone_menu"}
 DEFAULT_CAPACITY = {"voice": 1, "webchat": 3, "telegram": 3, "sms": 3, "email": 5, "fax": 5}
 
 # username, display name, role, {skill: level}

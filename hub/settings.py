@@ -26,6 +26,12 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = ""  # how customers reach us, for links in auto-replies
+    # The demo account API (GET /demo/accounts/<number>, hub.demo_api) that the demo phone
+    # menu's lookup asks: served with the demo seed, to loopback clients only unless this
+    # is on (a hub whose public URL is not on loopback).
+    demo_api_public: bool = False
+    # Voice inboxes' published dialogs answer calls (hub.call_ivr); off: calls queue directly.
+    ivr_enabled: bool = True
     secret_key: str = ""  # empty: generated once and kept in var_dir/secret_key
     node_name: str = Field(default_factory=lambda: f"hub-{secrets.token_hex(3)}")
     debug: bool = False
@@ -109,6 +115,18 @@ class Settings(BaseSettings):
             address_window_seconds=self.login_address_window_seconds,
             address_max_delay_seconds=self.login_address_max_delay_seconds,
         )
+
+    @property
+    def self_url(self) -> str:
+        """Where the hub reaches itself (a dialog lookup URL that starts with "/"): the
+        public URL, else the address it serves on (a wildcard bind is reached on loopback)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104
+        host = wildcard.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def is_sqlite(self) -> bool:

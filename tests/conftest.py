@@ -24,6 +24,10 @@ os.environ.setdefault("HUB_SPEECH_TTS_VARIATION", "0")
 # Every hub a test starts opens its SIP endpoint (voice is on by default) on ports the
 # system picks, so parallel runs and a hub already on 5060 never collide.
 os.environ.setdefault("HUB_VOICE_BIND_PORT", "0")
+# Hubs started by tests queue calls directly: with the IVR on, each would load Piper and
+# Whisper at start (seconds of CPU), and most take no call. tests/e2e/test_voice_ivr.py and
+# tests/hub/test_call_ivr.py turn it on where the IVR is what they test.
+os.environ.setdefault("HUB_IVR_ENABLED", "0")
 
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

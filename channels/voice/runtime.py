@@ -2,10 +2,11 @@
 
 ``contacthub run`` opens UDP and TCP on loopback (``HUB_VOICE_TRANSPORTS``,
 ``HUB_VOICE_BIND_HOST``, ``HUB_VOICE_BIND_PORT``; ``HUB_VOICE_ENABLED=0`` turns voice off).
-Calls go to the hub's call service (``hub.calls``). Agent phones register with the SIP
-extension and password stored on each agent (admin pages); ``HUB_VOICE_AGENT_CREDENTIALS``
-adds more. Stopping first refuses new calls with 503 and waits for active ones for up to
-``HUB_VOICE_DRAIN_SECONDS``.
+Calls go to the hub's call service (``hub.calls``); an inbox's published dialog answers
+them first (``hub.call_ivr``; ``HUB_IVR_ENABLED=0`` queues every call directly). Agent
+phones register with the SIP extension and password stored on each agent (admin pages);
+``HUB_VOICE_AGENT_CREDENTIALS`` adds more. Stopping first refuses new calls with 503 and
+waits for active ones for up to ``HUB_VOICE_DRAIN_SECONDS``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from sqlmodel import col, select
 
 from channels.voice.settings import VoiceSettings
 from channels.voice.sip_endpoint import SipEndpoint
-from hub.calls import CallService
+from hub.call_ivr import VoiceIvr
+from hub.calls import CallService, queue_directly
 from hub.services import Services
 from models import Agent
 
@@ -61,6 +63,8 @@ class VoiceRuntime:
         self.endpoint = SipEndpoint(settings)
         self.calls = CallService(services, self.endpoint)
         self.endpoint.on_call = self.calls.on_call
+        self.ivr = VoiceIvr(services)  # the inbox's published dialog answers first
+        self.calls.self_service = self.ivr
         self._listener: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
 
@@ -74,6 +78,10 @@ class VoiceRuntime:
     async def start(self) -> None:
         await self.reload_credentials()
         await self.endpoint.start()
+        if self.services.settings.ivr_enabled:
+            self.ivr.start()  # speech loads and prompts render in the background
+        else:
+            self.calls.self_service = queue_directly
         self._listener = asyncio.create_task(self._listen(), name="voice-credentials")
         self._recovery = asyncio.create_task(self._recover(), name="voice-recovery")
         log.info(
@@ -118,6 +126,7 @@ class VoiceRuntime:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.endpoint.stop()
+        await self.ivr.stop()
 
 
 async def start_voice(services: Services) -> list[Stopper]:

@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from hub import dialogs
 from hub.seed import seed_demo
 from hub.services import Services
-from ivr_dialogs import CallerInfo, Interpreter, Queue, Say, VersionError
+from ivr_dialogs import CallerInfo, Digits, Interpreter, Queue, Say, VersionError
 from models import Dialog, DialogKind, DialogVersion, Inbox, ValidationStatus
 from tests.support import cached_hash, demo_password
 
@@ -59,23 +59,28 @@ async def test_the_phone_inbox_answers_with_its_published_dialog(services: Servi
     async with services.sessionmaker() as db:
         published = await dialogs.published_dialog(db, phone.id)  # type: ignore[arg-type]
         none = await dialogs.published_dialog(db, chat.id)  # type: ignore[arg-type]
-        main_menu = (await db.exec(select(Dialog).where(Dialog.name == "main_menu"))).one()
+        menu = (await db.exec(select(Dialog).where(Dialog.name == "demo_phone_menu"))).one()
     assert none is None  # no dialog: chats go straight to routing
     assert published is not None
-    assert (published.name, published.number) == ("main_menu", 1)
-    assert published.dialog_id == phone.dialog_id == main_menu.id
-    assert published.version_id == main_menu.published_version_id
-    # What the call service does with it: run it. A VIP caller takes the fast path.
-    session = Interpreter(published.dialog, CallerInfo(name="Dana", vip=2))
+    assert (published.name, published.number) == ("demo_phone_menu", 1)
+    assert published.dialog_id == phone.dialog_id == menu.id
+    assert published.version_id == menu.published_version_id
+    # What the call service does with it: run it. "1" leads to the General queue.
+    session = Interpreter(published.dialog, CallerInfo(number="+15551230001"))
     actions = session.start()
-    assert Say("Welcome back, Dana. Connecting you to your priority team.") in actions
-    assert any(isinstance(a, Queue) and a.name == "priority" for a in actions)
+    assert any(isinstance(a, Say) and "press 2 or say billing" in a.text for a in actions)
+    actions = session.feed(Digits("1"))
+    assert any(isinstance(a, Queue) and a.name == "general" for a in actions)
 
 
 async def test_versions_are_immutable_and_only_a_valid_one_is_published(services: Services):
     phone = await inbox_named(services, "Phone")
     async with services.sessionmaker() as db:
         dialog = (await db.exec(select(Dialog).where(Dialog.name == "main_menu"))).one()
+        row = await db.get(Inbox, phone.id)
+        assert row is not None
+        row.dialog_id = dialog.id  # an admin points the phone line at the main menu
+        db.add(row)
         original = library_sources()["main_menu"]
         same = await dialogs.save_version(db, dialog, original, "admin")
         assert same.number == 1  # an unchanged source adds no version

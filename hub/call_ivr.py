@@ -1,0 +1,277 @@
+"""The call service's self-service step: the inbox's published dialog answers the call.
+
+``VoiceIvr`` is plugged into ``CallService.self_service`` when voice starts
+(``channels.voice.runtime``). For each call whose inbox has a published dialog
+(``hub.dialogs.published_dialog``) it runs that dialog on a ``VoicePort`` over the ``Call``:
+
+- the speech engines (Piper, faster-whisper, Silero) load once per process, in the
+  background at voice start, and every published voice dialog's fixed prompts are rendered
+  then too (cached under ``<HUB_VAR_DIR>/prompts``), so the first caller does not wait;
+- the dialog's ``queue`` becomes the ``QueueRequest`` (the queue by name, its priority,
+  skills and data); ``hangup`` ends the call, closed as self-served;
+- ``transfer``, ``voicemail`` and ``callback`` are not taken by the hub yet (voicemail and
+  callbacks come with the issue "When nobody can answer"): the caller is queued to the
+  inbox's default queue rather than dropped, and the call's log and screen pop say why;
+- a lookup URL that starts with "/" goes to the hub itself (``Settings.self_url``);
+- the dialog's trace (nodes, inputs, variables, outcome, what was played and heard) is
+  stored on the interaction as ``data["ivr"]``, with a short ``summary`` of the caller's
+  choices for the agent's screen pop.
+
+An inbox without a published dialog queues directly, as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from sqlmodel import col, func, select
+
+from channels.voice.call import Call
+from hub import call_records as records
+from hub.calls import QueueRequest, queue_directly
+from hub.dialogs import published_dialog
+from hub.routing.hours import is_open
+from ivr_dialogs.actions import Callback, Hangup, Queue, Transfer, Voicemail
+from ivr_dialogs.interpreter import CallerInfo
+from ivr_dialogs.runner import secrets_from_env
+from models import BusinessHours, Contact, Inbox, Interaction, Skill
+from models import Queue as QueueRow
+
+if TYPE_CHECKING:
+    from channels.voice.ivr_port import IvrSpeech
+    from hub.services import Services
+
+log = logging.getLogger(__name__)
+UNSUPPORTED = {
+    "transfer": "a transfer to an outside number",
+    "voicemail": "voicemail (it comes with the issue 'When nobody can answer')",
+    "callback": "a callback (it comes with the issue 'When nobody can answer')",
+}
+
+
+class VoiceIvr:
+    """The self-service step (``SelfService``) that runs the inbox's dialog on a call."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._loading: asyncio.Task[IvrSpeech] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    # -- start, stop ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load the engines and render the published dialogs' prompts in the background."""
+        if self._loading is None:
+            self._loading = asyncio.create_task(self._load(), name="ivr-speech")
+            self._loading.add_done_callback(_log_load_failure)
+
+    async def _load(self) -> IvrSpeech:
+        from channels.voice.ivr_port import IvrSpeech, dialog_prompts
+
+        var_dir = self.services.settings.var_dir
+        speech = await asyncio.to_thread(IvrSpeech.load, prompt_dir=var_dir / "prompts")
+        await asyncio.to_thread(speech.warm_up)
+        for published in await self._voice_dialogs():
+            dialog = published.dialog
+            for language in dialog.model.languages or [dialog.model.language]:
+                with contextlib.suppress(Exception):
+                    await speech.prerender(dialog_prompts(dialog, language), language)
+        log.info("IVR speech loaded and prompts rendered")
+        return speech
+
+    async def _voice_dialogs(self) -> list[Any]:
+        async with self.services.sessionmaker() as db:
+            inbox_ids = (
+                await db.exec(
+                    select(Inbox.id).where(Inbox.kind == "voice", col(Inbox.dialog_id).is_not(None))
+                )
+            ).all()
+            found = [await published_dialog(db, inbox_id) for inbox_id in inbox_ids]
+        return [p for p in found if p is not None]
+
+    async def speech(self) -> IvrSpeech:
+        """The engines, once loaded (a call that comes early waits for them)."""
+        self.start()
+        assert self._loading is not None
+        return await asyncio.shield(self._loading)
+
+    def http_client(self) -> httpx.AsyncClient:
+        """One client for every lookup; relative URLs go to the hub itself."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(base_url=self.services.settings.self_url)
+        return self._client
+
+    async def stop(self) -> None:
+        loading, self._loading = self._loading, None
+        if loading is not None:
+            if not loading.done():
+                loading.cancel()
+            with contextlib.suppress(BaseException):
+                speech = await loading
+                await speech.close()
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    # -- one call ------------------------------------------------------------------------
+
+    async def __call__(self, call: Call, interaction: Interaction) -> QueueRequest | None:
+        async with self.services.sessionmaker() as db:
+            published = await published_dialog(db, interaction.inbox_id)
+            if published is None:
+                return await queue_directly(call, interaction)
+            caller = await self._caller(db, call, interaction)
+            hours_open = await self._hours_open(db, interaction.inbox_id)
+        from channels.voice.ivr_port import VoicePort
+
+        speech = await self.speech()
+        session = _Session(self, interaction)
+        port = VoicePort(
+            call,
+            speech,
+            on_queue=session.queue,
+            on_transfer=session.unsupported("transfer"),
+            on_voicemail=session.unsupported("voicemail"),
+            on_callback=session.unsupported("callback"),
+            on_hangup=session.hangup,
+        )
+        try:
+            trace = await port.run(
+                published.dialog,
+                http_client=self.http_client(),
+                secrets=secrets_from_env(),
+                caller=caller,
+                business_hours=hours_open,
+            )
+        except Exception:
+            trace = port.trace or {"outcome": "error", "voice": port.voice_record()}
+            trace.setdefault("errors", []).append("the dialog failed; queued to the inbox")
+            log.exception("dialog %s failed on call %s", published.name, call.call_id)
+            session.request = None
+        trace["version"] = {"dialog": published.name, "number": published.number}
+        if session.note:
+            trace["note"] = session.note
+        trace["summary"] = summarize(trace)
+        request = session.request
+        if request is None and trace.get("outcome") not in ("hangup", "caller_hangup"):
+            # The dialog ended without a handoff (or failed) and the caller is still there.
+            request = QueueRequest(queue_id=interaction.queue_id)
+        await self._store(interaction.id, trace, closed=trace.get("outcome") == "hangup")
+        return request
+
+    async def _caller(self, db: Any, call: Call, interaction: Interaction) -> CallerInfo:
+        contact = await db.get(Contact, interaction.contact_id)
+        return CallerInfo(
+            number=call.caller_number or "",
+            name=contact.name if contact is not None else "",
+            vip=contact.vip_level if contact is not None else 0,
+            channel="voice",
+            data={"dnis": call.called_number or ""},
+        )
+
+    async def _hours_open(self, db: Any, inbox_id: int) -> bool:
+        inbox = await db.get(Inbox, inbox_id)
+        hours = await db.get(BusinessHours, inbox.hours_id) if inbox and inbox.hours_id else None
+        return is_open(hours, datetime.now(UTC))
+
+    async def queue_id(self, name: str) -> int | None:
+        """The queue a dialog names (case-insensitive), or None."""
+        async with self.services.sessionmaker() as db:
+            query = select(QueueRow.id).where(func.lower(QueueRow.name) == name.strip().lower())
+            return (await db.exec(query)).first()
+
+    async def known_skills(self, names: tuple[str, ...]) -> dict[str, int]:
+        """The dialog's skills that exist (an unknown one would keep the call from anyone)."""
+        if not names:
+            return {}
+        async with self.services.sessionmaker() as db:
+            rows = await db.exec(select(Skill.name).where(col(Skill.name).in_(names)))
+            return dict.fromkeys(rows.all(), 1)
+
+    async def _store(self, interaction_id: int | None, trace: dict[str, Any], closed: bool) -> None:
+        """The trace on the interaction; a dialog that hung up closes it as self-served."""
+        async with self.services.sessionmaker() as db:
+            row = await db.get(Interaction, interaction_id)
+            if row is not None:
+                row.data = {**(row.data or {}), "ivr": trace}
+                db.add(row)
+                await db.commit()
+            if closed and interaction_id is not None:
+                after = await records.close_after_self_service(
+                    db, interaction_id, str((trace.get("handoff") or {}).get("reason") or "ivr")
+                )
+                await after.publish(self.services.bus)
+
+
+class _Session:
+    """What one call's dialog decided: the queue request, and a note for the log."""
+
+    def __init__(self, ivr: VoiceIvr, interaction: Interaction) -> None:
+        self.ivr = ivr
+        self.interaction = interaction
+        self.request: QueueRequest | None = None
+        self.note = ""
+
+    async def queue(self, action: Queue) -> None:
+        queue_id = await self.ivr.queue_id(action.name)
+        data = {k: v for k, v in action.data.items() if v not in (None, "")}
+        if queue_id is None:
+            self.note = f"The dialog named the queue '{action.name}', which does not exist."
+            log.warning("interaction %s: %s", self.interaction.id, self.note)
+            data["ivr_note"] = self.note
+            queue_id = self.interaction.queue_id
+        self.request = QueueRequest(
+            queue_id=queue_id,
+            priority=int(action.priority),
+            skills=await self.ivr.known_skills(tuple(action.skills)),
+            data=data,
+        )
+
+    def unsupported(self, kind: str) -> Any:
+        async def handle(action: Transfer | Voicemail | Callback) -> None:
+            self.note = (
+                f"The dialog asked for {UNSUPPORTED[kind]}, which the hub does not take yet;"
+                " the caller waits in the inbox's queue instead."
+            )
+            log.warning("interaction %s: %s (%r)", self.interaction.id, self.note, action)
+            self.request = QueueRequest(
+                queue_id=self.interaction.queue_id, data={"ivr_note": self.note}
+            )
+
+        return handle
+
+    async def hangup(self, action: Hangup) -> None:
+        self.request = None
+
+
+def summarize(trace: dict[str, Any]) -> list[str]:
+    """The caller's choices in words, for the screen pop: "pressed 2", "said “billing”",
+    "keyed 123456", then where the call went."""
+    steps: list[str] = []
+    for item in trace.get("inputs") or []:
+        event, value = item.get("event"), item.get("value")
+        if event in ("digit", "digits"):
+            keys = str(value).rstrip("#")
+            steps.append(f"pressed {keys}" if len(keys) == 1 else f"keyed {keys}")
+        elif event == "speech":
+            text = value.get("text") if isinstance(value, dict) else value
+            steps.append(f"said “{text}”")
+        elif event == "noinput":
+            steps.append("said nothing")
+    handoff = trace.get("handoff") or {}
+    outcome = trace.get("outcome")
+    if outcome == "queued" and handoff.get("name"):
+        steps.append(f"queued to {handoff['name']}")
+    elif outcome:
+        steps.append(str(outcome).replace("_", " "))
+    return steps
+
+
+def _log_load_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the IVR's speech engines did not load", exc_info=task.exception())
