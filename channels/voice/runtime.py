@@ -22,6 +22,7 @@ from sqlmodel import col, select
 from channels.voice.settings import VoiceSettings
 from channels.voice.sip_endpoint import SipEndpoint
 from hub.calls import CallService
+from hub.outbound_calls import OutboundDialer
 from hub.services import Services
 from models import Agent
 
@@ -61,6 +62,7 @@ class VoiceRuntime:
         self.endpoint = SipEndpoint(settings)
         self.calls = CallService(services, self.endpoint)
         self.endpoint.on_call = self.calls.on_call
+        self.dialer = OutboundDialer(self.calls)  # click to dial
         self._listener: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
 
@@ -107,6 +109,7 @@ class VoiceRuntime:
                         await self.reload_credentials()
 
     async def stop(self, drain_seconds: float) -> None:
+        await self.dialer.stop()  # calls still being set up are cancelled
         await self.calls.drain(drain_seconds)
         for live in list(self.calls.live.values()):  # still talking at the limit
             with contextlib.suppress(Exception):
