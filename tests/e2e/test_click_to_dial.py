@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -197,8 +198,15 @@ def test_agent_calls_a_customer_busy_first_then_from_the_screen_pop(
             answering.stop()
 
 
-def agent_client(base: str, username: str) -> httpx.Client:
-    client = httpx.Client(base_url=base, follow_redirects=True, timeout=30)
+@contextmanager
+def agent_client(base: str, username: str) -> Iterator[httpx.Client]:
+    """An agent logged in over plain HTTP, sending the CSRF token as the console does."""
+    with httpx.Client(base_url=base, follow_redirects=True, timeout=30) as client:
+        _log_in(client, username)
+        yield client
+
+
+def _log_in(client: httpx.Client, username: str) -> None:
     client.get("/login")
     client.post(
         "/login",
@@ -209,7 +217,6 @@ def agent_client(base: str, username: str) -> httpx.Client:
         },
     )
     client.headers["x-csrftoken"] = client.cookies.get("csrftoken", "")
-    return client
 
 
 def test_refusals_name_the_problem(dial_hub: tuple) -> None:
