@@ -47,7 +47,7 @@ def dial_hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Itera
         **voice_env(),
         "HUB_VOICE_TRUNK_HOST": "127.0.0.1",
         "HUB_VOICE_TRUNK_PORT": str(trunk_port),
-        "HUB_DIAL_TIMEOUT_SECONDS": "10",
+        "HUB_DIAL_TIMEOUT_SECONDS": "4",  # the trunk answers at once, or never
     }
     with hub_server(var, seeded_db, **env) as (base, _process):
         yield base, int(env["HUB_VOICE_BIND_PORT"]), var / "hub.sqlite3", var, trunk_port
@@ -196,6 +196,47 @@ def test_agent_calls_a_customer_busy_first_then_from_the_screen_pop(
         busy.stop()
         if answering is not None:
             answering.stop()
+
+
+def test_a_customer_who_does_not_answer_ends_the_call_as_no_answer(
+    dial_hub: tuple, chromium, tmp_path: Path
+) -> None:
+    base, sip_port, db, _var, trunk_port = dial_hub
+    phone_port = free_sip_port()
+    phone = start_phone(tmp_path, phone_port, calls=1)
+    ringing = trunk(tmp_path, trunk_port, "trunk_rings.xml")
+    context = chromium.new_context()
+    try:
+        register_phone(tmp_path, sip_port, "1003", sip_password("carol"), phone_port)
+        agent = log_in(context, base, "carol")
+        agent.fill("form.dial input[name=number]", "+44 20 7946 0123")
+        agent.locator("form.dial").get_by_role("button", name="Call").click()
+        head = agent.locator(".conv-head", has_text="outbound to +442079460123")
+        head.locator(".call-outcome", has_text="no answer").wait_for(timeout=WAIT_S * 1000)
+        assert ringing.wait(30) == 0, ringing.errors()  # rang, then CANCEL, 487, ACK
+        assert phone.wait(30) == 0, phone.errors()  # and the agent's phone was hung up
+        (interaction_id, state) = query(
+            db,
+            "SELECT i.id, i.state FROM interaction i JOIN contactidentity c"
+            " ON c.contact_id = i.contact_id WHERE c.address = '+442079460123'",
+        )[0]
+        assert state == "closed"
+        reasons = query(
+            db,
+            "SELECT reason FROM interactionevent WHERE interaction_id = ? ORDER BY id",
+            interaction_id,
+        )
+        assert reasons[-1] == ("no answer",)
+        (customer,) = wait_for(
+            db,
+            "SELECT end_reason FROM callleg WHERE interaction_id = ? AND kind = 'customer'",
+            interaction_id,
+        )
+        assert customer == ("no answer",)
+    finally:
+        context.close()
+        phone.stop()
+        ringing.stop()
 
 
 @contextmanager
