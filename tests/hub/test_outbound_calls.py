@@ -4,11 +4,36 @@ the caller ID an inbox presents."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import time
+from pathlib import Path
 
-from channels.voice.sip_endpoint import CallFailed
-from hub.outbound_calls import DialRefused, caller_id, dialable_number, outcome_of
-from models import Inbox
+import pytest
+from sqlmodel import select
+
+from channels.voice.registrar import Binding
+from channels.voice.settings import VoiceSettings
+from channels.voice.sip_endpoint import CallFailed, SipEndpoint
+from hub.calls import CallService
+from hub.outbound_calls import (
+    DialRefused,
+    OutboundDialer,
+    caller_id,
+    dialable_number,
+    outcome_of,
+)
+from hub.services import Services
+from models import (
+    CallLeg,
+    CallLegKind,
+    Contact,
+    ContactIdentity,
+    Inbox,
+    InteractionState,
+    PresenceState,
+)
+from tests.channels.voice.helpers import rtp_range
+from tests.hub.routing.helpers import agent, interaction, set_ready
 
 
 @pytest.mark.parametrize(
@@ -55,3 +80,80 @@ def test_a_failed_customer_leg_tells_the_agent_why(status: int, shown: str) -> N
 def test_the_inbox_did_is_the_caller_id_in_e164() -> None:
     assert caller_id(Inbox(name="a", kind="voice", config={"did": "+1 (555) 0100"})) == "+15550100"
     assert caller_id(Inbox(name="b", kind="voice", config={"dids": ["15550199"]})) == "+15550199"
+
+
+class _Silent(asyncio.DatagramProtocol):
+    """A desk phone that is registered but never answers (its INVITEs go nowhere)."""
+
+    def __init__(self) -> None:
+        self.invites: list[bytes] = []
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data.startswith(b"INVITE "):
+            self.invites.append(data)
+
+
+async def test_an_outbound_call_holds_the_agent_until_the_phone_fails_then_ends_with_why(
+    services: Services, tmp_path: Path
+) -> None:
+    """On SQLite and PostgreSQL: the interaction is stored ACTIVE with the agent (one call
+    at a time), and a phone that never picks up ends it with that reason, freeing the agent."""
+    low, high = rtp_range()
+    endpoint = SipEndpoint(
+        VoiceSettings(
+            bind_port=0,
+            rtp_port_min=low,
+            rtp_port_max=high,
+            recordings_dir=tmp_path / "rec",
+            trunk_host="127.0.0.1",
+        )
+    )
+    await endpoint.start()
+    loop = asyncio.get_running_loop()
+    transport, phone = await loop.create_datagram_endpoint(_Silent, local_addr=("127.0.0.1", 0))
+    try:
+        (alice,) = await set_ready(services, "alice")
+        extension = (await agent(services, alice)).extension
+        assert extension
+        port = transport.get_extra_info("sockname")[1]
+        endpoint.registrar._bindings[extension] = Binding(
+            extension,
+            f"sip:{extension}@127.0.0.1:{port}",
+            ("127.0.0.1", port),
+            time.time() + 600,
+            ("127.0.0.1", port),
+        )
+        services.settings.dial_agent_timeout_seconds = 0.5
+        dialer = OutboundDialer(CallService(services, endpoint))
+
+        interaction_id = await dialer.dial(alice, "(415) 555-0123")
+        stored = await interaction(services, interaction_id)
+        assert stored.state == InteractionState.ACTIVE and stored.agent_id == alice
+        assert stored.channel == "voice" and stored.data["direction"] == "outbound"
+        assert stored.data["callee"] == "+14155550123"
+        assert stored.data["caller_id"] == "+15550100"  # the demo voice inbox's DID
+        assert (await agent(services, alice)).presence == PresenceState.BUSY
+        with pytest.raises(DialRefused, match="on a call already"):
+            await dialer.dial(alice, "+14155550124")
+
+        await asyncio.gather(*dialer.tasks)
+        ended = await interaction(services, interaction_id)
+        assert ended.state == InteractionState.CLOSED
+        assert ended.data["call_outcome"] == "your phone did not answer (408 no answer)"
+        assert phone.invites and b"answer-after=0" in phone.invites[0]
+        assert (await agent(services, alice)).presence == PresenceState.READY
+        async with services.sessionmaker() as db:
+            (leg,) = (
+                await db.exec(select(CallLeg).where(CallLeg.interaction_id == interaction_id))
+            ).all()
+            contact = await db.get(Contact, ended.contact_id)
+            identity = (
+                await db.exec(
+                    select(ContactIdentity).where(ContactIdentity.contact_id == ended.contact_id)
+                )
+            ).one()
+        assert leg.kind == CallLegKind.AGENT and leg.answered_at is None and leg.ended_at
+        assert contact is not None and identity.address == "+14155550123"
+    finally:
+        transport.close()
+        await endpoint.stop()
