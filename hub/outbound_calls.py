@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -179,27 +180,45 @@ class OutboundDialer:
                     f"Your phone (extension {extension}) is not registered with the hub, "
                     "so it cannot be called first.",
                 )
-            if await self._on_a_call(db, agent_id):
-                raise DialRefused(409, "You are on a call already.")
             inbox = await self._inbox(db, inbox_id)
         did = caller_id(inbox)
-        after = AfterCommit()
-        async with self.services.sessionmaker() as db:
-            await write_lock(db)
-            agent_row = await lock_agent(db, agent_id)
-            interaction, _blocked = await db.run_sync(_open_outbound, inbox, agent_id, number, did)
-            await settle(db, agent_row, after, now=interaction.answered_at)  # type: ignore[arg-type]
-            from hub.routing.service import RoutingService
-
-            RoutingService._announce_work(after, interaction, agent_id)
-            await db.commit()
-            interaction_id: int = interaction.id  # type: ignore[assignment]
-        await after.publish(self.services.bus)
+        interaction_id = await self._store(agent_id, inbox, number, did)
         placed = Placed(interaction_id, agent_id, extension, number, did)
         task = asyncio.create_task(self._place(placed, inbox), name=f"dial-{interaction_id}")
         self.tasks.add(task)
         task.add_done_callback(self._done)
         return interaction_id
+
+    async def _store(self, agent_id: int, inbox: Inbox, number: str, did: str) -> int:
+        """The interaction, committed with the agent's new presence, then published. The
+        agent is locked first, so two clicks cannot start two calls; a number that two
+        agents dial for the first time at once makes one contact (the loser retries)."""
+        for attempt in range(2):
+            after = AfterCommit()
+            try:
+                async with self.services.sessionmaker() as db:
+                    await write_lock(db)
+                    agent = await lock_agent(db, agent_id)
+                    if agent is None:
+                        raise DialRefused(403, "Only agents can place calls.")
+                    if await self._on_a_call(db, agent_id):
+                        raise DialRefused(409, "You are on a call already.")
+                    interaction, _blocked = await db.run_sync(
+                        _open_outbound, inbox, agent_id, number, did
+                    )
+                    await settle(db, agent, after, now=interaction.answered_at)
+                    from hub.routing.service import RoutingService
+
+                    RoutingService._announce_work(after, interaction, agent_id)
+                    await db.commit()
+                    interaction_id: int = interaction.id  # type: ignore[assignment]
+            except IntegrityError:
+                if attempt:
+                    raise
+                continue
+            await after.publish(self.services.bus)
+            return interaction_id
+        raise AssertionError("unreachable")
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
