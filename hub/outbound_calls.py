@@ -121,7 +121,7 @@ class Placed:
 
 
 def _open_outbound(
-    db: Session, inbox: Inbox, agent_id: int, number: str, did: str
+    db: Session, inbox: Inbox, agent_id: int, number: str, did: str, node: str
 ) -> tuple[Interaction, bool]:
     """The interaction, held by the agent from the start (NEW → ACTIVE)."""
     now = utcnow()
@@ -132,7 +132,7 @@ def _open_outbound(
         contact_id=ref.id,
         channel=ChannelKind.VOICE.value,
         queue_id=inbox.default_queue_id,
-        data={"direction": "outbound", "callee": number, "caller_id": did},
+        data={"direction": "outbound", "callee": number, "caller_id": did, "node": node},
         created_at=now,
     )
     db.add(interaction)
@@ -151,6 +151,7 @@ class OutboundDialer:
         self.services = calls.services
         self.endpoint = calls.endpoint
         self.tasks: set[asyncio.Task[None]] = set()
+        self.setting_up: set[asyncio.Task[None]] = set()  # not connected yet
 
     # -- the request -----------------------------------------------------------------------
 
@@ -184,8 +185,9 @@ class OutboundDialer:
         did = caller_id(inbox)
         interaction_id = await self._store(agent_id, inbox, number, did)
         placed = Placed(interaction_id, agent_id, extension, number, did)
-        task = asyncio.create_task(self._place(placed, inbox), name=f"dial-{interaction_id}")
+        task = asyncio.create_task(self._run(placed, inbox), name=f"dial-{interaction_id}")
         self.tasks.add(task)
+        self.setting_up.add(task)
         task.add_done_callback(self._done)
         return interaction_id
 
@@ -204,7 +206,7 @@ class OutboundDialer:
                     if await self._on_a_call(db, agent_id):
                         raise DialRefused(409, "You are on a call already.")
                     interaction, _blocked = await db.run_sync(
-                        _open_outbound, inbox, agent_id, number, did
+                        _open_outbound, inbox, agent_id, number, did, self.calls.node
                     )
                     await settle(db, agent, after, now=interaction.answered_at)
                     from hub.routing.service import RoutingService
@@ -222,6 +224,7 @@ class OutboundDialer:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
+        self.setting_up.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("an outbound call failed", exc_info=task.exception())
 
@@ -252,15 +255,59 @@ class OutboundDialer:
         raise DialRefused(409, "No active voice inbox has a DID to call from.")
 
     async def stop(self) -> None:
-        for task in list(self.tasks):
+        """Calls still being set up are abandoned (their interactions end "cancelled");
+        connected ones are the call service's to drain."""
+        pending = list(self.setting_up)
+        for task in pending:
             task.cancel()
-        for task in list(self.tasks):
+        for task in pending:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    async def recover(self) -> int:
+        """Outbound calls a dead process was still setting up (no leg was written yet, so
+        the call service's recovery cannot see them): ended as dropped. ``node`` as in
+        ``records.mark_dropped``. Returns how many."""
+        settings = self.services.settings
+        node = None if settings.is_sqlite else settings.node_name
+        async with self.services.sessionmaker() as db:
+            rows = await db.exec(
+                select(Interaction).where(
+                    Interaction.channel == ChannelKind.VOICE.value,
+                    Interaction.state == S.ACTIVE,
+                )
+            )
+            stuck = [
+                (i.id, i.agent_id, i.data)
+                for i in rows.all()
+                if i.data.get("direction") == "outbound"
+                and (node is None or i.data.get("node") == node)
+                and i.agent_id is not None
+            ]
+        for interaction_id, agent_id, data in stuck:
+            placed = Placed(interaction_id, agent_id, "", str(data.get("callee", "")), "")  # type: ignore[arg-type]
+            await self._end(placed, "dropped: the hub restarted")
+        return len(stuck)
+
     # -- the call --------------------------------------------------------------------------
 
-    async def _place(self, placed: Placed, inbox: Inbox) -> None:
+    async def _run(self, placed: Placed, inbox: Inbox) -> None:
+        """``_place``, and whatever stops it half way (the hub stopping, a fault) still
+        ends the interaction and hangs up, so no agent stays stuck on a call."""
+        calls: list[Call] = []
+        try:
+            await self._place(placed, inbox, calls)
+        except BaseException as exc:
+            for call in calls:
+                if call.state is not CallState.ENDED:
+                    with contextlib.suppress(Exception):
+                        await call.hangup()
+            why = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+            with contextlib.suppress(Exception):
+                await self._end(placed, why)
+            raise
+
+    async def _place(self, placed: Placed, inbox: Inbox, calls: list[Call]) -> None:
         """Agent's phone first, then the customer; ended with a reason if either fails."""
         settings = self.services.settings
         ringing: list[Call] = []
@@ -272,7 +319,7 @@ class OutboundDialer:
                     placed.extension,
                     timeout=settings.dial_agent_timeout_seconds,
                     auto_answer=True,
-                    on_created=ringing.append,
+                    on_created=lambda call: (ringing.append(call), calls.append(call)),
                 ),
             )
         except CallFailed as exc:
@@ -286,7 +333,7 @@ class OutboundDialer:
         customer_ringing: list[Call] = []
         try:
             customer = await self._watched(
-                placed, self._dial_customer(placed, customer_ringing), also=agent_call
+                placed, self._dial_customer(placed, customer_ringing, calls), also=agent_call
             )
         except CallFailed as exc:
             await self._store_leg(placed, CallLegKind.CUSTOMER, customer_ringing, None, exc)
@@ -302,9 +349,13 @@ class OutboundDialer:
             placed, CallLegKind.CUSTOMER, customer_ringing, customer, None
         )
         assert customer_leg is not None and agent_leg is not None
+        calls.clear()  # from here the call service's LiveCall owns both calls
+        current = asyncio.current_task()
+        if current is not None:
+            self.setting_up.discard(current)  # type: ignore[arg-type]
         await self._connected(placed, inbox, customer, customer_leg, agent_call, agent_leg)
 
-    async def _dial_customer(self, placed: Placed, ringing: list[Call]) -> Call:
+    async def _dial_customer(self, placed: Placed, ringing: list[Call], calls: list[Call]) -> Call:
         """INVITE through the trunk with the DID as caller ID (From and P-Asserted-Identity,
         RFC 3325 §9.1), digest auth when the trunk has credentials (RFC 3261 §22)."""
         s = self.endpoint.settings
@@ -317,7 +368,7 @@ class OutboundDialer:
             auth=self.endpoint._trunk_auth(),
             timeout=self.services.settings.dial_timeout_seconds,
             headers={"P-Asserted-Identity": f"<{identity}>"},
-            on_created=ringing.append,
+            on_created=lambda call: (ringing.append(call), calls.append(call)),
         )
 
     async def _watched(self, placed: Placed, attempt: Any, *, also: Call | None = None) -> Call:

@@ -96,6 +96,7 @@ class VoiceRuntime:
                 await asyncio.sleep(0.05)
         try:
             await self.calls.recover()
+            await self.dialer.recover()  # outbound calls it was still setting up
         except Exception:
             log.exception("ending the calls of a dead process failed")
 

@@ -157,3 +157,25 @@ async def test_an_outbound_call_holds_the_agent_until_the_phone_fails_then_ends_
     finally:
         transport.close()
         await endpoint.stop()
+
+
+async def test_an_outbound_call_left_half_set_up_by_a_dead_process_is_ended_at_start(
+    services: Services, tmp_path: Path
+) -> None:
+    """The process died while the agent's phone rang (no leg written yet): the next start
+    ends the interaction as dropped, and the agent is free again."""
+    (alice,) = await set_ready(services, "alice")
+    endpoint = SipEndpoint(VoiceSettings(bind_port=0, trunk_host="127.0.0.1"))
+    dead = OutboundDialer(CallService(services, endpoint))
+    async with services.sessionmaker() as db:
+        inbox = await OutboundDialer._inbox(db, None)
+    interaction_id = await dead._store(alice, inbox, "+14155550123", "+15550100")
+    assert (await agent(services, alice)).presence == PresenceState.BUSY
+
+    restarted = OutboundDialer(CallService(services, endpoint))
+    assert await restarted.recover() == 1
+    ended = await interaction(services, interaction_id)
+    assert ended.state == InteractionState.CLOSED
+    assert ended.data["call_outcome"] == "dropped: the hub restarted"
+    assert (await agent(services, alice)).presence == PresenceState.READY
+    assert await restarted.recover() == 0
