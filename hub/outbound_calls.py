@@ -392,6 +392,9 @@ class OutboundDialer:
                 if not await self._still_active(placed):
                     gone.set()
                 await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            except asyncio.CancelledError:
+                task.cancel()  # the hub is stopping: the INVITE is CANCELled too
+                raise
             finally:
                 watcher.cancel()
                 waiter.cancel()
