@@ -179,3 +179,41 @@ async def test_an_outbound_call_left_half_set_up_by_a_dead_process_is_ended_at_s
     assert ended.data["call_outcome"] == "dropped: the hub restarted"
     assert (await agent(services, alice)).presence == PresenceState.READY
     assert await restarted.recover() == 0
+
+
+async def test_stopping_the_hub_while_the_phone_rings_cancels_the_call(
+    services: Services, tmp_path: Path
+) -> None:
+    low, high = rtp_range()
+    endpoint = SipEndpoint(
+        VoiceSettings(bind_port=0, rtp_port_min=low, rtp_port_max=high, trunk_host="127.0.0.1")
+    )
+    await endpoint.start()
+    loop = asyncio.get_running_loop()
+    transport, phone = await loop.create_datagram_endpoint(_Silent, local_addr=("127.0.0.1", 0))
+    try:
+        (alice,) = await set_ready(services, "alice")
+        extension = (await agent(services, alice)).extension
+        assert extension
+        port = transport.get_extra_info("sockname")[1]
+        endpoint.registrar._bindings[extension] = Binding(
+            extension,
+            f"sip:{extension}@127.0.0.1:{port}",
+            ("127.0.0.1", port),
+            time.time() + 600,
+            ("127.0.0.1", port),
+        )
+        dialer = OutboundDialer(CallService(services, endpoint))  # the phone may ring 20 s
+        interaction_id = await dialer.dial(alice, "+14155550123")
+        async with asyncio.timeout(10):
+            while not phone.invites:  # the phone is ringing
+                await asyncio.sleep(0.01)
+        await dialer.stop()
+        ended = await interaction(services, interaction_id)
+        assert ended.state == InteractionState.CLOSED
+        assert ended.data["call_outcome"] == "cancelled"
+        assert (await agent(services, alice)).presence == PresenceState.READY
+        assert not dialer.tasks
+    finally:
+        transport.close()
+        await endpoint.stop()
