@@ -12,7 +12,8 @@ from models import Interaction, InteractionEvent, InteractionState, utcnow
 S = InteractionState
 
 ALLOWED: dict[InteractionState, frozenset[InteractionState]] = {
-    S.NEW: frozenset({S.SELF_SERVICE, S.QUEUED, S.CLOSED, S.VOICEMAIL, S.ABANDONED}),
+    # NEW → ACTIVE: an agent starts it (click to dial, hub.outbound_calls)
+    S.NEW: frozenset({S.SELF_SERVICE, S.QUEUED, S.ACTIVE, S.CLOSED, S.VOICEMAIL, S.ABANDONED}),
     S.SELF_SERVICE: frozenset({S.QUEUED, S.CLOSED, S.VOICEMAIL, S.ABANDONED}),
     S.QUEUED: frozenset({S.OFFERED, S.QUEUED, S.ABANDONED, S.VOICEMAIL, S.CLOSED}),
     S.OFFERED: frozenset({S.ACTIVE, S.QUEUED, S.ABANDONED}),

@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     # voice (the SIP endpoint's own settings are HUB_VOICE_*, see channels.voice.settings)
     voice_enabled: bool = True
     voice_drain_seconds: float = 30.0  # a clean shutdown waits this long for active calls
+    # click to dial (hub.outbound_calls): numbers typed without "+" are read in this region
+    # (ISO 3166 code); the customer's phone rings this long before "no answer"; the agent's
+    # own phone, asked to auto-answer, is given this long to pick up.
+    default_region: str = "US"
+    dial_timeout_seconds: float = 30.0
+    dial_agent_timeout_seconds: float = 20.0
 
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper

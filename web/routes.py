@@ -9,7 +9,17 @@ from typing import Any
 from litestar import Router
 from litestar.plugins.jinja import JinjaTemplateEngine
 
-from web import admin, audit_log, blocked, console, login, recordings, sse, supervisor
+from web import (
+    admin,
+    audit_log,
+    blocked,
+    console,
+    dialing,
+    login,
+    recordings,
+    sse,
+    supervisor,
+)
 from web.common import SECURITY_HEADERS
 
 
@@ -42,6 +52,7 @@ route_handlers: list = [
         route_handlers=[
             *login.route_handlers,
             *console.route_handlers,
+            *dialing.route_handlers,
             *supervisor.route_handlers,
             *admin.route_handlers,
             *audit_log.route_handlers,

@@ -24,6 +24,7 @@ from channels.voice.settings import VoiceSettings
 from channels.voice.sip_endpoint import SipEndpoint
 from hub.call_ivr import VoiceIvr
 from hub.calls import CallService, queue_directly
+from hub.outbound_calls import OutboundDialer
 from hub.services import Services
 from models import Agent
 
@@ -65,6 +66,7 @@ class VoiceRuntime:
         self.endpoint.on_call = self.calls.on_call
         self.ivr = VoiceIvr(services)  # the inbox's published dialog answers first
         self.calls.self_service = self.ivr
+        self.dialer = OutboundDialer(self.calls)  # click to dial
         self._listener: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
 
@@ -102,6 +104,7 @@ class VoiceRuntime:
                 await asyncio.sleep(0.05)
         try:
             await self.calls.recover()
+            await self.dialer.recover()  # outbound calls it was still setting up
         except Exception:
             log.exception("ending the calls of a dead process failed")
 
@@ -115,6 +118,7 @@ class VoiceRuntime:
                         await self.reload_credentials()
 
     async def stop(self, drain_seconds: float) -> None:
+        await self.dialer.stop()  # calls still being set up are cancelled
         await self.calls.drain(drain_seconds)
         for live in list(self.calls.live.values()):  # still talking at the limit
             with contextlib.suppress(Exception):
