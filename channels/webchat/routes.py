@@ -490,17 +490,23 @@ async def _panel_response(request: Request, interaction_id: int) -> Response:
     )
 
 
-@post("/chat/leave-message", status_code=200)
-async def leave_message(request: Request) -> Response:
+async def _visitors_chat(request: Request, none_yet: str) -> Interaction:
+    """The visitor's current chat, or a 400 that says what is missing."""
     visitor = visitor_of(request)
     if visitor is None:
         raise BadChatRequest("Your chat session is missing: reload the page and try again.")
-    services: Services = request.app.state.services
-    async with services.sessionmaker() as db:
+    async with request.app.state.services.sessionmaker() as db:
         inbox = await webchat_inbox(db)
         interaction = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
     if interaction is None:
-        raise BadChatRequest("Write your message first, then leave it for us.")
+        raise BadChatRequest(none_yet)
+    return interaction
+
+
+@post("/chat/leave-message", status_code=200)
+async def leave_message(request: Request) -> Response:
+    services: Services = request.app.state.services
+    interaction = await _visitors_chat(request, "Write your message first, then leave it for us.")
     if interaction.state not in (InteractionState.QUEUED, InteractionState.OFFERED):
         return await _panel_response(request, interaction.id)  # type: ignore[arg-type]
     routing = getattr(services, "routing", None)
@@ -514,15 +520,8 @@ async def leave_message(request: Request) -> Response:
 async def end_chat(request: Request) -> Response:
     """The customer ends the chat before an agent has accepted it: ABANDONED, with the time.
     Once an agent has joined, the chat is the agent's to close; the panel then says so."""
-    visitor = visitor_of(request)
-    if visitor is None:
-        raise BadChatRequest("Your chat session is missing: reload the page and try again.")
     services: Services = request.app.state.services
-    async with services.sessionmaker() as db:
-        inbox = await webchat_inbox(db)
-        interaction = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
-    if interaction is None:
-        raise BadChatRequest("There is no chat to end.")
+    interaction = await _visitors_chat(request, "There is no chat to end.")
     if interaction.state in WAITING_STATES:
         routing = getattr(services, "routing", None)
         if routing is None:
