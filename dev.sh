@@ -50,7 +50,8 @@ lock() {
   # fit (pass --upgrade to move everything to the newest releases); the test lock is held to
   # the run lock's versions, so both commands run the same code.
   [ -x "$VENV/bin/uv" ] || { python_deps test; "$PY" -m pip install -q uv; }
-  local compile=("$VENV/bin/uv" pip compile pyproject.toml -q --python-version 3.11 "$@")
+  local compile=("$VENV/bin/uv" pip compile pyproject.toml -q --python-version 3.11
+    --custom-compile-command "./dev.sh lock" "$@")
   "${compile[@]}" -o requirements.txt
   "${compile[@]}" --extra test -c requirements.txt -o requirements-test.txt
   log "requirements.txt and requirements-test.txt updated: review the diff, test, commit"
