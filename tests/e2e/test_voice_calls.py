@@ -736,6 +736,57 @@ def test_ring_no_answer_stops_the_phone_and_the_call_waits_again(
                 caller.stop()
 
 
+def test_a_caller_who_hangs_up_while_the_phone_rings_cancels_the_ringing(
+    tmp_path: Path, seeded_db: Path, chromium
+) -> None:
+    """The caller gives up while the agent's phone rings: that ringing leg is CANCELled
+    (RFC 3261 §9.1), the offer is withdrawn, and the call ends as abandoned."""
+    require_tool("sipp")
+    var = tmp_path / "var"
+    var.mkdir()
+    db = var / "hub.sqlite3"
+    shutil.copyfile(seeded_db, db)
+    with sqlite3.connect(db) as conn:  # only the caller can end the ringing here
+        conn.execute("UPDATE queue SET offer_timeout_seconds = 300")
+    env = voice_env()
+    sip_port = int(env["HUB_VOICE_BIND_PORT"])
+    number = "+15551230009"
+    phone_port = free_sip_port()
+    phone = start_phone(tmp_path, phone_port, calls=1)  # rings until CANCELled
+    caller: Sipp | None = None
+    with hub_server(var, None, **env) as (base, _process):
+        context = chromium.new_context()
+        try:
+            register_phone(tmp_path, sip_port, "1004", sip_password("dave"), phone_port)
+            agent = log_in(context, base, "dave")
+            go_ready(agent)
+            caller = call(tmp_path, sip_port, "caller_hangs_up.xml", caller=number)
+            agent.locator("#offers .offer", has_text=number).wait_for(timeout=WAIT_S * 1000)
+            interaction_id = interaction_of(db, number, "offered")
+            assert caller.wait(60) == 0, caller.errors()  # the caller's BYE, while ringing
+            assert phone.wait(30) == 0, phone.errors()  # the phone got CANCEL, 487, ACK
+            interaction_of(db, number, "abandoned")
+            (outcome,) = query(
+                db, "SELECT outcome FROM offer WHERE interaction_id = ?", interaction_id
+            )
+            assert outcome[0] != "timeout" and outcome[0] != "pending"
+            (leg,) = wait_for(
+                db,
+                "SELECT answered_at FROM callleg"
+                " WHERE interaction_id = ? AND kind = 'agent' AND ended_at IS NOT NULL",
+                interaction_id,
+            )
+            assert leg[0] is None
+            agent.locator("#offers .offer", has_text=number).wait_for(
+                state="detached", timeout=WAIT_S * 1000
+            )
+        finally:
+            context.close()
+            phone.stop()
+            if caller is not None:
+                caller.stop()
+
+
 def test_a_waiting_caller_hears_their_place_in_the_queue_between_the_music(
     tmp_path: Path, seeded_db: Path
 ) -> None:
