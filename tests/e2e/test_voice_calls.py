@@ -15,7 +15,10 @@ import time
 import uuid
 import wave
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -498,47 +501,70 @@ def test_picking_up_the_phone_accepts_the_offer(voice_hub: tuple, chromium, tmp_
             caller.stop()
 
 
-def test_a_rejected_offer_stops_the_phone_and_the_call_waits_again(
-    voice_hub: tuple, chromium, tmp_path: Path
-) -> None:
-    base, sip_port, db, _var = voice_hub
-    number = "+15551230004"
+@dataclass
+class Ringing:
+    """A caller's call offered to an agent whose SIP phone rings (and is never picked up)."""
+
+    agent: Any  # the agent's console page
+    offer: Any  # the offer card
+    interaction_id: int
+    phone: Sipp
+    caller: Sipp
+
+
+@contextmanager
+def ringing_offer(
+    tmp: Path, chromium, base: str, sip_port: int, db: Path, username: str, ext: str, number: str
+) -> Iterator[Ringing]:
+    """``username`` registers a phone that rings until CANCELled, goes Ready, and a caller
+    who hangs up 21 s after the answer is offered to them."""
+    require_tool("sipp")
     phone_port = free_sip_port()
-    phone = start_phone(tmp_path, phone_port, calls=1)  # rings until CANCELled
+    phone = start_phone(tmp, phone_port, calls=1)
     caller: Sipp | None = None
     context = chromium.new_context()
     try:
-        register_phone(tmp_path, sip_port, "1003", sip_password("carol"), phone_port)
-        agent = log_in(context, base, "carol")
+        register_phone(tmp, sip_port, ext, sip_password(username), phone_port)
+        agent = log_in(context, base, username)
         go_ready(agent)
-        caller = call(tmp_path, sip_port, "caller_hangs_up.xml", caller=number)
+        caller = call(tmp, sip_port, "caller_hangs_up.xml", caller=number)
         offer = agent.locator("#offers .offer", has_text=number)
         offer.wait_for(timeout=WAIT_S * 1000)
-        interaction_id = interaction_of(db, number, "offered")
-        offer.get_by_role("button", name="Reject").click()
-        assert phone.wait(30) == 0, phone.errors()  # CANCEL, 487, ACK: the ringing stopped
-        (leg,) = wait_for(  # the hub writes the leg once the ringing has ended
-            db,
-            "SELECT answered_at, ended_at FROM callleg WHERE interaction_id = ? AND kind = 'agent'"
-            " AND ended_at IS NOT NULL",
-            interaction_id,
-        )
-        assert leg[0] is None
-        # the caller waits again (music on hold) until hanging up: abandoned
-        assert caller.wait(60) == 0, caller.errors()
-        interaction_of(db, number, "abandoned")
-        assert states_of(db, interaction_id) == [
-            "self_service",
-            "queued",
-            "offered",
-            "queued",
-            "abandoned",
-        ]
+        yield Ringing(agent, offer, interaction_of(db, number, "offered"), phone, caller)
     finally:
         context.close()
         phone.stop()
         if caller is not None:
             caller.stop()
+
+
+def assert_agent_leg_unanswered(db: Path, interaction_id: int) -> None:
+    """The hub writes the agent's leg once its ringing has ended; nobody answered it."""
+    (leg,) = wait_for(
+        db,
+        "SELECT answered_at FROM callleg"
+        " WHERE interaction_id = ? AND kind = 'agent' AND ended_at IS NOT NULL",
+        interaction_id,
+    )
+    assert leg[0] is None
+
+
+REOFFERED_THEN_ABANDONED = ["self_service", "queued", "offered", "queued", "abandoned"]
+
+
+def test_a_rejected_offer_stops_the_phone_and_the_call_waits_again(
+    voice_hub: tuple, chromium, tmp_path: Path
+) -> None:
+    base, sip_port, db, _var = voice_hub
+    number = "+15551230004"
+    with ringing_offer(tmp_path, chromium, base, sip_port, db, "carol", "1003", number) as ring:
+        ring.offer.get_by_role("button", name="Reject").click()
+        assert ring.phone.wait(30) == 0, ring.phone.errors()  # CANCEL, 487, ACK: it stopped
+        assert_agent_leg_unanswered(db, ring.interaction_id)
+        # the caller waits again (music on hold) until hanging up: abandoned
+        assert ring.caller.wait(60) == 0, ring.caller.errors()
+        interaction_of(db, number, "abandoned")
+        assert states_of(db, ring.interaction_id) == REOFFERED_THEN_ABANDONED
 
 
 def test_a_blocked_caller_hears_the_block_prompt_and_the_call_is_kept(
@@ -687,53 +713,19 @@ def test_ring_no_answer_stops_the_phone_and_the_call_waits_again(
 ) -> None:
     """The queue's offer timeout (shortened here) passes while the phone rings: the phone
     is CANCELled, the agent is set not ready (missed), and the caller waits again."""
-    require_tool("sipp")
-    var = tmp_path / "var"
-    var.mkdir()
-    db = var / "hub.sqlite3"
-    shutil.copyfile(seeded_db, db)
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE queue SET offer_timeout_seconds = 3")
-    env = voice_env()
-    sip_port = int(env["HUB_VOICE_BIND_PORT"])
     number = "+15551230008"
-    phone_port = free_sip_port()
-    phone = start_phone(tmp_path, phone_port, calls=1)  # rings until CANCELled
-    caller: Sipp | None = None
-    with hub_server(var, None, **env) as (base, _process):
-        context = chromium.new_context()
-        try:
-            register_phone(tmp_path, sip_port, "1004", sip_password("dave"), phone_port)
-            agent = log_in(context, base, "dave")
-            go_ready(agent)
-            caller = call(tmp_path, sip_port, "caller_hangs_up.xml", caller=number)
-            agent.locator("#offers .offer", has_text=number).wait_for(timeout=WAIT_S * 1000)
-            interaction_id = interaction_of(db, number, "offered")
-            assert phone.wait(30) == 0, phone.errors()  # nobody answered: CANCEL, 487, ACK
-            assert query(
-                db, "SELECT outcome FROM offer WHERE interaction_id = ?", interaction_id
-            ) == [("timeout",)]
-            (leg,) = wait_for(  # the hub writes the leg once the ringing has ended
-                db,
-                "SELECT answered_at, ended_at FROM callleg"
-                " WHERE interaction_id = ? AND kind = 'agent' AND ended_at IS NOT NULL",
-                interaction_id,
-            )
-            assert leg[0] is None
-            assert caller.wait(60) == 0, caller.errors()
-            interaction_of(db, number, "abandoned")
-            assert states_of(db, interaction_id) == [
-                "self_service",
-                "queued",
-                "offered",
-                "queued",
-                "abandoned",
-            ]
-        finally:
-            context.close()
-            phone.stop()
-            if caller is not None:
-                caller.stop()
+    with (
+        hub_with_offer_timeout(tmp_path, seeded_db, 3) as (base, sip_port, db),
+        ringing_offer(tmp_path, chromium, base, sip_port, db, "dave", "1004", number) as ring,
+    ):
+        assert ring.phone.wait(30) == 0, ring.phone.errors()  # nobody answered: CANCEL
+        assert query(
+            db, "SELECT outcome FROM offer WHERE interaction_id = ?", ring.interaction_id
+        ) == [("timeout",)]
+        assert_agent_leg_unanswered(db, ring.interaction_id)
+        assert ring.caller.wait(60) == 0, ring.caller.errors()
+        interaction_of(db, number, "abandoned")
+        assert states_of(db, ring.interaction_id) == REOFFERED_THEN_ABANDONED
 
 
 def test_a_caller_who_hangs_up_while_the_phone_rings_cancels_the_ringing(
@@ -741,50 +733,36 @@ def test_a_caller_who_hangs_up_while_the_phone_rings_cancels_the_ringing(
 ) -> None:
     """The caller gives up while the agent's phone rings: that ringing leg is CANCELled
     (RFC 3261 §9.1), the offer is withdrawn, and the call ends as abandoned."""
-    require_tool("sipp")
-    var = tmp_path / "var"
+    number = "+15551230009"
+    with (  # a long offer timeout: only the caller can end the ringing here
+        hub_with_offer_timeout(tmp_path, seeded_db, 300) as (base, sip_port, db),
+        ringing_offer(tmp_path, chromium, base, sip_port, db, "dave", "1004", number) as ring,
+    ):
+        assert ring.caller.wait(60) == 0, ring.caller.errors()  # its BYE, while ringing
+        assert ring.phone.wait(30) == 0, ring.phone.errors()  # the phone got CANCEL
+        interaction_of(db, number, "abandoned")
+        (outcome,) = query(
+            db, "SELECT outcome FROM offer WHERE interaction_id = ?", ring.interaction_id
+        )
+        assert outcome[0] not in ("timeout", "pending")
+        assert_agent_leg_unanswered(db, ring.interaction_id)
+        ring.offer.wait_for(state="detached", timeout=WAIT_S * 1000)
+
+
+@contextmanager
+def hub_with_offer_timeout(
+    tmp: Path, seeded_db: Path, seconds: int
+) -> Iterator[tuple[str, int, Path]]:
+    """A hub of its own whose queues ring an offer for ``seconds``: (base, SIP port, db)."""
+    var = tmp / "var"
     var.mkdir()
     db = var / "hub.sqlite3"
     shutil.copyfile(seeded_db, db)
-    with sqlite3.connect(db) as conn:  # only the caller can end the ringing here
-        conn.execute("UPDATE queue SET offer_timeout_seconds = 300")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE queue SET offer_timeout_seconds = ?", (seconds,))
     env = voice_env()
-    sip_port = int(env["HUB_VOICE_BIND_PORT"])
-    number = "+15551230009"
-    phone_port = free_sip_port()
-    phone = start_phone(tmp_path, phone_port, calls=1)  # rings until CANCELled
-    caller: Sipp | None = None
     with hub_server(var, None, **env) as (base, _process):
-        context = chromium.new_context()
-        try:
-            register_phone(tmp_path, sip_port, "1004", sip_password("dave"), phone_port)
-            agent = log_in(context, base, "dave")
-            go_ready(agent)
-            caller = call(tmp_path, sip_port, "caller_hangs_up.xml", caller=number)
-            agent.locator("#offers .offer", has_text=number).wait_for(timeout=WAIT_S * 1000)
-            interaction_id = interaction_of(db, number, "offered")
-            assert caller.wait(60) == 0, caller.errors()  # the caller's BYE, while ringing
-            assert phone.wait(30) == 0, phone.errors()  # the phone got CANCEL, 487, ACK
-            interaction_of(db, number, "abandoned")
-            (outcome,) = query(
-                db, "SELECT outcome FROM offer WHERE interaction_id = ?", interaction_id
-            )
-            assert outcome[0] != "timeout" and outcome[0] != "pending"
-            (leg,) = wait_for(
-                db,
-                "SELECT answered_at FROM callleg"
-                " WHERE interaction_id = ? AND kind = 'agent' AND ended_at IS NOT NULL",
-                interaction_id,
-            )
-            assert leg[0] is None
-            agent.locator("#offers .offer", has_text=number).wait_for(
-                state="detached", timeout=WAIT_S * 1000
-            )
-        finally:
-            context.close()
-            phone.stop()
-            if caller is not None:
-                caller.stop()
+        yield base, int(env["HUB_VOICE_BIND_PORT"]), db
 
 
 def test_a_waiting_caller_hears_their_place_in_the_queue_between_the_music(
