@@ -18,6 +18,7 @@ from models.interactions import (
 )
 from models.jobs import Job, JobState
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
+from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
     Agent,
     AgentSkill,
@@ -67,7 +68,11 @@ __all__ = [
     "Role",
     "SenderKind",
     "Skill",
+    "Speaker",
     "Strategy",
+    "Transcript",
+    "TranscriptSegment",
+    "TranscriptStatus",
     "User",
     "ValidationStatus",
     "utcnow",
