@@ -34,6 +34,7 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 ROUTE_MODULES: tuple[str, ...] = (
     "web.routes",
     "channels.webchat.routes",
+    "channels.webchat.embed",
     "channels.fax.routes",
     "channels.sms.routes",
     "channels.telegram.routes",
@@ -192,7 +193,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             cookie_name="csrftoken",
             header_name="x-csrftoken",
             cookie_samesite="lax",
-            exclude=["/webhooks", "/health"],
+            # the widget sends its visitor token as a header and never reads a cookie there
+            exclude=["/webhooks", "/health", "/chat/w/"],
         ),
         template_config=TemplateConfig(
             directory=WEB_DIR / "templates",

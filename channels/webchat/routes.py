@@ -22,6 +22,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment
 from litestar import Request, Response, Router, get, post
@@ -190,13 +191,46 @@ def _sign(request: Request, visitor: str) -> str:
     return f"{visitor}.{mac[:32]}"
 
 
-def visitor_of(request: Request) -> str | None:
-    """The visitor id from the signed cookie; None when absent or forged."""
-    raw = request.cookies.get(VISITOR_COOKIE, "")
+EMBED_HEADER = "x-hub-visitor"  # the embedded widget's visitor token (never a cookie there)
+EMBED_QUERY = "vt"  # the same token on URLs the browser opens itself (SSE, files)
+
+
+def _embedded_inbox(request: Request) -> int | None:
+    """The inbox of an embedded widget's request (``/chat/w/{inbox_id}/…``), else None."""
+    inbox_id = request.path_params.get("inbox_id")
+    return inbox_id if isinstance(inbox_id, int) else None
+
+
+def verify_token(request: Request, raw: str) -> str | None:
+    """The visitor id of a signed token ``visitor.mac``; None when absent or forged."""
     visitor, _, _mac = raw.partition(".")
     if not visitor or not re.fullmatch(r"[A-Za-z0-9_-]{16,64}", visitor):
         return None
     return visitor if hmac.compare_digest(_sign(request, visitor), raw) else None
+
+
+def visitor_of(request: Request) -> str | None:
+    """The visitor id: from the signed cookie on the hub's own chat page; from the token
+    header (or, for GETs the browser makes itself, the query) in an embedded widget, which
+    must not depend on third-party cookies and is exempt from the CSRF cookie check for
+    that reason: a cookie is never read there, so a forged cross-site request has no
+    identity."""
+    if _embedded_inbox(request) is None:
+        return verify_token(request, request.cookies.get(VISITOR_COOKIE, ""))
+    raw = request.headers.get(EMBED_HEADER, "")
+    if not raw and request.method == "GET":
+        raw = request.query_params.get(EMBED_QUERY, "")
+    return verify_token(request, raw)
+
+
+def chat_urls(request: Request) -> dict[str, str]:
+    """Where the chat's own links point: the hub's page, or the embedded widget's paths with
+    the visitor token on URLs that cannot carry a header."""
+    inbox_id = _embedded_inbox(request)
+    if inbox_id is None:
+        return {"chat_base": "/chat", "vt_query": ""}
+    raw = request.headers.get(EMBED_HEADER, "") or request.query_params.get(EMBED_QUERY, "")
+    return {"chat_base": f"/chat/w/{inbox_id}", "vt_query": "?" + urlencode({EMBED_QUERY: raw})}
 
 
 def _visitor_cookie(request: Request, visitor: str) -> Cookie:
@@ -235,14 +269,14 @@ async def _check_rate(request: Request, visitor: str) -> None:
 # ---------------------------------------------------------------- reads
 
 
-async def webchat_inbox(db: AsyncSession) -> Inbox:
-    inbox = (
-        await db.exec(
-            select(Inbox)
-            .where(Inbox.kind == ChannelKind.WEBCHAT.value, col(Inbox.active).is_(True))
-            .order_by(col(Inbox.id))
-        )
-    ).first()
+async def webchat_inbox(db: AsyncSession, inbox_id: int | None = None) -> Inbox:
+    """The chat's inbox: the embedded widget's own, or the hub's first web chat inbox."""
+    query = select(Inbox).where(
+        Inbox.kind == ChannelKind.WEBCHAT.value, col(Inbox.active).is_(True)
+    )
+    if inbox_id is not None:
+        query = query.where(Inbox.id == inbox_id)
+    inbox = (await db.exec(query.order_by(col(Inbox.id)))).first()
     if inbox is None:
         raise ChatUnavailable("Web chat is not set up on this hub.")
     return inbox
@@ -368,13 +402,13 @@ async def chat_page(request: Request) -> Template:
         visitor = secrets.token_urlsafe(18)
     services: Services = request.app.state.services
     async with services.sessionmaker() as db:
-        inbox = await webchat_inbox(db)
+        inbox = await webchat_inbox(db, _embedded_inbox(request))
         interaction = None if new_visitor else await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
         lines = await transcript(db, interaction) if interaction else []
     status = await status_context(request, interaction)
     response = Template(
         template_name="chat/page.html",
-        context={"lines": lines, **status},
+        context={"lines": lines, **status, **chat_urls(request)},
     )
     if new_visitor:
         response.cookies.append(_visitor_cookie(request, visitor))
@@ -392,8 +426,8 @@ async def _form(request: Request) -> dict[str, Any]:
     return dict(form.items())
 
 
-@post("/chat/messages", status_code=200)
-async def send_message(request: Request) -> Response:
+@post(["/chat/messages", "/chat/w/{inbox_id:int}/messages"], status_code=200)
+async def send_message(request: Request, inbox_id: int | None = None) -> Response:
     visitor = visitor_of(request)
     if visitor is None:
         raise BadChatRequest("Your chat session is missing: reload the page and try again.")
@@ -420,7 +454,7 @@ async def send_message(request: Request) -> Response:
     if not body and not attachments:
         raise BadChatRequest("Write a message or attach a file.")
     async with services.sessionmaker() as db:
-        inbox = await webchat_inbox(db)
+        inbox = await webchat_inbox(db, _embedded_inbox(request))
         before = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
     meta = {k: v for k, v in (("name", name), ("email", email)) if v}
     try:
@@ -482,7 +516,11 @@ async def _panel_response(request: Request, interaction_id: int) -> Response:
         assert interaction is not None
         lines = await transcript(db, interaction)
     ctx = await status_context(request, interaction)
-    html = _env(request).get_template("chat/_panel.html").render(lines=lines, **ctx)
+    html = (
+        _env(request)
+        .get_template("chat/_panel.html")
+        .render(lines=lines, **ctx, **chat_urls(request))
+    )
     return Response(
         content=html,
         media_type="text/html",
@@ -496,15 +534,15 @@ async def _visitors_chat(request: Request, none_yet: str) -> Interaction:
     if visitor is None:
         raise BadChatRequest("Your chat session is missing: reload the page and try again.")
     async with request.app.state.services.sessionmaker() as db:
-        inbox = await webchat_inbox(db)
+        inbox = await webchat_inbox(db, _embedded_inbox(request))
         interaction = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
     if interaction is None:
         raise BadChatRequest(none_yet)
     return interaction
 
 
-@post("/chat/leave-message", status_code=200)
-async def leave_message(request: Request) -> Response:
+@post(["/chat/leave-message", "/chat/w/{inbox_id:int}/leave-message"], status_code=200)
+async def leave_message(request: Request, inbox_id: int | None = None) -> Response:
     services: Services = request.app.state.services
     interaction = await _visitors_chat(request, "Write your message first, then leave it for us.")
     if interaction.state not in (InteractionState.QUEUED, InteractionState.OFFERED):
@@ -516,8 +554,8 @@ async def leave_message(request: Request) -> Response:
     return await _panel_response(request, interaction.id)  # type: ignore[arg-type]
 
 
-@post("/chat/end", status_code=200)
-async def end_chat(request: Request) -> Response:
+@post(["/chat/end", "/chat/w/{inbox_id:int}/end"], status_code=200)
+async def end_chat(request: Request, inbox_id: int | None = None) -> Response:
     """The customer ends the chat before an agent has accepted it: ABANDONED, with the time.
     Once an agent has joined, the chat is the agent's to close; the panel then says so."""
     services: Services = request.app.state.services
@@ -530,9 +568,17 @@ async def end_chat(request: Request) -> Response:
     return await _panel_response(request, interaction.id)  # type: ignore[arg-type]
 
 
-@get("/chat/attachments/{message_id:int}/{index:int}")
+@get(
+    [
+        "/chat/attachments/{message_id:int}/{index:int}",
+        "/chat/w/{inbox_id:int}/attachments/{message_id:int}/{index:int}",
+    ]
+)
 async def chat_attachment(
-    request: Request, message_id: FromPath[int], index: FromPath[int]
+    request: Request,
+    message_id: FromPath[int],
+    index: FromPath[int],
+    inbox_id: int | None = None,
 ) -> Response:
     visitor = visitor_of(request)
     if visitor is None:
@@ -557,6 +603,10 @@ class ChatStream:
         self.services: Services = request.app.state.services
         self.env = _env(request)
         self.interaction_id = interaction_id
+        self.urls = chat_urls(request)
+
+    def _line(self, line: dict[str, Any]) -> str:
+        return self.env.get_template("chat/_line_oob.html").render(line=line, **self.urls)
 
     def topics(self) -> list[str]:
         return [interaction_topic(self.interaction_id)]
@@ -568,7 +618,7 @@ class ChatStream:
             interaction = await db.get(Interaction, self.interaction_id)
             assert interaction is not None
             lines = await transcript(db, interaction)
-        html = self.env.get_template("chat/_lines.html").render(lines=lines)
+        html = self.env.get_template("chat/_lines.html").render(lines=lines, **self.urls)
         return [SSE(event="transcript", data=html), await self._status()]
 
     async def _status(self) -> Any:
@@ -577,7 +627,10 @@ class ChatStream:
         async with self.services.sessionmaker() as db:
             interaction = await db.get(Interaction, self.interaction_id)
         ctx = await status_context(self.request, interaction)
-        return SSE(event="status", data=self.env.get_template("chat/_status.html").render(**ctx))
+        return SSE(
+            event="status",
+            data=self.env.get_template("chat/_status.html").render(**ctx, **self.urls),
+        )
 
     async def idle(self) -> list[Any]:
         """Refresh the queue position while waiting (it moves without any event of ours)."""
@@ -611,7 +664,9 @@ class ChatStream:
                         "m": message,
                         "who": names.get(message.agent_id or 0, "Agent"),
                     }
-                    html = self.env.get_template("chat/_line_oob.html").render(line=line)
+                    html = self.env.get_template("chat/_line_oob.html").render(
+                        line=line, **self.urls
+                    )
                     out.append(SSE(event="message", data=html))
                 elif event.name == "state":
                     want_status = True
@@ -620,15 +675,17 @@ class ChatStream:
                     notice = _notice(state, names.get(agent_id if isinstance(agent_id, int) else 0))
                     if notice:
                         line = {"kind": "notice", "text": notice, "id": f"s-{time.time_ns()}"}
-                        html = self.env.get_template("chat/_line_oob.html").render(line=line)
+                        html = self.env.get_template("chat/_line_oob.html").render(
+                            line=line, **self.urls
+                        )
                         out.append(SSE(event="message", data=html))
         if want_status:
             out.append(await self._status())
         return out
 
 
-@get("/chat/events")
-async def chat_events(request: Request) -> ServerSentEvent:
+@get(["/chat/events", "/chat/w/{inbox_id:int}/events"])
+async def chat_events(request: Request, inbox_id: int | None = None) -> ServerSentEvent:
     from web.sse import run_stream
 
     visitor = visitor_of(request)
@@ -636,7 +693,7 @@ async def chat_events(request: Request) -> ServerSentEvent:
         raise NotFoundException("No chat session.")
     services: Services = request.app.state.services
     async with services.sessionmaker() as db:
-        inbox = await webchat_inbox(db)
+        inbox = await webchat_inbox(db, _embedded_inbox(request))
         interaction = await current_interaction(db, visitor, inbox.id)  # type: ignore[arg-type]
     if interaction is None:
         raise NotFoundException("No conversation yet.")
