@@ -64,6 +64,11 @@ def version_label(name: str, number: int) -> str:
     return f"{name} v{number}"
 
 
+def load_version(name: str, version: DialogVersion) -> LoadedDialog:
+    """A stored version, loaded and compiled once per process (versions never change)."""
+    return _load(version.source, version_label(name, version.number))
+
+
 async def versions_of(db: AsyncSession, dialog: Dialog) -> list[DialogVersion]:
     query = (
         select(DialogVersion)
@@ -209,7 +214,7 @@ async def published_dialog(db: AsyncSession, inbox_id: int) -> PublishedDialog |
     if found is None:
         return None
     dialog, version = found
-    loaded = _load(version.source, version_label(dialog.name, version.number))
+    loaded = load_version(dialog.name, version)
     return PublishedDialog(
         dialog_id=dialog.id,  # type: ignore[arg-type]
         name=dialog.name,

@@ -29,6 +29,7 @@ from hub.ingest_batch import UnknownInbox as UnknownInbox
 from hub.ingest_batch import store_batch
 from hub.jobs import enqueue
 from hub.tasks import cancel_and_wait
+from hub.text_dialogs import TEXT_DIALOG_JOB
 from hub.voice_notes import VOICE_NOTE_JOB
 from models import InteractionState
 
@@ -117,6 +118,12 @@ class IngestService:
                 and job.message.meta.get("transcribe")
             ):  # in the same transaction as the message: a stored note is transcribed
                 enqueue(db, VOICE_NOTE_JOB, {"message_id": job.result.message_id})
+            if (
+                job.result is not None
+                and not job.result.duplicate
+                and job.state == InteractionState.SELF_SERVICE
+            ):  # the conversation is with its dialog: the next step answers this message
+                enqueue(db, TEXT_DIALOG_JOB, {"interaction_id": job.result.interaction_id})
 
     async def update_delivery(self, update: DeliveryUpdate) -> bool:
         """Apply a DLR/bounce/status callback; False when no outbound message matches."""

@@ -13,8 +13,9 @@ reported as a duplicate with the original's ids.
 The rules are those of the per-message path this replaced: dedupe by (inbox, source_id);
 thread by ``thread_refs`` (newest referenced message first), then by a ``[#id]`` subject tag
 of the same customer, then, on conversational channels, the newest open interaction of that
-contact on that inbox; a closed or abandoned thread is reopened; a new interaction is queued,
-or closed at once when the contact is blocked. Messages earlier in a batch count for those
+contact on that inbox; a closed or abandoned thread is reopened; a new interaction is queued
+(or, on a text channel whose inbox has a published dialog, meets that dialog first), or
+closed at once when the contact is blocked. Messages earlier in a batch count for those
 that follow, exactly as if each had been committed alone; the one thing a batch cannot see is
 a subject tag naming an interaction created earlier in the same batch (its id is not known
 until the insert, and no customer can have been told it).
@@ -39,6 +40,7 @@ from hub.contacts import BLOCKED_CLOSE_REASON, ContactRef, normalize_address, re
 from hub.interactions import transition
 from models import (
     OPEN_STATES,
+    Dialog,
     Direction,
     Inbox,
     Interaction,
@@ -55,6 +57,8 @@ log = logging.getLogger(__name__)
 CONVERSATIONAL = frozenset(
     {ChannelKind.WEBCHAT, ChannelKind.SMS, ChannelKind.TELEGRAM, ChannelKind.FAX}
 )
+# Text channels whose new conversations meet the inbox's published dialog (hub.text_dialogs).
+DIALOG_CHANNELS = frozenset({ChannelKind.WEBCHAT, ChannelKind.SMS, ChannelKind.TELEGRAM})
 SUBJECT_TAG = re.compile(r"\[#(\d{1,12})\]")
 _MAX_ID = 2**31 - 1  # a tag beyond the id column's range names no interaction
 _OPEN_FOR_APPEND = tuple(state.value for state in OPEN_STATES)
@@ -64,7 +68,8 @@ _INBOXES: sa.Table = Inbox.__table__  # type: ignore[attr-defined]
 _INTERACTIONS: sa.Table = Interaction.__table__  # type: ignore[attr-defined]
 _EVENTS: sa.Table = InteractionEvent.__table__  # type: ignore[attr-defined]
 _MESSAGES: sa.Table = Message.__table__  # type: ignore[attr-defined]
-_B, _I, _M = _INBOXES.c, _INTERACTIONS.c, _MESSAGES.c
+_DIALOGS: sa.Table = Dialog.__table__  # type: ignore[attr-defined]
+_B, _I, _M, _D = _INBOXES.c, _INTERACTIONS.c, _MESSAGES.c, _DIALOGS.c
 
 
 def _many(name: str) -> sa.BindParameter[Any]:
@@ -82,7 +87,16 @@ _THREAD_COLUMNS = (
     _I.queued_at,
     _I.answered_at,
 )
-_LOAD_INBOXES = sa.select(_B.id, _B.active, _B.default_queue_id).where(_B.id.in_(_many("ids")))
+_LOAD_INBOXES = (
+    sa.select(
+        _B.id,
+        _B.active,
+        _B.default_queue_id,
+        _D.published_version_id.is_not(None).label("has_dialog"),
+    )
+    .outerjoin(_DIALOGS, _D.id == _B.dialog_id)
+    .where(_B.id.in_(_many("ids")))
+)
 _STORED = (
     sa.select(_M.source_id, _M.id, _M.interaction_id, _I.contact_id)
     .join_from(_MESSAGES, _INTERACTIONS, _I.id == _M.interaction_id)
@@ -398,6 +412,8 @@ class _Batch:
         self.owned.setdefault((message.inbox_id, contact.id), []).append(thread)
         if contact.blocked:
             self._change(thread, InteractionState.CLOSED, BLOCKED_CLOSE_REASON, now)
+        elif item.inbox.has_dialog and item.channel in DIALOG_CHANNELS:
+            self._change(thread, InteractionState.SELF_SERVICE, "the inbox's dialog answers", now)
         else:
             self._change(thread, InteractionState.QUEUED, "new contact", now)
         return thread

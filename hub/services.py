@@ -112,12 +112,18 @@ class Services:
 
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
             transcriber.register(self.jobs)
+        from hub.text_dialogs import TextDialogs
+
+        self.extras["text_dialogs"] = text_dialogs = TextDialogs(self)
+        text_dialogs.register(self.jobs)
         await self.jobs.start()
 
     async def close(self) -> None:
         await self.jobs.stop()  # first: handlers use everything below
         if "voice_notes" in self.extras:
             await self.extras["voice_notes"].close()
+        if "text_dialogs" in self.extras:
+            await self.extras["text_dialogs"].close()
         await self.presence.stop()
         await self.routing.stop()
         await self.outbox.close()

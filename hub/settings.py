@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # A web chat customer whose page has been gone this long before an agent accepted the
     # chat has abandoned it.
     chat_abandon_grace_seconds: float = 60.0
+    # A web chat, SMS or Telegram customer who leaves a text dialog's question unanswered
+    # this long gets the dialog's no-input handling (a text session can last hours).
+    text_dialog_no_input_seconds: float = 900.0
     # The organization's time zone: "today" on the wallboard is this zone's day.
     timezone: str = "UTC"
 

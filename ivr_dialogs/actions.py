@@ -25,7 +25,8 @@ class Say:
 class Listen:
     """Wait for the caller. ``expect`` is digits, speech, choice, yes_no, date, amount or menu.
 
-    ``hints`` are the phrases worth giving a grammar-mode recognizer (Vosk).
+    ``hints`` are the phrases worth giving a grammar-mode recognizer (Vosk); ``options``
+    are a menu's or choice's (key, label) pairs, which text channels show as a numbered list.
     """
 
     expect: str
@@ -36,6 +37,7 @@ class Listen:
     timeout_s: float = 5.0
     hints: tuple[str, ...] = ()
     lang: str = "en"
+    options: tuple[tuple[str, str], ...] = ()
 
 
 Ask = Listen

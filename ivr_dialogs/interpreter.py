@@ -476,6 +476,7 @@ class Interpreter:
                 timeout_s=node.timeout_s,
                 hints=self._collect_hints(node, question),
                 lang=lang,
+                options=self._options(node, question),
             )
         out.append(listen)
         self._waiting = _INPUT
@@ -493,6 +494,24 @@ class Interpreter:
             for choice in question.choices:
                 phrases.extend(self._phrases(choice.phrases))
         return tuple(phrases)
+
+    def _options(self, node: Any, question: SurveyQuestion | None) -> tuple[tuple[str, str], ...]:
+        """The keyed choices with their first phrase as the label (a text menu's lines)."""
+        if isinstance(node, MenuNode):
+            choices: list[Any] = list(node.options)
+        elif isinstance(node, AskNode):
+            choices = list(node.choices)
+        elif question is not None:
+            choices = list(question.choices)
+        else:
+            return ()
+        out = []
+        for choice in choices:
+            phrases = self._phrases(choice.phrases)
+            label = phrases[0] if phrases else str(getattr(choice, "value", ""))
+            if choice.digit is not None and label:
+                out.append((str(choice.digit), label))
+        return tuple(out)
 
     def _current_question(self, node: Any) -> SurveyQuestion | None:
         if isinstance(node, SurveyNode) and 0 <= self._question < len(node.questions):

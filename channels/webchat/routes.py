@@ -58,6 +58,7 @@ from models import (
     InteractionEvent,
     InteractionState,
     Message,
+    SenderKind,
     User,
 )
 from web.common import SECURITY_HEADERS
@@ -341,8 +342,7 @@ async def transcript(db: AsyncSession, interaction: Interaction) -> list[dict[st
     ).all()
     names = await _agent_first_names(db)
     lines: list[dict[str, Any]] = [
-        {"at": m.created_at, "kind": "message", "m": m, "who": names.get(m.agent_id or 0, "Agent")}
-        for m in messages
+        {"at": m.created_at, "kind": "message", "m": m, "who": _who(m, names)} for m in messages
     ]
     for e in events:
         notice = _notice(e.to_state, names.get(e.agent_id or 0))
@@ -362,6 +362,13 @@ def _notice(state: str, agent_name: str | None) -> str | None:
     if state == InteractionState.ABANDONED:
         return "You ended the chat before an agent joined."
     return None
+
+
+def _who(message: Message, names: dict[int, str]) -> str:
+    """Who wrote a line the customer reads: the agent's first name, or the inbox's dialog."""
+    if message.sender_kind == SenderKind.BOT:
+        return "Assistant"
+    return names.get(message.agent_id or 0, "Agent")
 
 
 async def _agent_first_names(db: AsyncSession) -> dict[int, str]:
@@ -662,7 +669,7 @@ class ChatStream:
                     line = {
                         "kind": "message",
                         "m": message,
-                        "who": names.get(message.agent_id or 0, "Agent"),
+                        "who": _who(message, names),
                     }
                     html = self.env.get_template("chat/_line_oob.html").render(
                         line=line, **self.urls
