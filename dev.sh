@@ -69,13 +69,13 @@ cmd=${1:-}
 shift || true
 case "$cmd" in
   run)
-    apt_install tesseract-ocr espeak-ng
+    apt_install tesseract-ocr espeak-ng graphviz
     python_deps run
     web_assets
     exec "$VENV/bin/contacthub" run "$@"
     ;;
   test)
-    apt_install sip-tester tesseract-ocr espeak-ng sox chromium kannel-extras dovecot-imapd hylafax-client
+    apt_install sip-tester tesseract-ocr espeak-ng sox chromium kannel-extras dovecot-imapd hylafax-client graphviz
     python_deps test
     web_assets
     log "ruff"

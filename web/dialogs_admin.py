@@ -1,0 +1,587 @@
+"""Admins own self-service in the browser: dialogs listed, created, imported and exported;
+an editor that checks as they type (problems with line numbers) and draws the flow; immutable
+versions compared, published and rolled back; the dialog's own tests run on the text being
+edited; and a simulator that answers the dialog as a chat.
+
+Publishing is refused while the version does not load, validate or pass its tests
+(``hub.dialogs.publish``), and while it names a queue or skill the hub does not have. A
+dialog's sub-dialogs live in its own file, so a published version pins them by
+construction. Every change is audited.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from typing import Any
+
+import httpx
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
+from litestar.response import Template
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub import audit
+from hub.dialog_diagram import DiagramUnavailable, render_svg
+from hub.dialogs import check_source, create_dialog, publish, rollback, save_version, versions_of
+from hub.text_dialogs import decode_event, encode_event, render_prompt
+from ivr_dialogs.actions import Listen, Lookup, Say, SurveyAnswer, action_dict
+from ivr_dialogs.dialog_tests import run_tests
+from ivr_dialogs.events import HangUp, text_to_event
+from ivr_dialogs.interpreter import Interpreter
+from ivr_dialogs.loader import Dialog as LoadedDialog
+from ivr_dialogs.loader import DialogError, Problem, load_dialog_text
+from ivr_dialogs.runner import perform_lookup, secrets_from_env
+from ivr_dialogs.schema import CallbackNode, QueueNode
+from ivr_dialogs.validator import validate
+from ivr_dialogs.versions import VersionError
+from models import Dialog, DialogKind, DialogVersion, Inbox, Queue, Role, Skill
+from web.admin import SECTIONS
+from web.common import UnprocessableError, role_guard, services_of, user_of
+
+MAX_SOURCE = 200_000
+NEW_DIALOG = """\
+dialog: {name}
+description: What this dialog is for.
+languages: [en]
+start: main
+
+nodes:
+  main:
+    type: menu
+    prompt: Hello. For sales, press 1 or say sales. For support, press 2 or say support.
+    options:
+      - digit: "1"
+        phrases: [sales]
+        next: to_general
+      - digit: "2"
+        phrases: [support]
+        next: to_general
+    no_input: {{retries: 1, fallback: to_general}}
+    no_match: {{retries: 1, fallback: to_general}}
+
+  to_general:
+    type: queue
+    queue: General
+    prompt: Please hold for the next agent.
+
+tests:
+  - name: pressing 1 reaches the queue
+    inputs: ["1"]
+    expect:
+      outcome: queued
+"""
+
+
+# ---------------------------------------------------------------- checks
+
+
+def load(source: str) -> tuple[LoadedDialog | None, list[Problem]]:
+    """The dialog and everything the validator says of it (or why it does not load)."""
+    try:
+        dialog = load_dialog_text(source, file="<editor>")
+    except DialogError as exc:
+        return None, list(exc.problems)
+    return dialog, validate(dialog)
+
+
+def hub_name_problems(dialog: LoadedDialog, queues: set[str], skills: set[str]) -> list[Problem]:
+    """Queues and skills the dialog names that this hub does not have (by name, any case)."""
+    problems = []
+    for flow in dialog.flows.values():
+        for node_id, node in flow.nodes.items():
+            if isinstance(node, QueueNode | CallbackNode) and node.queue.lower() not in queues:
+                line = dialog.node_line(flow, node_id, "queue")
+                problems.append(
+                    Problem(
+                        "<editor>",
+                        line,
+                        "unknown-queue",
+                        f"there is no queue '{node.queue}' in this hub",
+                    )
+                )
+            for skill in getattr(node, "skills", []) or []:
+                if skill.lower() not in skills:
+                    line = dialog.node_line(flow, node_id, "skills")
+                    problems.append(
+                        Problem(
+                            "<editor>",
+                            line,
+                            "unknown-skill",
+                            f"there is no skill '{skill}' in this hub",
+                        )
+                    )
+    return problems
+
+
+async def hub_names(db: AsyncSession) -> tuple[set[str], set[str]]:
+    queues = {name.lower() for name in (await db.exec(select(Queue.name))).all()}
+    skills = {name.lower() for name in (await db.exec(select(Skill.name))).all()}
+    return queues, skills
+
+
+async def _diagram(dialog: LoadedDialog | None) -> dict[str, str]:
+    if dialog is None:
+        return {
+            "svg": "",
+            "diagram_error": "The dialog does not load, so there is nothing to draw.",
+        }
+    try:
+        return {"svg": await render_svg(dialog), "diagram_error": ""}
+    except DiagramUnavailable as exc:
+        return {"svg": "", "diagram_error": str(exc)}
+
+
+async def _check_context(db: AsyncSession, source: str) -> dict[str, Any]:
+    dialog, problems = load(source)
+    if dialog is not None:
+        problems = problems + hub_name_problems(dialog, *await hub_names(db))
+    problems.sort(key=lambda p: (p.line, p.severity != "error"))
+    return {"problems": problems, **await _diagram(dialog)}
+
+
+# ---------------------------------------------------------------- pages
+
+
+async def _dialog(db: AsyncSession, dialog_id: int) -> Dialog:
+    dialog = await db.get(Dialog, dialog_id)
+    if dialog is None:
+        raise NotFoundException(f"There is no dialog #{dialog_id}.")
+    return dialog
+
+
+async def _editor_context(
+    db: AsyncSession,
+    dialog: Dialog,
+    *,
+    number: int | None = None,
+    source: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    versions = await versions_of(db, dialog)
+    shown = next((v for v in versions if v.number == number), versions[-1] if versions else None)
+    text = source if source is not None else (shown.source if shown else "")
+    inboxes = (await db.exec(select(Inbox.name).where(Inbox.dialog_id == dialog.id))).all()
+    return {
+        "sections": SECTIONS,
+        "section": None,
+        "dialogs_page": True,
+        "dialog": dialog,
+        "versions": list(reversed(versions)),
+        "shown": shown,
+        "source": text,
+        "inboxes": list(inboxes),
+        **await _check_context(db, text),
+        **extra,
+    }
+
+
+@get("/")
+async def dialogs_page(request: Request) -> Template:
+    async with services_of(request).sessionmaker() as db:
+        dialogs = list((await db.exec(select(Dialog).order_by(col(Dialog.name)))).all())
+        versions = (
+            await db.exec(select(DialogVersion.dialog_id, DialogVersion.number, DialogVersion.id))
+        ).all()
+        inboxes = (await db.exec(select(Inbox.dialog_id, Inbox.name))).all()
+    latest: dict[int, int] = {}
+    numbers: dict[int, int] = {}
+    for dialog_id, number, version_id in versions:
+        latest[dialog_id] = max(latest.get(dialog_id, 0), number)
+        numbers[version_id] = number
+    used: dict[int, list[str]] = {}
+    for dialog_id, name in inboxes:
+        if dialog_id is not None:
+            used.setdefault(dialog_id, []).append(name)
+    rows = [
+        {
+            "dialog": d,
+            "latest": latest.get(d.id or 0),
+            "published": numbers.get(d.published_version_id or 0),
+            "inboxes": used.get(d.id or 0, []),
+        }
+        for d in dialogs
+    ]
+    return Template(
+        template_name="admin/dialogs.html",
+        context={"sections": SECTIONS, "section": None, "dialogs_page": True, "rows": rows},
+    )
+
+
+@post("/", status_code=200)
+async def create(request: Request) -> Response:
+    """A new dialog from the starter text (by name) or from an uploaded YAML file."""
+    me = user_of(request)
+    form = await request.form()
+    upload = form.get("file")
+    if isinstance(upload, UploadFile) and upload.filename:
+        raw = await upload.read(MAX_SOURCE + 1)
+        if len(raw) > MAX_SOURCE:
+            raise UnprocessableError(f"The file is larger than {MAX_SOURCE // 1000} kB.")
+        try:
+            source = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnprocessableError("The file is not UTF-8 text (a dialog is YAML).") from exc
+    else:
+        name = str(form.get("name", "") or "").strip()
+        if not name.isidentifier() or len(name) > 64:
+            raise UnprocessableError(
+                "Name: letters, digits and _ only, starting with a letter (at most 64)."
+            )
+        source = NEW_DIALOG.format(name=name)
+    async with services_of(request).sessionmaker() as db:
+        try:
+            dialog = await create_dialog(
+                db, source, me.username, kind=DialogKind.INBOUND, publish_now=False
+            )
+        except DialogError as exc:
+            first = exc.problems[0] if exc.problems else None
+            raise UnprocessableError(
+                f"The dialog does not load: line {first.line}: {first.message}"
+                if first
+                else "The dialog does not load."
+            ) from exc
+        except Exception as exc:  # a dialog of that name exists (unique name)
+            raise UnprocessableError(
+                "A dialog of that name exists already: open it instead."
+            ) from exc
+        audit.record(
+            db,
+            user_id=me.id,
+            action="create",
+            entity="dialog",
+            entity_id=dialog.id,
+            after={"name": dialog.name, "version": 1},
+        )
+        await db.commit()
+    return Response(
+        content="", status_code=200, headers={"HX-Redirect": f"/admin/dialogs/{dialog.id}"}
+    )
+
+
+@get("/{dialog_id:int}")
+async def editor(
+    request: Request, dialog_id: FromPath[int], version: int | None = None
+) -> Template:
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        ctx = await _editor_context(db, dialog, number=version)
+    return Template(template_name="admin/dialog_editor.html", context=ctx)
+
+
+@post("/{dialog_id:int}/check", status_code=200)
+async def check(request: Request, dialog_id: FromPath[int]) -> Template:
+    """The problems and the diagram of the text being edited (htmx, as the admin types)."""
+    form = await request.form()
+    source = str(form.get("source", "") or "")[:MAX_SOURCE]
+    async with services_of(request).sessionmaker() as db:
+        await _dialog(db, dialog_id)
+        ctx = await _check_context(db, source)
+    return Template(template_name="admin/_dialog_check.html", context={**ctx, "oob": True})
+
+
+@post("/{dialog_id:int}/tests", status_code=200)
+async def tests(request: Request, dialog_id: FromPath[int]) -> Template:
+    """The dialog's own test cases, run on the text being edited."""
+    form = await request.form()
+    source = str(form.get("source", "") or "")[:MAX_SOURCE]
+    loaded, problems = load(source)
+    results = run_tests(loaded) if loaded is not None else []
+    return Template(
+        template_name="admin/_dialog_tests.html",
+        context={"results": results, "load_problems": problems if loaded is None else []},
+    )
+
+
+@post("/{dialog_id:int}/versions", status_code=200)
+async def save(request: Request, dialog_id: FromPath[int]) -> Template:
+    me = user_of(request)
+    form = await request.form()
+    source = str(form.get("source", "") or "")
+    if len(source) > MAX_SOURCE:
+        raise UnprocessableError(f"The dialog is longer than {MAX_SOURCE // 1000} kB.")
+    note = str(form.get("note", "") or "").strip()[:200]
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        loaded, problems = load(source)
+        if loaded is None:
+            first = problems[0]
+            raise UnprocessableError(
+                f"Not saved: the dialog does not load (line {first.line}: {first.message})."
+            )
+        if loaded.name != dialog.name:
+            raise UnprocessableError(
+                f"Not saved: the text names dialog '{loaded.name}'; this is '{dialog.name}'."
+            )
+        before = (await versions_of(db, dialog))[-1:]
+        row = await save_version(db, dialog, source, me.username, note=note)
+        if before and before[0].id == row.id:
+            message = f"Nothing changed since version {row.number}."
+        else:
+            audit.record(
+                db,
+                user_id=me.id,
+                action="update",
+                entity="dialog",
+                entity_id=dialog.id,
+                before={"version": row.number - 1},
+                after={"version": row.number, "note": note},
+            )
+            message = f"Saved version {row.number}."
+        await db.commit()
+        ctx = await _editor_context(db, dialog, number=row.number, saved=message)
+    return Template(template_name="admin/dialog_editor.html", context=ctx)
+
+
+@post("/{dialog_id:int}/versions/{number:int}/publish", status_code=200)
+async def publish_version(
+    request: Request, dialog_id: FromPath[int], number: FromPath[int]
+) -> Template:
+    """Publish, or show in the editor why not (every problem, so the admin can fix them)."""
+    me = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        version = next((v for v in await versions_of(db, dialog) if v.number == number), None)
+        if version is None:
+            raise NotFoundException(f"'{dialog.name}' has no version {number}.")
+        loaded, _ = load(version.source)
+        refused = list(check_source(version.source))
+        if loaded is not None:
+            refused += [str(p) for p in hub_name_problems(loaded, *await hub_names(db))]
+        if refused:
+            ctx = await _editor_context(db, dialog, number=number, refused=refused)
+            return Template(template_name="admin/dialog_editor.html", context=ctx)
+        before = dialog.published_version_id
+        try:
+            await publish(db, dialog, number)
+        except VersionError as exc:  # checked above; kept for a race with another admin
+            raise UnprocessableError(str(exc)) from exc
+        audit.record(
+            db,
+            user_id=me.id,
+            action="publish",
+            entity="dialog",
+            entity_id=dialog.id,
+            before={"published_version_id": before},
+            after={"published": number},
+        )
+        await db.commit()
+        ctx = await _editor_context(
+            db, dialog, number=number, saved=f"Version {number} is published."
+        )
+    return Template(template_name="admin/dialog_editor.html", context=ctx)
+
+
+@post("/{dialog_id:int}/versions/{number:int}/rollback", status_code=200)
+async def rollback_to(
+    request: Request, dialog_id: FromPath[int], number: FromPath[int]
+) -> Template:
+    me = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        try:
+            row = await rollback(db, dialog, number, me.username)
+        except VersionError as exc:
+            ctx = await _editor_context(
+                db, dialog, refused=[str(exc), *getattr(exc, "problems", [])]
+            )
+            return Template(template_name="admin/dialog_editor.html", context=ctx)
+        audit.record(
+            db,
+            user_id=me.id,
+            action="rollback",
+            entity="dialog",
+            entity_id=dialog.id,
+            before={"to": number},
+            after={"version": row.number, "published": row.number},
+        )
+        await db.commit()
+        ctx = await _editor_context(
+            db,
+            dialog,
+            number=row.number,
+            saved=f"Rolled back: version {row.number} equals version {number} and is published.",
+        )
+    return Template(template_name="admin/dialog_editor.html", context=ctx)
+
+
+@get("/{dialog_id:int}/diff")
+async def diff(request: Request, dialog_id: FromPath[int], a: int, b: int) -> Template:
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        versions = {v.number: v for v in await versions_of(db, dialog)}
+    if a not in versions or b not in versions:
+        raise NotFoundException(f"'{dialog.name}' has no version {a if a not in versions else b}.")
+    lines = list(
+        difflib.unified_diff(
+            versions[a].source.splitlines(),
+            versions[b].source.splitlines(),
+            f"version {a}",
+            f"version {b}",
+            lineterm="",
+        )
+    )
+    return Template(
+        template_name="admin/dialog_diff.html",
+        context={
+            "sections": SECTIONS,
+            "section": None,
+            "dialogs_page": True,
+            "dialog": dialog,
+            "a": a,
+            "b": b,
+            "lines": lines,
+        },
+    )
+
+
+@get("/{dialog_id:int}/versions/{number:int}/export")
+async def export(request: Request, dialog_id: FromPath[int], number: FromPath[int]) -> Response:
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        version = next((v for v in await versions_of(db, dialog) if v.number == number), None)
+    if version is None:
+        raise NotFoundException(f"'{dialog.name}' has no version {number}.")
+    return Response(
+        content=version.source,
+        media_type="application/yaml",
+        headers={"Content-Disposition": f'attachment; filename="{dialog.name}-v{number}.yaml"'},
+    )
+
+
+# ---------------------------------------------------------------- simulator
+
+
+@get("/{dialog_id:int}/simulate")
+async def simulator(
+    request: Request, dialog_id: FromPath[int], version: int | None = None
+) -> Template:
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        versions = await versions_of(db, dialog)
+    if not versions:
+        raise NotFoundException(f"'{dialog.name}' has no version yet.")
+    published = next((v.number for v in versions if v.id == dialog.published_version_id), None)
+    number = version or published or versions[-1].number
+    return Template(
+        template_name="admin/dialog_simulator.html",
+        context={
+            "sections": SECTIONS,
+            "section": None,
+            "dialogs_page": True,
+            "dialog": dialog,
+            "versions": versions,
+            "number": number,
+        },
+    )
+
+
+@post("/{dialog_id:int}/simulate", status_code=200)
+async def simulate_step(request: Request, dialog_id: FromPath[int]) -> Template:
+    """One turn of a simulated chat. Stateless: the page keeps the session's event log and
+    sends it back, and the interpreter replays it (as text conversations do)."""
+    form = await request.form()
+    try:
+        number = int(str(form.get("version", "")))
+        events: list[dict[str, Any]] = json.loads(str(form.get("log", "") or "[]"))
+    except ValueError as exc:
+        raise UnprocessableError("The simulator's state is damaged: start again.") from exc
+    text = form.get("text")
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        version = next((v for v in await versions_of(db, dialog) if v.number == number), None)
+    if version is None:
+        raise NotFoundException(f"'{dialog.name}' has no version {number}.")
+    loaded, problems = load(version.source)
+    if loaded is None:
+        raise UnprocessableError(
+            f"Version {number} does not load: line {problems[0].line}: {problems[0].message}"
+        )
+    base_url = services_of(request).settings.self_url
+    interpreter = Interpreter(loaded, {"channel": "simulator"})
+    lines: list[tuple[str, str]] = []
+    actions = interpreter.start()
+    for data in events:
+        actions = interpreter.feed(decode_event(data))
+    if text is None:  # a new session: greet
+        lines += await _run(interpreter, actions, events, base_url)
+    elif not interpreter.done and interpreter.waiting_for == "input":
+        typed = str(text)[:500]
+        event = text_to_event(typed) if typed != "/hangup" else HangUp()
+        lines.append(("caller", typed))
+        events.append(encode_event(event))
+        lines += await _run(interpreter, interpreter.feed(event), events, base_url)
+    trace = interpreter.trace
+    return Template(
+        template_name="admin/_dialog_turn.html",
+        context={
+            "lines": lines,
+            "log": json.dumps(events),
+            "done": interpreter.done,
+            "trace": trace,
+        },
+    )
+
+
+def describe_end(action: Any) -> str:
+    """How the dialog ended, in words, for the simulator's last line."""
+    data = action_dict(action)
+    kind = data.pop("action")
+    details = ", ".join(f"{k} {v}" for k, v in data.items() if v not in (None, "", {}, [], ()))
+    return f"{kind}: {details}" if details else kind
+
+
+async def _run(
+    interpreter: Interpreter, actions: list[Any], events: list[dict[str, Any]], base_url: str
+) -> list[tuple[str, str]]:
+    """What the dialog says (lookups made for real, as the hub would), until it waits."""
+    lines: list[tuple[str, str]] = []
+    says: list[str] = []
+    while True:
+        for action in actions:
+            if isinstance(action, Say):
+                says.append(action.text or "")
+            elif isinstance(action, Listen):
+                lines.append(("dialog", render_prompt(says, action)))
+                says = []
+            elif not isinstance(action, Lookup | SurveyAnswer):
+                if says:
+                    lines.append(("dialog", render_prompt(says, None)))
+                    says = []
+                lines.append(("end", describe_end(action)))
+        lookup = next((a for a in actions if isinstance(a, Lookup)), None)
+        if lookup is None:
+            break
+        async with httpx.AsyncClient(base_url=base_url) as client:  # "/" is the hub itself
+            result = await perform_lookup(client, lookup, secrets_from_env())
+        events.append(encode_event(result))
+        lines.append(("lookup", f"{lookup.method} {lookup.url} → {result.status or result.error}"))
+        actions = interpreter.feed(result)
+    if says:
+        lines.append(("dialog", render_prompt(says, None)))
+    return lines
+
+
+route_handlers: list = [
+    Router(
+        path="/admin/dialogs",
+        guards=[role_guard(Role.ADMIN)],
+        route_handlers=[
+            dialogs_page,
+            create,
+            editor,
+            check,
+            tests,
+            save,
+            publish_version,
+            rollback_to,
+            diff,
+            export,
+            simulator,
+            simulate_step,
+        ],
+    )
+]
