@@ -204,8 +204,13 @@ class RtpSession(asyncio.DatagramProtocol):
         self.stats.octets_sent += 12 + len(payload)
 
     def close(self) -> None:
+        """On the media loop; after that loop has stopped, the socket is closed directly."""
         if self.transport is not None:
-            self.transport.close()
+            try:
+                self.transport.close()
+            except RuntimeError:  # its loop is closed
+                if self._sock is not None:
+                    self._sock.close()
             self.transport = None
         self._sock = None
 
