@@ -4,8 +4,14 @@ A call is created by the :class:`~channels.voice.sip_endpoint.SipEndpoint` (an i
 INVITE, or an outbound dial). Every operation is async and every change is reported as a
 :class:`CallEvent` to the listeners and kept in :attr:`Call.timeline` for the call record.
 
-Media runs on the endpoint's shared clock; a call only hands it frames through
-``_media_in`` / ``_media_out``.
+Media runs on the endpoint's shared clock, on the media engine's own thread
+(:mod:`channels.voice.media_engine`); a call only hands it frames through ``_media_in`` /
+``_media_out``, which run there. The public methods here are called on the hub's loop:
+whatever they change that the clock reads (playback, recorder, hold music, conference
+membership, the engine's set of calls) is changed under the engine's lock, and what the
+clock raises (digits, a finished prompt, barge-in, frames for :meth:`Call.audio_stream`)
+comes back to the hub loop through :meth:`MediaEngine.to_hub`. Callers see the same API
+as when media shared their loop.
 """
 
 # ruff: noqa: ASYNC109  (timeouts are part of the Call API the IVR drives)
@@ -87,15 +93,34 @@ class CallEnded(CallError):
 
 
 class _Playback:
-    def __init__(self, source: FrameSource, interrupt_on_dtmf: bool, barge_in: bool) -> None:
+    """A prompt being played. ``finish`` may come from the media thread (completed,
+    barge-in) or the hub loop (stopped, a digit, hang-up): the first outcome wins at
+    once, under the engine's lock, so the clock takes no frame after it; the waiting
+    future is resolved on the hub loop."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        interrupt_on_dtmf: bool,
+        barge_in: bool,
+        to_hub: Callable[..., None],
+    ) -> None:
         self.source = source
         self.interrupt_on_dtmf = interrupt_on_dtmf
         self.barge_in = barge_in
+        self.outcome: PlayOutcome | None = None
+        self._to_hub = to_hub
         self.done: asyncio.Future[PlayOutcome] = asyncio.get_running_loop().create_future()
 
     def finish(self, outcome: PlayOutcome) -> None:
-        if not self.done.done():
-            self.done.set_result(outcome)
+        if self.outcome is not None:
+            return
+        self.outcome = outcome
+        self._to_hub(self._settle)
+
+    def _settle(self) -> None:
+        if not self.done.done() and self.outcome is not None:
+            self.done.set_result(self.outcome)
         self.source.close()
 
 
@@ -112,6 +137,7 @@ class Call:
         rtp: RtpSession,
     ) -> None:
         self.endpoint = endpoint
+        self._engine = endpoint.engine
         self.call_id = call_id
         self.direction = direction  # "inbound" | "outbound"
         self.remote_uri = remote_uri
@@ -140,7 +166,7 @@ class Call:
         self._streams: list[asyncio.Queue[Pcm | None]] = []
         self._detector: DtmfDetector | None = None
         self._loud_frames = 0
-        rtp.on_dtmf = lambda d: self._on_digit(d, "rfc4733")
+        rtp.on_dtmf = lambda d: self._engine.to_hub(self._on_digit, d, "rfc4733")
 
     def __repr__(self) -> str:
         return f"<Call {self.direction} {self.call_id} {self.state}>"
@@ -205,7 +231,8 @@ class Call:
 
     def stats(self) -> dict[str, Any]:
         """Per-call RTP counters (RFC 3550) and the SIP timeline."""
-        rtp = self.rtp.stats.as_dict() if self.rtp is not None else self._final_stats
+        with self._engine.lock:
+            rtp = self.rtp.stats.as_dict() if self.rtp is not None else self._final_stats
         return {
             "call_id": self.call_id,
             "direction": self.direction,
@@ -279,8 +306,10 @@ class Call:
         self._require_live()
         if self.held:
             return
-        self.held = True
-        self._moh = self.endpoint._moh_source()
+        moh = self.endpoint._moh_source()
+        with self._engine.lock:
+            self.held = True
+            self._moh = moh
         await self.endpoint._reinvite(self, "sendonly")
         self._emit("hold")
 
@@ -289,18 +318,20 @@ class Call:
         self._require_live()
         if not self.held:
             return
-        self.held = False
-        if self._moh is not None:
-            self._moh.close()
-            self._moh = None
+        with self._engine.lock:
+            self.held = False
+            if self._moh is not None:
+                self._moh.close()
+                self._moh = None
         await self.endpoint._reinvite(self, "sendrecv")
         self._emit("unhold")
 
     # --- media operations ---------------------------------------------------------
 
     def _start_media(self) -> None:
-        if self.rtp is not None:
-            self.endpoint.engine.calls.add(self)
+        with self._engine.lock:
+            if self.rtp is not None:
+                self._engine.calls.add(self)
 
     async def play(
         self,
@@ -330,23 +361,26 @@ class Call:
             frames = PcmSource(source.astype(np.int16, copy=False), loop=loop)  # noqa: ASYNC240 (not a path)
         else:
             frames = StreamSource(source, sample_rate)
-        self.stop_playback()
-        playback = _Playback(frames, interrupt_on_dtmf, barge_in)
-        if interrupt_on_dtmf and self._digits:
-            playback.finish(PlayOutcome.DTMF)
-            return PlayOutcome.DTMF
-        self._playback = playback
-        self._loud_frames = 0
+        playback = _Playback(frames, interrupt_on_dtmf, barge_in, self._engine.to_hub)
+        with self._engine.lock:
+            self.stop_playback()
+            if interrupt_on_dtmf and self._digits:
+                playback.finish(PlayOutcome.DTMF)
+                return PlayOutcome.DTMF
+            self._playback = playback
+            self._loud_frames = 0
         try:
             return await playback.done
         finally:
-            if self._playback is playback:
-                self._playback = None
+            with self._engine.lock:
+                if self._playback is playback:
+                    self._playback = None
 
     def stop_playback(self) -> None:
-        if self._playback is not None:
-            self._playback.finish(PlayOutcome.STOPPED)
-            self._playback = None
+        with self._engine.lock:
+            if self._playback is not None:
+                self._playback.finish(PlayOutcome.STOPPED)
+                self._playback = None
 
     async def collect_dtmf(
         self,
@@ -393,8 +427,9 @@ class Call:
     async def send_dtmf(self, digits: str) -> None:
         """Send digits to the party as RFC 4733 events, 100 ms each, 100 ms apart."""
         for digit in digits:
-            if self.rtp is not None:
-                self.rtp.send_dtmf(digit)
+            with self._engine.lock:
+                if self.rtp is not None:
+                    self.rtp.send_dtmf(digit)
             await asyncio.sleep(0.2)
 
     async def audio_stream(self) -> AsyncIterator[Pcm]:
@@ -422,12 +457,15 @@ class Call:
         if path is None:
             safe = "".join(ch if ch.isalnum() else "_" for ch in self.call_id)[:64]
             path = self.endpoint.settings.recordings_dir / f"{int(self.started_at)}-{safe}.wav"
-        self._recorder = StereoRecorder(path)
+        recorder = StereoRecorder(path)
+        with self._engine.lock:
+            self._recorder = recorder
         self._emit("recording_started", path=str(path))
-        return self._recorder.path
+        return recorder.path
 
     def stop_recording(self) -> Path | None:
-        recorder, self._recorder = self._recorder, None
+        with self._engine.lock:  # no tick is writing once we hold it
+            recorder, self._recorder = self._recorder, None
         if recorder is None:
             return None
         path = recorder.close()
@@ -441,35 +479,41 @@ class Call:
         conference; add more members with :meth:`join`)."""
         self._require_live()
         other._require_live()
-        conf = self.conference or other.conference or self.endpoint._new_conference()
-        for call in (self, other):
-            if call.conference is not conf:
-                call.leave_conference()
-                conf.add(call, Role.FULL)
-                call.conference = conf
-                call._emit("bridged", conference=id(conf))
+        with self._engine.lock:
+            conf = self.conference or other.conference or self.endpoint._new_conference()
+            joined = []
+            for call in (self, other):
+                if call.conference is not conf:
+                    call.leave_conference()
+                    conf.add(call, Role.FULL)
+                    call.conference = conf
+                    joined.append(call)
+        for call in joined:
+            call._emit("bridged", conference=id(conf))
         return conf
 
     def join(
         self, conference: Conference[Call], role: Role = Role.FULL, target: Call | None = None
     ) -> None:
         self._require_live()
-        self.leave_conference()
-        conference.add(self, role, target)
-        self.conference = conference
+        with self._engine.lock:
+            self.leave_conference()
+            conference.add(self, role, target)
+            self.conference = conference
         self._emit("joined", role=str(role))
 
     def leave_conference(self) -> None:
-        conf, self.conference = self.conference, None
-        if conf is None:
-            return
-        conf.remove(self)
+        with self._engine.lock:
+            conf, self.conference = self.conference, None
+            if conf is None:
+                return
+            conf.remove(self)
+            if len(conf) < 2 or all(m.role is not Role.FULL for m in conf.members.values()):
+                for key in list(conf.members):
+                    key.conference = None
+                    conf.remove(key)
+                self.endpoint._drop_conference(conf)
         self._emit("unbridged")
-        if len(conf) < 2 or all(m.role is not Role.FULL for m in conf.members.values()):
-            for key in list(conf.members):
-                key.conference = None
-                conf.remove(key)
-            self.endpoint._drop_conference(conf)
 
     def unbridge(self) -> None:
         self.leave_conference()
@@ -491,28 +535,34 @@ class Call:
         """Supervisor mode: a full three-way conference."""
         self.join(self._conference_of(agent), Role.FULL)
 
-    # --- media clock hooks (called by the MediaEngine every 20 ms) ----------------
+    # --- media clock hooks (called by the MediaEngine every 20 ms, on its thread, ----
+    # --- under its lock; anything for the hub goes through to_hub) -----------------
 
     def _media_in(self, pcm: Pcm) -> None:
         if self._recorder is not None:
             self._rec_left = pcm
+        if self._streams:
+            self._engine.to_hub(self._stream_frame, pcm)
+        if self.inband_dtmf:
+            if self._detector is None:
+                self._detector = DtmfDetector(sample_rate=8000)
+            for digit in self._detector.feed(pcm):
+                self._engine.to_hub(self._on_digit, digit, "inband")
+        playback = self._playback
+        if playback is not None and playback.barge_in and playback.outcome is None:
+            rms = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)))
+            self._loud_frames = self._loud_frames + 1 if rms > BARGE_IN_RMS else 0
+            if self._loud_frames >= BARGE_IN_FRAMES:
+                playback.finish(PlayOutcome.BARGE_IN)
+                self._engine.to_hub(self._emit, "barge_in")
+
+    def _stream_frame(self, pcm: Pcm) -> None:
+        """One decoded frame to every :meth:`audio_stream` (on the hub loop)."""
         for queue in self._streams:
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()
             queue.put_nowait(pcm)
-        if self.inband_dtmf:
-            if self._detector is None:
-                self._detector = DtmfDetector(sample_rate=8000)
-            for digit in self._detector.feed(pcm):
-                self._on_digit(digit, "inband")
-        playback = self._playback
-        if playback is not None and playback.barge_in:
-            rms = float(np.sqrt(np.mean(pcm.astype(np.float32) ** 2)))
-            self._loud_frames = self._loud_frames + 1 if rms > BARGE_IN_RMS else 0
-            if self._loud_frames >= BARGE_IN_FRAMES:
-                playback.finish(PlayOutcome.BARGE_IN)
-                self._emit("barge_in")
 
     def _media_out(self, mixed: Pcm | None) -> Pcm | None:
         out: Pcm | None
@@ -521,7 +571,7 @@ class Call:
         else:
             out = mixed
             playback = self._playback
-            if playback is not None:
+            if playback is not None and playback.outcome is None:
                 frame = playback.source.next_frame()
                 if frame is None:
                     playback.finish(PlayOutcome.COMPLETED)
@@ -538,12 +588,14 @@ class Call:
         return out
 
     def _on_digit(self, digit: str, via: str) -> None:
+        """A digit from any source, on the hub loop."""
         if len(self._digits) < MAX_BUFFERED_DIGITS:
             self._digits.append(digit)
         self._digit_event.set()
-        playback = self._playback
-        if playback is not None and playback.interrupt_on_dtmf:
-            playback.finish(PlayOutcome.DTMF)
+        with self._engine.lock:
+            playback = self._playback
+            if playback is not None and playback.interrupt_on_dtmf:
+                playback.finish(PlayOutcome.DTMF)
         self._note(f"DTMF {digit} ({via})")
         self._emit("dtmf", digit=digit, via=via)
 
@@ -557,19 +609,21 @@ class Call:
         self.ended_at = time.time()
         self.end_reason = reason
         self._note(f"ended: {reason}")
-        if self._playback is not None:
-            self._playback.finish(PlayOutcome.HANGUP)
+        with self._engine.lock:  # the clock stops taking this call's frames at once
+            if self._playback is not None:
+                self._playback.finish(PlayOutcome.HANGUP)
+            self._engine.calls.discard(self)
+            rtp, self.rtp = self.rtp, None
+            if rtp is not None:
+                self._final_stats = rtp.stats.as_dict()
         self.stop_recording()
         self.leave_conference()
         for queue in self._streams:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(None)
         self._digit_event.set()
-        self.endpoint.engine.calls.discard(self)
-        if self.rtp is not None:
-            self._final_stats = self.rtp.stats.as_dict()
-            self.endpoint._release_rtp(self.rtp)
-            self.rtp = None
+        if rtp is not None:
+            self.endpoint._release_rtp(rtp)
         self.ended.set()
         self.endpoint._forget(self)
         self._emit("ended", reason=reason)

@@ -1,4 +1,4 @@
-"""The shared 20 ms media clock.
+"""The shared 20 ms media clock, on a thread and event loop of its own.
 
 One timer drives every call: each tick it takes one frame from every leg's jitter
 buffer, decodes all of them in one vectorised G.711 pass, runs the conferences, asks each
@@ -8,15 +8,45 @@ carry hundreds of calls.
 
 The clock is absolute (``t0 + n × 20 ms``); after a stall it catches up at most
 ``MAX_CATCHUP`` ticks, then re-anchors rather than bursting.
+
+Why a thread (the "media loop"): the hub's event loop also serves HTTP and SSE, and
+fanning one event out to 500 console tabs holds it for tens of milliseconds, long enough
+to make a 20 ms frame late. So the clock, RTP receive (the datagram endpoints are created
+on the media loop, :meth:`MediaEngine.run`) and RTP send run on the media loop, which does
+nothing else. A busy hub loop then costs media at most a GIL switch interval (5 ms), not
+the length of its busiest callback. A process per media engine would remove even that,
+but would put the whole :class:`~channels.voice.call.Call` API behind IPC; a thread keeps
+it an ordinary object.
+
+The rules between the two loops, kept small on purpose:
+
+- **One lock** (:attr:`MediaEngine.lock`, re-entrant). The media thread holds it for a
+  whole tick and while it handles a datagram; the hub side takes it, briefly and never
+  across an ``await``, to change anything the media thread reads: the calls and
+  conferences in the engine, a call's playback, recorder, hold music, conference
+  membership, and its RTP session's negotiated parameters.
+- **Sockets belong to the media loop.** RTP ports are opened there (:meth:`run`) and
+  closed there (:meth:`submit`).
+- **Media events go to the hub loop** (:meth:`to_hub`): a digit, a finished prompt, a
+  barge-in, and every decoded frame for :meth:`Call.audio_stream` (the IVR's endpointer
+  runs on the hub loop) are posted with ``call_soon_threadsafe``, one batch per tick, so
+  hub-side listeners, futures and queues are only ever touched on their own loop.
+
+``MediaEngine(thread=False)`` (``HUB_VOICE_MEDIA_THREAD=0``) runs the clock as a task on
+the hub's loop, the way it ran before; it is kept for ``bench/media_clock.py``'s
+comparison and costs only the branches in :meth:`to_hub`, :meth:`run` and :meth:`submit`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +61,7 @@ if TYPE_CHECKING:
     from channels.voice.rtp_session import RtpSession
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 TICK = 0.020
 FRAME = 160
@@ -84,24 +115,112 @@ def _take_frame(rtp: RtpSession, pcm: npt.NDArray[np.int16] | None) -> npt.NDArr
 
 
 class MediaEngine:
-    def __init__(self) -> None:
+    """Every call's media on one clock; see the module docstring for the threading."""
+
+    def __init__(self, thread: bool = True) -> None:
         self.calls: set[Call] = set()
         self.conferences: set[Conference[Call]] = set()
+        self.lock = threading.RLock()
+        self.use_thread = thread
+        self.hub_loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the media loop
+        self.thread: threading.Thread | None = None
+        self.clock_thread_id: int | None = None  # the thread the clock last ticked on
         self._task: asyncio.Task[None] | None = None
+        self._outbox: list[tuple[Callable[..., Any], tuple[Any, ...]]] | None = None
         self.ticks = 0
         self.late_ticks = 0
         self.tick_seconds = 0.0
 
+    # --- lifecycle ---------------------------------------------------------------
+
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        """Start the clock: on a new thread's loop, or as a task on the caller's loop."""
+        if self._task is not None or self.thread is not None:
+            return
+        self.hub_loop = asyncio.get_running_loop()
+        if not self.use_thread:
+            self.loop = self.hub_loop
+            self._task = self.loop.create_task(self._run(), name="media-clock")
+            return
+        ready = threading.Event()
+        self.thread = threading.Thread(
+            target=self._main, args=(ready,), name="media-clock", daemon=True
+        )
+        self.thread.start()
+        ready.wait(10)  # a new loop is up in well under a millisecond
+
+    def _main(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        self._task = loop.create_task(self._run(), name="media-clock")
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
+        if self.thread is None:
+            await cancel_and_wait(self._task)
+            self._task = None
+            return
+        loop, thread = self.loop, self.thread
+        assert loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop has already gone
+            await self.run(cancel_and_wait(self._task))
+            loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 10)
         self._task = None
+        self.thread = None
+
+    # --- crossing between the hub loop and the media loop --------------------------
+
+    def on_media_thread(self) -> bool:
+        return self.thread is not None and threading.get_ident() == self.thread.ident
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the media loop (e.g. opening an RTP port)."""
+        if self.thread is None or self.loop is None:
+            return await coro
+        future: concurrent.futures.Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return await asyncio.wrap_future(future)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` on the media loop soon (e.g. closing an RTP socket)."""
+        if self.thread is None or self.loop is None or self.on_media_thread():
+            fn(*args)
+            return
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the media loop has stopped: nothing else uses the object
+            fn(*args)
+
+    def to_hub(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` on the hub loop: at once when already there (or when media
+        runs on the hub loop), else posted; inside a tick, posts wait for its end and go
+        as one batch (one wake-up of the hub loop per tick, not one per call)."""
+        if not self.on_media_thread():
+            fn(*args)
+            return
+        if self._outbox is not None:
+            self._outbox.append((fn, args))
+            return
+        self._post([(fn, args)])
+
+    def _post(self, batch: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+        assert self.hub_loop is not None
+        with contextlib.suppress(RuntimeError):  # the hub loop is closing: drop them
+            self.hub_loop.call_soon_threadsafe(_run_batch, batch)
+
+    # --- the clock -----------------------------------------------------------------
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        self.clock_thread_id = threading.get_ident()
         next_at = loop.time()
         while True:
             now = loop.time()
@@ -121,6 +240,20 @@ class MediaEngine:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     def tick(self) -> None:
+        """One 20 ms step for every call, under :attr:`lock`; events it raises reach the
+        hub loop after the step."""
+        batching = self.on_media_thread()
+        with self.lock:
+            if batching:
+                self._outbox = []
+            try:
+                self._tick()
+            finally:
+                batch, self._outbox = self._outbox, None
+        if batch:
+            self._post(batch)
+
+    def _tick(self) -> None:
         self.ticks += 1
         calls = [c for c in self.calls if c.rtp is not None]
         # 1. one frame in from every leg, decoded per codec in one pass
@@ -167,3 +300,12 @@ class MediaEngine:
             for i, (call, _) in enumerate(outs):
                 assert call.rtp is not None
                 call.rtp.send_frame(data[i * FRAME : (i + 1) * FRAME])
+
+
+def _run_batch(batch: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
+    """Media events, delivered on the hub loop in the order the media thread raised them."""
+    for fn, args in batch:
+        try:
+            fn(*args)
+        except Exception:
+            log.exception("media event handler failed")

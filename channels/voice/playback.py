@@ -1,13 +1,14 @@
 """What a call can play: 8 kHz int16 audio, served one 20 ms frame per media-clock tick.
 
 Sources are pulled by the media clock (never pushed), so a slow producer (TTS) shows as
-silence, not as a burst.
+silence, not as a burst. The clock pulls on the media thread; a :class:`StreamSource`'s
+producer runs on the hub loop, so its buffer has a lock of its own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 from collections.abc import AsyncIterable
 from pathlib import Path
 from typing import Protocol
@@ -89,6 +90,7 @@ class StreamSource:
         self._done = False
         self._rate = sample_rate
         self._resampler: StreamResampler | None = None
+        self._lock = threading.Lock()  # the producer's loop vs. the media clock's thread
         self._task = asyncio.get_running_loop().create_task(self._pump(chunks))
 
     async def _pump(self, chunks: AsyncIterable[Pcm | Audio]) -> None:
@@ -102,15 +104,20 @@ class StreamSource:
                     if self._resampler is None or self._resampler.from_rate != rate:
                         self._resampler = StreamResampler(rate, RATE)
                     pcm = self._resampler.feed(pcm)
-                self._buf = np.concatenate([self._buf, pcm])
+                with self._lock:
+                    self._buf = np.concatenate([self._buf, pcm])
             if self._resampler is not None:
-                self._buf = np.concatenate(
-                    [self._buf, self._resampler.feed(np.zeros(0, np.int16), last=True)]
-                )
+                tail = self._resampler.feed(np.zeros(0, np.int16), last=True)
+                with self._lock:
+                    self._buf = np.concatenate([self._buf, tail])
         finally:
             self._done = True
 
     def next_frame(self) -> Pcm | None:
+        with self._lock:
+            return self._next_frame()
+
+    def _next_frame(self) -> Pcm | None:
         if self._buf.shape[0] >= FRAME:
             frame, self._buf = self._buf[:FRAME], self._buf[FRAME:]
             return frame
@@ -125,6 +132,6 @@ class StreamSource:
 
     def close(self) -> None:
         self._task.cancel()
-        with contextlib.suppress(Exception):
+        with self._lock:
             self._buf = self._buf[:0]
         self._done = True

@@ -2,7 +2,10 @@
 the jitter buffer, RFC 4733 events and the receive statistics.
 
 The socket only queues; decoding, mixing and sending happen on the shared 20 ms media
-clock (:mod:`channels.voice.media_engine`), so a call costs no task of its own.
+clock (:mod:`channels.voice.media_engine`), so a call costs no task of its own. The socket
+lives on the media engine's own loop and thread: :class:`PortPool` is used only from there,
+packets are handled under the engine's lock (``lock``), and the hub side changes a
+session's parameters (:meth:`RtpSession.configure`, ``send_enabled``) only under it.
 
 Why not :class:`aiortp.RTPSession`: each of its sessions runs its own media-clock task,
 an RTCP task and an RTCP socket, which is two tasks and two sockets per call (1,000 of
@@ -21,6 +24,7 @@ always send to the SDP address and accept packets from the SDP's IP only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
@@ -52,7 +56,10 @@ class RtpSession(asyncio.DatagramProtocol):
         max_frames: int = 12,
         on_dtmf: Callable[[str], None] | None = None,
         symmetric: bool = True,
+        lock: contextlib.AbstractContextManager[Any] | None = None,
     ) -> None:
+        self.lock = lock if lock is not None else contextlib.nullcontext()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop its socket is on
         self.symmetric = symmetric
         self.local_host = local_host
         self.local_port = local_port
@@ -92,6 +99,7 @@ class RtpSession(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
 
     def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
         pass
@@ -108,6 +116,10 @@ class RtpSession(asyncio.DatagramProtocol):
         return True
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
+        with self.lock:
+            self._received(data, addr)
+
+    def _received(self, data: bytes, addr: Any) -> None:
         src = (addr[0], addr[1])
         if len(data) < 12 or (data[0] >> 6) != 2 or not self._source_ok(src):
             self.stats.packets_ignored += 1
@@ -192,8 +204,13 @@ class RtpSession(asyncio.DatagramProtocol):
         self.stats.octets_sent += 12 + len(payload)
 
     def close(self) -> None:
+        """On the media loop; after that loop has stopped, the socket is closed directly."""
         if self.transport is not None:
-            self.transport.close()
+            try:
+                self.transport.close()
+            except RuntimeError:  # its loop is closed
+                if self._sock is not None:
+                    self._sock.close()
             self.transport = None
         self._sock = None
 
@@ -201,7 +218,9 @@ class RtpSession(asyncio.DatagramProtocol):
 class PortPool:
     """RTP ports from the configured range (even ports, RFC 3550 §11), handed out in turn.
 
-    A port that cannot be bound (taken by another process) is skipped.
+    A port that cannot be bound (taken by another process) is skipped. Used on the media
+    loop only (the endpoint goes through :meth:`MediaEngine.run` / ``submit``), so the
+    sockets are that loop's and the pool needs no lock.
     """
 
     def __init__(self, host: str, port_min: int, port_max: int) -> None:

@@ -7,6 +7,9 @@ them first (``hub.call_ivr``; ``HUB_IVR_ENABLED=0`` queues every call directly).
 phones register with the SIP extension and password stored on each agent (admin pages);
 ``HUB_VOICE_AGENT_CREDENTIALS`` adds more. Stopping first refuses new calls with 503 and
 waits for active ones for up to ``HUB_VOICE_DRAIN_SECONDS``.
+
+The endpoint starts its media engine's thread (the 20 ms clock and RTP, away from the loop
+that serves HTTP and SSE: :mod:`channels.voice.media_engine`) and joins it when it stops.
 """
 
 from __future__ import annotations

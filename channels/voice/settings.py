@@ -37,6 +37,10 @@ class VoiceSettings:
     - ``tcp_idle_timeout``: seconds after which a SIP TCP connection that carried no
       message and no call is closed; ``tcp_max_connections_per_address``: how many
       connections one IP may hold open (RFC 3261 §18.3 leaves both to us).
+    - ``media_thread``: run the 20 ms media clock and RTP on a thread and loop of their
+      own (the default), away from the loop serving HTTP and SSE; off
+      (``HUB_VOICE_MEDIA_THREAD=0``) only to measure the difference
+      (``bench/media_clock.py``).
     """
 
     bind_host: str = "127.0.0.1"
@@ -63,6 +67,7 @@ class VoiceSettings:
     max_jitter_frames: int = 12
     tcp_idle_timeout: float = 120.0
     tcp_max_connections_per_address: int = 64
+    media_thread: bool = True
 
     @property
     def signalling_host(self) -> str:
@@ -112,4 +117,5 @@ class VoiceSettings:
             tcp_max_connections_per_address=int(
                 get("TCP_MAX_PER_ADDRESS", str(d.tcp_max_connections_per_address))
             ),
+            media_thread=get("MEDIA_THREAD", "1") not in ("0", "false", "no"),
         )

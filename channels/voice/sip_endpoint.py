@@ -134,7 +134,7 @@ class SipEndpoint:
         self.settings = settings
         self.on_call = on_call
         self.user_agent = user_agent
-        self.engine = MediaEngine()
+        self.engine = MediaEngine(thread=settings.media_thread)
         self.ports = PortPool(settings.rtp_host, settings.rtp_port_min, settings.rtp_port_max)
         self.authority = DigestAuthority(settings.realm)
         self.registrar = Registrar(self.authority, settings.agent_credentials)
@@ -165,6 +165,7 @@ class SipEndpoint:
     async def start(self) -> None:
         """Bind every transport on one port. With ``bind_port`` 0 the port UDP got may
         be taken for TCP by another process: then all are closed and tried again."""
+        self.engine.start()  # first: a call's RTP ports are opened on the media loop
         attempts = 8 if self.settings.bind_port == 0 else 1
         for attempt in range(attempts):
             try:
@@ -175,8 +176,8 @@ class SipEndpoint:
                     await stack.uas.stop()
                 self._stacks.clear()
                 if attempt == attempts - 1:
+                    await self.engine.stop()
                     raise
-        self.engine.start()
 
     async def _start_stacks(self) -> None:
         host = self.settings.bind_host
@@ -498,6 +499,7 @@ class SipEndpoint:
             prefill=s.jitter_prefill_frames,
             max_frames=s.max_jitter_frames,
             symmetric=s.symmetric_rtp,
+            lock=self.engine.lock,
         )
 
     async def _new_inbound(self, stack: _Stack, inc: IncomingCall) -> None:
@@ -512,12 +514,12 @@ class SipEndpoint:
                 log.info("488 for %s: %s", call_id, exc)
                 return
         try:
-            rtp = await self.ports.open(self._new_rtp)
+            rtp = await self._open_rtp()
         except RuntimeError:
             inc.reject(503, "Service Unavailable")
             return
         if stack.uas._calls.get(call_id) is not inc:  # cancelled meanwhile
-            self.ports.release(rtp)
+            self._release_rtp(rtp)
             return
         if media is not None:
             rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
@@ -772,11 +774,12 @@ class SipEndpoint:
         assert call.rtp is not None
         was_held = call.remote_held
         call.media = media
-        call.rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
+        with self.engine.lock:  # the media thread reads these per packet and per tick
+            call.rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
+            call.rtp.send_enabled = media.direction in ("sendrecv", "recvonly") and (
+                media.remote_addr[0] != "0.0.0.0"  # noqa: S104 (comparison, not a bind)
+            )
         call.remote_held = media.remote_on_hold
-        call.rtp.send_enabled = media.direction in ("sendrecv", "recvonly") and (
-            media.remote_addr[0] != "0.0.0.0"  # noqa: S104 (comparison, not a bind)
-        )
         if call.remote_held != was_held:
             call._emit("remote_hold" if call.remote_held else "remote_unhold")
 
@@ -828,7 +831,9 @@ class SipEndpoint:
                 media = parse_media(resp.text)
                 self._apply_media(call, media)
                 # we stay the sender of music while the party is on hold
-                call.rtp.send_enabled = True  # type: ignore[union-attr]
+                with self.engine.lock:
+                    if call.rtp is not None:
+                        call.rtp.send_enabled = True
 
     def _ack_reinvite(self, leg: _Leg, seq: int) -> None:
         """ACK for the 2xx to our re-INVITE on an inbound dialog (RFC 3261 §13.2.2.4)."""
@@ -908,7 +913,7 @@ class SipEndpoint:
         ringing :class:`Call` as soon as the INVITE is sent (its Call-ID, for the record).
         """
         stack = self._stacks[transport]
-        rtp = await self.ports.open(self._new_rtp)
+        rtp = await self._open_rtp()
         addr = stack.transport.local_addr
         from_uri = from_uri or f"sip:hub@{addr[0]}:{addr[1]}"
         session_id = int(time.time() * 1000) % 10**9
@@ -1083,11 +1088,13 @@ class SipEndpoint:
 
     def _new_conference(self) -> Conference[Call]:
         conf: Conference[Call] = Conference()
-        self.engine.conferences.add(conf)
+        with self.engine.lock:
+            self.engine.conferences.add(conf)
         return conf
 
     def _drop_conference(self, conf: Conference[Call]) -> None:
-        self.engine.conferences.discard(conf)
+        with self.engine.lock:
+            self.engine.conferences.discard(conf)
 
     def _moh_source(self) -> FrameSource:
         if self._moh_pcm is None:
@@ -1102,8 +1109,13 @@ class SipEndpoint:
             return {}
         return {name: values[0] for name, values in sip.invite.headers.items() if values}
 
+    async def _open_rtp(self) -> RtpSession:
+        """An RTP port, bound on the media loop so its packets are handled there."""
+        return await self.engine.run(self.ports.open(self._new_rtp))
+
     def _release_rtp(self, rtp: RtpSession) -> None:
-        self.ports.release(rtp)
+        """Close the port on the media loop (the call has left the engine already)."""
+        self.engine.submit(self.ports.release, rtp)
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)

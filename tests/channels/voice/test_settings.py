@@ -19,6 +19,7 @@ def test_settings_from_env() -> None:
             "HUB_VOICE_MOH_WAV": "/srv/moh.wav",
             "HUB_VOICE_TRANSPORTS": "udp,tcp",
             "HUB_VOICE_SYMMETRIC_RTP": "0",
+            "HUB_VOICE_MEDIA_THREAD": "0",
         }
     )
     assert (s.bind_port, s.rtp_port_min, s.rtp_port_max) == (5080, 40000, 40100)
@@ -26,11 +27,12 @@ def test_settings_from_env() -> None:
     assert s.agent_credentials == {"1001": "pw1", "1002": "pw:with:colons"}
     assert s.trunk_host == "sip.provider.example" and s.moh_wav == Path("/srv/moh.wav")
     assert s.transports == ("udp", "tcp") and s.symmetric_rtp is False
+    assert s.media_thread is False
 
 
 def test_defaults_without_env() -> None:
     s = VoiceSettings.from_env({})
-    assert s.bind_port == 5060 and s.moh_wav is None and s.symmetric_rtp
+    assert s.bind_port == 5060 and s.moh_wav is None and s.symmetric_rtp and s.media_thread
 
 
 def test_sdp_and_signalling_hosts_follow_the_advertised_address() -> None:
