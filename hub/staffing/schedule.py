@@ -254,3 +254,63 @@ def solve(
     cost = round(sum(o.cost * c for o, c in zip(options, counts, strict=True)), 2)
     picks.sort(key=lambda p: (p.option.start, p.option.template))
     return Plan(result, cost=cost, picks=picks, coverage=coverage, on_duty=on_duty)
+
+
+def allocate(
+    staffed: Sequence[tuple[ShiftOption, int]],
+    starts: Sequence[int],
+    minutes: int,
+    required: Mapping[str, Sequence[int]],
+) -> dict[str, list[int]]:
+    """Given who is on duty (a saved or edited roster), place them on groups per interval so
+    that as much of the need as possible is covered, then the rest where they can serve.
+
+    Returns the agents given to each group per interval (the coverage line of the chart)."""
+    groups = list(required)
+    coverage = {g: [0] * len(starts) for g in groups}
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("threads", 1)
+    lbs: list[float] = []
+    ubs: list[float] = []
+    costs: list[float] = []
+    a_cols: dict[tuple[int, frozenset[str], str], int] = {}
+    u_cols: dict[tuple[int, str], int] = {}
+    duty: dict[tuple[int, frozenset[str]], int] = {}
+    for i, start in enumerate(starts):
+        for option, count in staffed:
+            serve = option.groups & frozenset(groups)
+            if serve and count > 0 and option.works(start, minutes):
+                duty[(i, serve)] = duty.get((i, serve), 0) + count
+    for (i, cls), _n in duty.items():
+        for g in sorted(cls):
+            a_cols[(i, cls, g)] = len(lbs)
+            lbs.append(0.0)
+            ubs.append(INF)
+            costs.append(-1.0)  # place everyone on duty somewhere…
+    for i in range(len(starts)):
+        for g in groups:
+            u_cols[(i, g)] = len(lbs)
+            lbs.append(0.0)
+            ubs.append(float(max(0, required[g][i])))
+            costs.append(-1000.0)  # …but covering the need comes first
+    n = len(lbs)
+    if n == 0:
+        return coverage
+    h.addVars(n, np.array(lbs), np.array(ubs))
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), np.array(costs))
+    h.changeColsIntegrality(
+        n, np.arange(n, dtype=np.int32), np.array([highspy.HighsVarType.kInteger] * n)
+    )
+    for (i, cls), on in duty.items():
+        idx = np.array([a_cols[(i, cls, g)] for g in sorted(cls)], dtype=np.int32)
+        h.addRow(-INF, float(on), len(idx), idx, np.ones(len(idx)))
+    for (i, g), u in u_cols.items():
+        entries = [u] + [col for (j, _cls, gg), col in a_cols.items() if j == i and gg == g]
+        vals = [1.0] + [-1.0] * (len(entries) - 1)
+        h.addRow(-INF, 0.0, len(entries), np.array(entries, dtype=np.int32), np.array(vals))
+    h.run()
+    values = list(h.getSolution().col_value)
+    for (i, _cls, g), col in a_cols.items():
+        coverage[g][i] += round(values[col])
+    return coverage

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from hub.staffing.schedule import ShiftOption, Status, shift_options, solve
+from hub.staffing.schedule import ShiftOption, Status, allocate, shift_options, solve
 
 HOUR = 60
 
@@ -171,3 +171,16 @@ def test_no_template_for_a_need_is_named() -> None:
         "E at 02:00: no shift template works then",
         "S at 01:00: no shift template works then",
     ]
+
+
+def test_allocate_places_an_edited_roster_where_it_covers_most() -> None:
+    """One bilingual and one English agent, need E=1, S=1: the bilingual one takes Spanish.
+    Remove the bilingual one and Spanish is short while English keeps its agent."""
+    e = ShiftOption("english", start=0, length=HOUR, cost=10, groups=frozenset({"E"}))
+    b = ShiftOption("bilingual", start=0, length=HOUR, cost=13, groups=frozenset({"E", "S"}))
+    need = {"E": [1], "S": [1]}
+    assert allocate([(e, 1), (b, 1)], [0], HOUR, need) == {"E": [1], "S": [1]}
+    assert allocate([(e, 1)], [0], HOUR, need) == {"E": [1], "S": [0]}
+    assert allocate([(b, 3)], [0], HOUR, need) == {"E": [2], "S": [1]} or allocate(
+        [(b, 3)], [0], HOUR, need
+    ) == {"E": [1], "S": [2]}
