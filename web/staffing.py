@@ -508,15 +508,11 @@ def _fill_template(t: ShiftTemplate, form: FormMultiDict) -> None:
         t.break_offset_minutes = None
     t.paid_break = str(form.get("paid_break") or "") in ("on", "1", "true")
     t.cost_per_hour = _float(form, "cost_per_hour", "Cost per hour", 0, 100_000)
-    skills = (
-        [str(s).strip() for s in form.getall("skills") if str(s).strip()]
-        if hasattr(form, "getall")
-        else []
-    )
+    skills = [str(s).strip() for s in form.getall("skills", []) if str(s).strip()]
     if not skills:
         raise UnprocessableError("Pick at least one skill or language the shift brings.")
     t.skills = skills
-    days = [d for d in form.getall("weekdays") if d in WEEKDAYS] if hasattr(form, "getall") else []
+    days = [d for d in form.getall("weekdays", []) if d in WEEKDAYS]
     t.weekdays = days
     cap = str(form.get("max_count") or "").strip()
     t.max_count = _int(form, "max_count", "At most (agents)", 0, 10_000) if cap else None
@@ -766,6 +762,7 @@ staffing_router = Router(
         staffing_home,
         plan_page,
         plan_post,
+        load_example,
         forecast_upload,
         groups_page,
         group_create,
