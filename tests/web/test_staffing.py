@@ -69,7 +69,7 @@ async def test_planners_only_and_bad_input_is_named(
         r = await client.post("/staffing/plan", headers=hx(client), data={**form, **extra})
         assert r.status_code == 200, r.text
         rows = re.findall(
-            r'<td>10:00</td>\s*<td>[^<]*</td>\s*<td class="req" '
+            r'<tr data-interval="10:00"><td>10:00</td>\s*<td>[^<]*</td>\s*<td class="req" '
             r'data-group="English calls">(\d+)</td>',
             r.text,
         )
