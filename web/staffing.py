@@ -153,6 +153,15 @@ async def plan_page(request: Request) -> Template:
     async with services_of(request).sessionmaker() as db:
         groups = await _groups(db)
         forecasts = await service.forecasts(db, groups, grid, weeks, tz)
+        week = []  # the coming week's forecast totals per day, each day a link
+        for offset in range(7):
+            other = DayGrid(
+                grid.day + timedelta(days=offset), grid.minutes, grid.open_from, grid.open_to
+            )
+            daily = (
+                forecasts if offset == 0 else await service.forecasts(db, groups, other, weeks, tz)
+            )
+            week.append((other.day, [round(sum(f.volumes)) for f in daily]))
     outcome = (
         service.what_if(
             grid,
@@ -168,6 +177,7 @@ async def plan_page(request: Request) -> Template:
         grid=grid,
         weeks=weeks,
         forecasts=forecasts,
+        week=week,
         outcome=outcome,
         clock=clock,
         tab="plan",

@@ -7,6 +7,7 @@ import re
 from datetime import date
 
 import httpx
+import pytest
 from sqlmodel import col, select
 
 from hub.services import Services
@@ -14,6 +15,8 @@ from models import Agent, AuditEntry, RosterShift, User
 from tests.web.conftest import hx, login
 
 MONDAY = date(2026, 12, 14)
+# The database parts run on SQLite and PostgreSQL in tests/hub/staffing; the pages once.
+pytestmark = pytest.mark.parametrize("web_database_url", ["sqlite"], indirect=True)
 
 
 async def entities(services: Services) -> list[str]:
@@ -49,6 +52,9 @@ async def test_planners_only_and_bad_input_is_named(
     plan = await client.get(loaded.headers["hx-redirect"])
     groups = dict(re.findall(r'data-group="([^"]+)".*?name="(g\d+)_aht"', plan.text, re.S))
     english = groups["English calls"]
+    # the week's table: the example's Monday (710 English, 174 Spanish calls), nothing after
+    assert re.search(r"Mon 2026-12-14</a></td>\s*<td>710</td><td>174</td>", plan.text)
+    assert re.search(r"Tue 2026-12-15</a></td>\s*<td>0</td><td>0</td>", plan.text)
     # the example's forecast fills the volume inputs (58 English calls at 08:00)
     assert f'name="{english}_v480" value="58.0"' in plan.text
 

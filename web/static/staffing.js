@@ -13,8 +13,7 @@
     groups.forEach(function (g, i) {
       var colour = COLOURS[i % COLOURS.length];
       sets.push({ type: "bar", label: g + " required", data: data.required[g],
-                  backgroundColor: colour + "55", borderColor: colour, borderWidth: 1,
-                  stack: "required" });
+                  backgroundColor: colour + "55", borderColor: colour, borderWidth: 1 });
       if (data.coverage && data.coverage[g]) {
         sets.push({ type: "line", label: g + " scheduled", data: data.coverage[g],
                     borderColor: colour, backgroundColor: colour, stepped: "middle",

@@ -107,7 +107,7 @@ async def test_history_forecast_from_stored_interactions(services: Services) -> 
         assert audits[1].before["volumes"] == {"10:00": 20.0}
 
 
-async def test_csv_upload_names_the_bad_line(services: Services) -> None:
+def test_csv_upload_names_the_bad_line() -> None:
     group = StaffingGroup(name="English calls", skill="english")
     groups = {"English calls": group}
     rows = service.parse_forecast_csv(
@@ -182,3 +182,16 @@ async def test_hospital_example_schedules_and_becomes_an_editable_roster(
         assert sum(shortfalls.values()) > 0
         rows = (await db.exec(select(RosterShift).where(RosterShift.roster_id == roster.id))).all()
         assert len(rows) == plan.agents - 1
+
+
+def test_each_model_sizes_its_own_way() -> None:
+    """The group's model picks the method: calls by Erlang C, chat over chat slots, email by
+    workload (40 mails of 6 minutes due within 2 hours: 2 agents for each of two hours)."""
+    calls = GroupInputs("Calls", "calls", "general", 180, 80, 20, 30, 1, 240)
+    chat = GroupInputs("Chat", "chat", "general", 180, 80, 20, 30, 3, 240)
+    email = GroupInputs("Mail", "email", "general", 360, 80, 20, 0, 1, 120)
+    assert [s.agents for s in service.requirement(calls, [200], 60)] == [20]
+    assert [s.raw_agents for s in service.requirement(chat, [200], 60)] == [5]  # ⌈14/3⌉
+    assert [s.agents for s in service.requirement(email, [40, 0, 0], 60)] == [2, 2, 0]
+    with pytest.raises(StaffingInputError, match="Mail: shrinkage"):
+        service.requirement(GroupInputs("Mail", "email", "x", 360, 80, 20, 95, 1, 120), [1], 60)
