@@ -236,6 +236,7 @@ async def forecasts(
     """Each active group's forecast for the day: history, then the planner's overrides."""
     result = []
     manual = await overrides_of(db, [g.id for g in groups if g.id], grid.day, grid.minutes)
+    other = await _other_length_overrides(db, [g.id for g in groups if g.id], grid)
     for group in groups:
         past, aht = await history_weeks(db, group, grid, weeks, timezone)
         fc = same_weekday_forecast(past)
@@ -243,10 +244,44 @@ async def forecasts(
         volumes, flags = [], []
         for start, value in zip(grid.starts, base, strict=True):
             key = (group.id or 0, start)
+            if key not in manual and key in other:
+                manual[key] = other[key]
             flags.append(key in manual)
             volumes.append(manual.get(key, value))
         result.append(GroupForecast(group, fc, volumes, flags, aht))
     return result
+
+
+async def _other_length_overrides(
+    db: AsyncSession, group_ids: list[int], grid: DayGrid
+) -> dict[tuple[int, int], float]:
+    """Overrides kept at another interval length, spread onto this grid's intervals by
+    overlap (an hour's 40 calls are 10 per quarter hour; four quarters make an hour), so
+    an hourly forecast still counts when the planner looks at 15 minutes."""
+    rows = (
+        await db.exec(
+            select(ForecastOverride).where(
+                col(ForecastOverride.group_id).in_(group_ids),
+                ForecastOverride.day == grid.day,
+                ForecastOverride.minutes != grid.minutes,
+            )
+        )
+    ).all()
+    spread: dict[tuple[int, int], float] = {}
+    finest: dict[int, int] = {}
+    for row in rows:  # one length per group: the finest the planner kept
+        finest[row.group_id] = min(finest.get(row.group_id, row.minutes), row.minutes)
+    for row in rows:
+        if row.minutes != finest[row.group_id]:
+            continue
+        for start in grid.starts:
+            overlap = min(start + grid.minutes, row.start_minute + row.minutes) - max(
+                start, row.start_minute
+            )
+            if overlap > 0:
+                key = (row.group_id, start)
+                spread[key] = round(spread.get(key, 0.0) + row.volume * overlap / row.minutes, 2)
+    return spread
 
 
 async def save_overrides(

@@ -195,3 +195,23 @@ def test_each_model_sizes_its_own_way() -> None:
     assert [s.agents for s in service.requirement(email, [40, 0, 0], 60)] == [2, 2, 0]
     with pytest.raises(StaffingInputError, match="Mail: shrinkage"):
         service.requirement(GroupInputs("Mail", "email", "x", 360, 80, 20, 95, 1, 120), [1], 60)
+
+
+async def test_an_hourly_override_spreads_onto_quarter_hours(services: Services) -> None:
+    async with services.sessionmaker() as db:
+        await example.load_example(db, MONDAY, user_id=None)
+        await db.commit()
+        english = (
+            await db.exec(select(StaffingGroup).where(StaffingGroup.name == "English calls"))
+        ).one()
+        quarter = DayGrid(MONDAY, 15, 8 * 60, 9 * 60 + 30)
+        (fc,) = await service.forecasts(db, [english], quarter, 6, "UTC")
+        # 58 calls 08:00–09:00 and 76 calls 09:00–10:00, by quarter hour
+        assert fc.volumes == pytest.approx([14.5, 14.5, 14.5, 14.5, 19, 19])
+        assert all(fc.overridden)
+        # and quarter-hour overrides add up to half-hours
+        await service.save_overrides(db, english, MONDAY, 15, {480: 1.0, 495: 2.0}, user_id=None)
+        await db.commit()
+        half = DayGrid(MONDAY, 30, 8 * 60, 9 * 60)
+        (fc,) = await service.forecasts(db, [english], half, 6, "UTC")
+        assert fc.volumes == pytest.approx([3.0, 0.0])
