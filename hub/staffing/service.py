@@ -197,9 +197,10 @@ async def history_weeks(
     new centre's empty past does not drag the trend down), and their mean handle time."""
     tz = ZoneInfo(timezone or "UTC")
     past_days = [grid.day - timedelta(weeks=w) for w in range(weeks, 0, -1)]
-    since, _ = _local_range(past_days[0], tz)
-    _, until = _local_range(past_days[-1], tz)
-    rows = await _queued_times(db, group, since, until)
+    rows = []
+    for past in past_days:  # one indexed range per day: no weeks in between are read
+        since, until = _local_range(past, tz)
+        rows += await _queued_times(db, group, since, until)
     counts = {d: [0.0] * len(grid.starts) for d in past_days}
     handle: list[float] = []
     for queued, answered, closed in rows:
