@@ -142,6 +142,13 @@ async def test_hospital_example_schedules_and_becomes_an_editable_roster(
         forecasts = await service.forecasts(db, groups, grid, 6, "UTC")
         volumes = {f.group.name: f.volumes for f in forecasts}
         assert volumes["Spanish calls"] == [float(v) for v in example.SPANISH]
+        # the hourly forecast spreads onto quarter hours: 58 calls 08:00–09:00, 76 after
+        english = next(g for g in groups if g.name == "English calls")
+        quarter = DayGrid(MONDAY, 15, 8 * 60, 9 * 60 + 30)
+        (fc,) = await service.forecasts(db, [english], quarter, 6, "UTC")
+        assert fc.volumes == pytest.approx([14.5, 14.5, 14.5, 14.5, 19, 19])
+        assert all(fc.overridden)
+
         inputs = [GroupInputs.of(g) for g in groups]
         outcome = service.what_if(grid, inputs, volumes, templates)
         plan = outcome.plan
@@ -195,23 +202,3 @@ def test_each_model_sizes_its_own_way() -> None:
     assert [s.agents for s in service.requirement(email, [40, 0, 0], 60)] == [2, 2, 0]
     with pytest.raises(StaffingInputError, match="Mail: shrinkage"):
         service.requirement(GroupInputs("Mail", "email", "x", 360, 80, 20, 95, 1, 120), [1], 60)
-
-
-async def test_an_hourly_override_spreads_onto_quarter_hours(services: Services) -> None:
-    async with services.sessionmaker() as db:
-        await example.load_example(db, MONDAY, user_id=None)
-        await db.commit()
-        english = (
-            await db.exec(select(StaffingGroup).where(StaffingGroup.name == "English calls"))
-        ).one()
-        quarter = DayGrid(MONDAY, 15, 8 * 60, 9 * 60 + 30)
-        (fc,) = await service.forecasts(db, [english], quarter, 6, "UTC")
-        # 58 calls 08:00–09:00 and 76 calls 09:00–10:00, by quarter hour
-        assert fc.volumes == pytest.approx([14.5, 14.5, 14.5, 14.5, 19, 19])
-        assert all(fc.overridden)
-        # and quarter-hour overrides add up to half-hours
-        await service.save_overrides(db, english, MONDAY, 15, {480: 1.0, 495: 2.0}, user_id=None)
-        await db.commit()
-        half = DayGrid(MONDAY, 30, 8 * 60, 9 * 60)
-        (fc,) = await service.forecasts(db, [english], half, 6, "UTC")
-        assert fc.volumes == pytest.approx([3.0, 0.0])
