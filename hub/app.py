@@ -169,6 +169,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             directories=[
                 node_modules / "htmx.org" / "dist",
                 node_modules / "htmx-ext-sse" / "dist",
+                node_modules / "chart.js" / "dist",  # chart.umd.min.js (staffing, reports)
             ],
             name="assets",
             include_in_schema=False,

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     dial_timeout_seconds: float = 30.0
     dial_agent_timeout_seconds: float = 20.0
 
+    # staffing (hub.staffing): the shift plan's integer program stops after this long and
+    # keeps the best plan found (the page says it may not be the cheapest)
+    staffing_solver_seconds: float = 20.0
+
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 

@@ -18,6 +18,14 @@ from models.interactions import (
 )
 from models.jobs import Job, JobState
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
+from models.staffing import (
+    ForecastOverride,
+    Roster,
+    RosterShift,
+    ShiftTemplate,
+    StaffingGroup,
+    StaffingModel,
+)
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
     Agent,
@@ -48,6 +56,7 @@ __all__ = [
     "DialogVersion",
     "Direction",
     "Disposition",
+    "ForecastOverride",
     "IdentityKind",
     "Inbox",
     "Interaction",
@@ -66,9 +75,14 @@ __all__ = [
     "QueueSkill",
     "Recording",
     "Role",
+    "Roster",
+    "RosterShift",
     "SenderKind",
+    "ShiftTemplate",
     "Skill",
     "Speaker",
+    "StaffingGroup",
+    "StaffingModel",
     "Strategy",
     "Transcript",
     "TranscriptSegment",

@@ -20,6 +20,7 @@ from web import (
     login,
     recordings,
     sse,
+    staffing,
     supervisor,
 )
 from web.common import SECURITY_HEADERS
@@ -63,6 +64,7 @@ route_handlers: list = [
             *blocked.route_handlers,
             *sse.route_handlers,
             *recordings.route_handlers,
+            *staffing.route_handlers,
         ],
     )
 ]
