@@ -209,13 +209,21 @@ async def add_agents(url: str, creds: dict[str, str]) -> None:
 class Hub:
     """``contacthub run`` in a temp var dir, on free ports, with a seeded database."""
 
-    def __init__(self, var: Path, creds: dict[str, str], rtp_range: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        var: Path,
+        creds: dict[str, str],
+        rtp_range: tuple[int, int],
+        *,
+        seeded: bool = False,
+    ) -> None:
         from tests.e2e.hub_process import free_port, free_sip_port, seed_database
 
-        var.mkdir(parents=True)
         self.var = var
         self.db = var / "hub.sqlite3"
-        seed_database(self.db)
+        if not seeded:
+            var.mkdir(parents=True)
+            seed_database(self.db)
         if creds:
             asyncio.run(add_agents(f"sqlite+aiosqlite:///{self.db}", creds))
         self.http_port, self.sip_port = free_port(), free_sip_port()
