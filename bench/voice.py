@@ -217,6 +217,9 @@ async def main() -> None:
     parser.add_argument("--ivr-levels", default="50,100", help="--hub: callers in IVR + queue")
     parser.add_argument("--bridged-levels", default="25,50", help="--hub: bridged calls")
     parser.add_argument("--talk-tail-ms", type=int, default=1200, help="--hub: talk after 28.8 s")
+    parser.add_argument(
+        "--min-rate", type=float, default=5.0, help="--hub: lowest calls/s a level starts"
+    )
     parser.add_argument("--keep", action="store_true", help="--hub: keep the work folder")
     parser.add_argument("--note", default="", help="--hub: machine conditions, for the record")
     args = parser.parse_args()
