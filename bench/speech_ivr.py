@@ -6,10 +6,11 @@ reply ("You chose general.") and back to the menu, so one call answers again and
 All its prompts are fixed, so the hub renders them at start (``speech.prompts.PromptCache``)
 and every next prompt is cached.
 
-Each caller is one SIPp call playing its own pcap: "General." or "Billing." said by Piper
-(synthesized here beforehand, 8 kHz A-law RTP), at Poisson times of one answer per 8 s on
+Each caller is one SIPp call playing its own pcap: "General, please." or "Billing, please."
+said by Piper (synthesized here beforehand, 8 kHz A-law RTP), at Poisson times of one answer
+per 8 s on
 average (exponential gaps; an answer that would start while the caller is still talking
-starts 0.3 s after), silence in between. Callers start at random within the first 8 s.
+starts 1 s after it), silence in between. Callers start at random within the first 8 s.
 
 The hub's IVR trace (``interaction.data["ivr"]["voice"]``, ``channels.voice.ivr_port``)
 records, on the prompt that follows each spoken turn, ``turn_to_prompt_ms``: from the
@@ -47,8 +48,11 @@ from voice import children_cpu_s, emit  # noqa: E402
 from voice_hub import DID, Hub, LagProbe, pct, sipp  # noqa: E402
 
 RATE = 8000
-ANSWERS = ("General.", "Billing.")
+ANSWERS = ("General, please.", "Billing, please.")
 TARGET_MS = 400.0
+# An answer that would start while the caller still talks waits this long after the last
+# one ends: longer than the endpointer's end of turn (700 ms), so the two stay two turns.
+GAP_AFTER_S = 1.0
 DIALOG = """\
 dialog: bench_speech_menu
 description: The speech IVR bench (bench/speech_ivr.py). A menu answered by voice, again and again.
@@ -73,7 +77,7 @@ nodes:
       fallback: goodbye
     no_match:
       retries: 1
-      prompts: [Sorry, I did not get that. Say general or billing.]
+      prompts: ["Sorry, I did not get that. Say general or billing."]
       fallback: main
 
   chose_general:
@@ -121,7 +125,7 @@ def caller_audio(
     free_at = 0.0
     count = 0
     while True:
-        start = max(t, free_at + 0.3)
+        start = max(t, free_at + GAP_AFTER_S)
         voice = voices[ANSWERS[count % len(ANSWERS)]]
         begin = int(start * RATE)
         if begin + len(voice) + RATE > total:
@@ -294,6 +298,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="each caller's call")
     parser.add_argument("--mean-gap", type=float, default=8.0, help="s between answers")
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument("--note", default="", help="machine conditions, for the record")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -312,7 +317,9 @@ async def main() -> None:
     voices = await asyncio.to_thread(synthesize_answers)
     best = 0
     with tempfile.TemporaryDirectory(prefix="speech-ivr-bench-") as tmp:
-        workdir = Path(tmp)
+        workdir = Path(tempfile.mkdtemp(prefix="speech-ivr-bench-")) if args.keep else Path(tmp)
+        if args.keep:
+            emit(figure="workdir", path=str(workdir))
         hub = await asyncio.to_thread(SpeechHub, workdir / "hub")
         try:
             await wait_prompts_rendered(hub)
