@@ -299,6 +299,9 @@ async def main() -> None:
     parser.add_argument("--mean-gap", type=float, default=8.0, help="s between answers")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--all-levels", action="store_true", help="run every level, even after one fails"
+    )
     parser.add_argument("--note", default="", help="machine conditions, for the record")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -328,9 +331,10 @@ async def main() -> None:
                     hub, workdir, callers, args.seconds, args.mean_gap, voices, rng
                 )
                 emit(**result)
-                if not result["holds"]:
+                if result["holds"]:
+                    best = max(best, callers)
+                elif not args.all_levels:
                     break
-                best = callers
         finally:
             await asyncio.to_thread(hub.stop)
     emit(
