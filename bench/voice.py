@@ -15,6 +15,13 @@ a child process. Usage::
 
     .venv/bin/python bench/voice.py                      # modest: levels 25,50,100
     .venv/bin/python bench/voice.py --levels 100,200,300,400,500,600 --rates 30,60,90
+
+``--hub`` runs the load through ``contacthub run`` instead, callers held in the IVR and
+queue and callers bridged to registered agent phones, against this bare endpoint doing the
+same work in the same run (``bench/voice_hub.py``)::
+
+    .venv/bin/python bench/voice.py --hub --ivr-levels 200,300,400,500,600 --hold-ms 30000 \
+        --bridged-levels 100,200,300
 """
 
 from __future__ import annotations
