@@ -15,6 +15,13 @@ a child process. Usage::
 
     .venv/bin/python bench/voice.py                      # modest: levels 25,50,100
     .venv/bin/python bench/voice.py --levels 100,200,300,400,500,600 --rates 30,60,90
+
+``--hub`` runs the load through ``contacthub run`` instead, callers held in the IVR and
+queue and callers bridged to registered agent phones, against this bare endpoint doing the
+same work in the same run (``bench/voice_hub.py``)::
+
+    .venv/bin/python bench/voice.py --hub --ivr-levels 200,300,400,500,600 --hold-ms 30000 \
+        --bridged-levels 100,200,300
 """
 
 from __future__ import annotations
@@ -48,23 +55,49 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
 
+def children_cpu_s() -> float:
+    """utime + stime of this process's reaped children (the SIPp load generators)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def emit(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
 class Bench:
-    def __init__(self, workdir: Path, rtp_range: tuple[int, int]) -> None:
+    """The bare endpoint: every call answered, recorded, hearing a looping prompt.
+
+    ``scenario``, ``frames_per_call`` and ``sipp_args`` let ``--hub`` run the hub's caller
+    scenario against it (the same work without the hub); ``credentials`` are agent phones
+    the endpoint's registrar accepts."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        rtp_range: tuple[int, int],
+        *,
+        scenario: Path = SCENARIO,
+        frames_per_call: int = PCAP_FRAMES,
+        sipp_args: tuple[str, ...] = (),
+        credentials: dict[str, str] | None = None,
+    ) -> None:
         self.workdir = workdir
+        self.scenario = scenario
+        self.frames_per_call = frames_per_call
+        self.sipp_args = sipp_args
         self.settings = VoiceSettings(
             bind_port=0,
             rtp_port_min=rtp_range[0],
             rtp_port_max=rtp_range[1],
             recordings_dir=workdir / "recordings",
+            agent_credentials=dict(credentials or {}),
         )
         self.prompt = tone((440.0, 880.0), 3.0, 0.2)
         self.finished: list[dict[str, Any]] = []
         self.answered_at: list[float] = []
         self.digits = 0
+        self.sipp_cpu_s = 0.0
         self.endpoint = SipEndpoint(self.settings, on_call=self.on_call)
         self.baseline_rss = rss_kib()
 
@@ -82,6 +115,10 @@ class Bench:
         call.record()
         await call.play(self.prompt, loop=True, interrupt_on_dtmf=False)
 
+    def live(self) -> int:
+        """Calls on the line now (sampled for the level's peak)."""
+        return len(self.endpoint.calls)
+
     def reset(self) -> None:
         self.finished.clear()
         self.answered_at.clear()
@@ -92,7 +129,8 @@ class Bench:
         args = [
             "sipp",
             "-sf",
-            str(SCENARIO),
+            str(self.scenario),
+            *self.sipp_args,
             f"127.0.0.1:{self.endpoint.port}",
             "-i",
             "127.0.0.1",
@@ -120,7 +158,10 @@ class Bench:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        return await proc.wait()
+        before = children_cpu_s()
+        rc = await proc.wait()
+        self.sipp_cpu_s = children_cpu_s() - before  # SIPp's own utime + stime, once reaped
+        return rc
 
     async def level(self, concurrent: int, rate: float, hold_ms: int) -> dict[str, Any]:
         """One load level: ``concurrent`` simultaneous calls at ``rate`` calls/s."""
@@ -132,7 +173,7 @@ class Bench:
         sipp = asyncio.ensure_future(self.run_sipp(concurrent, concurrent, rate, hold_ms))
         while not sipp.done():
             await asyncio.sleep(0.25)
-            n = len(self.endpoint.calls)
+            n = self.live()
             if n > peak_calls:
                 peak_calls, peak_rss = n, rss_kib()
         rc = await sipp
@@ -140,7 +181,7 @@ class Bench:
         cpu = time.process_time() - cpu0
         call_seconds = sum(s["duration_s"] for s in self.finished)
         received = sum(s["packets_received"] for s in self.finished)
-        expected = concurrent * PCAP_FRAMES
+        expected = concurrent * self.frames_per_call
         ticks = engine.ticks - ticks0
         result = {
             "figure": "level",
@@ -158,6 +199,7 @@ class Bench:
             if ticks
             else None,
             "cpu_s": round(cpu, 2),
+            "sipp_cpu_s": round(self.sipp_cpu_s, 2),
             "wall_s": round(time.monotonic() - wall0, 2),
             "cpu_s_per_call_minute": round(cpu / (call_seconds / 60), 3) if call_seconds else None,
             # RSS above the idle endpoint at this level's peak, per concurrent call
@@ -178,7 +220,21 @@ async def main() -> None:
     parser.add_argument("--hold-ms", type=int, default=6000, help="talk time after the digit")
     parser.add_argument("--rtp-range", default="30000-34000")
     parser.add_argument("--retries", type=int, default=1, help="retries of a failing level")
+    parser.add_argument("--hub", action="store_true", help="through `contacthub run` (voice_hub)")
+    parser.add_argument("--ivr-levels", default="50,100", help="--hub: callers in IVR + queue")
+    parser.add_argument("--bridged-levels", default="25,50", help="--hub: bridged calls")
+    parser.add_argument("--talk-tail-ms", type=int, default=1200, help="--hub: talk after 28.8 s")
+    parser.add_argument(
+        "--min-rate", type=float, default=5.0, help="--hub: lowest calls/s a level starts"
+    )
+    parser.add_argument("--keep", action="store_true", help="--hub: keep the work folder")
+    parser.add_argument("--note", default="", help="--hub: machine conditions, for the record")
     args = parser.parse_args()
+    if args.hub:
+        from voice_hub import run_hub
+
+        await run_hub(args)
+        return
     low, high = (int(x) for x in args.rtp_range.split("-"))
     with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
         workdir = Path(tmp)

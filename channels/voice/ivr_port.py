@@ -19,7 +19,10 @@ and the speech engines, so the sans-IO interpreter drives a live call:
 Lookups are made by :func:`ivr_dialogs.runner.run_dialog`, never here. The models are shared
 by every call of the process through one :class:`IvrSpeech`; per call, the port keeps only a
 VAD state. ``VoicePort.run`` returns the runner's trace (nodes, inputs, variables, outcome,
-handoff) with what the call heard and said added under ``"voice"``.
+handoff) with what the call heard and said added under ``"voice"``: each recognition's
+``asr_ms``, and on the prompt that follows a spoken turn ``turn_to_prompt_ms``, the caller's
+wait from the endpointer's end-of-turn decision to that prompt starting (``bench/speech_ivr.py``
+reads it from stored traces).
 
     speech = IvrSpeech.load()  # once per process, on the loop that carries the calls
     await asyncio.to_thread(speech.warm_up)
@@ -36,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -258,6 +262,7 @@ class _Capture:
         self.finished: asyncio.Future[EndpointEvent] = self._future()
         self.on_barge_in: Callable[[], None] | None = None
         self._started_at = 0.0
+        self.decided_at = 0.0  # monotonic time the endpointer ended the last turn
         self._task: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -312,6 +317,7 @@ class _Capture:
                 self.endpointer.reset()
                 self.started.clear()
             else:
+                self.decided_at = time.monotonic()
                 self.finished.set_result(event)
         if (
             self.on_barge_in is not None
@@ -379,6 +385,9 @@ class VoicePort:
         self.handoff: Queue | Transfer | Voicemail | Callback | Hangup | None = None
         self.trace: Trace | None = None
         self._capture: _Capture | None = None
+        # When the endpointer ended the caller's last spoken turn (monotonic), until the
+        # next prompt starts: the trace keeps the gap as the prompt's ``turn_to_prompt_ms``.
+        self._turn_ended_at: float | None = None
 
     # ------------------------------------------------------------------ running a dialog
 
@@ -479,6 +488,7 @@ class VoicePort:
             capture.arm(on_barge_in=call.stop_playback)
         else:
             capture.disarm()
+        reply_ms = self._reply_ms()
         try:
             outcome = await call.play(
                 source, sample_rate=RATE, interrupt_on_dtmf=action.barge_in, barge_in=False
@@ -489,7 +499,7 @@ class VoicePort:
         except AudioError as exc:  # a recorded prompt that is not a WAV we can read
             capture.disarm()
             log.warning("%s: cannot play %s: %s", call.call_id, action.audio, exc)
-            self._logged_prompt(action, "bad_audio", cached=None)
+            self._logged_prompt(action, "bad_audio", cached=None, reply_ms=reply_ms)
             if action.text.strip():
                 await self.say(Say(action.text, action.lang, None, action.barge_in))
             return
@@ -499,22 +509,32 @@ class VoicePort:
             heard = str(outcome)
             if outcome is PlayOutcome.DTMF:
                 capture.disarm()  # the key is the answer, not the voice
-        self._logged_prompt(action, heard, cached)
+        self._logged_prompt(action, heard, cached, reply_ms=reply_ms)
         log.debug("%s: prompt %r: %s", call.call_id, action.text[:40], heard)
         if outcome is PlayOutcome.HANGUP or call.state is CallState.ENDED:
             capture.disarm()
             raise CallerGone(f"call {call.call_id} ended during a prompt")
 
-    def _logged_prompt(self, action: Say, outcome: str, cached: bool | None) -> None:
-        self.log.add(
-            self.log.prompts,
-            {
-                "text": action.text,
-                "audio": action.audio,
-                "outcome": outcome,
-                "cached": cached,
-            },
-        )
+    def _reply_ms(self) -> float | None:
+        """How long the caller waited, from the endpointer ending their spoken turn to this
+        prompt being handed to the media clock (its first frame leaves on the next 20 ms
+        tick when it is cached; a streamed one waits for the synthesizer's first frame too).
+        Once per turn; None after keys or no input."""
+        ended, self._turn_ended_at = self._turn_ended_at, None
+        return None if ended is None else round((time.monotonic() - ended) * 1000, 1)
+
+    def _logged_prompt(
+        self, action: Say, outcome: str, cached: bool | None, reply_ms: float | None = None
+    ) -> None:
+        item: dict[str, Any] = {
+            "text": action.text,
+            "audio": action.audio,
+            "outcome": outcome,
+            "cached": cached,
+        }
+        if reply_ms is not None:
+            item["turn_to_prompt_ms"] = reply_ms
+        self.log.add(self.log.prompts, item)
 
     # ------------------------------------------------------------------ listen
 
@@ -553,6 +573,7 @@ class VoicePort:
                     return HangUp()  # collection ends without a key only at the hang-up
                 if finished.done() and not finished.cancelled():
                     capture.disarm()
+                    self._turn_ended_at = capture.decided_at
                     return await self._recognize(finished.result(), action)
                 if not done:
                     capture.disarm()
@@ -584,6 +605,7 @@ class VoicePort:
         if turn.utterance is None or turn.utterance.frames == 0:
             return NoInput()
         hints = list(action.hints) or None
+        started = time.monotonic()
         try:
             heard = await self.speech.recognizer.transcribe_utterance(turn.utterance, hints)
         except Exception:  # a failed recognition is a no-match (the dialog can offer keys)
@@ -612,6 +634,7 @@ class VoicePort:
                 "confidence": round(confidence, 3),
                 "seconds": round(heard.duration, 2),
                 "end": turn.kind,
+                "asr_ms": round((time.monotonic() - started) * 1000, 1),
             },
         )
         log.debug("%s: heard %r as %r (%.2f)", self.call.call_id, text, chosen, confidence)

@@ -351,6 +351,11 @@ async def test_a_spoken_billing_is_recognized_with_the_menu_hints(
     # Talking over the menu stopped it (barge-in); the caller then keyed nothing, so the
     # account question timed out and Billing got the call without an account.
     assert trace["voice"]["prompts"][0]["outcome"] == "barge_in"
+    # The next prompt records how long the caller waited after the endpointer ended the
+    # turn, which includes the recognition; the menu before any turn has no such gap.
+    assert "turn_to_prompt_ms" not in trace["voice"]["prompts"][0]
+    asr_ms = recognitions[0]["asr_ms"]
+    assert 0 < asr_ms <= trace["voice"]["prompts"][1]["turn_to_prompt_ms"]
     assert trace["nodes"] == ["main", "ask_account", "billing_unidentified"]
     assert [(i["node"], i["event"]) for i in trace["inputs"][1:]] == [("ask_account", "noinput")]
     assert queued == [Queue("billing", 2, ("billing",), {"reason": "account not given"})]
