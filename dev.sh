@@ -58,10 +58,17 @@ lock() {
 }
 
 web_assets() {
-  # htmx and its SSE extension come from npm at install time, never from the repo.
+  # htmx, its SSE extension, Chart.js and CodeMirror come from npm at install time, never from
+  # the repo; esbuild bundles the dialog editor (web/editor/) into node_modules/.build.
   if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
     log "installing web assets (npm)"
     (cd web && npm ci --silent --no-audit --no-fund)
+  fi
+  local bundle=web/node_modules/.build/dialog_editor.js
+  if [ ! -f "$bundle" ] || [ web/editor/dialog_editor.js -nt "$bundle" ] || [ web/node_modules/.package-lock.json -nt "$bundle" ]; then
+    log "bundling the dialog editor (esbuild)"
+    (cd web && node_modules/.bin/esbuild editor/dialog_editor.js --bundle --minify --format=iife \
+      --log-level=warning --outfile=node_modules/.build/dialog_editor.js)
   fi
 }
 

@@ -283,6 +283,19 @@ async def check(request: Request, dialog_id: FromPath[int]) -> Template:
     return Template(template_name="admin/_dialog_check.html", context={**ctx, "oob": True})
 
 
+@post("/{dialog_id:int}/problems", status_code=200)
+async def problems(request: Request, dialog_id: FromPath[int]) -> list[dict[str, Any]]:
+    """The same problems as JSON, for the code editor's linter (marks in the gutter)."""
+    form = await request.form()
+    source = str(form.get("source", "") or "")[:MAX_SOURCE]
+    async with services_of(request).sessionmaker() as db:
+        await _dialog(db, dialog_id)
+        dialog, found = load(source)
+        if dialog is not None:
+            found += hub_name_problems(dialog, *await hub_names(db))
+    return [p.as_dict() for p in found]
+
+
 @post("/{dialog_id:int}/tests", status_code=200)
 async def tests(request: Request, dialog_id: FromPath[int]) -> Template:
     """The dialog's own test cases, run on the text being edited."""
@@ -574,6 +587,7 @@ route_handlers: list = [
             create,
             editor,
             check,
+            problems,
             tests,
             save,
             publish_version,

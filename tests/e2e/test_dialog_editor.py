@@ -50,20 +50,24 @@ def test_edit_check_test_publish_and_roll_back(dialog_hub: dict, chromium) -> No
     page.locator("#diagram svg").wait_for()
     assert page.locator("#diagram svg g.node").count() >= 8  # every node drawn
     page.locator("#no-problems").wait_for()
+    editor = page.locator(".cm-content")  # CodeMirror, bundled at set-up
 
     # A typo in a node's target: the problem appears, naming its line.
     source = page.input_value("#source")
     broken = source.replace("next: ask_account", "next: ask_acount", 1)
     line = source[: source.index("next: ask_account")].count("\n") + 1
-    page.fill("#source", broken)
+    editor.fill(broken)
     problem = page.locator("#check-problems a[data-goto-line]").first
     problem.wait_for()
     assert problem.get_attribute("data-goto-line") == str(line)
     assert "ask_acount" in page.locator("#check-problems").inner_text()
+    problem.click()  # the editor goes to the line, marked in its gutter by the same check
+    page.locator(".cm-activeLine").get_by_text("next: ask_acount").wait_for()
+    page.locator(".cm-lint-marker-error").wait_for()
 
     # Fixed, with a new greeting whose test now fails, then passes once the test is updated.
     fixed = source.replace("Thank you for calling Acme.", "Welcome to Acme.", 1)
-    page.fill("#source", fixed)
+    editor.fill(fixed)
     page.locator("#no-problems").wait_for()
     page.click("#run-tests")
     page.locator("#tests-summary").wait_for()
@@ -82,7 +86,7 @@ def test_edit_check_test_publish_and_roll_back(dialog_hub: dict, chromium) -> No
     assert published == [(2,)]
 
     # A version naming a queue the hub does not have is saved, but not published.
-    page.fill("#source", fixed.replace("queue: general", "queue: nowhere", 1))
+    editor.fill(fixed.replace("queue: general", "queue: nowhere", 1))
     page.locator("#check-problems").get_by_text(
         "there is no queue 'nowhere' in this hub"
     ).wait_for()
