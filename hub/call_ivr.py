@@ -76,7 +76,10 @@ class VoiceIvr:
         var_dir = self.services.settings.var_dir
         speech = await asyncio.to_thread(IvrSpeech.load, prompt_dir=var_dir / "prompts")
         await asyncio.to_thread(speech.warm_up)
-        for published in await self._voice_dialogs():
+        dialogs = await self._voice_dialogs()
+        languages = {lang for p in dialogs for lang in p.dialog.model.languages or ()}
+        await asyncio.to_thread(speech.add_fallback_voices, sorted(languages))
+        for published in dialogs:
             dialog = published.dialog
             for language in dialog.model.languages or [dialog.model.language]:
                 with contextlib.suppress(Exception):
@@ -130,6 +133,8 @@ class VoiceIvr:
         from channels.voice.ivr_port import VoicePort
 
         speech = await self.speech()
+        # A dialog published since start-up may speak a language without a voice yet.
+        await asyncio.to_thread(speech.add_fallback_voices, published.dialog.model.languages)
         session = _Session(self, interaction)
         port = VoicePort(
             call,

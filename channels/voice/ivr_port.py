@@ -169,6 +169,28 @@ def dialog_prompts(dialog: Dialog, language: str | None = None) -> list[str]:
     return list(found)
 
 
+def language_voices(spec: str) -> dict[str, Any]:
+    """``HUB_IVR_VOICES``: the voice of each language besides the default Piper voice, as
+    ``es=espeak:es, fr=espeak:fr, de=piper:/voices/de_DE-thorsten-medium.onnx``. A
+    language without one is spoken by the default voice. A bad entry fails at start-up."""
+    from speech.espeak import EspeakSynthesizer
+    from speech.tts import Synthesizer
+
+    voices: dict[str, Any] = {}
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        language, _, voice = entry.partition("=")
+        engine, _, name = voice.strip().partition(":")
+        if not language.strip() or not name:
+            raise ValueError(f"HUB_IVR_VOICES: {entry!r} is not language=engine:voice")
+        if engine == "espeak":
+            voices[language.strip()] = EspeakSynthesizer(name)
+        elif engine == "piper":
+            voices[language.strip()] = Synthesizer(voice=name)
+        else:
+            raise ValueError(f"HUB_IVR_VOICES: unknown engine {engine!r} (espeak or piper)")
+    return voices
+
+
 class IvrSpeech:
     """The speech engines every call's IVR shares; build one per process.
 
@@ -190,6 +212,7 @@ class IvrSpeech:
         self.prompts = prompts
         self.recognizer = recognizer
         self.voices = dict(voices or {})
+        self._voiceless: set[str] = set()  # languages espeak-ng could not speak either
         self.settings = settings or IvrVoiceSettings()
         self.vad_model = vad_model
 
@@ -220,7 +243,45 @@ class IvrSpeech:
             max_memory_bytes=settings.prompt_cache_memory_mb * 1024 * 1024,
         )
         pool = RecognizerPool.from_settings(WhisperRecognizer(settings=speech), speech)
-        return cls(prompts, pool, settings=settings)
+        voices = {
+            language: PromptCache(
+                synthesizer,
+                prompt_dir,
+                max_memory_bytes=settings.prompt_cache_memory_mb * 1024 * 1024,
+            )
+            for language, synthesizer in language_voices(
+                os.environ.get("HUB_IVR_VOICES", "")
+            ).items()
+        }
+        return cls(prompts, pool, voices=voices, settings=settings)
+
+    def add_fallback_voices(self, languages: Iterable[str]) -> list[str]:
+        """Give every language without a voice of its own (the default voice is English)
+        espeak-ng's voice for it; blocking, so run it in a thread at start-up. Returns the
+        languages that espeak-ng cannot speak either (they stay with the default voice)."""
+        from speech.espeak import EspeakSynthesizer
+
+        missing = []
+        for language in languages:
+            if language in self.voices or language.split("-")[0] == "en":
+                continue
+            if language in self._voiceless:
+                missing.append(language)
+                continue
+            try:
+                synthesizer = EspeakSynthesizer(language)
+                synthesizer.warm_up()
+            except (FileNotFoundError, RuntimeError, OSError) as exc:
+                log.warning("no voice for language %s: %s", language, exc)
+                self._voiceless.add(language)
+                missing.append(language)
+                continue
+            self.voices[language] = PromptCache(
+                synthesizer,
+                self.prompts.cache_dir,
+                max_memory_bytes=self.settings.prompt_cache_memory_mb * 1024 * 1024,
+            )
+        return missing
 
     def prompts_for(self, language: str) -> PromptCache:
         """The voice of a language (the default voice when none is configured for it)."""

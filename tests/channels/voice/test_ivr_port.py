@@ -26,6 +26,7 @@ from channels.voice.ivr_port import (
     IvrVoiceSettings,
     VoicePort,
     dialog_prompts,
+    language_voices,
 )
 from ivr_dialogs.actions import Hangup, Queue, Transfer
 from ivr_dialogs.loader import Dialog, load_dialog_text
@@ -38,6 +39,7 @@ from speech.settings import SpeechSettings
 from speech.tts import Synthesizer
 from speech.vad import Endpointer, EndpointEvent
 from tests.channels.voice.helpers import level_at, open_tap, run_sipp
+from tests.support import require_tool
 
 pytestmark = pytest.mark.sipp
 
@@ -478,3 +480,80 @@ def test_settings_come_from_the_environment_and_the_engines_from_speech_settings
     assert engines.prompts.cache_dir == tmp_path / "prompts"
     assert engines.settings is settings
     assert engines.prompts_for("xx") is engines.prompts  # one voice until others are added
+    assert engines.add_fallback_voices(["en", "es", "xx-nope"]) == ["xx-nope"]
+    assert engines.prompts_for("es") is not engines.prompts  # espeak-ng speaks Spanish
+    assert engines.prompts_for("es").synthesizer.identity == '["espeak-ng", "es", 150]'
+    assert engines.prompts_for("xx-nope") is engines.prompts
+    with pytest.raises(ValueError, match="unknown engine 'festival'"):
+        language_voices("es=festival:es")
+    with pytest.raises(ValueError, match="is not language=engine:voice"):
+        language_voices("es")
+
+
+@pytest.mark.slow
+async def test_a_second_language_is_spoken_by_its_own_voice(
+    sipp: str, make_endpoint, tmp_path: Path, speech: IvrSpeech
+) -> None:
+    """Only the English Piper voice ships; Spanish falls back to espeak-ng, as set in
+    HUB_IVR_VOICES, and the caller who chooses it hears the Spanish prompts in that voice."""
+    require_tool("espeak-ng")
+    (voice,) = language_voices("es=espeak:es").values()
+    spanish = PromptCache(voice, tmp_path / "es-prompts")
+    engines = IvrSpeech(
+        speech.prompts, speech.recognizer, voices={"es": spanish}, settings=speech.settings
+    )
+    dialog = load_dialog_text(
+        "dialog: two_languages\n"
+        "languages: [en, es]\n"
+        "start: pick\n"
+        "nodes:\n"
+        "  pick:\n"
+        "    type: menu\n"
+        "    prompt: {en: For English press 1., es: Para español oprima 2.}\n"
+        "    timeout_s: 6\n"
+        "    options:\n"
+        "      - {digit: '1', next: account}\n"
+        "      - {digit: '2', next: to_spanish}\n"
+        "  to_spanish: {type: set, values: {language: \"'es'\"}, next: account}\n"
+        "  account:\n"
+        "    type: ask\n"
+        "    expect: digits\n"
+        "    var: account\n"
+        "    max_length: 10\n"
+        "    timeout_s: 8\n"
+        "    prompt: {en: Key in your account., es: Marque su número de cuenta.}\n"
+        "    next: agent\n"
+        "  agent:\n"
+        "    type: queue\n"
+        "    queue: general\n"
+        "    prompt: {en: One moment., es: Gracias. Le comunico con un agente.}\n"
+    )
+    tap = await open_tap()
+    done = asyncio.Event()
+    seen: dict[str, Any] = {}
+
+    async def on_call(call: Call) -> None:
+        try:
+            await call.answer()
+            port = VoicePort(call, engines, on_queue=lambda _action: asyncio.sleep(0))
+            seen["trace"] = await port.run(dialog)
+            await call.hangup()
+        finally:
+            done.set()
+
+    endpoint = await make_endpoint(on_call, symmetric_rtp=False)
+    run = await run_sipp(
+        "caller_ivr_keys.xml", endpoint.port, tmp_path / "sipp", keys={"tap_port": tap.port}
+    )
+    await asyncio.wait_for(done.wait(), 30)
+    tap.close()
+    assert run.returncode == 0, run.errors()
+    trace = seen["trace"]
+    assert trace["language"] == "es"
+    assert trace["nodes"] == ["pick", "to_spanish", "account", "agent"]
+    assert trace["variables"]["account"] == "123456"
+    said = [p["text"] for p in trace["voice"]["prompts"]]
+    assert said[1:] == ["Marque su número de cuenta.", "Gracias. Le comunico con un agente."]
+    assert spanish.syntheses == 2  # made by espeak-ng, not by the English voice
+    assert speech.prompts.key(said[-1]) != spanish.key(said[-1])
+    assert heard_speech(tap.audio()[-8000 * 3 :]) >= 0.8  # the caller heard the last one
