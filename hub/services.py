@@ -112,12 +112,19 @@ class Services:
 
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
             transcriber.register(self.jobs)
+        if self.settings.qa_transcribe_calls:
+            from hub.transcription.service import CallTranscriber
+
+            self.extras["call_transcriber"] = calls = CallTranscriber(self)
+            calls.register(self.jobs)
         await self.jobs.start()
 
     async def close(self) -> None:
         await self.jobs.stop()  # first: handlers use everything below
         if "voice_notes" in self.extras:
             await self.extras["voice_notes"].close()
+        if "call_transcriber" in self.extras:
+            await self.extras["call_transcriber"].close()
         await self.presence.stop()
         await self.routing.stop()
         await self.outbox.close()
