@@ -138,24 +138,28 @@ def label_right_channel(
 
 
 def _redact_words(seg: dict[str, Any], spans: list[Any]) -> list[tuple[int, int]]:
-    """Replace the words a span covers (char offsets into ``seg["text"]``) by the span's
-    placeholder; returns the covered words' times for the audio."""
-    covered: list[tuple[int, int]] = []
+    """Replace the words each span covers (char offsets into ``seg["text"]``) by one word,
+    the span's placeholder, timed from its first word's start to its last word's end; those
+    times are returned for the audio, so the pauses inside a spoken number go silent too."""
+    placeholders: dict[int, dict[str, Any]] = {}
+    kept: list[dict[str, Any]] = []
     offset = 0
-    placed: set[int] = set()
-    words = seg["words"]
-    for index, word in enumerate(words):
+    for word in seg["words"]:
         lo, hi = offset, offset + len(word["w"])
         offset = hi + 1
-        for number, span in enumerate(spans):
-            if span.start < hi and lo < span.end:
-                covered.append((word["start_ms"], word["end_ms"]))
-                word["w"] = "" if number in placed else f"[{span.kind}]"
-                placed.add(number)
-                break
-        words[index] = word
-    seg["words"] = [w for w in words if w["w"]]
-    return covered
+        number = next(
+            (n for n, span in enumerate(spans) if span.start < hi and lo < span.end), None
+        )
+        if number is None:
+            kept.append(word)
+        elif number in placeholders:
+            holder = placeholders[number]
+            holder["end_ms"] = max(holder["end_ms"], word["end_ms"])
+        else:
+            placeholders[number] = holder = {**word, "w": f"[{spans[number].kind}]"}
+            kept.append(holder)
+    seg["words"] = kept
+    return [(w["start_ms"], w["end_ms"]) for w in placeholders.values()]
 
 
 def analyse_recording(request: Request) -> dict[str, Any]:
@@ -207,7 +211,8 @@ def analyse_recording(request: Request) -> dict[str, Any]:
 
 
 class TranscriptionPool:
-    """``workers`` niced processes; ``run`` waits for a free one (bounded concurrency)."""
+    """``workers`` niced processes: at most that many recordings are worked on at once, the
+    rest wait in the pool's queue (their jobs keep their leases meanwhile)."""
 
     def __init__(self, workers: int = 1, nice: int = 10, idle: bool = True) -> None:
         if workers < 1:
@@ -216,7 +221,6 @@ class TranscriptionPool:
         self.nice = nice
         self.idle = idle
         self._executor: ProcessPoolExecutor | None = None
-        self._slots = asyncio.Semaphore(workers)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:
@@ -230,13 +234,12 @@ class TranscriptionPool:
 
     async def call(self, fn: Any, *args: Any) -> Any:
         """Run ``fn(*args)`` in a worker; a worker that died is replaced for the next call."""
-        async with self._slots:
-            loop = asyncio.get_running_loop()
-            try:
-                return await loop.run_in_executor(self._pool(), fn, *args)
-            except BrokenProcessPool:
-                self._drop()
-                raise
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool(), fn, *args)
+        except BrokenProcessPool:
+            self._drop()
+            raise
 
     async def analyse(self, request: Request) -> dict[str, Any]:
         return await self.call(analyse_recording, request)
