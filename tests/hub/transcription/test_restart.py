@@ -136,7 +136,7 @@ async def test_two_hub_processes_never_transcribe_one_recording_twice(
         runs = sum(
             1
             for out in printed
-            for a, b in zip(out, out[1:], strict=False)
+            for a, b in itertools.pairwise(out)
             if (a, b) == ("ran", str(job.id))
         )
         assert runs == 1, ran
