@@ -82,7 +82,7 @@ CALLS = [
 ]
 
 
-def raw_channels(path: str) -> float:
+def raw_channels(path: str) -> tuple[float, float]:
     """Raw faster-whisper over each channel alone (runs in the worker process)."""
     import numpy as np
     from faster_whisper import WhisperModel  # noqa: F401 (the type the model is)
@@ -91,7 +91,7 @@ def raw_channels(path: str) -> float:
     from speech.audio import pcm_to_float, read_wav, split_stereo
 
     model = _recognizer().model
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for channel in split_stereo(read_wav(path)):
         samples = pcm_to_float(channel.resampled(16000).samples)
         if not np.any(samples):
@@ -105,13 +105,14 @@ def raw_channels(path: str) -> float:
         )
         for _ in segments:
             pass
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def pipeline(request: Request) -> float:
-    started = time.perf_counter()
+def pipeline(request: Request) -> tuple[float, float]:
+    """Wall and CPU seconds (every thread of the worker process) for one recording."""
+    started, cpu = time.perf_counter(), time.process_time()
     analyse_recording(request)
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
 async def throughput(work: Path, repeat: int, nice: int, idle: bool) -> None:
@@ -132,15 +133,19 @@ async def throughput(work: Path, repeat: int, nice: int, idle: bool) -> None:
         await pool.call(raw_channels, str(first[0]))  # models loaded, caches warm
         audio = sum(f[1] for f in files)
         best_pipe, best_raw = float("inf"), float("inf")
+        cpu_pipe, cpu_raw = float("inf"), float("inf")
         for _ in range(repeat):
-            pipe_total = raw_total = 0.0
+            pipe_total = raw_total = pipe_cpu = raw_cpu = 0.0
             for path, _seconds, windows, prompts in files:
                 request = Request(
                     str(path), str(work / f"{path.stem}.redacted.wav"), windows, prompts
                 )
-                pipe_total += await pool.call(pipeline, request)
-                raw_total += await pool.call(raw_channels, str(path))
+                wall, cpu = await pool.call(pipeline, request)
+                pipe_total, pipe_cpu = pipe_total + wall, pipe_cpu + cpu
+                wall, cpu = await pool.call(raw_channels, str(path))
+                raw_total, raw_cpu = raw_total + wall, raw_cpu + cpu
             best_pipe, best_raw = min(best_pipe, pipe_total), min(best_raw, raw_total)
+            cpu_pipe, cpu_raw = min(cpu_pipe, pipe_cpu), min(cpu_raw, raw_cpu)
     finally:
         await pool.close()
     emit(
@@ -155,6 +160,10 @@ async def throughput(work: Path, repeat: int, nice: int, idle: bool) -> None:
             "raw_whisper_seconds": round(best_raw, 2),
             "raw_realtime_x": round(audio / best_raw, 2),
             "ratio": round(best_raw / best_pipe, 3),
+            "pipeline_cpu_seconds": round(cpu_pipe, 2),
+            "raw_cpu_seconds": round(cpu_raw, 2),
+            "ratio_cpu": round(cpu_raw / cpu_pipe, 3),
+            "load_average": os.getloadavg()[0],
             "worker_nice": nice,
             "worker_sched_idle": idle,
             "target": {"realtime_x": 5.6, "ratio": 0.85},
