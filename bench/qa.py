@@ -287,6 +287,8 @@ def pii(quick: bool) -> None:
         pcm = ulaw_decode(tts.telephony(text, "pcmu"))
         heard = asr.transcribe(Audio(pcm, 8000), word_timestamps=False).text
         found = {str(s.kind) for s in find_pii(heard)}
+        detail = {"truth": truth, "said": text, "heard": heard, "found": sorted(found)}
+        print(json.dumps(detail), file=sys.stderr, flush=True)  # progress, and what was heard
         if truth:
             positives[truth] += 1
             tp[truth] += truth in found
