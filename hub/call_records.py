@@ -27,6 +27,7 @@ from hub.contacts import (
 from hub.events import SUPERVISOR_TOPIC, interaction_topic
 from hub.interactions import change_state
 from hub.routing.work import AfterCommit, lock_interaction, write_lock
+from hub.transcription.queueing import queue_transcription
 from models import (
     CallLeg,
     CallLegKind,
@@ -252,6 +253,7 @@ async def finish_recording(db: AsyncSession, recording_id: int, full_path: Path)
     recording.ended_at = utcnow()
     recording.complete = True
     db.add(recording)
+    await queue_transcription(db, recording)
     await db.commit()
 
 
@@ -319,6 +321,7 @@ async def mark_dropped(db: AsyncSession, var_dir: Path, *, node: str | None) -> 
             recording.complete = True
             recording.ended_at = now
             db.add(recording)
+            await queue_transcription(db, recording)
             repaired += 1
     abandon: list[int] = []
     wrap_up: list[tuple[int, int]] = []

@@ -116,6 +116,11 @@ class Services:
 
         self.extras["text_dialogs"] = text_dialogs = TextDialogs(self)
         text_dialogs.register(self.jobs)
+        if self.settings.qa_transcribe_calls:
+            from hub.transcription.service import CallTranscriber
+
+            self.extras["call_transcriber"] = calls = CallTranscriber(self)
+            calls.register(self.jobs)
         await self.jobs.start()
 
     async def close(self) -> None:
@@ -124,6 +129,8 @@ class Services:
             await self.extras["voice_notes"].close()
         if "text_dialogs" in self.extras:
             await self.extras["text_dialogs"].close()
+        if "call_transcriber" in self.extras:
+            await self.extras["call_transcriber"].close()
         await self.presence.stop()
         await self.routing.stop()
         await self.outbox.close()

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 
+    # QA: every call recording transcribed after hang-up (hub.transcription)
+    qa_transcribe_calls: bool = True  # run the qa.transcribe jobs in this process
+    qa_transcribe_workers: int = 1  # recordings worked on at once (one process each)
+    qa_transcribe_nice: int = 10  # the workers' nice value (added to the hub's)
+    qa_transcribe_idle: bool = True  # and SCHED_IDLE: they run only on otherwise idle CPU
+    qa_redaction_margin_ms: int = 250  # silenced either side of a redacted word
+    qa_silence_seconds: float = 3.0  # a pause this long counts as a silence in the metrics
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

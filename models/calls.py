@@ -51,3 +51,7 @@ class Recording(SQLModel, table=True):
     started_at: datetime = created_at_field()
     ended_at: datetime | None = timestamp_field()
     complete: bool = False  # False while recording, or repaired after a crash
+    # After redaction ``path`` is the redacted copy; ``original_path`` is the recording as
+    # made, kept only when the inbox's policy keeps originals.
+    redacted: bool = False
+    original_path: str | None = Field(default=None, max_length=500)

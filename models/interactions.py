@@ -24,6 +24,10 @@ class Inbox(SQLModel, table=True):
     # The dialog whose published version answers new contacts (None: straight to routing).
     dialog_id: int | None = Field(default=None, foreign_key="dialog.id")
     active: bool = True
+    # Call recordings after redaction: False keeps only the redacted copy (the original is
+    # deleted); True keeps the original too, playable only by ``original_audio_role``.
+    keep_original_audio: bool = False
+    original_audio_role: str | None = Field(default=None, max_length=16)  # a Role
 
 
 class InteractionState(StrEnum):

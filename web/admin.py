@@ -35,6 +35,7 @@ from models import (
     BusinessHours,
     CannedResponse,
     Disposition,
+    Inbox,
     NotReadyReason,
     Queue,
     QueueSkill,
@@ -171,6 +172,7 @@ class Section:
     save: Callable[[AsyncSession, Any, FormMultiDict, dict[str, Any]], Awaitable[Any]]
     order_by: Any
     deletable: bool = True
+    creatable: bool = True  # False: rows made elsewhere (inboxes), only edited here
 
 
 async def lookups(db: AsyncSession) -> dict[str, Any]:
@@ -222,6 +224,26 @@ async def save_hours(db: AsyncSession, row: BusinessHours, form: FormMultiDict, 
     row.weekly = parse_weekly(form)
     row.holidays = parse_holidays(form)
     return row
+
+
+async def save_recording_policy(
+    db: AsyncSession, row: Inbox, form: FormMultiDict, _lk: dict
+) -> Inbox:
+    """An inbox's recordings after redaction: only the redacted copy (the default), or the
+    original too, playable only by the role named here."""
+    keep = checked(form, "keep_original_audio")
+    role = str(form.get("original_audio_role") or "").strip()
+    if keep and role not in {r.value for r in Role}:
+        raise UnprocessableError("Name the role that may play original recordings.")
+    row.keep_original_audio = keep
+    row.original_audio_role = role if keep else None
+    return row
+
+
+def _policy(row: Inbox) -> str:
+    if row.keep_original_audio:
+        return f"original kept, playable by {row.original_audio_role}"
+    return "redacted copy only"
 
 
 async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict) -> Queue:
@@ -554,6 +576,21 @@ SECTIONS: dict[str, Section] = {
             save_canned,
             CannedResponse.shortcut,
         ),
+        Section(
+            "recording-policy",
+            "Recording policy",
+            Inbox,
+            [
+                ("Inbox", lambda r, lk: r.name),
+                ("Channel", lambda r, lk: r.kind),
+                ("After redaction", lambda r, lk: _policy(r)),
+            ],
+            "admin/forms/recording_policy.html",
+            save_recording_policy,
+            Inbox.name,
+            deletable=False,
+            creatable=False,
+        ),
     )
 }
 AFTER_SAVE: dict[str, Callable[[AsyncSession, Any, dict], Awaitable[None]]] = {
@@ -623,6 +660,8 @@ async def section_page(request: Request, key: FromPath[str]) -> Template:
 @get("/{key:str}/new")
 async def new_form(request: Request, key: FromPath[str]) -> Template:
     section = _section(key)
+    if not section.creatable:
+        raise Conflict(f"{section.title}: rows are made elsewhere; edit one instead.")
     async with services_of(request).sessionmaker() as db:
         lk = await lookups(db)
     return Template(
@@ -663,6 +702,8 @@ async def _save(request: Request, key: str, row_id: int | None) -> Template:
     async with services_of(request).sessionmaker() as db:
         lk = await lookups(db)
         if row_id is None:
+            if not section.creatable:
+                raise Conflict(f"{section.title}: rows are made elsewhere; edit one instead.")
             row = section.model()
             before = None
         else:

@@ -47,6 +47,7 @@ from models import (
     Message,
     PresenceState,
     Queue,
+    Recording,
     Role,
     SenderKind,
 )
@@ -858,6 +859,26 @@ async def past_interaction(request: Request, interaction_id: FromPath[int]) -> T
     )
 
 
+@get("/transcripts/{recording_id:int}")
+async def transcript_status(request: Request, recording_id: FromPath[int]) -> Template:
+    """A recording's transcript: its status while queued or running (the partial polls
+    itself until it is done or failed), then the redacted segments per speaker."""
+    user = user_of(request)
+    async with services_of(request).sessionmaker() as db:
+        recording = await db.get(Recording, recording_id)
+        interaction = (
+            await db.get(Interaction, recording.interaction_id) if recording is not None else None
+        )
+        if recording is None or interaction is None:
+            raise NotFoundException(f"Recording {recording_id} does not exist.")
+        if not await _can_read(db, user, interaction):
+            raise PermissionDeniedException("You may only read transcripts of your own calls.")
+        tv = await views.transcript_view(db, recording_id)
+    if tv is None:
+        raise NotFoundException(f"Recording {recording_id} has no transcript.")
+    return Template(template_name="console/_transcript.html", context={"tv": tv})
+
+
 @get("/attachments/{message_id:int}/{index:int}")
 async def attachment(request: Request, message_id: FromPath[int], index: FromPath[int]) -> Response:
     user = user_of(request)
@@ -1000,6 +1021,7 @@ console_router = Router(
         unblock_contact,
         search_contacts,
         past_interaction,
+        transcript_status,
         link_contact,
         attachment,
         canned_suggestions,

@@ -1,6 +1,11 @@
 """Call recordings in the browser: ``GET /recordings/{id}`` with HTTP range requests, so an
 ``<audio>`` element can seek (RFC 9110 §14). Agents play their own calls; supervisors and
-QA play any. Every download is audited."""
+QA play any. Every download is audited.
+
+Once a call is transcribed, ``/recordings/{id}`` serves the redacted copy. Where the inbox
+keeps originals, ``/recordings/{id}/original`` serves the audio as recorded, only to the role
+the admin named for it (``Inbox.original_audio_role``), and every play of it is audited as
+``recording.original.play``."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from litestar.response import Response
 from sqlmodel import col, select
 
 from hub import audit
-from models import CallLeg, Interaction, Recording, Role
+from models import CallLeg, Inbox, Interaction, Recording, Role
 from web.common import services_of, user_of
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -76,8 +81,41 @@ async def play_recording(request: Request, recording_id: FromPath[int]) -> Respo
         raise NotFoundException(f"Recording {recording_id} does not exist.")
     if not await _may_play(request, recording):
         raise PermissionDeniedException("You may only play recordings of your own calls.")
+    return await _serve(request, recording, recording.path, "recording.download")
+
+
+@get("/recordings/{recording_id:int}/original")
+async def play_original(request: Request, recording_id: FromPath[int]) -> Response:
+    """The audio as recorded, before redaction: kept only by an inbox whose policy says so,
+    and played only by the role that policy names."""
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        recording = await db.get(Recording, recording_id)
+        interaction = (
+            await db.get(Interaction, recording.interaction_id) if recording is not None else None
+        )
+        inbox = await db.get(Inbox, interaction.inbox_id) if interaction is not None else None
+    if recording is None or inbox is None:
+        raise NotFoundException(f"Recording {recording_id} does not exist.")
+    if not recording.original_path:
+        raise NotFoundException(
+            f"Recording {recording_id} has no original audio: its inbox keeps only the "
+            "redacted copy."
+        )
+    role = inbox.original_audio_role
+    if not role or not user_of(request).has_role(Role(role)):
+        raise PermissionDeniedException(
+            "Only the role the admin named for this inbox may play original recordings."
+        )
+    return await _serve(request, recording, recording.original_path, "recording.original.play")
+
+
+async def _serve(request: Request, recording: Recording, relative: str, action: str) -> Response:
+    """The file (or the byte range asked for), after auditing who fetched it."""
+    services = services_of(request)
+    recording_id = recording.id
     var_dir = services.settings.var_dir.resolve()
-    path = (var_dir / recording.path).resolve()
+    path = (var_dir / relative).resolve()
     if not path.is_relative_to(var_dir) or not path.is_file():
         raise NotFoundException(f"The file of recording {recording_id} is missing.")
     size = path.stat().st_size
@@ -98,7 +136,7 @@ async def play_recording(request: Request, recording_id: FromPath[int]) -> Respo
         audit.record(
             db,
             user_id=user.id,
-            action="recording.download",
+            action=action,
             entity="recording",
             entity_id=recording_id,
             after={"bytes": f"{first}-{last}/{size}", "interaction_id": recording.interaction_id},
@@ -120,4 +158,4 @@ def _read(path: Path, offset: int, length: int) -> bytes:
         return f.read(length)
 
 
-route_handlers: list = [play_recording]
+route_handlers: list = [play_recording, play_original]

@@ -29,6 +29,8 @@ from models import (
     OfferOutcome,
     Queue,
     Recording,
+    Transcript,
+    TranscriptSegment,
     User,
 )
 
@@ -55,6 +57,46 @@ class ConversationView:
     agent_names: dict[int, str] = field(default_factory=dict)
     merged_contacts: list[Contact] = field(default_factory=list)
     recordings: list[Recording] = field(default_factory=list)  # a call's, to play back
+    transcripts: dict[int, TranscriptView] = field(default_factory=dict)  # by recording id
+
+
+@dataclass
+class TranscriptView:
+    """A recording's transcript as the console shows it: its status (queued, running, done,
+    failed with the reason) and, once done, the redacted segments per speaker."""
+
+    transcript: Transcript
+    segments: list[TranscriptSegment]
+    agent_names: dict[int, str]
+
+    def speaker_label(self, segment: TranscriptSegment) -> str:
+        if segment.speaker == "agent" and segment.agent_id is not None:
+            return f"Agent {self.agent_names.get(segment.agent_id, '')}".strip()
+        return {"ivr": "IVR", "customer": "Customer"}.get(
+            segment.speaker, segment.speaker.capitalize()
+        )
+
+
+async def transcript_view(
+    db: AsyncSession, recording_id: int, names: dict[int, str] | None = None
+) -> TranscriptView | None:
+    transcript = (
+        await db.exec(select(Transcript).where(Transcript.recording_id == recording_id))
+    ).first()
+    if transcript is None:
+        return None
+    segments = list(
+        (
+            await db.exec(
+                select(TranscriptSegment)
+                .where(TranscriptSegment.transcript_id == transcript.id)
+                .order_by(col(TranscriptSegment.start_ms), col(TranscriptSegment.id))
+            )
+        ).all()
+    )
+    if names is None:
+        names = await agent_names(db)
+    return TranscriptView(transcript, segments, names)
 
 
 async def agent_names(db: AsyncSession) -> dict[int, str]:
@@ -150,6 +192,21 @@ async def conversation(db: AsyncSession, interaction_id: int) -> ConversationVie
         ).all()
     )
     names = await queue_names(db)
+    agents = await agent_names(db)
+    recordings = list(
+        (
+            await db.exec(
+                select(Recording)
+                .where(Recording.interaction_id == interaction_id)
+                .order_by(col(Recording.id))
+            )
+        ).all()
+    )
+    transcripts = {}
+    for recording in recordings:
+        found = await transcript_view(db, recording.id, agents)  # type: ignore[arg-type]
+        if found is not None:
+            transcripts[recording.id] = found
     return ConversationView(
         interaction=interaction,
         contact=contact,
@@ -157,16 +214,9 @@ async def conversation(db: AsyncSession, interaction_id: int) -> ConversationVie
         messages=messages,
         history=history,
         queue_name=names.get(interaction.queue_id or 0, ""),
-        agent_names=await agent_names(db),
-        recordings=list(
-            (
-                await db.exec(
-                    select(Recording)
-                    .where(Recording.interaction_id == interaction_id)
-                    .order_by(col(Recording.id))
-                )
-            ).all()
-        ),
+        agent_names=agents,
+        recordings=recordings,
+        transcripts=transcripts,  # type: ignore[arg-type]
     )
 
 

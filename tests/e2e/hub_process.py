@@ -95,6 +95,9 @@ def hub_server(
         "HUB_DISPATCH_INTERVAL_SECONDS": "0.5",
         "HUB_SSE_HEARTBEAT_SECONDS": "5",
         "HUB_VOICE_DRAIN_SECONDS": "2",
+        # call transcription: niced workers, but not SCHED_IDLE, which a busy test machine
+        # could starve for minutes
+        "HUB_QA_TRANSCRIBE_IDLE": "false",
         "HUB_PORT": str(port),  # the hub reaches itself here (a dialog's "/" lookups)
         **voice_env(),  # pass HUB_VOICE_BIND_PORT to know where SIP listens
         **env_overrides,

@@ -434,6 +434,22 @@ def test_call_offered_accepted_in_console_bridged_recorded_and_played_back(
         quinn = log_in(other, base, "quinn")
         assert quinn.request.get(f"{base}/recordings/{recording_id}").status == 200
         other.close()
+
+        # after hang-up the running hub transcribed the call in a worker process of its own,
+        # and (by the inbox's default policy) kept only the redacted copy of the audio
+        status, error = wait_for(
+            db,
+            "SELECT status, error FROM transcript WHERE recording_id = ?"
+            " AND status IN ('done', 'failed')",
+            recording_id,
+            within=300,
+        )[0]
+        assert status == "done", error
+        ((redacted,),) = query(db, "SELECT path FROM recording WHERE id = ?", recording_id)
+        assert redacted.endswith(".redacted.wav") and (var / redacted).is_file()
+        assert not (var / path).exists()
+        agent.goto(f"{base}/console?interaction={interaction_id}")
+        agent.locator(f'#transcript-{recording_id}[data-status="done"]').wait_for()
     finally:
         context.close()
         phone.stop()

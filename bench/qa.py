@@ -1,0 +1,345 @@
+"""QA pipeline benchmarks: call transcription throughput, and PII recall and precision.
+
+Prints one JSON line per figure. Targets (issue 15):
+
+- ``qa_pipeline_throughput``: seconds of call audio per second of wall time through the whole
+  QA pipeline as the hub runs it (``hub.transcription.worker.analyse_recording`` in a
+  worker process: both channels transcribed with word timings, right channel labelled, one
+  redaction batch, the redacted audio copy, metrics). Target >= 5.6x real time. Search
+  indexing and categorizing are not in this branch: the line says so.
+  ``ratio`` is taken to raw faster-whisper (``WhisperModel.transcribe`` with the same model,
+  beam 5, Silero VAD filter and word timestamps, as the pipeline asks for) transcribing each
+  channel of the same files separately, in the same worker process, in the same run; target
+  >= 0.85. Runs alternate pipeline and raw per file and keep the best of ``--repeat``.
+- ``qa_pii``: recall and precision per entity type on a fixed set of 240 utterances (40 each
+  of cards, phones, emails, names, addresses, and 40 without personal data), generated from
+  a fixed seed, spoken by Piper, passed through 8 kHz G.711 mu-law, transcribed by Whisper
+  (the QA path) and given to ``hub.qa.redaction.find_pii``. Target recall >= 0.95 for cards,
+  phones and emails; names and addresses are reported separately. ``recall`` needs the
+  right kind; ``redacted`` counts an utterance whose item was redacted under any kind
+  (a card heard as a run of digits is still taken out).
+
+    .venv/bin/python bench/qa.py [--quick] [--only throughput|pii]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hub.transcription.speakers import LegWindow
+from hub.transcription.worker import Request, TranscriptionPool, analyse_recording
+from tests.hub.transcription.call_audio import SCRIPT, Line, build_call
+
+SEED = 15  # the PII set: fixed before any tuning
+
+
+def emit(record: dict[str, Any]) -> None:
+    record.setdefault("machine", f"{platform.node()} {os.cpu_count()} cores")
+    print(json.dumps(record), flush=True)
+
+
+# ------------------------------------------------------------------ throughput
+
+CALLS = [
+    SCRIPT,
+    [
+        Line("ivr", "Welcome to Acme. Your call may be recorded for quality.", 1.0),
+        Line("agent", "Good morning, you are speaking with Alice. How can I help?"),
+        Line("customer", "Hello. I was charged twice for my last order and I am not happy."),
+        Line("agent", "I am sorry to hear that. Can I have the order number?"),
+        Line("customer", "Yes, it is seven two nine, four four one."),
+        Line("agent", "Thank you. I can see the double charge. I will refund it today."),
+        Line("customer", "How long will it take to show up on my statement?"),
+        Line("agent", "Usually three to five business days, depending on your bank."),
+        Line("customer", "Okay. Can you send me a confirmation by email?"),
+        Line("agent", "Of course. Is it still mary dot jones at mail dot com?"),
+        Line("customer", "Yes, that is right. Thank you for your help."),
+        Line("agent", "You are welcome. Have a nice day."),
+    ],
+    [
+        Line("ivr", "Thank you for calling. Please hold while we connect you.", 1.5),
+        Line("agent", "Hi, this is Bob from technical support."),
+        Line("customer", "Hi Bob. My router keeps dropping the connection every evening."),
+        Line("agent", "Let us check a few things. Are the lights on the front all green?"),
+        Line("customer", "The power light is green but the internet light is blinking orange."),
+        Line("agent", "Please unplug it for thirty seconds and plug it back in.", 4.0),
+        Line("customer", "Okay, it is back. The light is green now."),
+        Line("agent", "Great. If it happens again, call us back and mention ticket five five two."),
+        Line("customer", "Will do. Thanks a lot."),
+    ],
+]
+
+
+def raw_channels(path: str) -> tuple[float, float]:
+    """Raw faster-whisper over each channel alone (runs in the worker process)."""
+    import numpy as np
+    from faster_whisper import WhisperModel  # noqa: F401 (the type the model is)
+
+    from hub.transcription.worker import _recognizer
+    from speech.audio import pcm_to_float, read_wav, split_stereo
+
+    model = _recognizer().model
+    started, cpu = time.perf_counter(), time.process_time()
+    for channel in split_stereo(read_wav(path)):
+        samples = pcm_to_float(channel.resampled(16000).samples)
+        if not np.any(samples):
+            continue
+        segments, _info = model.transcribe(
+            samples,
+            beam_size=5,
+            vad_filter=True,
+            word_timestamps=True,
+            condition_on_previous_text=False,
+        )
+        for _ in segments:
+            pass
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def pipeline(request: Request) -> tuple[float, float]:
+    """Wall and CPU seconds (every thread of the worker process) for one recording."""
+    started, cpu = time.perf_counter(), time.process_time()
+    analyse_recording(request)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+async def throughput(work: Path, repeat: int, nice: int, idle: bool) -> None:
+    files: list[tuple[Path, float, list[LegWindow], list[str]]] = []
+    for index, script in enumerate(CALLS):
+        path = work / f"call{index}.wav"
+        placed = build_call(path, script)
+        agent = next(p for p in placed if p.speaker == "agent")
+        windows = [LegWindow("agent", agent.start - 0.3, float("inf"), 1, "Agent")]
+        prompts = [p.text for p in placed if p.speaker == "ivr"]
+        files.append((path, placed[-1].end + 0.8, windows, prompts))
+    pool = TranscriptionPool(workers=1, nice=nice, idle=idle)
+    try:
+        first = files[0]
+        await pool.call(
+            pipeline, Request(str(first[0]), str(work / "warm.wav"), first[2], first[3])
+        )
+        await pool.call(raw_channels, str(first[0]))  # models loaded, caches warm
+        audio = sum(f[1] for f in files)
+        best_pipe, best_raw = float("inf"), float("inf")
+        cpu_pipe, cpu_raw = float("inf"), float("inf")
+        for _ in range(repeat):
+            pipe_total = raw_total = pipe_cpu = raw_cpu = 0.0
+            for path, _seconds, windows, prompts in files:
+                request = Request(
+                    str(path), str(work / f"{path.stem}.redacted.wav"), windows, prompts
+                )
+                wall, cpu = await pool.call(pipeline, request)
+                pipe_total, pipe_cpu = pipe_total + wall, pipe_cpu + cpu
+                wall, cpu = await pool.call(raw_channels, str(path))
+                raw_total, raw_cpu = raw_total + wall, raw_cpu + cpu
+            best_pipe, best_raw = min(best_pipe, pipe_total), min(best_raw, raw_total)
+            cpu_pipe, cpu_raw = min(cpu_pipe, pipe_cpu), min(cpu_raw, raw_cpu)
+    finally:
+        await pool.close()
+    emit(
+        {
+            "figure": "qa_pipeline_throughput",
+            "stages": ["transcribe", "label", "redact", "redacted_audio", "metrics"],
+            "not_in_branch": ["index", "categorize"],
+            "calls": len(files),
+            "audio_seconds": round(audio, 1),
+            "pipeline_seconds": round(best_pipe, 2),
+            "realtime_x": round(audio / best_pipe, 2),
+            "raw_whisper_seconds": round(best_raw, 2),
+            "raw_realtime_x": round(audio / best_raw, 2),
+            "ratio": round(best_raw / best_pipe, 3),
+            "pipeline_cpu_seconds": round(cpu_pipe, 2),
+            "raw_cpu_seconds": round(cpu_raw, 2),
+            "ratio_cpu": round(cpu_raw / cpu_pipe, 3),
+            "load_average": os.getloadavg()[0],
+            "worker_nice": nice,
+            "worker_sched_idle": idle,
+            "target": {"realtime_x": 5.6, "ratio": 0.85},
+        }
+    )
+
+
+# ------------------------------------------------------------------ PII
+
+FIRST = ["John", "Maria", "David", "Sarah", "Michael", "Linda", "James", "Emily", "Robert", "Anna"]
+LAST = [
+    "Smith",
+    "Garcia",
+    "Johnson",
+    "Brown",
+    "Miller",
+    "Davis",
+    "Wilson",
+    "Taylor",
+    "Clark",
+    "Lewis",
+]
+STREETS = ["Oak Street", "Maple Avenue", "Pine Road", "Elm Street", "Cedar Lane", "Lake Drive"]
+CITIES = ["Boston", "Chicago", "Denver", "Seattle", "Austin", "Portland"]
+DOMAINS = ["example dot com", "mail dot com", "acme dot org", "inbox dot net"]
+WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+NEUTRAL = [
+    "I would like to check the status of my order.",
+    "The delivery was late again this week.",
+    "Can you tell me when the store opens tomorrow?",
+    "I want to change my plan to the cheaper one.",
+    "The app keeps crashing when I open the settings.",
+    "Thank you, that answers my question.",
+    "I have been waiting for about twenty minutes.",
+    "Could you send me the invoice for last month?",
+]
+
+
+def luhn_complete(prefix: str) -> str:
+    digits = [int(d) for d in prefix]
+    total = 0
+    for i, d in enumerate(reversed(digits)):
+        if i % 2 == 0:
+            d *= 2
+            d -= 9 if d > 9 else 0
+        total += d
+    return prefix + str((10 - total % 10) % 10)
+
+
+def spoken(digits: str, group: int) -> str:
+    groups = [digits[i : i + group] for i in range(0, len(digits), group)]
+    return ", ".join(" ".join(WORDS[int(d)] for d in g) for g in groups)
+
+
+def pii_set() -> list[tuple[str, str]]:
+    """(kind or "", utterance): 40 of each kind and 40 without personal data."""
+    rng = random.Random(SEED)
+    items: list[tuple[str, str]] = []
+    for _ in range(40):
+        prefix = rng.choice(["4", "51", "37"])
+        card = luhn_complete(prefix + "".join(rng.choices("0123456789", k=15 - len(prefix))))
+        items.append(("CARD", f"My card number is {spoken(card, 4)}."))
+    for _ in range(40):
+        area = rng.choice(["212", "415", "617", "312", "206", "503"])
+        number = area + str(rng.randint(2, 9)) + "".join(rng.choices("0123456789", k=6))
+        items.append(
+            (
+                "PHONE",
+                "You can call me back at "
+                f"{spoken(number[:3], 3)}, {spoken(number[3:6], 3)}, {spoken(number[6:], 4)}.",
+            )
+        )
+    for _ in range(40):
+        first, last = rng.choice(FIRST).lower(), rng.choice(LAST).lower()
+        items.append(("EMAIL", f"My email is {first} dot {last} at {rng.choice(DOMAINS)}."))
+    for _ in range(40):
+        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        items.append(
+            (
+                "NAME",
+                rng.choice(
+                    [
+                        f"Hi, my name is {name}.",
+                        f"This is {name} calling about my account.",
+                        f"The account is under {name}.",
+                    ]
+                ),
+            )
+        )
+    for _ in range(40):
+        items.append(
+            (
+                "ADDRESS",
+                f"I live at {rng.randint(2, 999)} {rng.choice(STREETS)} in {rng.choice(CITIES)}.",
+            )
+        )
+    for i in range(40):
+        items.append(("", NEUTRAL[i % len(NEUTRAL)] if i < len(NEUTRAL) else rng.choice(NEUTRAL)))
+    return items
+
+
+def pii(quick: bool) -> None:
+    from hub.qa.redaction import find_pii
+    from speech.asr import WhisperRecognizer
+    from speech.audio import Audio
+    from speech.g711 import ulaw_decode
+    from speech.tts import Synthesizer
+
+    items = pii_set()
+    if quick:
+        items = items[::6]
+    tts, asr = Synthesizer(), WhisperRecognizer()
+    kinds = ["CARD", "PHONE", "EMAIL", "NAME", "ADDRESS"]
+    tp = dict.fromkeys(kinds, 0)
+    redacted = dict.fromkeys(kinds, 0)
+    fp = dict.fromkeys(kinds, 0)
+    positives = dict.fromkeys(kinds, 0)
+    misses: list[dict[str, str]] = []
+    started = time.perf_counter()
+    for truth, text in items:
+        pcm = ulaw_decode(tts.telephony(text, "pcmu"))
+        heard = asr.transcribe(Audio(pcm, 8000), word_timestamps=False).text
+        found = {str(s.kind) for s in find_pii(heard)}
+        detail = {"truth": truth, "said": text, "heard": heard, "found": sorted(found)}
+        print(json.dumps(detail), file=sys.stderr, flush=True)  # progress, and what was heard
+        if truth:
+            positives[truth] += 1
+            tp[truth] += truth in found
+            redacted[truth] += bool(found)
+            if truth not in found and len(misses) < 30:
+                misses.append({"kind": truth, "said": text, "heard": heard, "found": sorted(found)})
+        for kind in found & set(kinds):
+            if kind != truth:
+                fp[kind] += 1
+    for kind in kinds:
+        predicted = tp[kind] + fp[kind]
+        emit(
+            {
+                "figure": "qa_pii",
+                "kind": kind,
+                "utterances": positives[kind],
+                "set_size": len(items),
+                "recall": round(tp[kind] / positives[kind], 3) if positives[kind] else None,
+                "redacted": round(redacted[kind] / positives[kind], 3) if positives[kind] else None,
+                "precision": round(tp[kind] / predicted, 3) if predicted else None,
+                "false_positives": fp[kind],
+                "target_recall": 0.95 if kind in ("CARD", "PHONE", "EMAIL") else None,
+            }
+        )
+    emit(
+        {
+            "figure": "qa_pii_run",
+            "seconds": round(time.perf_counter() - started, 1),
+            "misses": misses,
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["throughput", "pii"])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--nice", type=int, default=0)
+    parser.add_argument(
+        "--idle", action="store_true", help="SCHED_IDLE workers, as the hub runs them"
+    )
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.only in (None, "throughput"):
+            asyncio.run(
+                throughput(Path(tmp), 1 if args.quick else args.repeat, args.nice, args.idle)
+            )
+        if args.only in (None, "pii"):
+            pii(args.quick)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""QA: redaction, search, categories, scorecards over transcripts and text conversations."""
