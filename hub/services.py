@@ -112,6 +112,11 @@ class Services:
 
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
             transcriber.register(self.jobs)
+        from hub.retention import Retention  # old recordings and voicemail deleted
+
+        retention = Retention(self)
+        retention.register(self.jobs)
+        await retention.schedule()
         await self.jobs.start()
 
     async def close(self) -> None:

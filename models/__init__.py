@@ -17,6 +17,7 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
+from models.nobody import CallbackAttempt, CallbackRequest, CallbackState, CallOut, Voicemail
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
@@ -40,6 +41,10 @@ __all__ = [
     "BusinessHours",
     "CallLeg",
     "CallLegKind",
+    "CallOut",
+    "CallbackAttempt",
+    "CallbackRequest",
+    "CallbackState",
     "CannedResponse",
     "Contact",
     "ContactIdentity",
@@ -75,5 +80,6 @@ __all__ = [
     "TranscriptStatus",
     "User",
     "ValidationStatus",
+    "Voicemail",
     "utcnow",
 ]

@@ -51,3 +51,4 @@ class Recording(SQLModel, table=True):
     started_at: datetime = created_at_field()
     ended_at: datetime | None = timestamp_field()
     complete: bool = False  # False while recording, or repaired after a crash
+    deleted_at: datetime | None = timestamp_field(index=True)  # audio removed (retention)

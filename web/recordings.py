@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from hub import audit
 from models import CallLeg, Interaction, Recording, Role
-from web.common import services_of, user_of
+from web.common import ClientError, services_of, user_of
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -76,6 +76,11 @@ async def play_recording(request: Request, recording_id: FromPath[int]) -> Respo
         raise NotFoundException(f"Recording {recording_id} does not exist.")
     if not await _may_play(request, recording):
         raise PermissionDeniedException("You may only play recordings of your own calls.")
+    if recording.deleted_at is not None:
+        raise ClientError(
+            detail=f"Recording {recording_id} was deleted by the retention policy.",
+            status_code=410,
+        )
     var_dir = services.settings.var_dir.resolve()
     path = (var_dir / recording.path).resolve()
     if not path.is_relative_to(var_dir) or not path.is_file():
