@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     voicemail_max_seconds: float = 120.0  # a message ends at this length
     voicemail_silence_seconds: float = 4.0  # … or after this much silence once speech began
     voicemail_silence_rms: float = 300.0  # frames quieter than this count as silence
+    voicemail_no_speech_seconds: float = 10.0  # a caller who says nothing this long: no message
     callback_digits_timeout_seconds: float = 8.0  # a caller keying a callback number
     callback_poll_seconds: float = 1.0  # accepted callbacks are looked for this often
     nobody_poll_seconds: float = 0.5  # a waiting caller's maximum wait is checked this often

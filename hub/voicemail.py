@@ -80,11 +80,17 @@ def tone(seconds: float = 0.4, hz: float = 1000.0) -> np.ndarray:
 
 
 async def record_message(
-    call: Call, path: Path, *, max_seconds: float, silence_seconds: float, silence_rms: float
+    call: Call,
+    path: Path,
+    *,
+    max_seconds: float,
+    silence_seconds: float,
+    silence_rms: float,
+    no_speech_seconds: float,
 ) -> Message:
     """Record the caller (mono WAV at ``path``) until a key, silence after speech, the
-    length limit or the hang-up. Silence before any speech also ends it, after twice the
-    silence limit (a caller who says nothing)."""
+    length limit or the hang-up; ``no_speech_seconds`` of silence before any speech also
+    ends it (a caller who says nothing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     call.flush_dtmf()
     frames = 0
@@ -93,6 +99,7 @@ async def record_message(
     ended_by = "hangup"
     max_frames = int(max_seconds / FRAME_SECONDS)
     quiet_limit = max(1, int(silence_seconds / FRAME_SECONDS))
+    mute_limit = max(1, int(no_speech_seconds / FRAME_SECONDS))
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -124,7 +131,7 @@ async def record_message(
                 if frames >= max_frames:
                     ended_by = "max_length"
                     break
-                if quiet >= (quiet_limit if spoke else 2 * quiet_limit):
+                if quiet >= (quiet_limit if spoke else mute_limit):
                     ended_by = "silence"
                     break
         finally:
@@ -176,6 +183,7 @@ class VoicemailTaker:
             max_seconds=settings.voicemail_max_seconds,
             silence_seconds=settings.voicemail_silence_seconds,
             silence_rms=settings.voicemail_silence_rms,
+            no_speech_seconds=settings.voicemail_no_speech_seconds,
         )
         if call.state is not CallState.ENDED:
             await self.say(call, GOODBYE)
