@@ -68,6 +68,13 @@ FORWARDING = "Please hold while we forward your call."
 FORWARD_FAILED = "We could not reach anyone."
 
 
+def fixed_prompts(greeting: str) -> list[str]:
+    """What callers may hear here, rendered when voice starts."""
+    from hub.voicemail import GOODBYE
+
+    return [greeting, CALLBACK_MENU, ENTER_NUMBER, MAX_WAIT_CALLBACK, FORWARDING, GOODBYE]
+
+
 def spoken_number(number: str) -> str:
     """ "+15551230001" read digit by digit."""
     return " ".join(ch for ch in number if ch.isdigit())

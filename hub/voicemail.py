@@ -153,6 +153,13 @@ class VoicemailTaker:
     def register(self, runner: JobRunner) -> None:
         runner.register(VOICEMAIL_JOB, self.run_job)
 
+    async def prerender(self, texts: list[str]) -> None:
+        """Render the fixed prompts ahead of the first caller (in the background)."""
+        speech = await self.speech()
+        for text in texts:
+            with contextlib.suppress(Exception):
+                await speech.prompts.render(text)
+
     async def say(self, call: Call, text: str) -> None:
         """A prompt through the IVR's cache (Piper renders it once)."""
         if call.state is CallState.ENDED or not text.strip():

@@ -77,6 +77,7 @@ class VoiceRuntime:
         self.callbacks = CallbackRunner(services, self.dialer)
         self._listener: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     async def reload_credentials(self) -> None:
         """Read agents' SIP logins again (the registrar's dict is replaced in place)."""
@@ -92,6 +93,13 @@ class VoiceRuntime:
             self.ivr.start()  # speech loads and prompts render in the background
         else:
             self.calls.self_service = queue_directly
+        from hub.nobody_answers import fixed_prompts
+
+        greeting = self.services.settings.voicemail_greeting
+        if self.services.settings.ivr_enabled:  # the engines load now anyway
+            self._warming = asyncio.create_task(
+                self.voicemail.prerender(fixed_prompts(greeting)), name="voicemail-prompts"
+            )
         self.voicemail.register(self.services.jobs)
         self.callbacks.register(self.services.jobs)
         await self.callbacks.start()
@@ -136,7 +144,7 @@ class VoiceRuntime:
             with contextlib.suppress(Exception):
                 await live.customer.hangup()
         await self.calls.drain(2.0)  # their handlers close legs and recordings
-        for task in (self._listener, self._recovery):
+        for task in (self._listener, self._recovery, self._warming):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
