@@ -99,7 +99,9 @@ class NobodyAnswers:
             queue_id = request.queue_id or (interaction.queue_id if interaction else None)
             queue = await db.get(Queue, queue_id) if queue_id else None
             closed = not await self._open(db, queue, live)
-            staffed = await self._staffed(db, queue) if queue is not None else True
+            staffed = True
+            if queue is not None and queue.onduty_number and not closed:
+                staffed = await self._staffed(db, queue)
         if request.divert == "voicemail":
             live.diverted = True
             await self.voicemail.take(live, reason="dialog", queue_id=queue_id)
@@ -265,6 +267,29 @@ class NobodyAnswers:
         """The callback menu on a queued call: the caller ID or a keyed number; the request
         keeps the call's place (same interaction, ``queued_at`` and priority)."""
         self._divert(live)
+        try:
+            await self._callback_menu(live, queue, intro)
+        finally:
+            if live.customer.state is CallState.ENDED and live.diverted:
+                # hung up in the menu without a request: an abandoned call, as in the queue
+                # (a stored request keeps the interaction QUEUED: abandon leaves it be then)
+                await self._abandon_unless_kept(live)
+
+    async def _abandon_unless_kept(self, live: LiveCall) -> None:
+        async with self.services.sessionmaker() as db:
+            kept = (
+                await db.exec(
+                    select(CallbackRequest.id).where(
+                        CallbackRequest.interaction_id == live.interaction_id
+                    )
+                )
+            ).first()
+        if kept is None:
+            await self.services.routing.abandon(
+                live.interaction_id, reason="caller hung up in the callback menu"
+            )
+
+    async def _callback_menu(self, live: LiveCall, queue: Queue, intro: str) -> None:
         call = live.customer
         say = self.voicemail.say
         if intro:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def close_wrap_up(page) -> None:
     wrapup.wait_for(state="detached")
 
 
+def wait_for_speech(var: Path, within: float = 240.0) -> None:
+    """The hub loads its speech engines in the background at start; callers who came
+    earlier would wait for the prompts (so a scripted caller's timing would be off)."""
+    deadline = time.monotonic() + within
+    while "IVR speech loaded" not in (var / "server.log").read_text(errors="replace"):
+        assert time.monotonic() < deadline, "the hub's speech engines did not load"
+        time.sleep(0.3)
+
+
 def go_offline(page) -> None:
     page.select_option("#presence-select", "offline")
     page.locator("#presence-state").filter(has_text="Offline").wait_for()
@@ -100,6 +110,7 @@ def nobody_hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Ite
     }
     var = root / "var"
     with hub_server(var, seeded, **env) as (base, _process):
+        wait_for_speech(var)
         yield base, int(env["HUB_VOICE_BIND_PORT"]), var / "hub.sqlite3", var, trunk_port
 
 
