@@ -270,7 +270,7 @@ class CallService:
                 )
             await after.publish(self.services.bus)
             return
-        if self.nobody is not None and await self.nobody.before_queue(live, request):
+        if self.nobody is not None and await self._nobody_took(live, request):
             live.poke.set()
             return
         queued = await self.services.routing.enqueue(
@@ -286,6 +286,16 @@ class CallService:
             if self.nobody is not None:
                 self.nobody.watch(live)
         live.poke.set()
+
+    async def _nobody_took(self, live: LiveCall, request: QueueRequest) -> bool:
+        """Voicemail, callback or forward before the queue; a fault there queues the call."""
+        assert self.nobody is not None
+        try:
+            return await self.nobody.before_queue(live, request)
+        except Exception:
+            log.exception("when-nobody-answers failed for interaction %s", live.interaction_id)
+            live.diverted = False
+            return live.customer.state is CallState.ENDED
 
     # -- music on hold -----------------------------------------------------------------------
 

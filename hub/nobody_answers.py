@@ -440,6 +440,7 @@ class NobodyAnswers:
                 sip_call_id=call.call_id,
                 remote_uri=call.remote_uri,
                 node=self.calls.node,
+                agent_id=None,
                 started_at=records.epoch_to_dt(call.started_at),  # type: ignore[arg-type]
             )
             if answered is not None:

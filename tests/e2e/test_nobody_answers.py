@@ -107,6 +107,7 @@ def nobody_hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Ite
         "HUB_CALLBACK_POLL_SECONDS": "0.3",
         "HUB_CALLBACK_DIGITS_TIMEOUT_SECONDS": "15",
         "HUB_JOBS_POLL_SECONDS": "0.5",
+        "HUB_IVR_ENABLED": "1",  # the speech engines load (and prompts render) at start
     }
     var = root / "var"
     with hub_server(var, seeded, **env) as (base, _process):

@@ -54,6 +54,7 @@ def duty_hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Itera
         "HUB_RETENTION_DAYS": "30",
         "HUB_RETENTION_INTERVAL_SECONDS": "1",
         "HUB_JOBS_POLL_SECONDS": "0.5",
+        "HUB_IVR_ENABLED": "1",  # the speech engines load (and prompts render) at start
         "HUB_VOICEMAIL_NO_SPEECH_SECONDS": "3",
     }
     var = root / "var"
