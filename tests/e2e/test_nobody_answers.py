@@ -219,6 +219,12 @@ def test_maximum_wait_leads_to_voicemail_transcribed_offered_played_and_called_b
         ) == [("dial", 1)]
         assert back > interaction_id
         close_wrap_up(agent)
+        # the voicemail is done with too
+        agent.goto(f"{base}/console?interaction={interaction_id}")
+        agent.locator(f"#voicemail-{interaction_id}").wait_for()
+        agent.get_by_role("button", name="End conversation").click()
+        close_wrap_up(agent)
+        wait_for(db, "SELECT 1 FROM interaction WHERE id = ? AND state = 'closed'", interaction_id)
         go_offline(agent)
     finally:
         context.close()
