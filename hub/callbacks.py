@@ -50,6 +50,7 @@ S = InteractionState
 log = logging.getLogger(__name__)
 RETRY_JOB = "callback.retry"  # payload: {"request_id": int}
 RETRYABLE = ("no answer", "busy", "declined")
+AGENT_SIDE = ("your phone", "the agent", "no SIP trunk")  # not the customer's doing
 
 
 class CallbackRunner:
@@ -174,6 +175,28 @@ class CallbackRunner:
             attempt.outcome, attempt.ended_at = outcome[:64], now
             db.add(attempt)
             again = request.tries < request.max_tries and outcome.startswith(RETRYABLE)
+            if outcome.startswith(AGENT_SIDE) and interaction is not None:
+                # the agent's phone or set-up failed, not the customer: back in the queue
+                # at once, at its place, and the try does not count against the customer
+                request.state = CallbackState.WAITING
+                request.tries -= 1
+                db.add(request)
+                if interaction.state == S.ACTIVE:
+                    first_queued = interaction.queued_at
+                    change_state(db, interaction, S.QUEUED, agent_id=agent_id, reason=outcome)
+                    interaction.queued_at = first_queued or interaction.queued_at
+                    interaction.agent_id = None
+                    agent = await lock_agent(db, agent_id)
+                    if agent is not None:
+                        await settle(db, agent, after)
+                from hub.routing.service import RoutingService
+
+                RoutingService._announce_work(after, interaction, agent_id)
+                db.add(interaction)
+                await db.commit()
+                await after.publish(self.services.bus)
+                self.services.routing.wake()
+                return
             if again:
                 request.state = CallbackState.WAITING
                 delay = float(queue.callback_retry_seconds if queue else 300)

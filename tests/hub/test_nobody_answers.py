@@ -22,6 +22,7 @@ from hub.voicemail import VoicemailTaker
 from models import (
     Agent,
     AuditEntry,
+    CallbackAttempt,
     CallbackRequest,
     Interaction,
     InteractionState,
@@ -30,7 +31,7 @@ from models import (
     Recording,
     utcnow,
 )
-from tests.hub.routing.helpers import interaction, queue_id
+from tests.hub.routing.helpers import agent_id, interaction, queue_id
 from tests.hub.test_calls import incoming
 
 S = InteractionState
@@ -127,3 +128,34 @@ async def test_retention_deletes_old_audio_and_audits_each(services: Services):
         ).all()
     assert [e.entity_id for e in entries] == [str(old_id)]
     assert entries[0].before is not None and entries[0].before["path"] == "recordings/old.wav"
+
+
+async def test_a_callback_the_agents_phone_could_not_place_goes_back_uncounted(
+    services: Services,
+):
+    call = await incoming(services, "+14155550104")
+    general = await queue_id(services, "General")
+    await services.routing.enqueue(call.interaction_id, general)
+    first = await interaction(services, call.interaction_id)
+    alice = await agent_id(services, "alice")
+    await services.routing.pick_up(call.interaction_id, alice)
+    async with services.sessionmaker() as db:
+        request = CallbackRequest(
+            interaction_id=call.interaction_id, queue_id=general, number="+14155550104"
+        )
+        db.add(request)
+        await db.commit()
+        request_id = request.id
+    runner = CallbackRunner(services, _nobody(services).dialer)
+    # the agent's phone is not registered: nothing is dialled (no trunk here either)
+    assert await runner.run_due() == 1
+    back = await interaction(services, call.interaction_id)
+    assert back.state == S.QUEUED and back.agent_id is None
+    assert back.queued_at == first.queued_at
+    async with services.sessionmaker() as db:
+        stored = await db.get(CallbackRequest, request_id)
+        assert stored is not None and stored.state == "waiting" and stored.tries == 0
+        attempts = (
+            await db.exec(select(CallbackAttempt).where(CallbackAttempt.request_id == request_id))
+        ).all()
+    assert [a.outcome for a in attempts] == ["no SIP trunk is configured"]
