@@ -9,9 +9,10 @@
   then too (cached under ``<HUB_VAR_DIR>/prompts``), so the first caller does not wait;
 - the dialog's ``queue`` becomes the ``QueueRequest`` (the queue by name, its priority,
   skills and data); ``hangup`` ends the call, closed as self-served;
-- ``transfer``, ``voicemail`` and ``callback`` are not taken by the hub yet (voicemail and
-  callbacks come with the issue "When nobody can answer"): the caller is queued to the
-  inbox's default queue rather than dropped, and the call's log and screen pop say why;
+- ``voicemail`` takes a message (``hub.voicemail``), and ``callback`` queues a callback
+  request that keeps the caller's place (``hub.nobody_answers``); ``transfer`` is not taken
+  by the hub yet: the caller is queued to the inbox's default queue rather than dropped,
+  and the call's log and screen pop say why;
 - a lookup URL that starts with "/" goes to the hub itself (``Settings.self_url``);
 - the dialog's trace (nodes, inputs, variables, outcome, what was played and heard) is
   stored on the interaction as ``data["ivr"]``, with a short ``summary`` of the caller's
@@ -49,8 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 UNSUPPORTED = {
     "transfer": "a transfer to an outside number",
-    "voicemail": "voicemail (it comes with the issue 'When nobody can answer')",
-    "callback": "a callback (it comes with the issue 'When nobody can answer')",
 }
 
 
@@ -141,8 +140,8 @@ class VoiceIvr:
             speech,
             on_queue=session.queue,
             on_transfer=session.unsupported("transfer"),
-            on_voicemail=session.unsupported("voicemail"),
-            on_callback=session.unsupported("callback"),
+            on_voicemail=session.voicemail,
+            on_callback=session.callback,
             on_hangup=session.hangup,
         )
         try:
@@ -237,8 +236,25 @@ class _Session:
             data=data,
         )
 
+    async def voicemail(self, action: Voicemail) -> None:
+        """The caller leaves a message (``hub.voicemail``, through ``hub.nobody_answers``)."""
+        self.request = QueueRequest(queue_id=self.interaction.queue_id, divert="voicemail")
+
+    async def callback(self, action: Callback) -> None:
+        """A callback request in the dialog's queue, to ``number`` (else the caller ID)."""
+        queue_id = await self.ivr.queue_id(action.queue) if action.queue else None
+        data = {k: v for k, v in action.data.items() if v not in (None, "")}
+        if action.number:
+            data["callback_number"] = action.number
+        self.request = QueueRequest(
+            queue_id=queue_id or self.interaction.queue_id,
+            priority=int(action.priority),
+            data=data,
+            divert="callback",
+        )
+
     def unsupported(self, kind: str) -> Any:
-        async def handle(action: Transfer | Voicemail | Callback) -> None:
+        async def handle(action: Transfer) -> None:
             self.note = (
                 f"The dialog asked for {UNSUPPORTED[kind]}, which the hub does not take yet;"
                 " the caller waits in the inbox's queue instead."

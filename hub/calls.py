@@ -39,6 +39,7 @@ from hub.routing.offers import pending_offer
 from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
 
 if TYPE_CHECKING:
+    from hub.nobody_answers import NobodyAnswers
     from hub.services import Services
 
 S = InteractionState
@@ -62,6 +63,7 @@ class QueueRequest:
     priority: int = 0
     skills: dict[str, int] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
+    divert: str = ""  # "voicemail" | "callback": the dialog's choice (hub.nobody_answers)
 
 
 SelfService = Callable[[Call, Interaction], Awaitable[QueueRequest | None]]
@@ -102,6 +104,9 @@ class LiveCall:
     auto_answer_tried: set[int] = field(default_factory=set)  # agents asked once already
     poke: asyncio.Event = field(default_factory=asyncio.Event)
     finished: bool = False
+    # Taken over by hub.nobody_answers (voicemail, callback menu, forward): the
+    # interaction's state is its business; the call service only closes legs and recording.
+    diverted: bool = False
 
 
 class CallService:
@@ -111,6 +116,7 @@ class CallService:
         self.services = services
         self.endpoint = endpoint
         self.self_service: SelfService = queue_directly
+        self.nobody: NobodyAnswers | None = None  # voicemail, callbacks, forwards (optional)
         self.live: dict[int, LiveCall] = {}
         self.accepting = True
         self._moh_pcm: np.ndarray | None = None
@@ -264,6 +270,9 @@ class CallService:
                 )
             await after.publish(self.services.bus)
             return
+        if self.nobody is not None and await self._nobody_took(live, request):
+            live.poke.set()
+            return
         queued = await self.services.routing.enqueue(
             live.interaction_id,
             request.queue_id,
@@ -274,7 +283,19 @@ class CallService:
         )
         if queued:
             self._start_moh(live)
+            if self.nobody is not None:
+                self.nobody.watch(live)
         live.poke.set()
+
+    async def _nobody_took(self, live: LiveCall, request: QueueRequest) -> bool:
+        """Voicemail, callback or forward before the queue; a fault there queues the call."""
+        assert self.nobody is not None
+        try:
+            return await self.nobody.before_queue(live, request)
+        except Exception:
+            log.exception("when-nobody-answers failed for interaction %s", live.interaction_id)
+            live.diverted = False
+            return live.customer.state is CallState.ENDED
 
     # -- music on hold -----------------------------------------------------------------------
 
@@ -353,6 +374,8 @@ class CallService:
         if live.agent_call is not None and live.agent_call.state is CallState.ENDED:
             await live.customer.hangup()
             await self._finished(live, who="agent")
+            return
+        if live.diverted:
             return
         async with self.services.sessionmaker() as db:
             interaction = await db.get(Interaction, live.interaction_id)
@@ -562,7 +585,9 @@ class CallService:
             if live.recording_id is not None and live.recording_path is not None:
                 await records.finish_recording(db, live.recording_id, live.recording_path)
             interaction = await db.get(Interaction, live.interaction_id)
-        if interaction is None:
+        if self.nobody is not None:
+            self.nobody.forget(live)
+        if interaction is None or live.diverted:
             return
         state = S(interaction.state)
         if state in (S.NEW, S.SELF_SERVICE, S.QUEUED, S.OFFERED):

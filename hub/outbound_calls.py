@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -152,6 +153,10 @@ class OutboundDialer:
         self.endpoint = calls.endpoint
         self.tasks: set[asyncio.Task[None]] = set()
         self.setting_up: set[asyncio.Task[None]] = set()  # not connected yet
+        # Calls placed for an existing interaction (a queued callback, ``call_back``): what
+        # to do when the call fails (instead of closing it) and once it connects.
+        self.on_failed: dict[int, Callable[[str], Awaitable[None]]] = {}
+        self.on_connected: dict[int, Callable[[], Awaitable[None]]] = {}
 
     # -- the request -----------------------------------------------------------------------
 
@@ -182,6 +187,14 @@ class OutboundDialer:
                     "so it cannot be called first.",
                 )
             inbox = await self._inbox(db, inbox_id)
+        from hub.call_limits import CallOutRefused, check_call_out
+
+        try:  # allowed prefixes, refused number types, daily caps (audited when refused)
+            number = await check_call_out(
+                self.services, kind="dial", number=number, inbox_id=inbox.id, agent_id=agent_id
+            )
+        except CallOutRefused as refused:
+            raise DialRefused(refused.status, refused.reason) from refused
         did = caller_id(inbox)
         interaction_id = await self._store(agent_id, inbox, number, did)
         placed = Placed(interaction_id, agent_id, extension, number, did)
@@ -222,6 +235,42 @@ class OutboundDialer:
             return interaction_id
         raise AssertionError("unreachable")
 
+    async def call_back(
+        self,
+        interaction_id: int,
+        agent_id: int,
+        number: str,
+        inbox: Inbox,
+        *,
+        on_failed: Callable[[str], Awaitable[None]],
+        on_connected: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Call ``number`` for an interaction the agent already holds (ACTIVE): the agent's
+        phone first, then the customer, exactly as click to dial. ``on_failed`` gets the
+        outcome instead of the interaction being closed."""
+        settings = self.endpoint.settings
+        reason = ""
+        async with self.services.sessionmaker() as db:
+            agent = await db.get(Agent, agent_id)
+        extension = agent.extension if agent is not None else None
+        if not settings.trunk_host:
+            reason = "no SIP trunk is configured"
+        elif not extension:
+            reason = "the agent has no SIP extension"
+        elif self.endpoint.registrar.lookup(extension) is None:
+            reason = f"the agent's phone ({extension}) is not registered"
+        if reason:
+            await on_failed(reason)
+            return
+        assert extension is not None
+        self.on_failed[interaction_id] = on_failed
+        self.on_connected[interaction_id] = on_connected
+        placed = Placed(interaction_id, agent_id, extension, number, caller_id(inbox))
+        task = asyncio.create_task(self._run(placed, inbox), name=f"callback-{interaction_id}")
+        self.tasks.add(task)
+        self.setting_up.add(task)
+        task.add_done_callback(self._done)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
         self.setting_up.discard(task)
@@ -231,13 +280,14 @@ class OutboundDialer:
     @staticmethod
     async def _on_a_call(db: AsyncSession, agent_id: int) -> bool:
         rows = await db.exec(
-            select(Interaction.id).where(
+            select(Interaction.data).where(
                 Interaction.agent_id == agent_id,
                 Interaction.channel == ChannelKind.VOICE.value,
                 Interaction.state == S.ACTIVE,
             )
         )
-        return rows.first() is not None
+        # a voicemail the agent is reading is not a call (its "Call back" dials from it)
+        return any((data or {}).get("kind") != "voicemail" for data in rows.all())
 
     @staticmethod
     async def _inbox(db: AsyncSession, inbox_id: int | None) -> Inbox:
@@ -460,6 +510,11 @@ class OutboundDialer:
     async def _end(self, placed: Placed, outcome: str) -> None:
         """The call never connected: the interaction closes with ``outcome`` and the
         agent's capacity frees (an agent who ended it in the console already did that)."""
+        self.on_connected.pop(placed.interaction_id, None)
+        hook = self.on_failed.pop(placed.interaction_id, None)
+        if hook is not None:
+            await hook(outcome)
+            return
         after = AfterCommit()
         async with self.services.sessionmaker() as db:
             await write_lock(db)
@@ -492,6 +547,11 @@ class OutboundDialer:
     ) -> None:
         """Bridged and recorded; the call service follows it like any answered call."""
         from hub.calls import LiveCall
+
+        self.on_failed.pop(placed.interaction_id, None)
+        connected = self.on_connected.pop(placed.interaction_id, None)
+        if connected is not None:
+            await connected()
 
         live = LiveCall(
             placed.interaction_id,

@@ -121,6 +121,11 @@ class Services:
 
             self.extras["call_transcriber"] = calls = CallTranscriber(self)
             calls.register(self.jobs)
+        from hub.retention import Retention  # old recordings and voicemail deleted
+
+        retention = Retention(self)
+        retention.register(self.jobs)
+        await retention.schedule()
         await self.jobs.start()
 
     async def close(self) -> None:

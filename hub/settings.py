@@ -93,6 +93,28 @@ class Settings(BaseSettings):
     # staffing (hub.staffing): the shift plan's integer program stops after this long and
     # keeps the best plan found (the page says it may not be the cheapest)
     staffing_solver_seconds: float = 20.0
+    # when nobody can answer (hub.nobody_answers, hub.voicemail, hub.callbacks)
+    voicemail_greeting: str = (
+        "Nobody can take your call right now. Please leave a message after the tone,"
+        " and press the pound key when you are done."
+    )
+    voicemail_max_seconds: float = 120.0  # a message ends at this length
+    voicemail_silence_seconds: float = 4.0  # … or after this much silence once speech began
+    voicemail_silence_rms: float = 300.0  # frames quieter than this count as silence
+    voicemail_no_speech_seconds: float = 10.0  # a caller who says nothing this long: no message
+    callback_digits_timeout_seconds: float = 8.0  # a caller keying a callback number
+    callback_poll_seconds: float = 1.0  # accepted callbacks are looked for this often
+    nobody_poll_seconds: float = 0.5  # a waiting caller's maximum wait is checked this often
+    # limits on calls out (hub.call_limits): allowed E.164 prefixes (empty: the country of
+    # HUB_DEFAULT_REGION), refused number types, and daily caps (0: none)
+    calls_out_prefixes: str = ""
+    calls_out_refused_types: str = "PREMIUM_RATE,SHARED_COST,UAN,PERSONAL_NUMBER"
+    calls_out_daily_cap_inbox: int = 0
+    calls_out_daily_cap_agent: int = 0
+    # retention (hub.retention): recordings and voicemail audio older than this many days
+    # are deleted (0: kept forever), checked every retention_interval_seconds
+    retention_days: float = 0.0
+    retention_interval_seconds: float = 3600.0
 
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper

@@ -17,6 +17,7 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
+from models.nobody import CallbackAttempt, CallbackRequest, CallbackState, CallOut, Voicemail
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.staffing import (
     ForecastOverride,
@@ -48,6 +49,10 @@ __all__ = [
     "BusinessHours",
     "CallLeg",
     "CallLegKind",
+    "CallOut",
+    "CallbackAttempt",
+    "CallbackRequest",
+    "CallbackState",
     "CannedResponse",
     "Contact",
     "ContactIdentity",
@@ -89,5 +94,6 @@ __all__ = [
     "TranscriptStatus",
     "User",
     "ValidationStatus",
+    "Voicemail",
     "utcnow",
 ]

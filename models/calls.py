@@ -55,3 +55,4 @@ class Recording(SQLModel, table=True):
     # made, kept only when the inbox's policy keeps originals.
     redacted: bool = False
     original_path: str | None = Field(default=None, max_length=500)
+    deleted_at: datetime | None = timestamp_field(index=True)  # audio removed (retention)

@@ -47,6 +47,18 @@ class Queue(SQLModel, table=True):
     overflow_relax_skills: bool = False
     hours_id: int | None = Field(default=None, foreign_key="businesshours.id")
     active: bool = True
+    # When nobody can answer (hub.nobody_answers): after max_wait_seconds a waiting caller
+    # goes to max_wait_action (voicemail, callback: offered a callback, overflow: to the
+    # overflow queue); callback_key (empty: none) asks for a callback while queued;
+    # a callback that nobody answers is tried again after callback_retry_seconds, up to
+    # callback_max_tries; with onduty_number set, a call that finds no agent logged in or
+    # the queue closed is forwarded there through the trunk instead of voicemail.
+    max_wait_seconds: int | None = None
+    max_wait_action: str = Field(default="voicemail", max_length=16)
+    callback_key: str = Field(default="", max_length=1)
+    callback_retry_seconds: int = 300
+    callback_max_tries: int = 3
+    onduty_number: str = Field(default="", max_length=32)
 
 
 class QueueSkill(SQLModel, table=True):

@@ -274,7 +274,13 @@ async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict
             raise UnprocessableError("The overflow queue does not exist.")
         if row.id is not None and row.overflow_queue_id == row.id:
             raise UnprocessableError("A queue cannot overflow into itself.")
-    if (row.overflow_after_seconds is None) != (row.overflow_queue_id is None):
+    save_nobody_answers(row, form)
+    max_wait_overflow = row.max_wait_action == "overflow" and row.max_wait_seconds is not None
+    if row.overflow_queue_id is None and max_wait_overflow:
+        raise UnprocessableError("Maximum wait → overflow needs an overflow queue.")
+    if (row.overflow_after_seconds is None) != (row.overflow_queue_id is None) and not (
+        max_wait_overflow and row.overflow_after_seconds is None
+    ):
         raise UnprocessableError("Overflow needs both a time and a target queue (or neither).")
     row.overflow_relax_skills = checked(form, "overflow_relax_skills")
     row.hours_id = opt_int(form.get("hours_id"), "Business hours", lo=1)
@@ -283,6 +289,43 @@ async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict
     row.active = checked(form, "active")
     lk["extra"] = skill_levels(form, lk["skills"], "skill_")
     return row
+
+
+MAX_WAIT_ACTIONS = {
+    "voicemail": "voicemail",
+    "callback": "offer a callback",
+    "overflow": "overflow",
+}
+
+
+def save_nobody_answers(row: Queue, form: FormMultiDict) -> None:
+    """The queue's "when nobody can answer" fields (``hub.nobody_answers``)."""
+    row.max_wait_seconds = opt_int(form.get("max_wait_seconds"), "Maximum wait", lo=5, hi=86400)
+    action = str(form.get("max_wait_action") or "voicemail")
+    if action not in MAX_WAIT_ACTIONS:
+        raise UnprocessableError("Pick what happens after the maximum wait.")
+    row.max_wait_action = action
+    key = str(form.get("callback_key") or "").strip()
+    if key and (len(key) != 1 or key not in "0123456789*#"):
+        raise UnprocessableError("The callback key is one key: 0-9, * or #.")
+    row.callback_key = key
+    row.callback_retry_seconds = form_int(
+        form.get("callback_retry_seconds") or 300, "Callback retry interval", lo=5, hi=86400
+    )
+    row.callback_max_tries = form_int(
+        form.get("callback_max_tries") or 3, "Callback tries", lo=1, hi=10
+    )
+    onduty = str(form.get("onduty_number") or "").strip()
+    if onduty:
+        from hub.outbound_calls import DialRefused, dialable_number
+
+        if not onduty.startswith("+"):
+            raise UnprocessableError("Enter the on-duty number with its country code (+…).")
+        try:
+            onduty = dialable_number(onduty, "ZZ")
+        except DialRefused as bad:
+            raise UnprocessableError(f"On-duty number: {bad.reason}") from None
+    row.onduty_number = onduty
 
 
 async def after_queue(db: AsyncSession, row: Queue, lk: dict) -> None:

@@ -66,6 +66,7 @@ from web.common import (
 )
 from web.sse import Message as SSE
 from web.sse import TopicMux, event_key, render, shared_renders
+from web.voicemail_view import callback_view, voicemail_view
 
 FormData = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
 MAX_REPLY_CHARS = 10_000
@@ -107,6 +108,8 @@ async def conversation_context(
         "reasons": await views.not_ready_reasons(db),
         "targets": await views.transfer_targets(db, conv.interaction),
         "user": user,
+        "voicemail": await voicemail_view(db, conv.interaction),
+        "callback": await callback_view(db, conv.interaction),
     }
 
 

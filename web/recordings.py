@@ -21,7 +21,7 @@ from sqlmodel import col, select
 
 from hub import audit
 from models import CallLeg, Inbox, Interaction, Recording, Role
-from web.common import services_of, user_of
+from web.common import ClientError, services_of, user_of
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -114,6 +114,11 @@ async def _serve(request: Request, recording: Recording, relative: str, action: 
     """The file (or the byte range asked for), after auditing who fetched it."""
     services = services_of(request)
     recording_id = recording.id
+    if recording.deleted_at is not None:
+        raise ClientError(
+            detail=f"Recording {recording_id} was deleted by the retention policy.",
+            status_code=410,
+        )
     var_dir = services.settings.var_dir.resolve()
     path = (var_dir / relative).resolve()
     if not path.is_relative_to(var_dir) or not path.is_file():

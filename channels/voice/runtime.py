@@ -70,8 +70,17 @@ class VoiceRuntime:
         self.ivr = VoiceIvr(services)  # the inbox's published dialog answers first
         self.calls.self_service = self.ivr
         self.dialer = OutboundDialer(self.calls)  # click to dial
+        # When nobody can answer: voicemail, queued callbacks, on-duty forwards, retention.
+        from hub.callbacks import CallbackRunner
+        from hub.nobody_answers import NobodyAnswers
+        from hub.voicemail import VoicemailTaker
+
+        self.voicemail = VoicemailTaker(services, self.ivr.speech)
+        self.calls.nobody = NobodyAnswers(self.calls, self.dialer, self.voicemail)
+        self.callbacks = CallbackRunner(services, self.dialer)
         self._listener: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     async def reload_credentials(self) -> None:
         """Read agents' SIP logins again (the registrar's dict is replaced in place)."""
@@ -87,6 +96,16 @@ class VoiceRuntime:
             self.ivr.start()  # speech loads and prompts render in the background
         else:
             self.calls.self_service = queue_directly
+        from hub.nobody_answers import fixed_prompts
+
+        greeting = self.services.settings.voicemail_greeting
+        if self.services.settings.ivr_enabled:  # the engines load now anyway
+            self._warming = asyncio.create_task(
+                self.voicemail.prerender(fixed_prompts(greeting)), name="voicemail-prompts"
+            )
+        self.voicemail.register(self.services.jobs)
+        self.callbacks.register(self.services.jobs)
+        await self.callbacks.start()
         self._listener = asyncio.create_task(self._listen(), name="voice-credentials")
         self._recovery = asyncio.create_task(self._recover(), name="voice-recovery")
         log.info(
@@ -121,13 +140,14 @@ class VoiceRuntime:
                         await self.reload_credentials()
 
     async def stop(self, drain_seconds: float) -> None:
+        await self.callbacks.stop()
         await self.dialer.stop()  # calls still being set up are cancelled
         await self.calls.drain(drain_seconds)
         for live in list(self.calls.live.values()):  # still talking at the limit
             with contextlib.suppress(Exception):
                 await live.customer.hangup()
         await self.calls.drain(2.0)  # their handlers close legs and recordings
-        for task in (self._listener, self._recovery):
+        for task in (self._listener, self._recovery, self._warming):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -48,6 +48,7 @@ def dial_hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Itera
         "HUB_VOICE_TRUNK_HOST": "127.0.0.1",
         "HUB_VOICE_TRUNK_PORT": str(trunk_port),
         "HUB_DIAL_TIMEOUT_SECONDS": "4",  # the trunk answers at once, or never
+        "HUB_CALLS_OUT_PREFIXES": "+1,+44",  # national, and the UK (hub.call_limits)
     }
     with hub_server(var, seeded_db, **env) as (base, _process):
         yield base, int(env["HUB_VOICE_BIND_PORT"]), var / "hub.sqlite3", var, trunk_port
@@ -260,8 +261,8 @@ def _log_in(client: httpx.Client, username: str) -> None:
     client.headers["x-csrftoken"] = client.cookies.get("csrftoken", "")
 
 
-def test_refusals_name_the_problem(dial_hub: tuple) -> None:
-    base, _sip_port, db, _var, _trunk = dial_hub
+def test_refusals_name_the_problem(dial_hub: tuple, tmp_path: Path) -> None:
+    base, sip_port, db, _var, _trunk = dial_hub
     before = query(db, "SELECT count(*) FROM interaction")[0][0]
     with agent_client(base, "bob") as bob:
         invalid = bob.post("/console/dial", data={"number": "555-01"})
@@ -272,6 +273,19 @@ def test_refusals_name_the_problem(dial_hub: tuple) -> None:
         unregistered = bob.post("/console/dial", data={"number": CUSTOMER})
         assert unregistered.status_code == 409
         assert "1002" in unregistered.text and "not registered" in unregistered.text
+        # registered now: the limits on calls out refuse a premium-rate number and a
+        # country outside the allowed prefixes, saying why, and audit both
+        register_phone(tmp_path, sip_port, "1002", sip_password("bob"), free_sip_port())
+        premium = bob.post("/console/dial", data={"number": "+1 900 253 4567"})
+        assert premium.status_code == 403 and "premium-rate" in premium.text
+        abroad = bob.post("/console/dial", data={"number": "+33 1 42 68 53 00"})
+        assert abroad.status_code == 403 and "allowed prefixes" in abroad.text
+    refusals = query(
+        db,
+        "SELECT json_extract(after, '$.number') FROM auditentry"
+        " WHERE action = 'call_out.refused' ORDER BY id DESC LIMIT 2",
+    )
+    assert refusals == [("+33142685300",), ("+19002534567",)]
     assert query(db, "SELECT count(*) FROM interaction")[0][0] == before  # nothing stored
 
 

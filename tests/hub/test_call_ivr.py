@@ -39,18 +39,28 @@ async def test_an_unknown_queue_or_an_unsupported_handoff_waits_in_the_inbox_que
     assert session.request is not None and session.request.queue_id == general
     assert "'sales'" in session.note and session.request.data["ivr_note"] == session.note
 
-    for kind, action in (
-        ("voicemail", Voicemail("main")),
-        ("callback", Callback("general", "+15551230002")),
-        ("transfer", Transfer("+15557654321")),
-    ):
-        session = _Session(VoiceIvr(services), row)
-        await session.unsupported(kind)(action)
-        assert session.request is not None and session.request.queue_id == general, kind
-        assert "does not take yet" in session.note, kind
-        assert session.request.data == {"ivr_note": session.note}
-        if kind != "transfer":  # voicemail and callbacks: a later issue
-            assert "When nobody can answer" in session.note, kind
+    session = _Session(VoiceIvr(services), row)
+    await session.unsupported("transfer")(Transfer("+15557654321"))
+    assert session.request is not None and session.request.queue_id == general
+    assert "does not take yet" in session.note
+    assert session.request.data == {"ivr_note": session.note}
+
+
+async def test_voicemail_and_callback_handoffs_divert_the_call(services: Services):
+    """The dialog's voicemail and callback reach hub.nobody_answers through the request."""
+    call = await incoming(services, "+15551230012")
+    row = await interaction(services, call.interaction_id)
+    general = await queue_id(services, "General")
+    session = _Session(VoiceIvr(services), row)
+    await session.voicemail(Voicemail("main"))
+    assert session.request is not None and session.request.divert == "voicemail"
+    assert session.request.queue_id == general
+    session = _Session(VoiceIvr(services), row)
+    await session.callback(Callback("general", "+15551230099", priority=2))
+    request = session.request
+    assert request is not None and request.divert == "callback"
+    assert request.queue_id == general and request.priority == 2
+    assert request.data["callback_number"] == "+15551230099"
 
 
 async def test_a_dialog_that_hangs_up_closes_the_call_as_self_served(services: Services):
