@@ -295,6 +295,8 @@ class VoicemailTaker:
         audio = await asyncio.to_thread(read_wav, services.settings.var_dir / recording.path)
         speech = await self.speech()
         result = await speech.recognizer.transcribe(audio, word_timestamps=True)
+        segments = [_words_of(segment) for segment in result.segments]
+        await asyncio.to_thread(_redact, segments)  # only redacted text is stored (QA)
         async with services.sessionmaker() as db:
             await write_lock(db)
             row = await self._transcript(recording.id, db)  # type: ignore[arg-type]
@@ -303,7 +305,7 @@ class VoicemailTaker:
                 db.add(row)
                 await db.flush()
             if row.status != TranscriptStatus.DONE:
-                for segment in result.segments:
+                for segment, redacted in zip(result.segments, segments, strict=True):
                     db.add(
                         TranscriptSegment(
                             transcript_id=row.id,  # type: ignore[arg-type]
@@ -311,15 +313,8 @@ class VoicemailTaker:
                             speaker=Speaker.CUSTOMER.value,
                             start_ms=int(segment.start * 1000),
                             end_ms=int(segment.end * 1000),
-                            text=segment.text,
-                            words=[
-                                {
-                                    "w": w.text,
-                                    "start_ms": int(w.start * 1000),
-                                    "end_ms": int(w.end * 1000),
-                                }
-                                for w in segment.words
-                            ],
+                            text=redacted["text"],
+                            words=redacted["words"],
                         )
                     )
                 row.status = TranscriptStatus.DONE
@@ -369,3 +364,24 @@ class VoicemailTaker:
             await db.commit()
         await after.publish(self.services.bus)
         self.services.routing.wake()
+
+
+def _words_of(segment: Any) -> dict[str, Any]:
+    """A recognized segment as the QA pipeline stores it: its words, and the text they make."""
+    words = [
+        {"w": w.text.strip(), "start_ms": int(w.start * 1000), "end_ms": int(w.end * 1000)}
+        for w in segment.words
+        if w.text.strip()
+    ]
+    return {"text": " ".join(w["w"] for w in words) or segment.text.strip(), "words": words}
+
+
+def _redact(segments: list[dict[str, Any]]) -> None:
+    """The message's personal data as ``[CARD]``, ``[PHONE]``…, in its text and its words,
+    analysed as one batch (a number may run across segments)."""
+    from hub.qa.redaction import redact_batch
+    from hub.transcription.worker import redact_words
+
+    for segment, result in zip(segments, redact_batch([s["text"] for s in segments]), strict=True):
+        segment["text"] = result.text
+        redact_words(segment, result.spans)

@@ -137,7 +137,7 @@ def label_right_channel(
     return labelled
 
 
-def _redact_words(seg: dict[str, Any], spans: list[Any]) -> list[tuple[int, int]]:
+def redact_words(seg: dict[str, Any], spans: list[Any]) -> list[tuple[int, int]]:
     """Replace the words each span covers (char offsets into ``seg["text"]``) by one word,
     the span's placeholder, timed from its first word's start to its last word's end; those
     times are returned for the audio, so the pauses inside a spoken number go silent too."""
@@ -188,7 +188,7 @@ def analyse_recording(request: Request) -> dict[str, Any]:
         seg["original_text"] = seg["text"]
         seg["text"] = result.text
         channel = CUSTOMER_CHANNEL if seg["speaker"] == Speaker.CUSTOMER else HUB_CHANNEL
-        for start, end in _redact_words(seg, result.spans):
+        for start, end in redact_words(seg, result.spans):
             mute.append((channel, start, end))
         for span in result.spans:
             entities[str(span.kind)] = entities.get(str(span.kind), 0) + 1
