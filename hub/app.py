@@ -168,6 +168,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             directories=[
                 node_modules / "htmx.org" / "dist",
                 node_modules / "htmx-ext-sse" / "dist",
+                node_modules / "chart.js" / "dist",  # the report charts (web/reports.py)
+                node_modules / "chartjs-chart-matrix" / "dist",
             ],
             name="assets",
             include_in_schema=False,

@@ -112,6 +112,13 @@ class Services:
 
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
             transcriber.register(self.jobs)
+        from hub.reports.delivery import ReportMailer
+        from hub.reports.rollups import RollupJob
+
+        self.extras["report_rollups"] = rollups = RollupJob(self)
+        rollups.register()
+        await rollups.ensure_started()
+        ReportMailer(self).register()
         await self.jobs.start()
 
     async def close(self) -> None:

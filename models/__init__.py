@@ -17,6 +17,7 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
+from models.reports import WAIT_BINS, ReportRepeat, ReportRollup, ReportSchedule
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
@@ -34,6 +35,7 @@ from models.users import (
 
 __all__ = [
     "OPEN_STATES",
+    "WAIT_BINS",
     "Agent",
     "AgentSkill",
     "AuditEntry",
@@ -65,6 +67,9 @@ __all__ = [
     "Queue",
     "QueueSkill",
     "Recording",
+    "ReportRepeat",
+    "ReportRollup",
+    "ReportSchedule",
     "Role",
     "SenderKind",
     "Skill",

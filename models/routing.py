@@ -47,6 +47,14 @@ class Queue(SQLModel, table=True):
     overflow_relax_skills: bool = False
     hours_id: int | None = Field(default=None, foreign_key="businesshours.id")
     active: bool = True
+    # Reports (hub.service_level): which contacts the service level counts, and how soon a
+    # customer may leave without it counting as a real abandon.
+    sl_denominator: str = Field(default="answered_abandoned", max_length=24)
+    short_abandon_seconds: int = 5
+    # Wallboard alerts: a tile turns red past any of these (None: no alert).
+    alert_waiting: int | None = None
+    alert_longest_wait_seconds: int | None = None
+    alert_sl_below_pct: int | None = None
 
 
 class QueueSkill(SQLModel, table=True):

@@ -17,6 +17,7 @@ from web import (
     dialing,
     login,
     recordings,
+    reports,
     sse,
     supervisor,
 )
@@ -59,6 +60,7 @@ route_handlers: list = [
             *blocked.route_handlers,
             *sse.route_handlers,
             *recordings.route_handlers,
+            *reports.route_handlers,
         ],
     )
 ]
