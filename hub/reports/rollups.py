@@ -10,6 +10,7 @@ the job enqueues its successor in the same transaction that writes the rows.
 from __future__ import annotations
 
 import logging
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
@@ -198,16 +199,21 @@ def _refresh_repeats(db: Session, start: datetime, end: datetime, days: list[int
             )
         ):
             earlier[contact_id].append((_aware(created_at), interaction_id))
+    for entries in earlier.values():
+        entries.sort()
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
     for interaction_id, contact_id, created_at, channel, inbox_id, queue_id in created:
         created_at = _aware(created_at)
+        entries = earlier[contact_id]
         for n in days:
-            since = created_at - timedelta(days=n)
-            repeat = any(
-                other != interaction_id
-                and (since <= at < created_at or (at == created_at and other < interaction_id))
-                for at, other in earlier[contact_id]
-            )
+            repeat = False
+            index = bisect_left(entries, (created_at - timedelta(days=n), 0))
+            while index < len(entries) and entries[index][0] <= created_at:
+                at, other = entries[index]
+                if other != interaction_id and (at < created_at or other < interaction_id):
+                    repeat = True
+                    break
+                index += 1
             row = counts[(bucket_of(created_at), n, queue_id, channel, inbox_id)]
             row[0] += 1
             row[1] += int(repeat)
