@@ -24,6 +24,7 @@ from hub.reports.figures import (
     Period,
     Report,
     ReportRequest,
+    Totals,
     build_report,
     columns,
     queue_rule_labels,
@@ -58,8 +59,6 @@ def chart_data(report: Report, by_agent: Report, by_hour: Report) -> dict[str, A
     periods: dict[datetime, Any] = {}
     for row in report.rows:
         periods.setdefault(row.period, []).append(row.totals)
-    from hub.reports.figures import Totals
-
     trend = []
     for period in sorted(periods):
         merged = Totals()
@@ -76,7 +75,12 @@ def chart_data(report: Report, by_agent: Report, by_hour: Report) -> dict[str, A
                 "v": int(row.totals["offered"]),
             }
         )
-    agents = [row for row in by_agent.rows if row.key is not None]
+    per_agent: dict[str, Totals] = {}  # the range may cover parts of two months
+    for row in by_agent.rows:
+        if row.key is not None:
+            merged = per_agent.setdefault(row.label, Totals())
+            for name, value in row.totals.sums.items():
+                merged.sums[name] += value
     return {
         "labels": [label for label, _ in trend],
         "offered": [int(t["offered"]) for _, t in trend],
@@ -87,10 +91,10 @@ def chart_data(report: Report, by_agent: Report, by_hour: Report) -> dict[str, A
         "bins": BIN_LABELS,
         "hist_answered": report.total.answered_hist,
         "hist_abandoned": report.total.abandoned_hist,
-        "agents": [row.label for row in agents],
-        "talk": [row.totals.avg_talk_seconds or 0 for row in agents],
-        "hold": [row.totals.avg_hold_seconds or 0 for row in agents],
-        "wrap": [row.totals.avg_wrap_seconds or 0 for row in agents],
+        "agents": list(per_agent),
+        "talk": [t.avg_talk_seconds or 0 for t in per_agent.values()],
+        "hold": [t.avg_hold_seconds or 0 for t in per_agent.values()],
+        "wrap": [t.avg_wrap_seconds or 0 for t in per_agent.values()],
         "heat": heat,
     }
 

@@ -66,9 +66,14 @@
         height: function (ctx) { var a = ctx.chart.chartArea; return a ? a.height / Math.max(days.length, 1) - 1 : 10; }
       }] },
       options: {
+        aspectRatio: 3,
         plugins: { legend: { display: false } },
         scales: {
-          x: { type: "linear", min: -0.5, max: 23.5, ticks: { stepSize: 1 }, offset: false },
+          x: { type: "linear", min: -0.5, max: 23.5, offset: false,
+               afterBuildTicks: function (axis) {
+                 axis.ticks = []; for (var h = 0; h < 24; h++) axis.ticks.push({ value: h });
+               },
+               ticks: { callback: function (v) { return v + ":00"; } } },
           y: { type: "category", labels: days, offset: true }
         }
       }

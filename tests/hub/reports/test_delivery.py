@@ -65,7 +65,7 @@ async def test_a_saved_report_is_mailed_as_an_attachment_and_booked_again(
     assert rows[-1][header.index("Offered")] == 2  # the day before only
     assert rows[-1][header.index("Abandoned")] == 1
 
-    for _ in range(200):  # the job books the next run once the relay took the mail
+    for _ in range(1200):  # the job books the next run once the relay took the mail
         async with services.sessionmaker() as db:
             schedule = await db.get(ReportSchedule, schedule_id)
             jobs = (await db.exec(select(Job).where(Job.kind == EMAIL_JOB).order_by(Job.id))).all()
