@@ -17,7 +17,13 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
-from models.reports import WAIT_BINS, ReportRepeat, ReportRollup, ReportSchedule
+from models.reports import (
+    WAIT_BINS,
+    ReportRepeat,
+    ReportRollup,
+    ReportRollupQueue,
+    ReportSchedule,
+)
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
@@ -69,6 +75,7 @@ __all__ = [
     "Recording",
     "ReportRepeat",
     "ReportRollup",
+    "ReportRollupQueue",
     "ReportSchedule",
     "Role",
     "SenderKind",

@@ -63,8 +63,7 @@ def chart_data(report: Report, by_agent: Report, by_hour: Report) -> dict[str, A
     for period in sorted(periods):
         merged = Totals()
         for totals in periods[period]:
-            for name, value in totals.sums.items():
-                merged.sums[name] += value
+            merged.merge(totals)
         trend.append((report.period_label(period), merged))
     heat = []
     for row in by_hour.rows:
@@ -78,9 +77,7 @@ def chart_data(report: Report, by_agent: Report, by_hour: Report) -> dict[str, A
     per_agent: dict[str, Totals] = {}  # the range may cover parts of two months
     for row in by_agent.rows:
         if row.key is not None:
-            merged = per_agent.setdefault(row.label, Totals())
-            for name, value in row.totals.sums.items():
-                merged.sums[name] += value
+            per_agent.setdefault(row.label, Totals()).merge(row.totals)
     return {
         "labels": [label for label, _ in trend],
         "offered": [int(t["offered"]) for _, t in trend],

@@ -9,7 +9,7 @@ function here (``Totals``), shared by the page, the exports and the wallboard.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -20,14 +20,32 @@ from sqlmodel import Session
 
 from hub.reports.facts import ADDITIVE
 from hub.service_level import DENOMINATOR_LABELS, Denominator, pct
-from models import WAIT_BINS, Agent, Inbox, Queue, ReportRepeat, ReportRollup, User
+from models import (
+    WAIT_BINS,
+    Agent,
+    Inbox,
+    Queue,
+    ReportRepeat,
+    ReportRollup,
+    ReportRollupQueue,
+    User,
+)
 
-_rollup = ReportRollup.__table__  # type: ignore[attr-defined]
+_by_agent = ReportRollup.__table__  # type: ignore[attr-defined]
+_by_queue = ReportRollupQueue.__table__  # type: ignore[attr-defined]
 _repeat = ReportRepeat.__table__  # type: ignore[attr-defined]
 BINS = len(WAIT_BINS) + 1
 BIN_LABELS = [f"{lo}–{hi} s" for lo, hi in zip((0, *WAIT_BINS[:-1]), WAIT_BINS, strict=True)] + [
     f"≥ {WAIT_BINS[-1]} s"
 ]
+
+
+VECTOR = (
+    *ADDITIVE,
+    *(f"ans_w{i}" for i in range(BINS)),
+    *(f"ab_w{i}" for i in range(BINS)),
+)
+_INDEX = {name: index for index, name in enumerate(VECTOR)}
 
 
 class Period(StrEnum):
@@ -139,26 +157,38 @@ DEFINITIONS: list[Definition] = [
 class Totals:
     """Sums of rollup rows, and every figure derived from them."""
 
-    sums: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # ADDITIVE, then the answered and the abandoned histogram (VECTOR order)
+    vec: list[float] = field(default_factory=lambda: [0.0] * len(VECTOR))
     wait_max_seconds: float = 0.0
-    answered_hist: list[int] = field(default_factory=lambda: [0] * BINS)
-    abandoned_hist: list[int] = field(default_factory=lambda: [0] * BINS)
     repeats: dict[int, tuple[int, int]] = field(default_factory=dict)  # N → (contacts, repeats)
 
-    def add(self, row: dict) -> None:
-        for name in ADDITIVE:
-            self.sums[name] += row[name] or 0
-        self.wait_max_seconds = max(self.wait_max_seconds, row["wait_max_seconds"] or 0)
-        for index in range(BINS):
-            self.answered_hist[index] += row[f"ans_w{index}"] or 0
-            self.abandoned_hist[index] += row[f"ab_w{index}"] or 0
+    def add_values(self, values: Sequence[float | None], wait_max: float | None) -> None:
+        """Add one summed row (values in ``VECTOR`` order)."""
+        self.vec = [a + (b or 0) for a, b in zip(self.vec, values, strict=True)]
+        if wait_max and wait_max > self.wait_max_seconds:
+            self.wait_max_seconds = wait_max
+
+    def merge(self, other: Totals) -> None:
+        self.add_values(other.vec, other.wait_max_seconds)
+        for days, (contacts, repeats) in other.repeats.items():
+            self.add_repeat(days, contacts, repeats)
 
     def add_repeat(self, days: int, contacts: int, repeats: int) -> None:
         had = self.repeats.get(days, (0, 0))
         self.repeats[days] = (had[0] + contacts, had[1] + repeats)
 
     def __getitem__(self, name: str) -> float:
-        return self.sums[name]
+        return self.vec[_INDEX[name]]
+
+    @property
+    def answered_hist(self) -> list[int]:
+        base = len(ADDITIVE)
+        return [int(v) for v in self.vec[base : base + BINS]]
+
+    @property
+    def abandoned_hist(self) -> list[int]:
+        base = len(ADDITIVE) + BINS
+        return [int(v) for v in self.vec[base : base + BINS]]
 
     @property
     def service_level_pct(self) -> float | None:
@@ -290,70 +320,100 @@ def _label(by: Dimension, key: object, labels: dict[object, str]) -> str:
     return labels.get(key, str(key))
 
 
+def whole_hour_offsets(zone: ZoneInfo, start: datetime, end: datetime) -> bool:
+    """True when every UTC offset the zone has in [start, end] is a whole number of hours:
+    then each UTC hour lies in one local hour, and reports by hour or longer may sum whole
+    UTC hours in the database (a quarter of the rows) instead of 15-minute intervals."""
+    moment = start
+    while moment <= end:
+        offset = moment.astimezone(zone).utcoffset() or timedelta()
+        if offset.total_seconds() % 3600:
+            return False
+        moment += timedelta(hours=6)
+    return (end.astimezone(zone).utcoffset() or timedelta()).total_seconds() % 3600 == 0
+
+
+def _hour_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """The UTC hour a stored interval start falls in, in the database."""
+    if dialect == "sqlite":  # stored as text: 'YYYY-MM-DD HH:MM:SS…'
+        return sa.func.substr(column, 1, 13) + sa.literal(":00:00")
+    return sa.func.date_trunc("hour", column)
+
+
+def _raw(column: sa.ColumnElement) -> sa.ColumnElement:
+    """A timestamp column without SQLAlchemy's per-row parsing (SQLite hands back text,
+    parsed once per distinct interval in ``build_report``; asyncpg a datetime already)."""
+    return sa.type_coerce(column, sa.String)
+
+
 def build_report(db: Session, request: ReportRequest, repeat_days: list[int]) -> Report:
     """The report: one row per (local period, dimension value), plus the total."""
     start, end = request.utc_range
     zone = ZoneInfo(request.timezone)
-    dim = _rollup.c[_COLUMN[request.by]] if request.by in _COLUMN else sa.literal(None)
-    sums = [sa.func.sum(_rollup.c[name]).label(name) for name in ADDITIVE]
-    hist = [sa.func.sum(_rollup.c[f"ans_w{i}"]).label(f"ans_w{i}") for i in range(BINS)]
-    hist += [sa.func.sum(_rollup.c[f"ab_w{i}"]).label(f"ab_w{i}") for i in range(BINS)]
-    where = [_rollup.c.bucket >= start, _rollup.c.bucket < end]
+    # only a report by agent needs the rows with the agent in their key
+    rollup = _by_agent if request.by is Dimension.AGENT else _by_queue
+    dim = rollup.c[_COLUMN[request.by]] if request.by in _COLUMN else sa.literal(None)
+    sums = [sa.func.sum(rollup.c[name]) for name in VECTOR]
+    where = [rollup.c.bucket >= start, rollup.c.bucket < end]
     if request.queue_id is not None:
-        where.append(_rollup.c.queue_id == request.queue_id)
+        where.append(rollup.c.queue_id == request.queue_id)
+    by_hour = request.period is not Period.INTERVAL and whole_hour_offsets(zone, start, end)
+    dialect = db.get_bind().dialect.name
+    slot = _hour_of(rollup.c.bucket, dialect) if by_hour else rollup.c.bucket
     statement = (
         sa.select(
-            _rollup.c.bucket,
+            _raw(slot),
             dim.label("dim"),
+            sa.func.max(rollup.c.wait_max_seconds),
             *sums,
-            sa.func.max(_rollup.c.wait_max_seconds).label("wait_max_seconds"),
-            *hist,
         )
         .where(*where)
-        .group_by(_rollup.c.bucket, dim)
+        .group_by(slot, dim)
     )
     labels = _labels(db, request.by)
     grouped: dict[tuple[datetime, object], Totals] = {}
-    total = Totals()
     local_of: dict[datetime, datetime] = {}
 
-    def local_period(bucket: datetime) -> datetime:
-        found = local_of.get(bucket)
+    def local_period(bucket: datetime | str) -> datetime:
+        found = local_of.get(bucket)  # type: ignore[arg-type]
         if found is None:
-            aware = bucket if bucket.tzinfo else bucket.replace(tzinfo=UTC)
+            moment = datetime.fromisoformat(bucket) if isinstance(bucket, str) else bucket
+            if isinstance(moment, datetime) and moment.tzinfo is not None:
+                moment = moment.astimezone(UTC)
+            aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
             # keyed by the UTC instant: equal local times in a repeated hour (fold) are not
             start = period_start(aware.astimezone(zone), request.period)
-            found = local_of[bucket] = start.astimezone(UTC)
+            found = local_of[bucket] = start.astimezone(UTC)  # type: ignore[index]
         return found
 
-    for row in db.execute(statement).mappings():
-        key = (local_period(row["bucket"]), row["dim"])
+    for row in db.execute(statement).all():
+        key = (local_period(row[0]), row[1])
         totals = grouped.get(key)
         if totals is None:
             totals = grouped[key] = Totals()
-        totals.add(row)
-        total.add(row)
+        totals.add_values(row[3:], row[2])
     if request.by is not Dimension.AGENT and repeat_days:
         rdim = _repeat.c[_COLUMN[request.by]] if request.by in _COLUMN else sa.literal(None)
         rwhere = [_repeat.c.bucket >= start, _repeat.c.bucket < end]
         if request.queue_id is not None:
             rwhere.append(_repeat.c.queue_id == request.queue_id)
-        for bucket, key, days, contacts, repeats in db.execute(
-            sa.select(
-                _repeat.c.bucket,
-                rdim,
-                _repeat.c.days,
-                sa.func.sum(_repeat.c.contacts),
-                sa.func.sum(_repeat.c.repeats),
-            )
-            .where(*rwhere)
-            .group_by(_repeat.c.bucket, rdim, _repeat.c.days)
-        ):
-            target = grouped.get((local_period(bucket), key))
+        pivot = []
+        for n in repeat_days:  # one row per (interval, dimension), a pair of sums per N
+            pivot.append(sa.func.sum(sa.case((_repeat.c.days == n, _repeat.c.contacts), else_=0)))
+            pivot.append(sa.func.sum(sa.case((_repeat.c.days == n, _repeat.c.repeats), else_=0)))
+        rslot = _hour_of(_repeat.c.bucket, dialect) if by_hour else _repeat.c.bucket
+        for row in db.execute(
+            sa.select(_raw(rslot), rdim, *pivot).where(*rwhere).group_by(rslot, rdim)
+        ).all():
+            key = (local_period(row[0]), row[1])
+            target = grouped.get(key)
             if target is None:
-                target = grouped[(local_period(bucket), key)] = Totals()
-            target.add_repeat(days, int(contacts or 0), int(repeats or 0))
-            total.add_repeat(days, int(contacts or 0), int(repeats or 0))
+                target = grouped[key] = Totals()
+            for index, n in enumerate(repeat_days):
+                target.add_repeat(n, int(row[2 + 2 * index] or 0), int(row[3 + 2 * index] or 0))
+    total = Totals()
+    for totals in grouped.values():
+        total.merge(totals)
     rows = [
         ReportRow(period.astimezone(zone), key, _label(request.by, key, labels), totals)
         for (period, key), totals in grouped.items()

@@ -25,6 +25,7 @@ from hub.reports.facts import (
     Event,
     Fact,
     QueueRule,
+    add_into,
     aggregate,
     bucket_of,
     interaction_facts,
@@ -37,6 +38,7 @@ from models import (
     Queue,
     ReportRepeat,
     ReportRollup,
+    ReportRollupQueue,
     utcnow,
 )
 
@@ -52,6 +54,7 @@ _CHUNK = 500  # ids per IN (…) list
 _ev = InteractionEvent.__table__  # type: ignore[attr-defined]
 _ix = Interaction.__table__  # type: ignore[attr-defined]
 _rollup = ReportRollup.__table__  # type: ignore[attr-defined]
+_by_queue = ReportRollupQueue.__table__  # type: ignore[attr-defined]
 _repeat = ReportRepeat.__table__  # type: ignore[attr-defined]
 
 
@@ -134,12 +137,28 @@ def refresh(db: Session, buckets: Iterable[datetime], *, days: list[int] | None 
     for start, end in ranges(bucket_of(b) for b in buckets):
         ids = _interactions_with_events_in(db, start, end)
         rows = aggregate(f for f in facts_of(db, ids, rules) if start <= f.bucket < end)
-        db.execute(_rollup.delete().where(_rollup.c.bucket >= start, _rollup.c.bucket < end))
+        for table in (_rollup, _by_queue):
+            db.execute(table.delete().where(table.c.bucket >= start, table.c.bucket < end))
         if rows:
             db.execute(_rollup.insert(), [_row(fact) for fact in rows.values()])
+            queue_rows = aggregate(without_agent(fact) for fact in rows.values())
+            db.execute(
+                _by_queue.insert(),
+                [
+                    {k: v for k, v in _row(f).items() if k != "agent_id"}
+                    for f in queue_rows.values()
+                ],
+            )
         written += len(rows)
         _refresh_repeats(db, start, end, days or [])
     return written
+
+
+def without_agent(fact: Fact) -> Fact:
+    """The same figures keyed without the agent (``ReportRollupQueue``)."""
+    copy = Fact(fact.bucket, fact.queue_id, fact.channel, fact.inbox_id)
+    add_into(copy, fact)
+    return copy
 
 
 def _row(fact: Fact) -> dict:

@@ -2,7 +2,7 @@
 
 Revision ID: 0011
 Revises: 0008
-Create Date: 2026-12-03 07:37:46.314406
+Create Date: 2026-12-03 08:07:56.434581
 """
 
 from collections.abc import Sequence
@@ -36,12 +36,6 @@ def upgrade() -> None:
 
     op.create_table(
         "reportrollup",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("queue_id", sa.Integer(), nullable=True),
-        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
-        sa.Column("inbox_id", sa.Integer(), nullable=True),
-        sa.Column("agent_id", sa.Integer(), nullable=True),
         sa.Column("offered", sa.Integer(), nullable=False),
         sa.Column("answered", sa.Integer(), nullable=False),
         sa.Column("abandoned", sa.Integer(), nullable=False),
@@ -73,10 +67,61 @@ def upgrade() -> None:
         sa.Column("ab_w4", sa.Integer(), nullable=False),
         sa.Column("ab_w5", sa.Integer(), nullable=False),
         sa.Column("ab_w6", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("queue_id", sa.Integer(), nullable=True),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("inbox_id", sa.Integer(), nullable=True),
+        sa.Column("agent_id", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("reportrollup", schema=None) as batch_op:
         batch_op.create_index("ix_reportrollup_bucket_queue", ["bucket", "queue_id"], unique=False)
+
+    op.create_table(
+        "reportrollupqueue",
+        sa.Column("offered", sa.Integer(), nullable=False),
+        sa.Column("answered", sa.Integer(), nullable=False),
+        sa.Column("abandoned", sa.Integer(), nullable=False),
+        sa.Column("short_abandoned", sa.Integer(), nullable=False),
+        sa.Column("voicemail", sa.Integer(), nullable=False),
+        sa.Column("answered_in_sl", sa.Integer(), nullable=False),
+        sa.Column("sl_counted", sa.Integer(), nullable=False),
+        sa.Column("wait_answered_seconds", sa.Float(), nullable=False),
+        sa.Column("wait_max_seconds", sa.Float(), nullable=False),
+        sa.Column("handled", sa.Integer(), nullable=False),
+        sa.Column("talk_seconds", sa.Float(), nullable=False),
+        sa.Column("hold_seconds", sa.Float(), nullable=False),
+        sa.Column("wrap_seconds", sa.Float(), nullable=False),
+        sa.Column("transfers", sa.Integer(), nullable=False),
+        sa.Column("outbound", sa.Integer(), nullable=False),
+        sa.Column("self_service", sa.Integer(), nullable=False),
+        sa.Column("contained", sa.Integer(), nullable=False),
+        sa.Column("ans_w0", sa.Integer(), nullable=False),
+        sa.Column("ans_w1", sa.Integer(), nullable=False),
+        sa.Column("ans_w2", sa.Integer(), nullable=False),
+        sa.Column("ans_w3", sa.Integer(), nullable=False),
+        sa.Column("ans_w4", sa.Integer(), nullable=False),
+        sa.Column("ans_w5", sa.Integer(), nullable=False),
+        sa.Column("ans_w6", sa.Integer(), nullable=False),
+        sa.Column("ab_w0", sa.Integer(), nullable=False),
+        sa.Column("ab_w1", sa.Integer(), nullable=False),
+        sa.Column("ab_w2", sa.Integer(), nullable=False),
+        sa.Column("ab_w3", sa.Integer(), nullable=False),
+        sa.Column("ab_w4", sa.Integer(), nullable=False),
+        sa.Column("ab_w5", sa.Integer(), nullable=False),
+        sa.Column("ab_w6", sa.Integer(), nullable=False),
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("queue_id", sa.Integer(), nullable=True),
+        sa.Column("channel", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("inbox_id", sa.Integer(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("reportrollupqueue", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_reportrollupqueue_bucket_queue", ["bucket", "queue_id"], unique=False
+        )
 
     op.create_table(
         "reportschedule",
@@ -125,6 +170,10 @@ def downgrade() -> None:
         batch_op.drop_column("sl_denominator")
 
     op.drop_table("reportschedule")
+    with op.batch_alter_table("reportrollupqueue", schema=None) as batch_op:
+        batch_op.drop_index("ix_reportrollupqueue_bucket_queue")
+
+    op.drop_table("reportrollupqueue")
     with op.batch_alter_table("reportrollup", schema=None) as batch_op:
         batch_op.drop_index("ix_reportrollup_bucket_queue")
 

@@ -17,7 +17,7 @@ from hub.reports.facts import Event, QueueRule, interaction_facts
 from hub.reports.figures import Dimension, Period, ReportRequest, build_report
 from hub.reports.rollups import RollupJob, aggregate, facts_of, queue_rules, rebuild
 from hub.services import Services
-from models import Interaction, ReportRepeat, ReportRollup
+from models import Interaction, ReportRepeat, ReportRollup, ReportRollupQueue
 from tests.hub.reports.history import Spec, build, presence
 
 FIRST = datetime(2026, 10, 28, 0, 30, tzinfo=UTC)
@@ -201,8 +201,10 @@ async def test_by_agent_and_channel_the_rows_add_up_to_the_total(services: Servi
 
 
 def _snapshot(db: Session) -> tuple[list, list]:
-    cols = [c for c in ReportRollup.__table__.c if c.name != "id"]  # type: ignore[attr-defined]
-    rollups = sorted(tuple(str(v) for v in row) for row in db.execute(sa.select(*cols)))
+    rollups = []
+    for model in (ReportRollup, ReportRollupQueue):
+        cols = [c for c in model.__table__.c if c.name != "id"]  # type: ignore[attr-defined]
+        rollups += sorted(tuple(str(v) for v in row) for row in db.execute(sa.select(*cols)))
     rcols = [c for c in ReportRepeat.__table__.c if c.name != "id"]  # type: ignore[attr-defined]
     repeats = sorted(tuple(str(v) for v in row) for row in db.execute(sa.select(*rcols)))
     return rollups, repeats
@@ -234,6 +236,7 @@ async def test_rollups_kept_up_incrementally_equal_a_recompute_from_the_raw_even
 
         def from_scratch(db: Session) -> tuple[list, list, int]:
             db.execute(ReportRollup.__table__.delete())  # type: ignore[attr-defined]
+            db.execute(ReportRollupQueue.__table__.delete())  # type: ignore[attr-defined]
             db.execute(ReportRepeat.__table__.delete())  # type: ignore[attr-defined]
             rebuild(
                 db,
