@@ -26,7 +26,6 @@ from hub.reports.figures import (
     ReportRequest,
     Totals,
     build_report,
-    columns,
     queue_rule_labels,
 )
 from hub.reports.params import BadReportRequest, parse
@@ -297,4 +296,3 @@ reports_router = Router(
 )
 
 route_handlers: list = [reports_router]
-__all__ = ["columns"]
