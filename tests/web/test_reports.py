@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from hub.reports.rollups import RollupJob
 from hub.services import Services
-from models import Queue
+from models import Job, Queue
 from tests.hub.reports.history import Spec, build
 from tests.web.conftest import hx, login
 
@@ -116,6 +116,9 @@ async def test_a_queues_rule_is_set_by_the_admin_and_a_tile_alerts(
         headers=hx(client),
     )
     assert changed.status_code == 200, changed.text
+    async with services.sessionmaker() as db:  # the recent past is computed again
+        rebuilds = (await db.exec(select(Job).where(Job.kind == "reports.rebuild"))).all()
+    assert len(rebuilds) == 1
     definitions = await client.get("/reports/definitions", headers={"accept": "text/html"})
     row = re.search(r"<tr><td>General</td>.*?</tr>", definitions.text).group(0)
     assert "20 s" in row and "offered − short abandons" in row and "≤ 8 s" in row
