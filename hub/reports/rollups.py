@@ -49,7 +49,9 @@ log = logging.getLogger(__name__)
 ROLLUP_JOB = "reports.rollup"
 REBUILD_JOB = "reports.rebuild"  # a queue's report rule changed: recompute recent intervals
 REBUILD_DAYS = 35
-BATCH_EVENTS = 20_000  # events one job run takes on (the next run continues)
+# events one job run takes on (the next run continues at once): small, because on SQLite
+# the run holds the write lock while it recomputes the intervals those events touch
+BATCH_EVENTS = 2_000
 _CHUNK = 500  # ids per IN (…) list
 _ev = InteractionEvent.__table__  # type: ignore[attr-defined]
 _ix = Interaction.__table__  # type: ignore[attr-defined]
