@@ -171,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 node_modules / "htmx-ext-sse" / "dist",
                 node_modules / "chart.js" / "dist",  # chart.umd.min.js (staffing, reports)
                 node_modules / ".build",  # bundled at set-up by esbuild: the dialog editor
+                node_modules / "chartjs-chart-matrix" / "dist",
             ],
             name="assets",
             include_in_schema=False,

@@ -126,6 +126,13 @@ class Services:
         retention = Retention(self)
         retention.register(self.jobs)
         await retention.schedule()
+        from hub.reports.delivery import ReportMailer
+        from hub.reports.rollups import RollupJob
+
+        self.extras["report_rollups"] = rollups = RollupJob(self)
+        rollups.register()
+        await rollups.ensure_started()
+        ReportMailer(self).register()
         await self.jobs.start()
 
     async def close(self) -> None:

@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     # are deleted (0: kept forever), checked every retention_interval_seconds
     retention_days: float = 0.0
     retention_interval_seconds: float = 3600.0
+    # reports (hub.reports): the rollup job follows new events this often; repeat contacts
+    # are counted for each of these windows (days); a report covers at most this many days.
+    reports_rollup_seconds: float = 30.0
+    reports_repeat_days: str = "1,7"
+    reports_max_days: int = 400
 
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper

@@ -1,13 +1,18 @@
 """Live queue and agent figures for the supervisor wallboard, read straight from the rows.
 
 Service level is today's in the organization's time zone, by the one shared definition in
-``hub.service_level`` (contacts still waiting past the target count as misses).
+``hub.service_level`` (contacts still waiting past the target count as misses), under each
+queue's own rule. Today's handled, abandoned, ASA and AHT per queue and per channel come
+from the report rollups (``hub.reports.figures``, the same figures as the reports), which
+the rollup job keeps within ``HUB_REPORTS_ROLLUP_SECONDS`` of the events.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,6 +37,68 @@ class QueueStats:
     agents_ready: int  # qualified agents with presence READY
     agents_busy: int  # qualified agents BUSY or in WRAP_UP
     open: bool
+    handled: int = 0  # today (reports' figures)
+    abandoned: int = 0
+    asa_seconds: float | None = None
+    aht_seconds: float | None = None
+    alerts: tuple[str, ...] = ()  # thresholds passed (Queue.alert_*): the tile turns red
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStats:
+    channel: str
+    offered: int
+    handled: int
+    abandoned: int
+    asa_seconds: float | None
+    aht_seconds: float | None
+
+
+def today_request(timezone: str, now: datetime, by: Any) -> Any:
+    from hub.reports.figures import Period, ReportRequest
+
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    return ReportRequest(today, today, Period.MONTH, by, timezone)
+
+
+async def today_by(db: AsyncSession, by: Any, *, timezone: str, now: datetime) -> dict:
+    """Today's report totals keyed by queue id or channel (the reports' implementation)."""
+    from hub.reports.figures import build_report
+
+    report = await db.run_sync(build_report, today_request(timezone, now, by), [])
+    return {row.key: row.totals for row in report.rows}
+
+
+def alerts_of(queue: Any, waiting: int, longest: int, sl_pct: float | None) -> tuple[str, ...]:
+    """Which of the queue's wallboard thresholds are passed now."""
+    found = []
+    if queue.alert_waiting and waiting >= queue.alert_waiting:
+        found.append(f"{waiting} waiting (alert at {queue.alert_waiting})")
+    if queue.alert_longest_wait_seconds and longest >= queue.alert_longest_wait_seconds:
+        found.append(f"longest wait {longest} s (alert at {queue.alert_longest_wait_seconds} s)")
+    if queue.alert_sl_below_pct and sl_pct is not None and sl_pct < queue.alert_sl_below_pct:
+        found.append(f"service level {sl_pct} % (alert below {queue.alert_sl_below_pct} %)")
+    return tuple(found)
+
+
+async def channel_stats(
+    db: AsyncSession, *, timezone: str = "UTC", now: datetime | None = None
+) -> list[ChannelStats]:
+    from hub.reports.figures import Dimension
+
+    now = now or utcnow()
+    totals = await today_by(db, Dimension.CHANNEL, timezone=timezone, now=now)
+    return [
+        ChannelStats(
+            channel,
+            int(t["offered"]),
+            int(t["handled"]),
+            int(t["abandoned"]),
+            t.asa_seconds,
+            t.aht_seconds,
+        )
+        for channel, t in sorted(totals.items())
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +130,14 @@ async def queue_stats(
         {queue_id: queue.sla_seconds for queue_id, queue in config.rows.items()},  # type: ignore[misc]
         now=now,
         timezone=timezone,
+        rules={
+            queue_id: (queue.sl_denominator, queue.short_abandon_seconds)
+            for queue_id, queue in config.rows.items()
+        },  # type: ignore[misc]
     )
+    from hub.reports.figures import Dimension
+
+    today = await today_by(db, Dimension.QUEUE, timezone=timezone, now=now)
     agents = (await db.exec(select(Agent).where(Agent.presence != P.OFFLINE))).all()
     skills = await db.run_sync(agent_skills, config.skill_names)
     result = []
@@ -89,16 +163,24 @@ async def queue_stats(
                 ready += 1
             elif agent.presence in (P.BUSY, P.WRAP_UP):
                 busy += 1
+        longest = int(max(waits, default=0))
+        sl_pct = levels[queue_id].pct  # type: ignore[index]
+        figures = today.get(queue_id)
         result.append(
             QueueStats(
                 queue_id=queue_id,  # type: ignore[arg-type]
                 name=queue.name,
                 waiting=len(waits),
-                longest_wait_seconds=int(max(waits, default=0)),
-                service_level_pct=levels[queue_id].pct,  # type: ignore[index]
+                longest_wait_seconds=longest,
+                service_level_pct=sl_pct,
                 agents_ready=ready,
                 agents_busy=busy,
                 open=view.open,
+                handled=int(figures["handled"]) if figures else 0,
+                abandoned=int(figures["abandoned"]) if figures else 0,
+                asa_seconds=figures.asa_seconds if figures else None,
+                aht_seconds=figures.aht_seconds if figures else None,
+                alerts=alerts_of(queue, len(waits), longest, sl_pct),
             )
         )
     return result

@@ -18,6 +18,13 @@ from models.interactions import (
 )
 from models.jobs import Job, JobState
 from models.nobody import CallbackAttempt, CallbackRequest, CallbackState, CallOut, Voicemail
+from models.reports import (
+    WAIT_BINS,
+    ReportRepeat,
+    ReportRollup,
+    ReportRollupQueue,
+    ReportSchedule,
+)
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.staffing import (
     ForecastOverride,
@@ -43,6 +50,7 @@ from models.users import (
 
 __all__ = [
     "OPEN_STATES",
+    "WAIT_BINS",
     "Agent",
     "AgentSkill",
     "AuditEntry",
@@ -79,6 +87,10 @@ __all__ = [
     "Queue",
     "QueueSkill",
     "Recording",
+    "ReportRepeat",
+    "ReportRollup",
+    "ReportRollupQueue",
+    "ReportSchedule",
     "Role",
     "Roster",
     "RosterShift",

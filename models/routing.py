@@ -59,6 +59,14 @@ class Queue(SQLModel, table=True):
     callback_retry_seconds: int = 300
     callback_max_tries: int = 3
     onduty_number: str = Field(default="", max_length=32)
+    # Reports (hub.service_level): which contacts the service level counts, and how soon a
+    # customer may leave without it counting as a real abandon.
+    sl_denominator: str = Field(default="answered_abandoned", max_length=24)
+    short_abandon_seconds: int = 5
+    # Wallboard alerts: a tile turns red past any of these (None: no alert).
+    alert_waiting: int | None = None
+    alert_longest_wait_seconds: int | None = None
+    alert_sl_below_pct: int | None = None
 
 
 class QueueSkill(SQLModel, table=True):

@@ -29,6 +29,7 @@ from hub.auth import hash_password
 from hub.events import ROUTING_TOPIC
 from hub.routing.decision import BESIDE_CALL, TOTAL
 from hub.routing.snapshot import as_utc
+from hub.service_level import DENOMINATOR_LABELS, Denominator
 from models import (
     Agent,
     AgentSkill,
@@ -199,6 +200,7 @@ async def lookups(db: AsyncSession) -> dict[str, Any]:
         "channels": CHANNELS,
         "limits": LIMITS,
         "strategies": [s.value for s in Strategy],
+        "sl_denominators": [(d.value, label) for d, label in DENOMINATOR_LABELS.items()],
         "roles": [r.value for r in Role],
         "days": DAYS,
         "canned_variables": canned.VARIABLES,
@@ -257,7 +259,22 @@ async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict
     if strategy not in lk["strategies"]:
         raise UnprocessableError("Pick a routing strategy.")
     row.strategy = strategy
+    lk["report_rule_before"] = (row.sla_seconds, row.sl_denominator, row.short_abandon_seconds)
     row.sla_seconds = form_int(form.get("sla_seconds"), "Service level target", lo=1, hi=86400)
+    denominator = str(form.get("sl_denominator") or Denominator.ANSWERED_ABANDONED)
+    if denominator not in {d.value for d in Denominator}:
+        raise UnprocessableError("Pick what the service level counts.")
+    row.sl_denominator = denominator
+    row.short_abandon_seconds = form_int(
+        form.get("short_abandon_seconds") or 0, "Short abandon", lo=0, hi=600
+    )
+    row.alert_waiting = opt_int(form.get("alert_waiting"), "Alert when waiting", lo=1, hi=100000)
+    row.alert_longest_wait_seconds = opt_int(
+        form.get("alert_longest_wait_seconds"), "Alert when the longest wait", lo=1, hi=86400
+    )
+    row.alert_sl_below_pct = opt_int(
+        form.get("alert_sl_below_pct"), "Alert when service level is below", lo=1, hi=100
+    )
     row.offer_timeout_seconds = form_int(
         form.get("offer_timeout_seconds"), "Offer timeout", lo=5, hi=600
     )
@@ -333,6 +350,13 @@ async def after_queue(db: AsyncSession, row: Queue, lk: dict) -> None:
     await db.exec(delete(QueueSkill).where(col(QueueSkill.queue_id) == row.id))  # type: ignore[call-overload]
     for skill_id, level in levels.items():
         db.add(QueueSkill(queue_id=row.id, skill_id=skill_id, min_level=level))  # type: ignore[arg-type]
+    rule = (row.sla_seconds, row.sl_denominator, row.short_abandon_seconds)
+    if lk.get("report_rule_before") not in (None, rule):
+        # the report figures of the recent past are computed again under the new rule
+        from hub.jobs import enqueue
+        from hub.reports.rollups import REBUILD_JOB
+
+        enqueue(db, REBUILD_JOB, {"queue_id": row.id})
 
 
 async def save_user(db: AsyncSession, row: User, form: FormMultiDict, lk: dict) -> User:
@@ -486,7 +510,7 @@ SECTIONS: dict[str, Section] = {
                 ),
                 ("Priority", lambda r, lk: r.priority),
                 ("Strategy", lambda r, lk: r.strategy.replace("_", " ")),
-                ("SLA", lambda r, lk: f"{r.sla_seconds} s"),
+                ("SLA", lambda r, lk: f"{r.sla_seconds} s ({r.sl_denominator.replace('_', ' ')})"),
                 (
                     "Offer / wrap-up",
                     lambda r, lk: f"{r.offer_timeout_seconds} s / {r.wrapup_seconds} s",

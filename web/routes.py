@@ -19,6 +19,7 @@ from web import (
     dialogs_admin,
     login,
     recordings,
+    reports,
     sse,
     staffing,
     supervisor,
@@ -65,6 +66,7 @@ route_handlers: list = [
             *sse.route_handlers,
             *recordings.route_handlers,
             *staffing.route_handlers,
+            *reports.route_handlers,
         ],
     )
 ]

@@ -25,7 +25,16 @@ from hub import audit
 from hub.auth import CurrentUser
 from hub.events import SUPERVISOR_TOPIC, Event, agent_topic
 from hub.services import Services
-from hub.stats import AgentStatus, OpenWork, QueueStats, agent_stats, open_work, queue_stats
+from hub.stats import (
+    AgentStatus,
+    ChannelStats,
+    OpenWork,
+    QueueStats,
+    agent_stats,
+    channel_stats,
+    open_work,
+    queue_stats,
+)
 from models import (
     Agent,
     Interaction,
@@ -62,6 +71,35 @@ async def live_stats(
     )
 
 
+def by_state(agents: list[AgentStatus]) -> list[tuple[str, int]]:
+    """How many agents are in each presence state (the wallboard's agents-by-state tile)."""
+    order = [p.value for p in PresenceState]
+    counts = {state: 0 for state in order}
+    for agent in agents:
+        counts[agent.presence] = counts.get(agent.presence, 0) + 1
+    return list(counts.items())
+
+
+def board_partials(
+    env: Environment,
+    queues: list[QueueStats],
+    agents: list[AgentStatus],
+    channels: list[ChannelStats],
+) -> dict[str, str]:
+    """The wallboard's tiles, channel table and alert banner (supervisor page and TV mode)."""
+    return {
+        "tiles": render(
+            env,
+            "supervisor/_tiles.html",
+            queues=queues,
+            states=by_state(agents),
+            since_of=_since_of,
+        ),
+        "channels": render(env, "supervisor/_channels.html", channels=channels),
+        "alerts": render(env, "supervisor/_alerts.html", queues=queues),
+    }
+
+
 def _since_of(seconds: Any) -> datetime | None:
     if seconds is None:
         return None
@@ -83,20 +121,26 @@ class SupervisorStream:
         return await self._tables("sync")
 
     async def _tables(self, key: str) -> list[SSE]:
-        async def load() -> tuple[str, str, str]:
+        async def load() -> tuple[str, str, str, dict[str, str]]:
+            zone = self.services.settings.timezone
             async with self.services.sessionmaker() as db:
-                queues, agents, work = await live_stats(db, self.services.settings.timezone)
+                queues, agents, work = await live_stats(db, zone)
+                channels = await channel_stats(db, timezone=zone)
             return (
                 render(self.env, "supervisor/_queues.html", queues=queues, since_of=_since_of),
                 render(self.env, "supervisor/_agents.html", agents=agents),
                 render(self.env, "supervisor/_work.html", work=work),
+                board_partials(self.env, queues, agents, channels),
             )
 
-        queues_html, agents_html, work_html = await shared_renders.run(("wallboard", key), load)
+        queues_html, agents_html, work_html, board = await shared_renders.run(
+            ("wallboard", key), load
+        )
         return [
             SSE(event="queues", data=queues_html),
             SSE(event="agents", data=agents_html),
             SSE(event="work", data=work_html),
+            *(SSE(event=name, data=html) for name, html in board.items()),
         ]
 
     async def render(self, batch: list[Event], _mux: TopicMux) -> list[SSE]:
@@ -115,12 +159,32 @@ async def supervisor_page(request: Request) -> Template:
     services = services_of(request)
     async with services.sessionmaker() as db:
         queues, agents, work = await live_stats(db, services.settings.timezone)
+        channels = await channel_stats(db, timezone=services.settings.timezone)
     return page(
         "supervisor/page.html",
         request,
         queues=queues,
         agents=agents,
         work=work,
+        channels=channels,
+        states=by_state(agents),
+        since_of=_since_of,
+    )
+
+
+@get("/tv")
+async def tv_page(request: Request) -> Template:
+    """Full-screen wallboard for a TV: tiles, channels and agents by state, live, no clicks."""
+    services = services_of(request)
+    async with services.sessionmaker() as db:
+        queues, agents, _work = await live_stats(db, services.settings.timezone)
+        channels = await channel_stats(db, timezone=services.settings.timezone)
+    return page(
+        "supervisor/tv.html",
+        request,
+        queues=queues,
+        channels=channels,
+        states=by_state(agents),
         since_of=_since_of,
     )
 
@@ -279,6 +343,7 @@ supervisor_router = Router(
     guards=[role_guard(Role.SUPERVISOR)],
     route_handlers=[
         supervisor_page,
+        tv_page,
         agent_panel,
         force_not_ready,
         force_logout,

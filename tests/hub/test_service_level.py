@@ -93,3 +93,29 @@ def test_an_unknown_time_zone_is_refused_at_start():
 
     with pytest.raises(ValidationError, match="unknown time zone 'Mars/Base'"):
         Settings(timezone="Mars/Base")
+
+
+def test_each_queue_rule_counts_its_own_denominator():
+    from hub.service_level import Denominator
+
+    target = 30
+    rows = [
+        Entered(at(2, 1), at(2, 1, 0, 10), "closed"),  # made it
+        Entered(at(2, 1), at(2, 1, 0, 50), "closed"),  # late
+        Entered(at(2, 2), None, "abandoned", at(2, 2, 0, 4)),  # a short abandon (≤ 5 s)
+        Entered(at(2, 2), None, "abandoned", at(2, 2, 1)),  # a real abandon
+        Entered(at(2, 2), None, "voicemail"),  # left a message
+        Entered(at(2, 2, 30), None, "voicemail"),  # and another
+        Entered(at(2, 2, 59), None, "queued"),  # 60 s waiting: a live miss
+    ]
+
+    def level(rule: str) -> tuple[int, float | None]:
+        sl = service_level(rows, target, NOW, rule=rule, short_abandon_seconds=5)
+        return sl.counted, sl.pct
+
+    assert level(Denominator.ANSWERED) == (2, 50.0)  # 1 of the 2 answered
+    assert level(Denominator.ANSWERED_ABANDONED) == (5, 20.0)  # 2 answered + 2 abandoned + 1
+    # offered (2 answered + 2 abandoned + 2 messages) − 1 short abandon + 1 waiting late
+    assert level(Denominator.OFFERED_MINUS_SHORT) == (6, 16.7)
+    short = service_level(rows, target, NOW, short_abandon_seconds=5)
+    assert (short.abandoned, short.short_abandoned, short.voicemail) == (2, 1, 2)

@@ -1,0 +1,252 @@
+"""What one interaction's events add to the report figures: pure, so checked by hand.
+
+An interaction's events are walked in order. Each time it enters a queue from outside the
+wait (``→ queued`` from anything but queued or offered) a *queue episode* starts; it is
+offered there, in the interval of that event. The episode ends answered (``→ active``),
+abandoned (``→ abandoned``), left as a message (``→ voicemail``) or closed unanswered.
+All of an episode's figures, handle times included, go to the interval it was offered in
+and to the agent who answered it, so each interval's row can be recomputed from the events
+of the interactions offered in it.
+
+Handle time per agent segment: talk (or chat) runs from ``→ active`` to ``→ wrap_up`` (or to
+a transfer back to a queue, or to ``→ closed``), wrap-up from ``→ wrap_up`` to ``→ closed``.
+Hold is 0 until the call controls record holds as events. Self-service: entering the IVR or
+bot (``→ self_service``); contained when the interaction then closes without a queue or an
+agent. An agent starting a contact (``new → active``, click to dial) is an outbound segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from models import WAIT_BINS, InteractionState
+
+S = InteractionState
+INTERVAL = timedelta(minutes=15)
+_WAITING = (S.QUEUED.value, S.OFFERED.value)
+ADDITIVE = (
+    "offered",
+    "answered",
+    "abandoned",
+    "short_abandoned",
+    "voicemail",
+    "answered_in_sl",
+    "sl_counted",
+    "wait_answered_seconds",
+    "handled",
+    "talk_seconds",
+    "hold_seconds",
+    "wrap_seconds",
+    "transfers",
+    "outbound",
+    "self_service",
+    "contained",
+)
+
+
+def bucket_of(moment: datetime) -> datetime:
+    """The start of the 15-minute UTC interval holding ``moment``."""
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def wait_bin(seconds: float) -> int:
+    for index, bound in enumerate(WAIT_BINS):
+        if seconds < bound:
+            return index
+    return len(WAIT_BINS)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: datetime
+    from_state: str | None
+    to_state: str
+    agent_id: int | None
+    queue_id: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueRule:
+    """What a queue's settings decide about its figures."""
+
+    sla_seconds: int = 60
+    sl_denominator: str = "answered_abandoned"
+    short_abandon_seconds: int = 5
+
+
+@dataclass(slots=True)
+class Fact:
+    """What one episode (or one self-service or outbound contact) adds to one row."""
+
+    bucket: datetime
+    queue_id: int | None
+    channel: str
+    inbox_id: int | None
+    agent_id: int | None = None
+    wait_max_seconds: float = 0.0
+    answered_hist: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BINS) + 1))
+    abandoned_hist: list[int] = field(default_factory=lambda: [0] * (len(WAIT_BINS) + 1))
+    offered: int = 0
+    answered: int = 0
+    abandoned: int = 0
+    short_abandoned: int = 0
+    voicemail: int = 0
+    answered_in_sl: int = 0
+    sl_counted: int = 0
+    wait_answered_seconds: float = 0.0
+    handled: int = 0
+    talk_seconds: float = 0.0
+    hold_seconds: float = 0.0
+    wrap_seconds: float = 0.0
+    transfers: int = 0
+    outbound: int = 0
+    self_service: int = 0
+    contained: int = 0
+
+    @property
+    def key(self) -> tuple:
+        return (self.bucket, self.queue_id, self.channel, self.inbox_id, self.agent_id)
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max(0.0, (_utc(end) - _utc(start)).total_seconds())
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def interaction_facts(
+    channel: str,
+    inbox_id: int | None,
+    events: Sequence[Event],
+    rules: dict[int, QueueRule],
+) -> list[Fact]:
+    """The facts of one interaction, from its events in order (``at``, then id)."""
+    from hub.service_level import counted
+
+    facts: list[Fact] = []
+    episode: Fact | None = None  # the open queue episode
+    start: datetime | None = None
+    segment: Fact | None = None  # the fact an agent's handle time goes to
+    talk_from: datetime | None = None
+    wrap_from: datetime | None = None
+    bot: Fact | None = None  # a self-service entry not yet routed
+
+    def close_episode() -> None:
+        nonlocal episode
+        if episode is not None:
+            rule = rules.get(episode.queue_id or 0, QueueRule())
+            episode.sl_counted = counted(
+                rule.sl_denominator,
+                answered=episode.answered,
+                abandoned=episode.abandoned,
+                short_abandoned=episode.short_abandoned,
+                offered=episode.answered + episode.abandoned + episode.voicemail,
+            )
+        episode = None
+
+    def end_talk(at: datetime) -> None:
+        nonlocal talk_from
+        if segment is not None and talk_from is not None:
+            segment.talk_seconds += _seconds(talk_from, at)
+        talk_from = None
+
+    for ev in events:
+        to, frm = ev.to_state, ev.from_state
+        if to == S.SELF_SERVICE:
+            bot = Fact(bucket_of(ev.at), ev.queue_id, channel, inbox_id, self_service=1)
+            facts.append(bot)
+        elif to == S.QUEUED and frm not in _WAITING:
+            bot = None
+            if frm == S.ACTIVE:  # back to a queue from an agent: a transfer
+                end_talk(ev.at)
+                if segment is not None:
+                    segment.transfers += 1
+                    segment.handled += 1
+                    segment = None
+            close_episode()
+            start = ev.at
+            episode = Fact(bucket_of(ev.at), ev.queue_id, channel, inbox_id, offered=1)
+            facts.append(episode)
+        elif to == S.ACTIVE:
+            bot = None
+            if episode is not None and frm in _WAITING and start is not None:
+                wait = _seconds(start, ev.at)
+                rule = rules.get(episode.queue_id or 0, QueueRule())
+                episode.answered = 1
+                episode.agent_id = ev.agent_id
+                episode.wait_answered_seconds = wait
+                episode.wait_max_seconds = wait
+                episode.answered_in_sl = int(wait <= rule.sla_seconds)
+                episode.answered_hist[wait_bin(wait)] += 1
+                segment = episode
+                close_episode()
+            else:  # click to dial, or a left message picked up
+                close_episode()
+                segment = Fact(bucket_of(ev.at), ev.queue_id, channel, inbox_id, ev.agent_id)
+                segment.outbound = int(frm == S.NEW)
+                facts.append(segment)
+            talk_from = ev.at
+        elif to == S.ABANDONED:
+            if episode is not None and frm in _WAITING and start is not None:
+                wait = _seconds(start, ev.at)
+                rule = rules.get(episode.queue_id or 0, QueueRule())
+                episode.abandoned = 1
+                episode.short_abandoned = int(wait <= rule.short_abandon_seconds)
+                episode.wait_max_seconds = wait
+                episode.abandoned_hist[wait_bin(wait)] += 1
+                close_episode()
+            bot = None
+        elif to == S.VOICEMAIL:
+            if episode is not None:
+                episode.voicemail = 1
+                if start is not None:
+                    episode.wait_max_seconds = _seconds(start, ev.at)
+                close_episode()
+            bot = None
+        elif to == S.WRAP_UP:
+            end_talk(ev.at)
+            wrap_from = ev.at
+        elif to == S.CLOSED:
+            if frm == S.WRAP_UP and wrap_from is not None and segment is not None:
+                segment.wrap_seconds += _seconds(wrap_from, ev.at)
+                segment.handled += 1
+                segment = None
+            elif frm == S.ACTIVE and segment is not None:
+                end_talk(ev.at)
+                segment.handled += 1
+                segment = None
+            elif bot is not None and frm in (S.SELF_SERVICE, S.NEW):
+                bot.contained = 1
+            close_episode()
+            bot = None
+            wrap_from = None
+    close_episode()
+    return facts
+
+
+def add_into(total: Fact, fact: Fact) -> None:
+    """Sum ``fact`` into ``total`` (the same row key)."""
+    for name in ADDITIVE:
+        setattr(total, name, getattr(total, name) + getattr(fact, name))
+    total.wait_max_seconds = max(total.wait_max_seconds, fact.wait_max_seconds)
+    for index, count in enumerate(fact.answered_hist):
+        total.answered_hist[index] += count
+    for index, count in enumerate(fact.abandoned_hist):
+        total.abandoned_hist[index] += count
+
+
+def aggregate(facts: Iterable[Fact]) -> dict[tuple, Fact]:
+    """Facts summed per row key (interval, queue, channel, inbox, agent)."""
+    rows: dict[tuple, Fact] = {}
+    for fact in facts:
+        total = rows.get(fact.key)
+        if total is None:
+            total = rows[fact.key] = Fact(*fact.key)
+        add_into(total, fact)
+    return rows

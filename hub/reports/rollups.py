@@ -1,0 +1,376 @@
+"""Rollups: ``hub.reports.facts`` summed per 15-minute interval in UTC, kept up to date.
+
+``refresh(db, buckets)`` recomputes whole intervals from the raw events: it deletes their
+rows and writes them again, so running it twice (a job retried after a crash) changes
+nothing. The ``reports.rollup`` job follows the event table by id (its watermark travels in
+the job's payload): the interactions with new events name the intervals to recompute, and
+the job enqueues its successor in the same transaction that writes the rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from hub.jobs import ClaimedJob, enqueue
+from hub.reports.facts import (
+    INTERVAL,
+    Event,
+    Fact,
+    QueueRule,
+    add_into,
+    aggregate,
+    bucket_of,
+    interaction_facts,
+)
+from models import (
+    Interaction,
+    InteractionEvent,
+    Job,
+    JobState,
+    Queue,
+    ReportRepeat,
+    ReportRollup,
+    ReportRollupQueue,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from hub.services import Services
+
+log = logging.getLogger(__name__)
+ROLLUP_JOB = "reports.rollup"
+REBUILD_JOB = "reports.rebuild"  # a queue's report rule changed: recompute recent intervals
+REBUILD_DAYS = 35
+# events one job run takes on (the next run continues at once): small, because on SQLite
+# the run holds the write lock while it recomputes the intervals those events touch
+BATCH_EVENTS = 2_000
+_CHUNK = 500  # ids per IN (…) list
+_ev = InteractionEvent.__table__  # type: ignore[attr-defined]
+_ix = Interaction.__table__  # type: ignore[attr-defined]
+_rollup = ReportRollup.__table__  # type: ignore[attr-defined]
+_by_queue = ReportRollupQueue.__table__  # type: ignore[attr-defined]
+_repeat = ReportRepeat.__table__  # type: ignore[attr-defined]
+
+
+def queue_rules(db: Session) -> dict[int, QueueRule]:
+    rows = db.execute(
+        sa.select(Queue.id, Queue.sla_seconds, Queue.sl_denominator, Queue.short_abandon_seconds)  # type: ignore[call-overload]
+    ).all()
+    return {row[0]: QueueRule(row[1], row[2], row[3]) for row in rows}
+
+
+def ranges(buckets: Iterable[datetime]) -> list[tuple[datetime, datetime]]:
+    """Sorted intervals merged into contiguous [start, end) ranges."""
+    merged: list[tuple[datetime, datetime]] = []
+    for bucket in sorted(set(buckets)):
+        if merged and merged[-1][1] == bucket:
+            merged[-1] = (merged[-1][0], bucket + INTERVAL)
+        else:
+            merged.append((bucket, bucket + INTERVAL))
+    return merged
+
+
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for index in range(0, len(ids), _CHUNK):
+        yield ids[index : index + _CHUNK]
+
+
+def facts_of(
+    db: Session, interaction_ids: Iterable[int], rules: dict[int, QueueRule]
+) -> list[Fact]:
+    """Every fact of these interactions, from their raw events."""
+    facts: list[Fact] = []
+    for chunk in _chunks(sorted(set(interaction_ids))):
+        meta = {
+            row[0]: (row[1], row[2])
+            for row in db.execute(
+                sa.select(_ix.c.id, _ix.c.channel, _ix.c.inbox_id).where(_ix.c.id.in_(chunk))
+            )
+        }
+        by_interaction: dict[int, list[Event]] = defaultdict(list)
+        for row in db.execute(
+            sa.select(
+                _ev.c.interaction_id,
+                _ev.c.at,
+                _ev.c.from_state,
+                _ev.c.to_state,
+                _ev.c.agent_id,
+                _ev.c.queue_id,
+                _ev.c.reason,
+            )
+            .where(_ev.c.interaction_id.in_(chunk))
+            .order_by(_ev.c.interaction_id, _ev.c.at, _ev.c.id)
+        ):
+            by_interaction[row[0]].append(Event(*row[1:]))
+        for interaction_id, events in by_interaction.items():
+            channel, inbox_id = meta[interaction_id]
+            facts.extend(interaction_facts(channel, inbox_id, events, rules))
+    return facts
+
+
+def _interactions_with_events_in(db: Session, start: datetime, end: datetime) -> set[int]:
+    return set(
+        db.execute(
+            sa.select(_ev.c.interaction_id).where(_ev.c.at >= start, _ev.c.at < end).distinct()
+        ).scalars()
+    )
+
+
+def repeat_days(text: str) -> list[int]:
+    """``HUB_REPORTS_REPEAT_DAYS`` ("1,7,30") as a sorted list of positive day counts."""
+    days = sorted({int(part) for part in text.replace(" ", "").split(",") if part})
+    if not days or days[0] < 1:
+        raise ValueError("repeat-contact windows are whole days, at least 1")
+    return days
+
+
+def refresh(db: Session, buckets: Iterable[datetime], *, days: list[int] | None = None) -> int:
+    """Recompute the rollup rows of these intervals from the raw events; returns rows written."""
+    rules = queue_rules(db)
+    written = 0
+    for start, end in ranges(bucket_of(b) for b in buckets):
+        ids = _interactions_with_events_in(db, start, end)
+        rows = aggregate(f for f in facts_of(db, ids, rules) if start <= f.bucket < end)
+        for table in (_rollup, _by_queue):
+            db.execute(table.delete().where(table.c.bucket >= start, table.c.bucket < end))
+        if rows:
+            db.execute(_rollup.insert(), [_row(fact) for fact in rows.values()])
+            queue_rows = aggregate(without_agent(fact) for fact in rows.values())
+            db.execute(
+                _by_queue.insert(),
+                [
+                    {k: v for k, v in _row(f).items() if k != "agent_id"}
+                    for f in queue_rows.values()
+                ],
+            )
+        written += len(rows)
+        _refresh_repeats(db, start, end, days or [])
+    return written
+
+
+def without_agent(fact: Fact) -> Fact:
+    """The same figures keyed without the agent (``ReportRollupQueue``)."""
+    copy = Fact(fact.bucket, fact.queue_id, fact.channel, fact.inbox_id)
+    add_into(copy, fact)
+    return copy
+
+
+def _row(fact: Fact) -> dict:
+    return {
+        "bucket": fact.bucket,
+        "queue_id": fact.queue_id,
+        "channel": fact.channel,
+        "inbox_id": fact.inbox_id,
+        "agent_id": fact.agent_id,
+        "offered": fact.offered,
+        "answered": fact.answered,
+        "abandoned": fact.abandoned,
+        "short_abandoned": fact.short_abandoned,
+        "voicemail": fact.voicemail,
+        "answered_in_sl": fact.answered_in_sl,
+        "sl_counted": fact.sl_counted,
+        "wait_answered_seconds": fact.wait_answered_seconds,
+        "wait_max_seconds": fact.wait_max_seconds,
+        "handled": fact.handled,
+        "talk_seconds": fact.talk_seconds,
+        "hold_seconds": fact.hold_seconds,
+        "wrap_seconds": fact.wrap_seconds,
+        "transfers": fact.transfers,
+        "outbound": fact.outbound,
+        "self_service": fact.self_service,
+        "contained": fact.contained,
+        **{f"ans_w{i}": count for i, count in enumerate(fact.answered_hist)},
+        **{f"ab_w{i}": count for i, count in enumerate(fact.abandoned_hist)},
+    }
+
+
+def _refresh_repeats(db: Session, start: datetime, end: datetime, days: list[int]) -> None:
+    """Contacts created in [start, end), and which of them are repeats within each N days."""
+    db.execute(_repeat.delete().where(_repeat.c.bucket >= start, _repeat.c.bucket < end))
+    if not days:
+        return
+    created = db.execute(
+        sa.select(
+            _ix.c.id,
+            _ix.c.contact_id,
+            _ix.c.created_at,
+            _ix.c.channel,
+            _ix.c.inbox_id,
+            _ix.c.queue_id,
+        ).where(_ix.c.created_at >= start, _ix.c.created_at < end)
+    ).all()
+    if not created:
+        return
+    longest = timedelta(days=max(days))
+    earlier: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for chunk in _chunks(sorted({row[1] for row in created})):
+        for contact_id, created_at, interaction_id in db.execute(
+            sa.select(_ix.c.contact_id, _ix.c.created_at, _ix.c.id).where(
+                _ix.c.contact_id.in_(chunk),
+                _ix.c.created_at >= start - longest,
+                _ix.c.created_at < end,
+            )
+        ):
+            earlier[contact_id].append((_aware(created_at), interaction_id))
+    for entries in earlier.values():
+        entries.sort()
+    counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
+    for interaction_id, contact_id, created_at, channel, inbox_id, queue_id in created:
+        created_at = _aware(created_at)
+        entries = earlier[contact_id]
+        for n in days:
+            repeat = False
+            index = bisect_left(entries, (created_at - timedelta(days=n), 0))
+            while index < len(entries) and entries[index][0] <= created_at:
+                at, other = entries[index]
+                if other != interaction_id and (at < created_at or other < interaction_id):
+                    repeat = True
+                    break
+                index += 1
+            row = counts[(bucket_of(created_at), n, queue_id, channel, inbox_id)]
+            row[0] += 1
+            row[1] += int(repeat)
+    db.execute(
+        _repeat.insert(),
+        [
+            {
+                "bucket": key[0],
+                "days": key[1],
+                "queue_id": key[2],
+                "channel": key[3],
+                "inbox_id": key[4],
+                "contacts": value[0],
+                "repeats": value[1],
+            }
+            for key, value in counts.items()
+        ],
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def rebuild(db: Session, start: datetime, end: datetime, *, days: list[int] | None = None) -> int:
+    """Recompute every interval in [start, end), a day at a time."""
+    written = 0
+    day = bucket_of(start)
+    while day < end:
+        stop = min(day + timedelta(days=1), end)
+        buckets = []
+        moment = day
+        while moment < stop:
+            buckets.append(moment)
+            moment += INTERVAL
+        written += refresh(db, buckets, days=days)
+        db.commit()
+        day = stop
+    return written
+
+
+def follow(db: Session, after_event_id: int, *, days: list[int]) -> int:
+    """Recompute the intervals touched by events after ``after_event_id``; returns the new
+    watermark (the last event id taken on)."""
+    new = db.execute(
+        sa.select(_ev.c.id, _ev.c.interaction_id)
+        .where(_ev.c.id > after_event_id)
+        .order_by(_ev.c.id)
+        .limit(BATCH_EVENTS)
+    ).all()
+    if not new:
+        return after_event_id
+    touched = {row[1] for row in new}
+    rules = queue_rules(db)
+    buckets = {fact.bucket for fact in facts_of(db, touched, rules)}
+    for chunk in _chunks(sorted(touched)):
+        buckets.update(
+            bucket_of(at)
+            for at in db.execute(sa.select(_ix.c.created_at).where(_ix.c.id.in_(chunk))).scalars()
+        )
+    refresh(db, buckets, days=days)
+    return new[-1][0]
+
+
+class RollupJob:
+    """The ``reports.rollup`` job chain: one pending job at a time, each run enqueuing the
+    next with its watermark."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.days = repeat_days(services.settings.reports_repeat_days)
+
+    def register(self) -> None:
+        self.services.jobs.register(ROLLUP_JOB, self.run_job)
+        self.services.jobs.register(REBUILD_JOB, self.rebuild_job)
+
+    async def rebuild_job(self, job: ClaimedJob) -> None:
+        """Recompute the last ``REBUILD_DAYS`` days (a queue's rule changed)."""
+        end = bucket_of(utcnow()) + INTERVAL
+        start = end - timedelta(days=REBUILD_DAYS)
+
+        def work(db: Session) -> None:
+            rebuild(db, start, end, days=self.days)
+
+        await self.services.transactions.run(work)
+
+    async def ensure_started(self) -> None:
+        """Start the chain unless a job of it is pending or running."""
+
+        def work(db: Session) -> None:
+            alive = db.execute(
+                sa.select(sa.func.count())
+                .select_from(Job)
+                .where(
+                    Job.kind == ROLLUP_JOB,  # type: ignore[arg-type]
+                    Job.state.in_([JobState.PENDING.value, JobState.RUNNING.value]),  # type: ignore[attr-defined]
+                )
+            ).scalar_one()
+            if not alive:
+                last = db.execute(
+                    sa.select(Job.payload)
+                    .where(Job.kind == ROLLUP_JOB)  # type: ignore[arg-type]
+                    .order_by(sa.desc(Job.id))
+                    .limit(1)
+                ).scalar()
+                enqueue(db, ROLLUP_JOB, {"after": int((last or {}).get("next", 0))})
+
+        await self.services.transactions.run(work)
+
+    async def run_job(self, job: ClaimedJob) -> None:
+        after = int(job.payload.get("after", 0))
+        every = self.services.settings.reports_rollup_seconds
+
+        def work(db: Session) -> int:
+            watermark = follow(db, after, days=self.days)
+            # the successor comes sooner while there is a backlog
+            delay = 0 if watermark - after >= BATCH_EVENTS else every
+            enqueue(db, ROLLUP_JOB, {"after": watermark}, utcnow() + timedelta(seconds=delay))
+            job_row = db.get(Job, job.id)
+            if job_row is not None:
+                job_row.payload = {**job.payload, "next": watermark}
+            return watermark
+
+        await self.services.transactions.run(work)
+
+    async def catch_up(self) -> None:
+        """Roll up everything now (tests and the bench; the job does it in the hub)."""
+
+        def work(db: Session) -> None:
+            after = 0
+            while True:
+                watermark = follow(db, after, days=self.days)
+                if watermark == after:
+                    return
+                after = watermark
+
+        await self.services.transactions.run(work)
