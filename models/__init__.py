@@ -18,6 +18,13 @@ from models.interactions import (
 )
 from models.jobs import Job, JobState
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
+from models.segments import (
+    ControlEvent,
+    ControlKind,
+    InteractionSegment,
+    SegmentRole,
+    SupervisorQueue,
+)
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
     Agent,
@@ -43,6 +50,8 @@ __all__ = [
     "CannedResponse",
     "Contact",
     "ContactIdentity",
+    "ControlEvent",
+    "ControlKind",
     "Dialog",
     "DialogKind",
     "DialogVersion",
@@ -52,6 +61,7 @@ __all__ = [
     "Inbox",
     "Interaction",
     "InteractionEvent",
+    "InteractionSegment",
     "InteractionState",
     "Job",
     "JobState",
@@ -66,10 +76,12 @@ __all__ = [
     "QueueSkill",
     "Recording",
     "Role",
+    "SegmentRole",
     "SenderKind",
     "Skill",
     "Speaker",
     "Strategy",
+    "SupervisorQueue",
     "Transcript",
     "TranscriptSegment",
     "TranscriptStatus",
