@@ -34,6 +34,7 @@ import numpy as np
 from channels.voice.call import Call, CallError, CallEvent, CallState, PlayOutcome
 from channels.voice.sip_endpoint import CallFailed, SipEndpoint
 from hub import call_records as records
+from hub.call_controls import CallControls
 from hub.events import interaction_topic
 from hub.routing.offers import pending_offer
 from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
@@ -115,6 +116,7 @@ class CallService:
         self.accepting = True
         self._moh_pcm: np.ndarray | None = None
         self._idle = asyncio.Event()  # set whenever no call is live (for drain)
+        self.controls = CallControls(self)  # hold, mute, supervision… (hub/call_controls.py)
 
     @property
     def node(self) -> str:
@@ -360,7 +362,14 @@ class CallService:
         if interaction is None:
             return
         state = S(interaction.state)
+        if live.agent_call is not None and (
+            state in (S.QUEUED, S.OFFERED)
+            or (state == S.ACTIVE and interaction.agent_id != live.agent_id)
+        ):  # transferred away from the agent: their leg goes, the caller stays
+            await self._release_agent(live, "transferred")
+        await self.controls.sync(live)
         if state == S.OFFERED and offer is not None:
+            self._start_moh(live)
             ring = live.ring
             if ring is None or ring.offer_id != offer.id:
                 self._cancel_ring(live)
@@ -390,6 +399,22 @@ class CallService:
                 await live.agent_call.hangup()
             await live.customer.hangup()
             await self._finished(live)
+
+    async def _release_agent(self, live: LiveCall, reason: str) -> None:
+        """The agent's leg leaves a call that goes on (a blind transfer)."""
+        agent_call, live.agent_call = live.agent_call, None
+        live.agent_id = None
+        leg_id, live.agent_leg_id = live.agent_leg_id, None
+        await self.controls.release_agent(live, reason)
+        if agent_call is None:
+            return
+        agent_call.leave_conference()
+        await agent_call.hangup()
+        if leg_id is not None:
+            async with self.services.sessionmaker() as db:
+                await self._close_leg(db, leg_id, agent_call)
+                if live.recording_id is not None:
+                    await records.add_recording_leg(db, live.recording_id, leg_id)
 
     def _cancel_ring(self, live: LiveCall) -> None:
         ring, live.ring = live.ring, None
@@ -547,6 +572,7 @@ class CallService:
         live.finished = True
         self._cancel_ring(live)
         self._stop_moh(live)
+        await self.controls.finished(live)
         if live.agent_call is not None and live.agent_call.state is not CallState.ENDED:
             await live.agent_call.hangup()
         customer = live.customer

@@ -80,7 +80,7 @@ class SupervisorStream:
         return [SUPERVISOR_TOPIC]
 
     async def sync(self, _mux: TopicMux) -> list[SSE]:
-        return await self._tables("sync")
+        return [*await self._tables("sync"), await self._calls()]
 
     async def _tables(self, key: str) -> list[SSE]:
         async def load() -> tuple[str, str, str]:
@@ -100,7 +100,17 @@ class SupervisorStream:
         ]
 
     async def render(self, batch: list[Event], _mux: TopicMux) -> list[SSE]:
-        return await self._tables(event_key(batch, "queue", "agent"))
+        out = await self._tables(event_key(batch, "queue", "agent"))
+        return [*out, await self._calls()]
+
+    async def _calls(self) -> SSE:
+        """Live calls (web/live_calls.py), per supervisor: their monitored queues."""
+        from web.live_calls import live_calls
+
+        async with self.services.sessionmaker() as db:
+            calls = await live_calls(db, self.user.id)
+        html = render(self.env, "supervisor/_calls.html", calls=calls, me=self.user.id)
+        return SSE(event="calls", data=html)
 
     async def tick(self) -> list[SSE]:
         """A quiet spell: figures still move with time (a contact waiting past the target
@@ -112,9 +122,13 @@ class SupervisorStream:
 
 @get("/")
 async def supervisor_page(request: Request) -> Template:
+    from web.live_calls import live_calls
+
     services = services_of(request)
+    user = user_of(request)
     async with services.sessionmaker() as db:
         queues, agents, work = await live_stats(db, services.settings.timezone)
+        calls = await live_calls(db, user.id)
     return page(
         "supervisor/page.html",
         request,
@@ -122,6 +136,8 @@ async def supervisor_page(request: Request) -> Template:
         agents=agents,
         work=work,
         since_of=_since_of,
+        calls=calls,
+        me=user.id,
     )
 
 
