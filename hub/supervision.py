@@ -58,18 +58,19 @@ async def supervise(controls: CallControls, interaction_id: int, user_id: int, m
     happens, for the page ("Calling your phone…", "Now whispering")."""
     if mode not in MODES:
         raise ControlError("pick listen, whisper or barge")
+    async with controls.services.sessionmaker() as db:
+        interaction = await db.get(Interaction, interaction_id)
+        user = await db.get(User, user_id)
+        device = (await db.exec(select(Agent).where(Agent.user_id == user_id))).first()
+        if interaction is None:
+            raise ControlError(f"call #{interaction_id} does not exist")
+        if not await may_monitor(db, user_id, interaction.queue_id):
+            raise PermissionError("you do not monitor this call's queue")
     live = controls.calls.live.get(interaction_id)
     if live is None or live.finished:
         raise ControlError("this call is not live on this hub")
     if live.agent_call is None:
         raise ControlError("no agent is on this call yet")
-    async with controls.services.sessionmaker() as db:
-        interaction = await db.get(Interaction, interaction_id)
-        user = await db.get(User, user_id)
-        device = (await db.exec(select(Agent).where(Agent.user_id == user_id))).first()
-        allowed = interaction is not None and await may_monitor(db, user_id, interaction.queue_id)
-    if not allowed:
-        raise PermissionError("you do not monitor this call's queue")
     st = controls.state.setdefault(interaction_id, ControlState())
     sup = st.supervisor
     if sup is not None and sup.user_id != user_id:
@@ -219,14 +220,15 @@ async def stop_supervising(controls: CallControls, interaction_id: int, user_id:
 
 async def force_release(controls: CallControls, interaction_id: int, user_id: int) -> None:
     """End the call for everyone (audited); the agent goes to wrap-up as after a hang-up."""
+    async with controls.services.sessionmaker() as db:
+        interaction = await db.get(Interaction, interaction_id)
+        if interaction is None:
+            raise ControlError(f"call #{interaction_id} does not exist")
+        if not await may_monitor(db, user_id, interaction.queue_id):
+            raise PermissionError("you do not monitor this call's queue")
     live = controls.calls.live.get(interaction_id)
     if live is None or live.finished:
         raise ControlError("this call is not live on this hub")
-    async with controls.services.sessionmaker() as db:
-        interaction = await db.get(Interaction, interaction_id)
-        allowed = interaction is not None and await may_monitor(db, user_id, interaction.queue_id)
-    if not allowed:
-        raise PermissionError("you do not monitor this call's queue")
     await controls.record(live, ControlKind.FORCE_RELEASE, user_id, {})
     await _audited(controls, live, user_id, "call.force_release", {})
     with contextlib.suppress(Exception):
