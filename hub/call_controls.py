@@ -61,6 +61,7 @@ class ControlState:
     agent_call: Call | None = None
     agent_paused: bool = False  # the agent paused the recording (hold pauses it too)
     supervisor: SupervisorLeg | None = None
+    handed_off: bool = False  # transferred out: the call goes on after the agent's wrap-up
 
 
 class CallControls:
@@ -138,6 +139,11 @@ class CallControls:
         kind = ControlKind.REMOTE_HOLD if event.kind == "remote_hold" else ControlKind.REMOTE_RESUME
         task = asyncio.create_task(self._record_and_publish(live, kind, None, {}))
         task.add_done_callback(_log_failure)
+
+    def handed_off(self, live: LiveCall) -> bool:
+        """The call was handed to an external party: it outlives the agent's wrap-up."""
+        st = self.state.get(live.interaction_id)
+        return st is not None and st.handed_off
 
     # -- the agent's verbs ---------------------------------------------------------------
 

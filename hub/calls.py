@@ -392,7 +392,9 @@ class CallService:
                 live.auto_answer_tried.add(agent_id)
                 self._cancel_ring(live)
                 self._start_ring(live, agent_id, None)
-        elif state in (S.WRAP_UP, S.CLOSED, S.ABANDONED, S.VOICEMAIL):
+        elif state in (S.WRAP_UP, S.CLOSED, S.ABANDONED, S.VOICEMAIL) and not (
+            self.controls.handed_off(live)
+        ):
             # the agent ended it in the console, or a supervisor did
             self._cancel_ring(live)
             if live.agent_call is not None:

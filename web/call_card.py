@@ -113,6 +113,18 @@ async def dtmf(request: Request, interaction_id: FromPath[int], data: FormData) 
     return await _run(controls.send_dtmf(interaction_id, user.agent_id, user.id, digits))
 
 
+@post("/{interaction_id:int}/transfer-external", status_code=200)
+async def transfer_external(
+    request: Request, interaction_id: FromPath[int], data: FormData
+) -> Response:
+    """Blind transfer through the trunk; the agent goes to wrap-up at once."""
+    from hub.call_transfers import transfer_external as start
+
+    user = user_of(request)
+    raw = str(data.get("number", ""))[:64]
+    return await _run(start(controls_of(request), interaction_id, user.agent_id, user.id, raw))
+
+
 @post("/{interaction_id:int}/hangup", status_code=200)
 async def hangup(request: Request, interaction_id: FromPath[int]) -> Response:
     user = user_of(request)
@@ -131,6 +143,7 @@ call_card_router = Router(
         pause_recording,
         resume_recording,
         dtmf,
+        transfer_external,
         hangup,
     ],
 )

@@ -8,9 +8,11 @@ change is seen there through the tab's SSE stream (no reload).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,32 +24,37 @@ from tests.support import require_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp]
 
-CALLER_HZ, ALICE_HZ, BOB_HZ, SAM_HZ = 1000.0, 1400.0, 1700.0, 2200.0
+CALLER_HZ, ALICE_HZ, BOB_HZ, SAM_HZ, EXTERNAL_HZ = 1000.0, 1400.0, 1700.0, 2200.0, 2600.0
 PHONES = {"alice": "1001", "bob": "1002", "sam": "1006"}
 
 
 class Voice:
     """The module's hub, with a registered phone (a fixed SIP port) and a party per person."""
 
-    def __init__(self, base: str, sip_port: int, db: Path, var: Path, tmp: Path) -> None:
-        self.base, self.sip_port, self.db, self.var, self.tmp = base, sip_port, db, var, tmp
+    def __init__(self, base: str, env: dict[str, str], db: Path, var: Path, tmp: Path) -> None:
+        self.base, self.db, self.var, self.tmp = base, db, var, tmp
+        self.sip_port = int(env["HUB_VOICE_BIND_PORT"])
         self.parties = {
             "alice": RtpParty(ALICE_HZ),
             "bob": RtpParty(BOB_HZ),
             "sam": RtpParty(SAM_HZ),
+            "external": RtpParty(EXTERNAL_HZ),
         }
         self.phone_ports = {name: free_sip_port() for name in PHONES}
+        self.phone_ports["external"] = int(env["HUB_VOICE_TRUNK_PORT"])  # behind the trunk
         for name, ext in PHONES.items():
-            register_phone(tmp, sip_port, ext, sip_password(name), self.phone_ports[name])
+            register_phone(tmp, self.sip_port, ext, sip_password(name), self.phone_ports[name])
 
-    def phone(self, name: str, tmp: Path, calls: int = 1) -> Sipp:
-        """The person's desk phone: picks up at once; media at their party."""
-        args = sipp_args(
-            "party_phone.xml", local_port=self.phone_ports[name], calls=calls, timeout=240
-        )
-        phone = Sipp(
-            tmp / f"phone-{name}", [*args, "-key", "rtp_port", str(self.parties[name].port)]
-        )
+    def phone(
+        self, name: str, tmp: Path, scenario: str = "party_phone.xml", pause_ms: int = 0
+    ) -> Sipp:
+        """The person's desk phone: picks up at once; media at their party. ``pause_ms``
+        is how long ``phone_holds.xml`` / ``phone_hangs_up.xml`` wait before acting."""
+        args = sipp_args(scenario, local_port=self.phone_ports[name], calls=1, timeout=240)
+        args += ["-key", "rtp_port", str(self.parties[name].port)]
+        if pause_ms:
+            args += ["-d", str(pause_ms)]
+        phone = Sipp(tmp / f"phone-{name}", args)
         deadline = time.monotonic() + 10
         from tests.e2e.test_voice_calls import _udp_bound
 
@@ -95,11 +102,14 @@ class Voice:
 def voice(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[Voice]:
     require_tool("sipp")
     tmp = tmp_path_factory.mktemp("controls")
-    env = {**voice_env(), "HUB_IVR_ENABLED": "0"}
+    env = {
+        **voice_env(),
+        "HUB_IVR_ENABLED": "0",
+        "HUB_VOICE_TRUNK_HOST": "127.0.0.1",
+        "HUB_VOICE_TRUNK_PORT": str(free_sip_port()),
+    }
     with hub_server(tmp / "var", seeded_db, **env) as (base, _process):
-        v = Voice(
-            base, int(env["HUB_VOICE_BIND_PORT"]), tmp / "var" / "hub.sqlite3", tmp / "var", tmp
-        )
+        v = Voice(base, env, tmp / "var" / "hub.sqlite3", tmp / "var", tmp)
         try:
             yield v
         finally:
@@ -110,11 +120,11 @@ def card(page, iid: int):
     return page.locator(f"#call-card-{iid}")
 
 
-def connected_to_alice(voice: Voice, agent, tmp: Path, caller: str, party: RtpParty):
+def connected_to_alice(voice: Voice, agent, tmp: Path, caller: str, party: RtpParty, **phone: Any):
     """alice is Ready; a call arrives, her phone picks up (that accepts), both hear each other;
     her console shows the call card."""
     go_ready(agent)
-    phone = voice.phone("alice", tmp)
+    phone = voice.phone("alice", tmp, **phone)
     caller_sipp = voice.call(tmp, caller, party)
     iid = voice.active_call(caller, "alice")
     until_hears(party, ALICE_HZ, present=True)
@@ -381,3 +391,86 @@ def test_supervisor_listens_whispers_barges_live_and_force_releases(
         party.close()
         context.close()
         sam_context.close()
+
+
+def test_blind_transfer_to_an_external_number_through_the_trunk(
+    voice: Voice, chromium, tmp_path: Path
+) -> None:
+    """The agent wraps up at once; caller and the external party talk until it hangs up."""
+    caller = "+15551239004"
+    party, external = RtpParty(CALLER_HZ), voice.parties["external"]
+    context = chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, voice.base, "alice")
+        iid, phone_a, caller_sipp = connected_to_alice(voice, alice, tmp_path, caller, party)
+        sipps += [phone_a, caller_sipp]
+        trunk = voice.phone("external", tmp_path, "phone_hangs_up.xml", pause_ms=6000)
+        sipps.append(trunk)
+        box = card(alice, iid)
+        box.locator("summary", has_text="Transfer to a number").click()
+        box.locator("input[name=number]").fill("(415) 555-0123")
+        box.get_by_role("button", name="Transfer").click()
+        assert phone_a.wait(30) == 0, phone_a.errors()
+        close_wrapup(alice)  # the agent is free while the call goes on
+        until_hears(party, EXTERNAL_HZ, present=True)
+        until_hears(external, CALLER_HZ, present=True)
+        assert trunk.wait(60) == 0, trunk.errors()  # it hung up: the caller gets a BYE
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        wait_for(
+            voice.db,
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM callleg"
+            " WHERE interaction_id = ? AND ended_at IS NULL)",
+            iid,
+        )
+        legs = query(
+            voice.db,
+            "SELECT kind, remote_uri FROM callleg WHERE interaction_id = ? ORDER BY id",
+            iid,
+        )
+        assert [k for k, _ in legs] == ["customer", "agent", "external"]
+        assert "+14155550123@" in legs[2][1]
+        assert query(voice.db, "SELECT state FROM interaction WHERE id = ?", iid) == [("closed",)]
+        details = query(
+            voice.db,
+            "SELECT detail FROM controlevent WHERE interaction_id = ? AND kind = 'transfer'"
+            " ORDER BY id",
+            iid,
+        )
+        assert [json.loads(d) for (d,) in details] == [
+            {"to": "external", "number": "+14155550123"},
+            {"connected": "+14155550123"},
+        ]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
+
+
+def test_the_agents_own_phone_holding_by_re_invite_shows_on_the_card(
+    voice: Voice, chromium, tmp_path: Path
+) -> None:
+    caller = "+15551239005"
+    party = RtpParty(CALLER_HZ)
+    context = chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, voice.base, "alice")
+        iid, phone_a, caller_sipp = connected_to_alice(
+            voice, alice, tmp_path, caller, party, scenario="phone_holds.xml", pause_ms=8000
+        )
+        sipps += [phone_a, caller_sipp]
+        box = card(alice, iid)
+        box.locator("[data-flag=phone-held]").wait_for(timeout=30_000)
+        box.locator("[data-flag=phone-held]").wait_for(state="detached", timeout=30_000)
+        box.locator("[data-control=hangup]").click()
+        assert phone_a.wait(30) == 0, phone_a.errors()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        close_wrapup(alice)
+        assert control_kinds(voice, iid) == ["remote_hold", "remote_resume"]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
