@@ -25,6 +25,7 @@ from hub.events import SUPERVISOR_TOPIC, interaction_topic
 from models import ControlEvent, ControlKind, InteractionSegment, SegmentRole, utcnow
 
 if TYPE_CHECKING:
+    from hub.call_consult import ConsultLeg
     from hub.calls import CallService, LiveCall
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class ControlState:
     agent_paused: bool = False  # the agent paused the recording (hold pauses it too)
     supervisor: SupervisorLeg | None = None
     handed_off: bool = False  # transferred out: the call goes on after the agent's wrap-up
+    consult: ConsultLeg | None = None  # another agent called in (hub/call_consult.py)
+    handing_over: bool = False  # a consult transfer is moving the interaction
 
 
 class CallControls:
@@ -79,7 +82,7 @@ class CallControls:
         st = self.state.setdefault(live.interaction_id, ControlState())
         if live.agent_call is None or live.agent_id is None or st.agent_call is live.agent_call:
             return
-        await self._close_segment(st, "replaced")
+        await self._close_segment(st, "transferred")
         st.agent_call = live.agent_call
         st.agent_id = live.agent_id
         st.agent_since = epoch_to_dt(live.agent_call.answered_at) or utcnow()
@@ -112,6 +115,7 @@ class CallControls:
         if st is None:
             return
         st.agent_paused = False
+        await self._drop_consult(live, st)
         await self._drop_supervisor(live, st, "the agent left the call")
         await self._close_segment(st, reason)
         st.agent_call = None
@@ -123,6 +127,7 @@ class CallControls:
         st = self.state.pop(live.interaction_id, None)
         if st is None:
             return
+        await self._drop_consult(live, st)
         await self._drop_supervisor(live, st, "the call ended")
         await self._close_segment(st, "call ended")
         bus = self.services.bus
@@ -139,6 +144,11 @@ class CallControls:
         kind = ControlKind.REMOTE_HOLD if event.kind == "remote_hold" else ControlKind.REMOTE_RESUME
         task = asyncio.create_task(self._record_and_publish(live, kind, None, {}))
         task.add_done_callback(_log_failure)
+
+    def handing_over(self, live: LiveCall) -> bool:
+        """A consult transfer is moving the interaction: the call service waits."""
+        st = self.state.get(live.interaction_id)
+        return st is not None and st.handing_over
 
     def handed_off(self, live: LiveCall) -> bool:
         """The call was handed to an external party: it outlives the agent's wrap-up."""
@@ -283,6 +293,19 @@ class CallControls:
                     "status": ", ".join(flags),
                 }
             )
+        consult = st.consult
+        if consult is not None:
+            talking = consult.call is not None
+            parties.append(
+                {
+                    "who": "consult",
+                    "name": consult.name,
+                    "since": _iso(consult.since) if talking else "",
+                    "status": "in conference"
+                    if consult.conferenced
+                    else ("consulting" if talking else "calling…"),
+                }
+            )
         sup = st.supervisor
         if sup is not None and sup.call is not None:
             parties.append(
@@ -302,6 +325,13 @@ class CallControls:
             "remote_held": bool(agent_call is not None and agent_call.remote_held),
             "recording_paused": customer.recording_paused,
             "agent_paused": st.agent_paused,
+            "consult": None
+            if consult is None
+            else {
+                "name": consult.name,
+                "talking": consult.call is not None,
+                "conferenced": consult.conferenced,
+            },
             "supervisor": None
             if sup is None or sup.call is None
             else {"name": sup.name, "mode": sup.mode},
@@ -333,6 +363,14 @@ class CallControls:
                 segment.end_reason = reason[:64]
                 db.add(segment)
                 await db.commit()
+
+    async def _drop_consult(self, live: LiveCall, st: ControlState) -> None:
+        leg, st.consult = st.consult, None
+        if leg is None:
+            return
+        from hub.call_consult import hang_up
+
+        await hang_up(self, live, leg)
 
     async def _drop_supervisor(self, live: LiveCall, st: ControlState, why: str) -> None:
         sup = st.supervisor

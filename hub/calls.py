@@ -347,7 +347,7 @@ class CallService:
 
     async def _reconcile(self, live: LiveCall) -> None:
         """Bring the call in line with the interaction (which routing owns) and the phones."""
-        if live.finished:
+        if live.finished or self.controls.handing_over(live):
             return
         if live.customer.state is CallState.ENDED:
             await self._finished(live, who="caller")

@@ -34,7 +34,11 @@ class ControlKind(StrEnum):
     RECORDING_RESUME = "recording_resume"
     DTMF = "dtmf"
     TRANSFER = "transfer"
+    CONSULT = "consult"  # the caller on hold while the agent calls another agent
+    CONSULT_CANCEL = "consult_cancel"
+    CONSULT_COMPLETE = "consult_complete"  # the other agent keeps the caller
     CONFERENCE = "conference"
+    DROP = "drop"  # a conferenced party leaves
     SUPERVISOR_JOIN = "supervisor_join"
     SUPERVISOR_MODE = "supervisor_mode"
     SUPERVISOR_LEAVE = "supervisor_leave"

@@ -125,6 +125,41 @@ async def transfer_external(
     return await _run(start(controls_of(request), interaction_id, user.agent_id, user.id, raw))
 
 
+@post("/{interaction_id:int}/consult", status_code=200)
+async def consult(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
+    """Call another agent while the caller waits on hold (``hub.call_consult``)."""
+    from hub import call_consult
+    from web.common import form_int
+
+    user = user_of(request)
+    target = form_int(str(data.get("agent_id", "")), "Agent to consult", lo=1)
+    note = str(data.get("note", "")).strip()[:500]
+    controls = controls_of(request)
+    return await _run(
+        call_consult.consult(controls, interaction_id, user.agent_id, user.id, target, note)
+    )
+
+
+@post("/{interaction_id:int}/consult/{step:str}", status_code=200)
+async def consult_step(
+    request: Request, interaction_id: FromPath[int], step: FromPath[str]
+) -> Response:
+    """conference (caller joins), drop (the other agent leaves; cancels a consult),
+    complete (the other agent keeps the caller)."""
+    from hub import call_consult
+
+    verbs = {
+        "conference": call_consult.conference,
+        "drop": call_consult.drop,
+        "complete": call_consult.complete,
+    }
+    verb = verbs.get(step)
+    if verb is None:
+        raise Refused(f"Unknown step {step!r}: conference, drop or complete.")
+    user = user_of(request)
+    return await _run(verb(controls_of(request), interaction_id, user.agent_id, user.id))
+
+
 @post("/{interaction_id:int}/hangup", status_code=200)
 async def hangup(request: Request, interaction_id: FromPath[int]) -> Response:
     user = user_of(request)
@@ -144,6 +179,8 @@ call_card_router = Router(
         resume_recording,
         dtmf,
         transfer_external,
+        consult,
+        consult_step,
         hangup,
     ],
 )

@@ -46,11 +46,16 @@ class Voice:
             register_phone(tmp, self.sip_port, ext, sip_password(name), self.phone_ports[name])
 
     def phone(
-        self, name: str, tmp: Path, scenario: str = "party_phone.xml", pause_ms: int = 0
+        self,
+        name: str,
+        tmp: Path,
+        scenario: str = "party_phone.xml",
+        pause_ms: int = 0,
+        calls: int = 1,
     ) -> Sipp:
         """The person's desk phone: picks up at once; media at their party. ``pause_ms``
         is how long ``phone_holds.xml`` / ``phone_hangs_up.xml`` wait before acting."""
-        args = sipp_args(scenario, local_port=self.phone_ports[name], calls=1, timeout=240)
+        args = sipp_args(scenario, local_port=self.phone_ports[name], calls=calls, timeout=240)
         args += ["-key", "rtp_port", str(self.parties[name].port)]
         if pause_ms:
             args += ["-d", str(pause_ms)]
@@ -474,3 +479,102 @@ def test_the_agents_own_phone_holding_by_re_invite_shows_on_the_card(
             sipp.stop()
         party.close()
         context.close()
+
+
+def test_consult_cancelled_back_to_the_caller_then_conference_then_completed(
+    voice: Voice, chromium, tmp_path: Path
+) -> None:
+    caller = "+15551239006"
+    party = RtpParty(CALLER_HZ)
+    alice_party, bob_party = voice.parties["alice"], voice.parties["bob"]
+    context, bob_context = chromium.new_context(), chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, voice.base, "alice")
+        iid, phone_a, caller_sipp = connected_to_alice(voice, alice, tmp_path, caller, party)
+        sipps += [phone_a, caller_sipp]
+        bob = log_in(bob_context, voice.base, "bob")
+        go_ready(bob)
+        phone_b = voice.phone("bob", tmp_path, calls=2)
+        sipps.append(phone_b)
+        alice.goto(f"{voice.base}/console?interaction={iid}")  # bob is now a consult target
+        box = card(alice, iid)
+        box.locator("[data-control=hold]").wait_for()
+
+        def consult_bob() -> None:
+            tool = alice.locator(f"#actions-{iid} details", has_text="Consult")
+            if tool.get_attribute("open") is None:
+                tool.locator("summary").click()
+            form = alice.locator(f"#actions-{iid} form", has=alice.locator("select[name=agent_id]"))
+            form.locator("select[name=agent_id]").select_option(label="Bob Okafor")
+            form.locator("input[name=note]").fill("Billing question, see the account")
+            form.get_by_role("button", name="Call").click()
+            box.locator("[data-control=complete]").wait_for()
+
+        # 1. consult: the caller hears music; alice and bob talk; bob hears nothing of the caller
+        consult_bob()
+        box.locator("[data-flag=consulting]").wait_for()
+        hears_moh(party)
+        until_hears(alice_party, BOB_HZ, present=True)
+        until_hears(bob_party, ALICE_HZ, present=True)
+        until_hears(bob_party, CALLER_HZ, present=False)
+        until_hears(alice_party, CALLER_HZ, present=False)
+        # cancelled: back to the caller
+        box.locator("[data-control=drop]").click()
+        box.locator("[data-flag=consulting]").wait_for(state="detached")
+        until_hears(party, ALICE_HZ, present=True)
+        until_hears(alice_party, CALLER_HZ, present=True)
+        until_hears(alice_party, BOB_HZ, present=False)
+
+        # 2. consult again, then a three-way conference
+        consult_bob()
+        box.locator("[data-control=conference]").click()
+        box.locator("[data-flag=conference]").wait_for()
+        until_hears(party, BOB_HZ, present=True)
+        until_hears(party, ALICE_HZ, present=True)
+        until_hears(bob_party, CALLER_HZ, present=True)
+
+        # 3. complete: alice leaves, bob keeps the caller (one interaction, note attached)
+        box.locator("[data-control=complete]").click()
+        assert phone_a.wait(30) == 0, phone_a.errors()
+        voice.active_call(caller, "bob")
+        until_hears(party, BOB_HZ, present=True)
+        until_hears(party, ALICE_HZ, present=False)
+        bob.goto(f"{voice.base}/console?interaction={iid}")
+        bob.locator(".messages", has_text="Billing question, see the account").wait_for()
+        card(bob, iid).locator("[data-control=hangup]").click()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        assert phone_b.wait(30) == 0, phone_b.errors()
+        close_wrapup(bob, "offline")
+        assert control_kinds(voice, iid) == [
+            "consult",
+            "consult_cancel",
+            "consult",
+            "conference",
+            "consult_complete",
+        ]
+        wait_for(
+            voice.db,
+            "SELECT 1 FROM interactionsegment WHERE interaction_id = ? GROUP BY interaction_id"
+            " HAVING COUNT(*) = 4 AND COUNT(ended_at) = 4",
+            iid,
+        )
+        rows = query(
+            voice.db,
+            "SELECT u.username, s.role, s.end_reason FROM interactionsegment s"
+            " JOIN agent a ON a.id = s.agent_id JOIN user u ON u.id = a.user_id"
+            " WHERE s.interaction_id = ? ORDER BY s.id",
+            iid,
+        )
+        assert rows == [
+            ("alice", "agent", "transferred"),
+            ("bob", "consult", "consult cancelled"),
+            ("bob", "consult", "took the call"),
+            ("bob", "agent", "call ended"),
+        ]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
+        bob_context.close()
