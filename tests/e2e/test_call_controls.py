@@ -263,7 +263,7 @@ def test_blind_transfer_to_a_queue_is_answered_by_a_second_agent(
         phone_b = voice.phone("bob", tmp_path)
         sipps.append(phone_b)
 
-        alice.locator("summary", has_text="Transfer").click()
+        alice.locator(f"#actions-{iid} summary").get_by_text("Transfer", exact=True).click()
         form = alice.locator(f"#actions-{iid} form", has=alice.locator("select[name=target]"))
         form.locator("select[name=target]").select_option(label="General")
         form.locator("input[name=note]").fill("Wants to change plan <b>now</b>")
