@@ -20,6 +20,7 @@ from markupsafe import escape
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub import call_records as records
 from hub import supervision
 from hub.call_controls import ControlError
 from models import (
@@ -48,6 +49,7 @@ class LiveCallRow:
     supervisor: str
     mode: str
     supervisor_user_id: int | None
+    state: str = "active"
 
 
 def _number(uri: str) -> str:
@@ -55,10 +57,26 @@ def _number(uri: str) -> str:
     return rest.split("@", 1)[0]
 
 
-async def live_calls(db: AsyncSession, user_id: int) -> list[LiveCallRow]:
-    """Calls with an agent now, in the queues this supervisor monitors."""
+WATCHED_STATES = ("self_service", "queued", "offered", "active")
+
+
+def matches(interaction: Interaction, customer: str, watch: str) -> bool:
+    """Monitoring by number: the caller's number or the DNIS (digits compared, so
+    ``+1 555 0100`` finds ``+15550100``), or a node the call's IVR dialog visited."""
+    wanted = records.digits(watch)
+    data = interaction.data or {}
+    if wanted and wanted in (records.digits(customer), records.digits(str(data.get("dnis", "")))):
+        return True
+    nodes = (data.get("ivr") or {}).get("nodes") or []
+    return watch.strip() in nodes
+
+
+async def live_calls(db: AsyncSession, user_id: int, watch: str = "") -> list[LiveCallRow]:
+    """Calls with an agent now, in the queues this supervisor monitors; with ``watch``,
+    every open call (in the IVR, waiting or answered) of that number, DNIS or IVR node."""
+    states = WATCHED_STATES if watch else (InteractionState.ACTIVE,)
     query = select(Interaction).where(
-        Interaction.channel == "voice", Interaction.state == InteractionState.ACTIVE
+        Interaction.channel == "voice", col(Interaction.state).in_(states)
     )
     allowed = (
         await db.exec(select(SupervisorQueue.queue_id).where(SupervisorQueue.user_id == user_id))
@@ -78,6 +96,9 @@ async def live_calls(db: AsyncSession, user_id: int) -> list[LiveCallRow]:
         )
     ).all()
     customer = {leg.interaction_id: _number(leg.remote_uri) for leg in legs}
+    if watch:
+        interactions = [i for i in interactions if matches(i, customer.get(i.id, ""), watch)]  # type: ignore[arg-type]
+        ids = [i.id for i in interactions]
     segments = (
         await db.exec(
             select(InteractionSegment).where(
@@ -108,6 +129,7 @@ async def live_calls(db: AsyncSession, user_id: int) -> list[LiveCallRow]:
             supervisor=names.get(sup[i.id].agent_id, "") if i.id in sup else "",
             mode=(sup[i.id].mode or "") if i.id in sup else "",
             supervisor_user_id=sup_users.get(i.id),  # type: ignore[arg-type]
+            state=str(i.state),
         )
         for i in interactions
     ]

@@ -71,7 +71,10 @@ def _since_of(seconds: Any) -> datetime | None:
 class SupervisorStream:
     """The wallboard tab's stream: every queue or agent event re-renders both tables."""
 
-    def __init__(self, services: Services, env: Environment, user: CurrentUser) -> None:
+    def __init__(
+        self, services: Services, env: Environment, user: CurrentUser, watch: str = ""
+    ) -> None:
+        self.watch = watch[:64]  # monitoring by number (web/live_calls.py)
         self.services = services
         self.env = env
         self.user = user
@@ -108,7 +111,7 @@ class SupervisorStream:
         from web.live_calls import live_calls
 
         async with self.services.sessionmaker() as db:
-            calls = await live_calls(db, self.user.id)
+            calls = await live_calls(db, self.user.id, self.watch)
         html = render(self.env, "supervisor/_calls.html", calls=calls, me=self.user.id)
         return SSE(event="calls", data=html)
 
@@ -121,14 +124,14 @@ class SupervisorStream:
 
 
 @get("/")
-async def supervisor_page(request: Request) -> Template:
+async def supervisor_page(request: Request, watch_calls: FromQuery[str] = "") -> Template:
     from web.live_calls import live_calls
 
     services = services_of(request)
     user = user_of(request)
     async with services.sessionmaker() as db:
         queues, agents, work = await live_stats(db, services.settings.timezone)
-        calls = await live_calls(db, user.id)
+        calls = await live_calls(db, user.id, watch_calls[:64].strip())
     return page(
         "supervisor/page.html",
         request,
@@ -138,6 +141,7 @@ async def supervisor_page(request: Request) -> Template:
         since_of=_since_of,
         calls=calls,
         me=user.id,
+        watch=watch_calls[:64].strip(),
     )
 
 

@@ -320,13 +320,16 @@ def test_supervisor_listens_whispers_barges_live_and_force_releases(
     sam_context = chromium.new_context()
     sipps: list[Sipp] = []
     try:
+        # sam monitors the caller's number before the call starts: it appears through the
+        # page's stream (no reload)
+        sam = log_in(sam_context, voice.base, "sam")
+        sam.goto(f"{voice.base}/supervisor?watch_calls={caller.replace('+', '%2B')}")
+        sam.locator("#calls-table", has_text="No live calls.").wait_for()
         alice = log_in(context, voice.base, "alice")
         iid, phone_a, caller_sipp = connected_to_alice(voice, alice, tmp_path, caller, party)
         sipps += [phone_a, caller_sipp]
-        sam = log_in(sam_context, voice.base, "sam")
-        sam.goto(f"{voice.base}/supervisor")
         row = sam.locator(f"#call-row-{iid}")
-        row.wait_for()
+        row.locator("[data-mode=listen]").wait_for()
         assert caller in row.inner_text() and "Alice" in row.inner_text()
         phone_s = voice.phone("sam", tmp_path)
         sipps.append(phone_s)

@@ -147,3 +147,34 @@ async def test_verbs_on_a_call_that_is_not_live_are_refused_with_a_reason(
     await login(client, "alice")
     forbidden = await client.post(f"/supervisor/calls/{iid}/release", headers=hx(client))
     assert forbidden.status_code == 403
+
+
+async def test_monitoring_by_number_dnis_or_ivr_node_includes_calls_not_yet_answered(
+    client: httpx.AsyncClient, services: Services
+):
+    ids = await _ids(services)
+    answered = await _active_call(services, ids, "General", "alice")
+    async with services.sessionmaker() as db:
+        waiting = await db.get(Interaction, await _active_call(services, ids, "Billing", "bob"))
+        assert waiting is not None
+        waiting.state, waiting.agent_id = "queued", None
+        waiting.data = {"dnis": "+15550100", "ivr": {"nodes": ["menu", "billing_pin"]}}
+        db.add(waiting)
+        other = await db.get(Interaction, answered)
+        assert other is not None
+        other.data = {"dnis": "+15550199"}
+        db.add(other)
+        await db.commit()
+        by_dnis = await live_calls(db, ids["user:sam"], "+1 555 0100")
+        by_node = await live_calls(db, ids["user:sam"], "billing_pin")
+        nothing = await live_calls(db, ids["user:sam"], "+15557777777")
+        plain = await live_calls(db, ids["user:sam"])
+    assert [(c.interaction_id, c.state) for c in by_dnis] == [(waiting.id, "queued")]
+    assert [c.interaction_id for c in by_node] == [waiting.id]
+    assert nothing == []
+    assert [c.interaction_id for c in plain] == [answered]  # unfiltered: answered calls only
+    await login(client, "sam")
+    page = await client.get("/supervisor/", params={"watch_calls": "billing_pin"})
+    assert f'id="call-row-{waiting.id}"' in page.text
+    assert "watch_calls=billing_pin" in page.text  # the tab's stream keeps the filter
+    assert 'data-mode="listen"' not in page.text  # nobody to listen to before an answer
