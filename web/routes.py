@@ -21,6 +21,7 @@ from web import (
     recordings,
     sse,
     supervisor,
+    text_supervision,
 )
 from web.common import SECURITY_HEADERS
 
@@ -58,6 +59,7 @@ route_handlers: list = [
             *dialing.route_handlers,
             *supervisor.route_handlers,
             *live_calls.route_handlers,
+            *text_supervision.route_handlers,
             *admin.route_handlers,
             *audit_log.route_handlers,
             *blocked.route_handlers,
