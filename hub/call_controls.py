@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
 from channels.voice.call import Call, CallEvent, CallState
 from hub.call_records import epoch_to_dt
 from hub.events import SUPERVISOR_TOPIC, interaction_topic
-from models import ControlEvent, ControlKind, InteractionSegment, SegmentRole, utcnow
+from models import CallLeg, ControlEvent, ControlKind, InteractionSegment, SegmentRole, utcnow
 
 if TYPE_CHECKING:
     from hub.call_consult import ConsultLeg
@@ -379,6 +382,27 @@ class CallControls:
         from hub.supervision import leave
 
         await leave(self, live, st, sup, why)
+
+
+async def close_dropped_segments(db: AsyncSession) -> int:
+    """Segments whose leg a dead process left open (now marked dropped) end with it, so
+    reports never see a part of a call that goes on forever."""
+    dropped = select(CallLeg.id).where(CallLeg.end_reason == "dropped")
+    segments = (
+        await db.exec(
+            select(InteractionSegment).where(
+                col(InteractionSegment.ended_at).is_(None),
+                col(InteractionSegment.leg_id).in_(dropped),
+            )
+        )
+    ).all()
+    for segment in segments:
+        leg = await db.get(CallLeg, segment.leg_id)
+        segment.ended_at = (leg.ended_at if leg is not None else None) or utcnow()
+        segment.end_reason = "dropped"
+        db.add(segment)
+    await db.commit()
+    return len(segments)
 
 
 def _iso(value: datetime | None) -> str:

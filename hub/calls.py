@@ -34,7 +34,7 @@ import numpy as np
 from channels.voice.call import Call, CallError, CallEvent, CallState, PlayOutcome
 from channels.voice.sip_endpoint import CallFailed, SipEndpoint
 from hub import call_records as records
-from hub.call_controls import CallControls
+from hub.call_controls import CallControls, close_dropped_segments
 from hub.events import interaction_topic
 from hub.routing.offers import pending_offer
 from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
@@ -135,6 +135,7 @@ class CallService:
         node = None if settings.is_sqlite else settings.node_name
         async with self.services.sessionmaker() as db:
             dropped = await records.mark_dropped(db, self.var_dir, node=node)
+            await close_dropped_segments(db)
         routing = self.services.routing
         for interaction_id in dropped.abandon:
             await routing.abandon(interaction_id, reason="call dropped: the hub restarted")
