@@ -246,7 +246,7 @@ def test_hold_mute_recording_pause_dial_pad_and_hang_up_from_the_call_card(
         context.close()
 
 
-def test_blind_transfer_to_a_queue_is_answered_by_a_second_agent(
+def test_blind_transfer_to_a_queue_answered_by_a_second_agent_then_to_a_named_agent(
     voice: Voice, chromium, tmp_path: Path
 ) -> None:
     caller = "+15551239002"
@@ -279,13 +279,28 @@ def test_blind_transfer_to_a_queue_is_answered_by_a_second_agent(
         bob.locator(".messages", has_text="Wants to change plan <b>now</b>").wait_for()
         card(bob, iid).locator("[data-control=hold]").wait_for()
 
-        card(bob, iid).locator("[data-control=hangup]").click()
+        # bob hands the caller to alice by name: her phone rings, picks up, she has it again
+        phone_a2 = voice.phone("alice", tmp_path)
+        sipps.append(phone_a2)
+        bob.locator(f"#actions-{iid} summary").get_by_text("Transfer", exact=True).click()
+        form = bob.locator(f"#actions-{iid} form", has=bob.locator("select[name=target]"))
+        form.locator("select[name=target]").select_option(label="Alice Martin (ready)")
+        form.get_by_role("button", name="Transfer").click()
+        bob.get_by_text("Transferred").wait_for()
+        assert phone_b.wait(30) == 0, phone_b.errors()
+        bob.select_option("#presence-select", "offline")  # takes no more calls in this module
+        voice.active_call(caller, "alice")
+        until_hears(party, ALICE_HZ, present=True)
+        until_hears(voice.parties["alice"], CALLER_HZ, present=True)
+        alice.goto(f"{voice.base}/console?interaction={iid}")
+        card(alice, iid).locator("[data-control=hangup]").click()
         assert caller_sipp.wait(30) == 0, caller_sipp.errors()
-        close_wrapup(bob, "offline")
+        assert phone_a2.wait(30) == 0, phone_a2.errors()
+        close_wrapup(alice)
         wait_for(
             voice.db,
             "SELECT 1 FROM interactionsegment WHERE interaction_id = ? GROUP BY interaction_id"
-            " HAVING COUNT(*) = 2 AND COUNT(ended_at) = 2",
+            " HAVING COUNT(*) = 3 AND COUNT(ended_at) = 3",
             iid,
         )
         rows = query(
@@ -295,7 +310,11 @@ def test_blind_transfer_to_a_queue_is_answered_by_a_second_agent(
             " WHERE s.interaction_id = ? ORDER BY s.id",
             iid,
         )
-        assert rows == [("alice", "agent", "transferred"), ("bob", "agent", "call ended")]
+        assert rows == [
+            ("alice", "agent", "transferred"),
+            ("bob", "agent", "transferred"),
+            ("alice", "agent", "call ended"),
+        ]
         assert query(
             voice.db,
             "SELECT COUNT(*) FROM interaction WHERE contact_id ="
