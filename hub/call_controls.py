@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.voice.call import Call, CallEvent, CallState
 from hub.call_records import epoch_to_dt
-from hub.events import SUPERVISOR_TOPIC, interaction_topic
+from hub.events import SUPERVISOR_TOPIC, agent_topic, interaction_topic
 from models import CallLeg, ControlEvent, ControlKind, InteractionSegment, SegmentRole, utcnow
 
 if TYPE_CHECKING:
@@ -138,11 +138,16 @@ class CallControls:
         await bus.publish(SUPERVISOR_TOPIC, "call", interaction_id=live.interaction_id)
 
     def _on_agent_phone(self, interaction_id: int, event: CallEvent) -> None:
-        """The agent's own phone held (or resumed) by re-INVITE: recorded and shown."""
-        if event.kind not in ("remote_hold", "remote_unhold"):
-            return
+        """The agent's own phone held (or resumed) by re-INVITE: recorded and shown. Its
+        own transfer button (REFER) is refused: the console says why."""
         live = self.calls.live.get(interaction_id)
         if live is None:
+            return
+        if event.kind == "refer_requested":
+            task = asyncio.create_task(self._refuse_refer(live, str(event.detail.get("target"))))
+            task.add_done_callback(_log_failure)
+            return
+        if event.kind not in ("remote_hold", "remote_unhold"):
             return
         kind = ControlKind.REMOTE_HOLD if event.kind == "remote_hold" else ControlKind.REMOTE_RESUME
         task = asyncio.create_task(self._record_and_publish(live, kind, None, {}))
@@ -157,6 +162,20 @@ class CallControls:
         """The call was handed to an external party: it outlives the agent's wrap-up."""
         st = self.state.get(live.interaction_id)
         return st is not None and st.handed_off
+
+    async def _refuse_refer(self, live: LiveCall, target: str) -> None:
+        st = self.state.get(live.interaction_id)
+        agent_id = st.agent_id if st is not None else live.agent_id
+        why = "the hub keeps every transfer on the interaction"
+        await self.record(live, ControlKind.TRANSFER, None, {"refused": target[:200], "why": why})
+        if agent_id is not None:
+            await self.services.bus.publish(
+                agent_topic(agent_id),
+                "supervisor-message",
+                text=f"Your phone's transfer (to {target[:200]}) was not made: {why}. "
+                "Use Transfer or Consult in the console.",
+                **{"from": "Contact Hub"},
+            )
 
     # -- the agent's verbs ---------------------------------------------------------------
 

@@ -491,6 +491,7 @@ def test_the_agents_own_phone_holding_by_re_invite_shows_on_the_card(
         box = card(alice, iid)
         box.locator("[data-flag=phone-held]").wait_for(timeout=30_000)
         box.locator("[data-flag=phone-held]").wait_for(state="detached", timeout=30_000)
+        until_hears(party, ALICE_HZ, present=True)  # resumed: they talk again
         box.locator("[data-control=hangup]").click()
         assert phone_a.wait(30) == 0, phone_a.errors()
         assert caller_sipp.wait(30) == 0, caller_sipp.errors()
@@ -600,3 +601,32 @@ def test_consult_cancelled_back_to_the_caller_then_conference_then_completed(
         party.close()
         context.close()
         bob_context.close()
+
+
+def test_the_agents_phone_transfer_button_is_refused_with_a_console_message(
+    voice: Voice, chromium, tmp_path: Path
+) -> None:
+    caller = "+15551239007"
+    party = RtpParty(CALLER_HZ)
+    context = chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, voice.base, "alice")
+        iid, phone_a, caller_sipp = connected_to_alice(
+            voice, alice, tmp_path, caller, party, scenario="phone_refers.xml", pause_ms=6000
+        )
+        sipps += [phone_a, caller_sipp]
+        popup = alice.locator("#popups .popup", has_text="Use Transfer or Consult")
+        popup.wait_for()
+        assert "sip:1002@" in popup.inner_text()
+        until_hears(party, ALICE_HZ, present=True)  # the call stays as it was
+        card(alice, iid).locator("[data-control=hangup]").click()
+        assert phone_a.wait(30) == 0, phone_a.errors()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        close_wrapup(alice)
+        assert control_kinds(voice, iid) == ["transfer"]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
