@@ -134,8 +134,9 @@ class CallControls:
         await self._drop_supervisor(live, st, "the call ended")
         await self._close_segment(st, "call ended")
         bus = self.services.bus
-        await bus.publish(interaction_topic(live.interaction_id), "call", card=None)
-        await bus.publish(SUPERVISOR_TOPIC, "call", interaction_id=live.interaction_id)
+        with contextlib.suppress(Exception):  # a hub shutting down may have no bus left
+            await bus.publish(interaction_topic(live.interaction_id), "call", card=None)
+            await bus.publish(SUPERVISOR_TOPIC, "call", interaction_id=live.interaction_id)
 
     def _on_agent_phone(self, interaction_id: int, event: CallEvent) -> None:
         """The agent's own phone held (or resumed) by re-INVITE: recorded and shown. Its

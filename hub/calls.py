@@ -575,7 +575,10 @@ class CallService:
         live.finished = True
         self._cancel_ring(live)
         self._stop_moh(live)
-        await self.controls.finished(live)
+        try:
+            await self.controls.finished(live)
+        except Exception:  # the legs and the lifecycle below must still close
+            log.exception("call controls failed to finish interaction %s", live.interaction_id)
         if live.agent_call is not None and live.agent_call.state is not CallState.ENDED:
             await live.agent_call.hangup()
         customer = live.customer
