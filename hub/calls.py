@@ -34,6 +34,7 @@ import numpy as np
 from channels.voice.call import Call, CallError, CallEvent, CallState, PlayOutcome
 from channels.voice.sip_endpoint import CallFailed, SipEndpoint
 from hub import call_records as records
+from hub.call_controls import CallControls, close_dropped_segments
 from hub.events import interaction_topic
 from hub.routing.offers import pending_offer
 from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
@@ -121,6 +122,7 @@ class CallService:
         self.accepting = True
         self._moh_pcm: np.ndarray | None = None
         self._idle = asyncio.Event()  # set whenever no call is live (for drain)
+        self.controls = CallControls(self)  # hold, mute, supervision… (hub/call_controls.py)
 
     @property
     def node(self) -> str:
@@ -139,6 +141,7 @@ class CallService:
         node = None if settings.is_sqlite else settings.node_name
         async with self.services.sessionmaker() as db:
             dropped = await records.mark_dropped(db, self.var_dir, node=node)
+            await close_dropped_segments(db)
         routing = self.services.routing
         for interaction_id in dropped.abandon:
             await routing.abandon(interaction_id, reason="call dropped: the hub restarted")
@@ -366,7 +369,7 @@ class CallService:
 
     async def _reconcile(self, live: LiveCall) -> None:
         """Bring the call in line with the interaction (which routing owns) and the phones."""
-        if live.finished:
+        if live.finished or self.controls.handing_over(live):
             return
         if live.customer.state is CallState.ENDED:
             await self._finished(live, who="caller")
@@ -383,7 +386,14 @@ class CallService:
         if interaction is None:
             return
         state = S(interaction.state)
+        if live.agent_call is not None and (
+            state in (S.QUEUED, S.OFFERED)
+            or (state == S.ACTIVE and interaction.agent_id != live.agent_id)
+        ):  # transferred away from the agent: their leg goes, the caller stays
+            await self._release_agent(live, "transferred")
+        await self.controls.sync(live)
         if state == S.OFFERED and offer is not None:
+            self._start_moh(live)
             ring = live.ring
             if ring is None or ring.offer_id != offer.id:
                 self._cancel_ring(live)
@@ -406,13 +416,31 @@ class CallService:
                 live.auto_answer_tried.add(agent_id)
                 self._cancel_ring(live)
                 self._start_ring(live, agent_id, None)
-        elif state in (S.WRAP_UP, S.CLOSED, S.ABANDONED, S.VOICEMAIL):
+        elif state in (S.WRAP_UP, S.CLOSED, S.ABANDONED, S.VOICEMAIL) and not (
+            self.controls.handed_off(live)
+        ):
             # the agent ended it in the console, or a supervisor did
             self._cancel_ring(live)
             if live.agent_call is not None:
                 await live.agent_call.hangup()
             await live.customer.hangup()
             await self._finished(live)
+
+    async def _release_agent(self, live: LiveCall, reason: str) -> None:
+        """The agent's leg leaves a call that goes on (a blind transfer)."""
+        agent_call, live.agent_call = live.agent_call, None
+        live.agent_id = None
+        leg_id, live.agent_leg_id = live.agent_leg_id, None
+        await self.controls.release_agent(live, reason)
+        if agent_call is None:
+            return
+        agent_call.leave_conference()
+        await agent_call.hangup()
+        if leg_id is not None:
+            async with self.services.sessionmaker() as db:
+                await self._close_leg(db, leg_id, agent_call)
+                if live.recording_id is not None:
+                    await records.add_recording_leg(db, live.recording_id, leg_id)
 
     def _cancel_ring(self, live: LiveCall) -> None:
         ring, live.ring = live.ring, None
@@ -570,6 +598,10 @@ class CallService:
         live.finished = True
         self._cancel_ring(live)
         self._stop_moh(live)
+        try:
+            await self.controls.finished(live)
+        except Exception:  # the legs and the lifecycle below must still close
+            log.exception("call controls failed to finish interaction %s", live.interaction_id)
         if live.agent_call is not None and live.agent_call.state is not CallState.ENDED:
             await live.agent_call.hangup()
         customer = live.customer

@@ -26,6 +26,13 @@ from models.reports import (
     ReportSchedule,
 )
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
+from models.segments import (
+    ControlEvent,
+    ControlKind,
+    InteractionSegment,
+    SegmentRole,
+    SupervisorQueue,
+)
 from models.staffing import (
     ForecastOverride,
     Roster,
@@ -64,6 +71,8 @@ __all__ = [
     "CannedResponse",
     "Contact",
     "ContactIdentity",
+    "ControlEvent",
+    "ControlKind",
     "Dialog",
     "DialogKind",
     "DialogVersion",
@@ -74,6 +83,7 @@ __all__ = [
     "Inbox",
     "Interaction",
     "InteractionEvent",
+    "InteractionSegment",
     "InteractionState",
     "Job",
     "JobState",
@@ -94,6 +104,7 @@ __all__ = [
     "Role",
     "Roster",
     "RosterShift",
+    "SegmentRole",
     "SenderKind",
     "ShiftTemplate",
     "Skill",
@@ -101,6 +112,7 @@ __all__ = [
     "StaffingGroup",
     "StaffingModel",
     "Strategy",
+    "SupervisorQueue",
     "Transcript",
     "TranscriptSegment",
     "TranscriptStatus",

@@ -43,6 +43,7 @@ from models import (
     Role,
     Skill,
     Strategy,
+    SupervisorQueue,
     User,
 )
 from models.base import utcnow
@@ -187,7 +188,11 @@ async def lookups(db: AsyncSession) -> dict[str, Any]:
     agent_skills: dict[int, dict[int, int]] = {}
     for row in (await db.exec(select(AgentSkill))).all():
         agent_skills.setdefault(row.agent_id, {})[row.skill_id] = row.level
+    monitored: dict[int, set[int]] = {}
+    for row in (await db.exec(select(SupervisorQueue))).all():
+        monitored.setdefault(row.user_id, set()).add(row.queue_id)
     return {
+        "monitored": monitored,  # supervisor user id → queues they may monitor (none: all)
         "skills": skills,
         "skill_names": {s.id: s.name for s in skills},
         "queues": queues,
@@ -413,6 +418,7 @@ async def save_user(db: AsyncSession, row: User, form: FormMultiDict, lk: dict) 
         raise UnprocessableError(
             "The SIP password needs 8–128 characters: letters, digits and - _ . ~ ! * + = @ #"
         )
+    lk["monitored_ids"] = [q.id for q in lk["queues"] if checked(form, f"monitor_{q.id}")]
     lk["extra"] = {
         "enabled": checked(form, "is_agent"),
         "capacity": capacity,
@@ -424,6 +430,10 @@ async def save_user(db: AsyncSession, row: User, form: FormMultiDict, lk: dict) 
 
 
 async def after_user(db: AsyncSession, row: User, lk: dict) -> None:
+    if "monitored_ids" in lk:  # the queues a supervisor may monitor (web/live_calls.py)
+        await db.exec(delete(SupervisorQueue).where(col(SupervisorQueue.user_id) == row.id))  # type: ignore[call-overload]
+        for queue_id in lk["monitored_ids"]:
+            db.add(SupervisorQueue(user_id=row.id, queue_id=queue_id))  # type: ignore[arg-type]
     profile = lk.get("extra")
     if profile is None:
         return
@@ -684,6 +694,11 @@ async def full_snapshot(db: AsyncSession, key: str, row: Any) -> dict[str, Any] 
                     await db.exec(select(AgentSkill).where(AgentSkill.agent_id == agent.id))
                 ).all()
             }
+    if key == "agents":
+        monitored = await db.exec(
+            select(SupervisorQueue.queue_id).where(SupervisorQueue.user_id == row.id)
+        )
+        snap["monitored_queues"] = sorted(monitored.all())
     if key == "queues":
         snap["skills"] = {
             str(s.skill_id): s.min_level

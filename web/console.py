@@ -228,6 +228,10 @@ class ConsoleStream:
                     self._popup(event),
                 )
                 out.append(SSE(event="supervisor-message", data=html))
+            elif event.name == "call":  # the call card changed (web/call_card.py)
+                iid = _topic_id(event.topic)
+                if iid is not None:
+                    out.append(SSE(event="call", data=self._call_card(iid, event.data.get("card"))))
             elif event.name == "message" and isinstance(event.data.get("message_id"), int):
                 message_ids.append(event.data["message_id"])
             elif event.name == "message-status" and isinstance(event.data.get("message_id"), int):
@@ -250,6 +254,14 @@ class ConsoleStream:
         if want_presence:
             out.append(await self._presence(event_key(batch, "presence")))
         return out
+
+    def _call_card(self, iid: int, card: Any) -> str:
+        from web.call_card import render_card
+
+        theirs = isinstance(card, dict) and card.get("agent_id") != self.agent_id
+        if theirs and not self.user.has_role(Role.SUPERVISOR):
+            card = None
+        return render_card(self.env, iid, card if isinstance(card, dict) else None, self.agent_id)
 
     def _popup(self, event: Event) -> Callable[[], str]:
         def load() -> str:

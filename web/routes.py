@@ -13,16 +13,19 @@ from web import (
     admin,
     audit_log,
     blocked,
+    call_card,
     chat_widgets,
     console,
     dialing,
     dialogs_admin,
+    live_calls,
     login,
     recordings,
     reports,
     sse,
     staffing,
     supervisor,
+    text_supervision,
 )
 from web.common import SECURITY_HEADERS
 
@@ -56,8 +59,11 @@ route_handlers: list = [
         route_handlers=[
             *login.route_handlers,
             *console.route_handlers,
+            *call_card.route_handlers,
             *dialing.route_handlers,
             *supervisor.route_handlers,
+            *live_calls.route_handlers,
+            *text_supervision.route_handlers,
             *admin.route_handlers,
             *audit_log.route_handlers,
             *chat_widgets.route_handlers,

@@ -251,7 +251,10 @@ async def run_stream(
 
 @get("/events")
 async def events(
-    request: Request, view: FromQuery[str] = "console", watch: FromQuery[int | None] = None
+    request: Request,
+    view: FromQuery[str] = "console",
+    watch: FromQuery[int | None] = None,
+    watch_calls: FromQuery[str] = "",
 ) -> ServerSentEvent:
     """The tab's stream: ``view=console`` (agents; ``watch`` = a conversation shown without
     being held, e.g. a supervisor looking in) or ``view=supervisor``."""
@@ -266,7 +269,7 @@ async def events(
     heartbeat = services.settings.sse_heartbeat_seconds
     if view == "supervisor":
         await role_guard(Role.SUPERVISOR)(request, events)
-        wallboard = SupervisorStream(services, env, user)
+        wallboard = SupervisorStream(services, env, user, watch_calls.strip())
         return ServerSentEvent(
             run_stream(services, wallboard, heartbeat=heartbeat, on_idle=wallboard.tick),
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

@@ -109,7 +109,10 @@ def _since_of(seconds: Any) -> datetime | None:
 class SupervisorStream:
     """The wallboard tab's stream: every queue or agent event re-renders both tables."""
 
-    def __init__(self, services: Services, env: Environment, user: CurrentUser) -> None:
+    def __init__(
+        self, services: Services, env: Environment, user: CurrentUser, watch: str = ""
+    ) -> None:
+        self.watch = watch[:64]  # monitoring by number (web/live_calls.py)
         self.services = services
         self.env = env
         self.user = user
@@ -118,7 +121,7 @@ class SupervisorStream:
         return [SUPERVISOR_TOPIC]
 
     async def sync(self, _mux: TopicMux) -> list[SSE]:
-        return await self._tables("sync")
+        return [*await self._tables("sync"), await self._calls()]
 
     async def _tables(self, key: str) -> list[SSE]:
         async def load() -> tuple[str, str, str, dict[str, str]]:
@@ -144,7 +147,17 @@ class SupervisorStream:
         ]
 
     async def render(self, batch: list[Event], _mux: TopicMux) -> list[SSE]:
-        return await self._tables(event_key(batch, "queue", "agent"))
+        out = await self._tables(event_key(batch, "queue", "agent"))
+        return [*out, await self._calls()]
+
+    async def _calls(self) -> SSE:
+        """Live calls (web/live_calls.py), per supervisor: their monitored queues."""
+        from web.live_calls import live_calls
+
+        async with self.services.sessionmaker() as db:
+            calls = await live_calls(db, self.user.id, self.watch)
+        html = render(self.env, "supervisor/_calls.html", calls=calls, me=self.user.id)
+        return SSE(event="calls", data=html)
 
     async def tick(self) -> list[SSE]:
         """A quiet spell: figures still move with time (a contact waiting past the target
@@ -155,11 +168,15 @@ class SupervisorStream:
 
 
 @get("/")
-async def supervisor_page(request: Request) -> Template:
+async def supervisor_page(request: Request, watch_calls: FromQuery[str] = "") -> Template:
+    from web.live_calls import live_calls
+
     services = services_of(request)
+    user = user_of(request)
     async with services.sessionmaker() as db:
         queues, agents, work = await live_stats(db, services.settings.timezone)
         channels = await channel_stats(db, timezone=services.settings.timezone)
+        calls = await live_calls(db, user.id, watch_calls[:64].strip())
     return page(
         "supervisor/page.html",
         request,
@@ -169,6 +186,9 @@ async def supervisor_page(request: Request) -> Template:
         channels=channels,
         states=by_state(agents),
         since_of=_since_of,
+        calls=calls,
+        me=user.id,
+        watch=watch_calls[:64].strip(),
     )
 
 

@@ -147,6 +147,9 @@ class Call:
         self.state = CallState.RINGING
         self.held = False  # we put the party on hold (it hears music)
         self.remote_held = False  # the party put us on hold (re-INVITE sendonly)
+        self.muted = False  # the party's audio reaches no conference member
+        self.recording_paused = False  # frames are not written while paused
+        self.recorded_frames = 0  # 20 ms frames written: the recording's timeline
         self.conference: Conference[Call] | None = None
         self.timeline: list[tuple[float, str]] = []
         self.end_reason: str | None = None
@@ -463,6 +466,28 @@ class Call:
         self._emit("recording_started", path=str(path))
         return recorder.path
 
+    @property
+    def recording_offset(self) -> float:
+        """Seconds of audio written to the recording so far (its timeline)."""
+        return round(self.recorded_frames * 0.02, 2)
+
+    def pause_recording(self) -> None:
+        """Stop writing frames (a card number is being given; the call is on hold)."""
+        if not self.recording_paused:
+            self.recording_paused = True
+            self._emit("recording_paused", offset=self.recording_offset)
+
+    def resume_recording(self) -> None:
+        if self.recording_paused:
+            self.recording_paused = False
+            self._emit("recording_resumed", offset=self.recording_offset)
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute: the party's audio is replaced by silence in every conference."""
+        if self.muted != muted:
+            self.muted = muted
+            self._emit("muted" if muted else "unmuted")
+
     def stop_recording(self) -> Path | None:
         with self._engine.lock:  # no tick is writing once we hold it
             recorder, self._recorder = self._recorder, None
@@ -579,7 +604,8 @@ class Call:
                     out = frame
                 else:
                     out = np.clip(out.astype(np.int32) + frame, -32768, 32767).astype(np.int16)
-        if self._recorder is not None:
+        if self._recorder is not None and not self.recording_paused:
+            self.recorded_frames += 1
             left = self._rec_left
             silence = np.zeros(160, dtype=np.int16)
             self._recorder.write(

@@ -282,7 +282,9 @@ class MediaEngine:
         # 2. conferences
         mixed: dict[Call, npt.NDArray[np.int16]] = {}
         for conf in self.conferences:
-            ins = {c: (SILENCE if c.held else inbound.get(c, SILENCE)) for c in conf.members}
+            ins = {
+                c: (SILENCE if c.held or c.muted else inbound.get(c, SILENCE)) for c in conf.members
+            }
             mixed.update(conf.mix(ins))
         # 3. one frame out to every leg, encoded per codec in one pass
         out_by_codec: dict[int, list[tuple[Call, npt.NDArray[np.int16]]]] = {}

@@ -1,0 +1,306 @@
+"""Consult transfer and conference on a call, with another agent.
+
+1. ``consult``: the caller goes on hold (music, recording paused) and the hub calls the
+   other agent's phone (``answer-after=0``); the two agents talk in the call's conference
+   while the caller hears only the music.
+2. then either ``conference`` (the caller comes off hold: a three-way call), ``drop``
+   (the other agent leaves; cancels a consult back to the caller), or ``complete`` (the
+   first agent leaves and the other agent keeps the caller: the interaction moves to them
+   through routing, with its history, notes and data, still one interaction).
+
+Each step is a ``ControlEvent``; the other agent's part is a segment (role consult, then
+agent once they take the call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from channels.voice.call import Call, CallState
+from channels.voice.mixer import Role as MixRole
+from channels.voice.sip_endpoint import CallFailed
+from hub import call_records as records
+from hub.call_controls import ControlError, ControlState
+from hub.routing.offers import pending_offer
+from models import (
+    Agent,
+    CallLegKind,
+    ControlKind,
+    InteractionSegment,
+    SegmentRole,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from hub.call_controls import CallControls
+    from hub.calls import LiveCall
+
+log = logging.getLogger(__name__)
+CONSULT_ANSWER_TIMEOUT = 30.0
+
+
+@dataclass
+class ConsultLeg:
+    agent_id: int
+    name: str
+    note: str = ""
+    call: Call | None = None
+    leg_id: int | None = None
+    segment_id: int | None = None
+    since: datetime = field(default_factory=utcnow)
+    conferenced: bool = False
+    task: asyncio.Task[None] | None = None
+
+
+async def consult(
+    controls: CallControls,
+    interaction_id: int,
+    agent_id: int | None,
+    user_id: int,
+    target_agent_id: int,
+    note: str = "",
+) -> str:
+    live = controls.live_for_agent(interaction_id, agent_id)
+    st = controls.state.setdefault(interaction_id, ControlState())
+    if st.consult is not None:
+        raise ControlError(f"you are already consulting {st.consult.name}")
+    if target_agent_id == agent_id:
+        raise ControlError("pick another agent")
+    async with controls.services.sessionmaker() as db:
+        target = await db.get(Agent, target_agent_id)
+        if target is None:
+            raise ControlError(f"agent {target_agent_id} does not exist")
+    if not target.extension or controls.calls.endpoint.registrar.lookup(target.extension) is None:
+        raise ControlError("that agent's phone is not registered")
+    name = await controls._agent_name(target_agent_id)
+    leg = ConsultLeg(agent_id=target_agent_id, name=name, note=note)
+    st.consult = leg
+    if not live.customer.held:
+        await live.customer.hold()
+        live.customer.pause_recording()
+    await controls.record(live, ControlKind.CONSULT, user_id, {"agent_id": target_agent_id})
+    leg.task = asyncio.create_task(_call(controls, live, leg, target.extension))
+    leg.task.add_done_callback(_log_failure)
+    await controls.publish(live)
+    return f"Calling {name}…"
+
+
+async def _call(controls: CallControls, live: LiveCall, leg: ConsultLeg, extension: str) -> None:
+    created: list[Call] = []
+    st = controls.state.get(live.interaction_id)
+    try:
+        call = await controls.calls.endpoint.call_agent(
+            extension, timeout=CONSULT_ANSWER_TIMEOUT, auto_answer=True, on_created=created.append
+        )
+    except CallFailed as exc:
+        failure = f"{exc.status} {exc.reason}"
+        if created:
+            await _store_leg(controls, live, leg, created[0], failure)
+        if st is not None and st.consult is leg:
+            st.consult = None
+            await controls.record(live, ControlKind.CONSULT_CANCEL, None, {"failed": failure})
+            await _back_to_caller(controls, live, st)
+        return
+    if st is None or st.consult is not leg or live.finished or live.agent_call is None:
+        await call.hangup()
+        return
+    leg.call = call
+    leg.since = utcnow()
+    await _store_leg(controls, live, leg, call, "")
+    async with controls.services.sessionmaker() as db:
+        segment = InteractionSegment(
+            interaction_id=live.interaction_id,
+            agent_id=leg.agent_id,
+            role=SegmentRole.CONSULT,
+            leg_id=leg.leg_id,
+            started_at=leg.since,
+        )
+        db.add(segment)
+        await db.commit()
+        leg.segment_id = segment.id
+    conference = live.agent_call.conference
+    if conference is None:  # the caller and agent are always bridged while connected
+        await call.hangup()
+        return
+    call.join(conference, MixRole.FULL)
+    call.add_listener(
+        lambda _c, event: (
+            asyncio.create_task(_hung_up(controls, live, leg)) if event.kind == "ended" else None
+        )
+    )
+    await controls.publish(live)
+
+
+async def _hung_up(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> None:
+    """The other agent hung up: a consult or conference goes back to the caller; after a
+    completed transfer it is the call's agent leg, which the call service follows."""
+    live.poke.set()
+    st = controls.state.get(live.interaction_id)
+    if st is not None and st.consult is leg:
+        st.consult = None
+        await _close(controls, live, leg, "hung up")
+        await controls.record(live, ControlKind.DROP, None, {"agent_id": leg.agent_id})
+        await _back_to_caller(controls, live, st)
+
+
+async def conference(
+    controls: CallControls, interaction_id: int, agent_id: int | None, user_id: int
+) -> None:
+    """The caller comes off hold: caller, agent and the other agent all talk."""
+    live = controls.live_for_agent(interaction_id, agent_id)
+    leg = _talking(controls, interaction_id)
+    if leg.conferenced:
+        raise ControlError("the conference is already on")
+    leg.conferenced = True
+    await _back_to_caller(controls, live, controls.state[interaction_id], publish=False)
+    await controls.record(live, ControlKind.CONFERENCE, user_id, {"agent_id": leg.agent_id})
+    await controls.publish(live)
+
+
+async def drop(
+    controls: CallControls, interaction_id: int, agent_id: int | None, user_id: int
+) -> None:
+    """The other agent leaves (cancels a consult): back to the caller."""
+    live = controls.live_for_agent(interaction_id, agent_id)
+    st = controls.state.get(interaction_id)
+    leg = st.consult if st is not None else None
+    if st is None or leg is None:
+        raise ControlError("nobody else is on the call")
+    st.consult = None
+    kind = ControlKind.DROP if leg.conferenced else ControlKind.CONSULT_CANCEL
+    await controls.record(live, kind, user_id, {"agent_id": leg.agent_id})
+    await _close(controls, live, leg, "dropped" if leg.conferenced else "consult cancelled")
+    if leg.task is not None and not leg.task.done():
+        leg.task.cancel()
+    if leg.call is not None:
+        await leg.call.hangup()
+    await _back_to_caller(controls, live, st)
+
+
+async def complete(
+    controls: CallControls, interaction_id: int, agent_id: int | None, user_id: int
+) -> None:
+    """The other agent keeps the caller; this agent's leg is released (no wrap-up: the
+    interaction moved on, as with any transfer)."""
+    live = controls.live_for_agent(interaction_id, agent_id)
+    assert agent_id is not None
+    leg = _talking(controls, interaction_id)
+    st = controls.state[interaction_id]
+    routing = controls.services.routing
+    st.handing_over = True  # the call service waits until the interaction has moved
+    try:
+        await routing.transfer_to_agent(
+            interaction_id, leg.agent_id, by_agent_id=agent_id, note=leg.note or None
+        )
+        async with controls.services.sessionmaker() as db:
+            offer = await pending_offer(db, interaction_id)
+        if offer is None:
+            raise ControlError("the transfer's offer is gone")
+        await routing.accept_offer(offer.id, leg.agent_id)  # type: ignore[arg-type]
+    except (ValueError, LookupError, PermissionError) as exc:
+        st.handing_over = False
+        live.poke.set()
+        raise ControlError(str(exc)) from exc
+    old_call, old_leg = live.agent_call, live.agent_leg_id
+    st.consult = None
+    live.agent_call, live.agent_id, live.agent_leg_id = leg.call, leg.agent_id, leg.leg_id
+    await _close(controls, live, leg, "took the call")
+    await controls.record(live, ControlKind.CONSULT_COMPLETE, user_id, {"agent_id": leg.agent_id})
+    if live.customer.held:
+        await live.customer.unhold()
+    if live.customer.recording_paused:
+        live.customer.resume_recording()
+    st.agent_paused = False
+    st.handing_over = False
+    if old_call is not None:
+        await old_call.hangup()
+        if old_leg is not None:
+            async with controls.services.sessionmaker() as db:
+                await controls.calls._close_leg(db, old_leg, old_call)
+                if live.recording_id is not None:
+                    await records.add_recording_leg(db, live.recording_id, old_leg)
+    live.poke.set()  # sync() closes the first agent's segment and opens the new agent's
+
+
+def _talking(controls: CallControls, interaction_id: int) -> ConsultLeg:
+    st = controls.state.get(interaction_id)
+    leg = st.consult if st is not None else None
+    if leg is None or leg.call is None or leg.call.state is CallState.ENDED:
+        raise ControlError("no other agent is on the line yet")
+    return leg
+
+
+async def _back_to_caller(
+    controls: CallControls, live: LiveCall, st: ControlState, *, publish: bool = True
+) -> None:
+    if live.customer.state is not CallState.ENDED and live.customer.held:
+        with contextlib.suppress(Exception):
+            await live.customer.unhold()
+        if not st.agent_paused:
+            live.customer.resume_recording()
+    if publish:
+        await controls.publish(live)
+
+
+async def _close(controls: CallControls, live: LiveCall, leg: ConsultLeg, why: str) -> None:
+    async with controls.services.sessionmaker() as db:
+        if leg.segment_id is not None:
+            segment = await db.get(InteractionSegment, leg.segment_id)
+            if segment is not None and segment.ended_at is None:
+                segment.ended_at = utcnow()
+                segment.end_reason = why[:64]
+                db.add(segment)
+                await db.commit()
+        if why != "took the call" and leg.leg_id is not None and leg.call is not None:
+            await records.update_leg(
+                db,
+                leg.leg_id,
+                ended_at=records.epoch_to_dt(leg.call.ended_at) or utcnow(),
+                end_reason=why[:64],
+            )
+
+
+async def _store_leg(
+    controls: CallControls, live: LiveCall, leg: ConsultLeg, call: Call, failure: str
+) -> None:
+    async with controls.services.sessionmaker() as db:
+        leg_id = await records.add_leg(
+            db,
+            live.interaction_id,
+            kind=CallLegKind.AGENT,
+            direction="outbound",
+            sip_call_id=call.call_id,
+            remote_uri=call.remote_uri,
+            node=controls.calls.node,
+            agent_id=leg.agent_id,
+            started_at=records.epoch_to_dt(call.started_at),  # type: ignore[arg-type]
+        )
+        if failure:
+            await records.update_leg(
+                db,
+                leg_id,
+                ended_at=records.epoch_to_dt(call.ended_at or call.started_at),
+                end_reason=failure[:64],
+            )
+        else:
+            await records.update_leg(db, leg_id, answered_at=records.epoch_to_dt(call.answered_at))
+            leg.leg_id = leg_id
+
+
+async def hang_up(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> None:
+    """The call ended (or its agent left) during a consult: the other agent's leg goes."""
+    if leg.task is not None and not leg.task.done():
+        leg.task.cancel()
+    if leg.call is not None and leg.call.state is not CallState.ENDED:
+        await leg.call.hangup()
+    await _close(controls, live, leg, "the call ended")
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a consult call failed", exc_info=task.exception())
