@@ -112,9 +112,19 @@ class Services:
 
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
             transcriber.register(self.jobs)
+        from hub.qa.categories import RERUN_JOB, rerun_handler
+
+        self.jobs.register(RERUN_JOB, rerun_handler(self.sessionmaker))
         await self.jobs.start()
+        if self.settings.qa_index_enabled:
+            from hub.qa.indexer import QaIndexer
+
+            self.extras["qa_indexer"] = indexer = QaIndexer(self)
+            await indexer.start()
 
     async def close(self) -> None:
+        if "qa_indexer" in self.extras:
+            await self.extras.pop("qa_indexer").stop()
         await self.jobs.stop()  # first: handlers use everything below
         if "voice_notes" in self.extras:
             await self.extras["voice_notes"].close()

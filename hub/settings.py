@@ -90,6 +90,13 @@ class Settings(BaseSettings):
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 
+    # QA (hub.qa): the search index follows new segments and messages this often (and when
+    # woken); 0 days of retention keeps transcripts and evaluations for ever.
+    qa_index_enabled: bool = True
+    qa_index_seconds: float = 1.0
+    qa_transcript_retention_days: int = 0
+    qa_evaluation_retention_days: int = 0
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:

@@ -17,6 +17,7 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
+from models.qa import Category, DocSource, InteractionCategory, QaDoc
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
@@ -41,6 +42,7 @@ __all__ = [
     "CallLeg",
     "CallLegKind",
     "CannedResponse",
+    "Category",
     "Contact",
     "ContactIdentity",
     "Dialog",
@@ -48,9 +50,11 @@ __all__ = [
     "DialogVersion",
     "Direction",
     "Disposition",
+    "DocSource",
     "IdentityKind",
     "Inbox",
     "Interaction",
+    "InteractionCategory",
     "InteractionEvent",
     "InteractionState",
     "Job",
@@ -62,6 +66,7 @@ __all__ = [
     "OfferOutcome",
     "PresenceChange",
     "PresenceState",
+    "QaDoc",
     "Queue",
     "QueueSkill",
     "Recording",
