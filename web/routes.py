@@ -16,6 +16,7 @@ from web import (
     console,
     dialing,
     login,
+    qa,
     recordings,
     sse,
     supervisor,
@@ -59,6 +60,7 @@ route_handlers: list = [
             *blocked.route_handlers,
             *sse.route_handlers,
             *recordings.route_handlers,
+            *qa.route_handlers,
         ],
     )
 ]
