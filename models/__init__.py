@@ -17,7 +17,15 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
-from models.qa import Category, DocSource, InteractionCategory, QaDoc
+from models.qa import (
+    Category,
+    DocSource,
+    Evaluation,
+    EvaluationForm,
+    EvaluationStatus,
+    InteractionCategory,
+    QaDoc,
+)
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
@@ -51,6 +59,9 @@ __all__ = [
     "Direction",
     "Disposition",
     "DocSource",
+    "Evaluation",
+    "EvaluationForm",
+    "EvaluationStatus",
     "IdentityKind",
     "Inbox",
     "Interaction",

@@ -56,3 +56,39 @@ class InteractionCategory(SQLModel, table=True):
     category_id: int = Field(foreign_key="category.id", index=True)
     evidence: dict[str, Any] = json_field()
     tagged_at: datetime = created_at_field()
+
+
+class EvaluationForm(SQLModel, table=True):
+    """A scorecard: ``definition`` is checked by ``hub.qa.scorecards.validate_form``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=64)
+    definition: dict[str, Any] = json_field()
+    active: bool = True
+    created_at: datetime = created_at_field()
+
+
+class EvaluationStatus(StrEnum):
+    SUBMITTED = "submitted"
+    ACKNOWLEDGED = "acknowledged"  # the agent read it and agrees
+    DISPUTED = "disputed"  # the agent disagrees, with a reason
+
+
+class Evaluation(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    form_id: int = Field(foreign_key="evaluationform.id", index=True)
+    interaction_id: int = Field(foreign_key="interaction.id", index=True)
+    agent_id: int | None = Field(default=None, foreign_key="agent.id", index=True)
+    queue_id: int | None = Field(default=None, foreign_key="queue.id")
+    evaluator_id: int = Field(foreign_key="user.id")
+    # question id → {"value": "yes"|"no"|"na"|number, "auto": value or None, "overridden": bool}
+    answers: dict[str, Any] = json_field()
+    comments: list[dict[str, Any]] = json_field(default_factory=list)  # {at_ms, text}
+    score: float = 0.0  # 0…100, 0 when a critical question failed
+    failed_critical: bool = False
+    status: str = Field(default=EvaluationStatus.SUBMITTED, max_length=16)
+    dispute_reason: str = Field(default="", max_length=1000)
+    created_at: datetime = created_at_field()
+    answered_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )

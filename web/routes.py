@@ -17,6 +17,7 @@ from web import (
     dialing,
     login,
     qa,
+    qa_scorecards,
     recordings,
     sse,
     supervisor,
@@ -61,6 +62,7 @@ route_handlers: list = [
             *sse.route_handlers,
             *recordings.route_handlers,
             *qa.route_handlers,
+            *qa_scorecards.route_handlers,
         ],
     )
 ]

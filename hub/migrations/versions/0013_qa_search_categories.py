@@ -1,4 +1,5 @@
-"""QA search index (redacted text of segments and messages), categories and their tags
+"""QA search index (redacted text of segments and messages), categories and their tags,
+evaluation forms and evaluations
 
 The full-text index is dialect-specific: on SQLite an external-content FTS5 table kept in
 step with ``qadoc`` by triggers; on PostgreSQL a GIN index over ``to_tsvector('simple', text)``.
@@ -93,8 +94,54 @@ def upgrade() -> None:
             batch_op.f("ix_interactioncategory_interaction_id"), ["interaction_id"], unique=False
         )
 
+    op.create_table(
+        "evaluationform",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+        sa.Column("definition", sa.JSON(), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("name"),
+    )
+    op.create_table(
+        "evaluation",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("form_id", sa.Integer(), nullable=False),
+        sa.Column("interaction_id", sa.Integer(), nullable=False),
+        sa.Column("agent_id", sa.Integer(), nullable=True),
+        sa.Column("queue_id", sa.Integer(), nullable=True),
+        sa.Column("evaluator_id", sa.Integer(), nullable=False),
+        sa.Column("answers", sa.JSON(), nullable=False),
+        sa.Column("comments", sa.JSON(), nullable=False),
+        sa.Column("score", sa.Float(), nullable=False),
+        sa.Column("failed_critical", sa.Boolean(), nullable=False),
+        sa.Column("status", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+        sa.Column("dispute_reason", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(["agent_id"], ["agent.id"]),
+        sa.ForeignKeyConstraint(["evaluator_id"], ["user.id"]),
+        sa.ForeignKeyConstraint(["form_id"], ["evaluationform.id"]),
+        sa.ForeignKeyConstraint(["interaction_id"], ["interaction.id"]),
+        sa.ForeignKeyConstraint(["queue_id"], ["queue.id"]),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("evaluation", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_evaluation_agent_id"), ["agent_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_evaluation_form_id"), ["form_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_evaluation_interaction_id"), ["interaction_id"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("evaluation", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_evaluation_interaction_id"))
+        batch_op.drop_index(batch_op.f("ix_evaluation_form_id"))
+        batch_op.drop_index(batch_op.f("ix_evaluation_agent_id"))
+    op.drop_table("evaluation")
+    op.drop_table("evaluationform")
     with op.batch_alter_table("interactioncategory", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_interactioncategory_interaction_id"))
         batch_op.drop_index(batch_op.f("ix_interactioncategory_category_id"))
