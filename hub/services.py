@@ -113,8 +113,13 @@ class Services:
             self.extras["voice_notes"] = transcriber = VoiceNoteTranscriber(self)
             transcriber.register(self.jobs)
         from hub.qa.categories import RERUN_JOB, rerun_handler
+        from hub.qa.erasure import RETENTION_JOB, retention_handler, schedule_retention
 
         self.jobs.register(RERUN_JOB, rerun_handler(self.sessionmaker))
+        self.jobs.register(RETENTION_JOB, retention_handler(self))
+        async with self.sessionmaker() as db:
+            await schedule_retention(db)
+            await db.commit()
         await self.jobs.start()
         if self.settings.qa_index_enabled:
             from hub.qa.indexer import QaIndexer

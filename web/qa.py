@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import sqlalchemy as sa
 from litestar import Request, Router, get, post
 from litestar.exceptions import NotFoundException, PermissionDeniedException
 from litestar.params import FromPath
@@ -23,12 +24,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import audit
 from hub.qa.categories import METRICS, OPS, RuleError, queue_rerun, validate_rule
+from hub.qa.erasure import delete_files, erase_contact
 from hub.qa.query import QueryError
 from hub.qa.redaction import redact
 from hub.qa.search import SENTIMENTS, SPEAKERS, SearchFilters, SearchResult, search
 from models import (
     Category,
     Contact,
+    ContactIdentity,
     Disposition,
     DocSource,
     Interaction,
@@ -448,6 +451,76 @@ async def rerun_categories(request: Request) -> Redirect:
     return Redirect("/qa/categories?rerun=1", status_code=303)
 
 
+# --- erasure (admins) -----------------------------------------------------------------------
+
+
+@get("/erase", guards=[role_guard(Role.ADMIN)])
+async def erase_page(request: Request) -> Template:
+    """Find the contact by id or by an address (phone, email, handle) before erasing."""
+    raw = (request.query_params.get("contact") or "").strip()
+    contact = None
+    interactions = 0
+    error = None
+    if raw:
+        async with services_of(request).sessionmaker() as db:
+            if raw.isdigit():
+                contact = await db.get(Contact, int(raw))
+            else:
+                identity = (
+                    await db.exec(
+                        select(ContactIdentity).where(
+                            sa.func.lower(ContactIdentity.address) == raw.lower()
+                        )
+                    )
+                ).first()
+                contact = await db.get(Contact, identity.contact_id) if identity else None
+            if contact is None:
+                error = f"No contact matches {raw!r}."
+            else:
+                interactions = len(
+                    (
+                        await db.exec(
+                            select(Interaction.id).where(Interaction.contact_id == contact.id)
+                        )
+                    ).all()
+                )
+    template = page(
+        "qa/erase.html",
+        request,
+        raw=raw,
+        contact=contact,
+        interactions=interactions,
+        error=error,
+        done=request.query_params.get("done"),
+    )
+    if error:
+        template.status_code = 404
+    return template
+
+
+@post("/contacts/{contact_id:int}/erase", guards=[role_guard(Role.ADMIN)], status_code=200)
+async def erase(request: Request, contact_id: FromPath[int]) -> Redirect:
+    form = await request.form()
+    if form.get("confirm") != "ERASE":
+        raise UnprocessableError("Type ERASE to confirm: this cannot be undone.")
+    services = services_of(request)
+    user = user_of(request)
+    async with services.sessionmaker() as db:
+        try:
+            result = await erase_contact(
+                db,
+                contact_id,
+                user_id=user.id,
+                var_dir=services.settings.var_dir,
+                attachments=services.attachments,
+            )
+        except LookupError as exc:
+            raise NotFoundException(str(exc)) from None
+        await db.commit()
+    await asyncio.to_thread(delete_files, result.files)
+    return Redirect(f"/qa/erase?done={contact_id}", status_code=303)
+
+
 qa_router = Router(
     path="/qa",
     guards=[role_guard()],
@@ -464,6 +537,8 @@ qa_router = Router(
             ],
         ),
         interaction_view,  # agents too, for their own interactions
+        erase_page,
+        erase,
     ],
 )
 
