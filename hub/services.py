@@ -117,9 +117,10 @@ class Services:
 
         self.jobs.register(RERUN_JOB, rerun_handler(self.sessionmaker))
         self.jobs.register(RETENTION_JOB, retention_handler(self))
-        async with self.sessionmaker() as db:
-            await schedule_retention(db)
-            await db.commit()
+        if self.settings.qa_transcript_retention_days or self.settings.qa_evaluation_retention_days:
+            async with self.sessionmaker() as db:
+                await schedule_retention(db)
+                await db.commit()
         await self.jobs.start()
         if self.settings.qa_index_enabled:
             from hub.qa.indexer import QaIndexer
