@@ -3,7 +3,11 @@ only their own; every search and opening is audited, the query redacted."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import httpx
+import pytest
 from sqlmodel import col, select
 
 from hub.qa.indexer import QaIndexer
@@ -11,6 +15,15 @@ from hub.services import Services
 from models import AuditEntry, Category, InteractionCategory
 from tests.hub.qa.helpers import agent_id, make_call, make_text
 from tests.web.conftest import login
+
+
+@pytest.fixture
+def web_database_url(tmp_path: Path, seeded_sqlite: Path) -> str:
+    """SQLite only: the search itself runs on both databases in tests/hub/qa/test_search.py;
+    these tests are about the pages."""
+    target = tmp_path / "hub.sqlite3"
+    shutil.copyfile(seeded_sqlite, target)
+    return f"sqlite+aiosqlite:///{target}"
 
 
 async def _corpus(services: Services) -> dict[str, int]:
