@@ -187,7 +187,9 @@ async def measure(url: str, backend: str, n: int, vocab: list[str]) -> list[floa
     return everything
 
 
-async def run_backend(backend: str, n: int, vocab: list[str], postgres_url: str) -> None:
+async def run_backend(
+    backend: str, n: int, vocab: list[str], postgres_url: str, pg_db: str = "qa_bench"
+) -> None:
     if backend == "sqlite":
         folder = Path(tempfile.mkdtemp(prefix="qa-bench-"))
         url = f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
@@ -195,11 +197,11 @@ async def run_backend(backend: str, n: int, vocab: list[str], postgres_url: str)
         admin = make_engine(postgres_url.replace("postgresql://", "postgresql+asyncpg://"))
         async with admin.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(sa.text("DROP DATABASE IF EXISTS qa_bench"))
-            await conn.execute(sa.text("CREATE DATABASE qa_bench"))
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {pg_db}"))
+            await conn.execute(sa.text(f"CREATE DATABASE {pg_db}"))
         await admin.dispose()
         url = postgres_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
-        url += "/qa_bench"
+        url += f"/{pg_db}"
     await asyncio.to_thread(migrate, url)
     seconds = await build(url, n, vocab)
     print(
@@ -233,11 +235,14 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-db", default="qa_bench", help="scratch database (dropped first)")
     args = parser.parse_args()
+    if not args.pg_db.isidentifier():
+        parser.error("--pg-db must be a plain identifier")
     vocab = words()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        asyncio.run(run_backend(backend, args.segments, vocab, args.postgres))
+        asyncio.run(run_backend(backend, args.segments, vocab, args.postgres, args.pg_db))
 
 
 if __name__ == "__main__":
