@@ -133,9 +133,25 @@ class Services:
         rollups.register()
         await rollups.ensure_started()
         ReportMailer(self).register()
+        from hub.qa.categories import RERUN_JOB, rerun_handler
+        from hub.qa.erasure import RETENTION_JOB, retention_handler, schedule_retention
+
+        self.jobs.register(RERUN_JOB, rerun_handler(self.sessionmaker))
+        self.jobs.register(RETENTION_JOB, retention_handler(self))
+        if self.settings.qa_transcript_retention_days or self.settings.qa_evaluation_retention_days:
+            async with self.sessionmaker() as db:
+                await schedule_retention(db)
+                await db.commit()
         await self.jobs.start()
+        if self.settings.qa_index_enabled:
+            from hub.qa.indexer import QaIndexer
+
+            self.extras["qa_indexer"] = indexer = QaIndexer(self)
+            await indexer.start()
 
     async def close(self) -> None:
+        if "qa_indexer" in self.extras:
+            await self.extras.pop("qa_indexer").stop()
         await self.jobs.stop()  # first: handlers use everything below
         if "voice_notes" in self.extras:
             await self.extras["voice_notes"].close()

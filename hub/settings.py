@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     qa_transcribe_idle: bool = True  # and SCHED_IDLE: they run only on otherwise idle CPU
     qa_redaction_margin_ms: int = 250  # silenced either side of a redacted word
     qa_silence_seconds: float = 3.0  # a pause this long counts as a silence in the metrics
+    # QA (hub.qa): the search index follows new segments and messages this often (and when
+    # woken); 0 days of retention keeps transcripts and evaluations for ever.
+    qa_index_enabled: bool = True
+    qa_index_seconds: float = 1.0
+    qa_transcript_retention_days: int = 0
+    qa_evaluation_retention_days: int = 0
 
     @field_validator("timezone")
     @classmethod

@@ -18,6 +18,15 @@ from models.interactions import (
 )
 from models.jobs import Job, JobState
 from models.nobody import CallbackAttempt, CallbackRequest, CallbackState, CallOut, Voicemail
+from models.qa import (
+    Category,
+    DocSource,
+    Evaluation,
+    EvaluationForm,
+    EvaluationStatus,
+    InteractionCategory,
+    QaDoc,
+)
 from models.reports import (
     WAIT_BINS,
     ReportRepeat,
@@ -69,6 +78,7 @@ __all__ = [
     "CallbackRequest",
     "CallbackState",
     "CannedResponse",
+    "Category",
     "Contact",
     "ContactIdentity",
     "ControlEvent",
@@ -78,10 +88,15 @@ __all__ = [
     "DialogVersion",
     "Direction",
     "Disposition",
+    "DocSource",
+    "Evaluation",
+    "EvaluationForm",
+    "EvaluationStatus",
     "ForecastOverride",
     "IdentityKind",
     "Inbox",
     "Interaction",
+    "InteractionCategory",
     "InteractionEvent",
     "InteractionSegment",
     "InteractionState",
@@ -94,6 +109,7 @@ __all__ = [
     "OfferOutcome",
     "PresenceChange",
     "PresenceState",
+    "QaDoc",
     "Queue",
     "QueueSkill",
     "Recording",

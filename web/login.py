@@ -25,7 +25,7 @@ HOME_BY_ROLE = {
     Role.AGENT: "/console",
     Role.SUPERVISOR: "/supervisor",
     Role.ADMIN: "/admin",
-    Role.QA: "/",
+    Role.QA: "/qa",
 }
 
 
@@ -155,8 +155,6 @@ def home(request: Request) -> Redirect | Template:
     user = request.user if "user" in request.scope else None
     if not isinstance(user, CurrentUser):
         return Redirect("/login")
-    if user.role is Role.QA:
-        return page("home.html", request)
     return Redirect(HOME_BY_ROLE[user.role])
 
 

@@ -20,6 +20,8 @@ from web import (
     dialogs_admin,
     live_calls,
     login,
+    qa,
+    qa_scorecards,
     recordings,
     reports,
     sse,
@@ -73,6 +75,8 @@ route_handlers: list = [
             *recordings.route_handlers,
             *staffing.route_handlers,
             *reports.route_handlers,
+            *qa.route_handlers,
+            *qa_scorecards.route_handlers,
         ],
     )
 ]

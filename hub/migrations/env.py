@@ -10,6 +10,7 @@ from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers every table on SQLModel.metadata)
 from hub.db import make_engine
+from hub.qa.search import is_search_index_object
 
 target_metadata = SQLModel.metadata
 
@@ -20,6 +21,8 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # the QA full-text index (FTS5 table, GIN index) is made by hand in its migration
+        include_name=lambda name, _type, _parents: not is_search_index_object(name),
     )
     with context.begin_transaction():
         context.run_migrations()

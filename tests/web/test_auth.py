@@ -12,7 +12,7 @@ async def test_login_sends_each_role_to_its_home_page(client: httpx.AsyncClient)
         ("alice", "/console"),
         ("sam", "/supervisor"),
         ("admin", "/admin"),
-        ("quinn", "/"),
+        ("quinn", "/qa"),
     ):
         client.cookies.clear()
         await client.get("/login")

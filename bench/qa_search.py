@@ -1,0 +1,249 @@
+"""QA search latency over many transcript segments, on SQLite FTS5 and PostgreSQL full text.
+
+Builds a corpus of N synthetic segments (a Zipf vocabulary of 20,000 words, 8–20 words per
+segment, customer and agent turns, 20 segments per call, dates spread over a year in index
+order) straight into the search table, then times ``hub.qa.search.search`` — the code the QA
+page runs, hit count capped at 1,000 and the newest 20 hits fetched — for this query mix:
+
+- rare: a word about 1 in 100,000 segments holds;   - common: one of the 5 most frequent;
+- phrase: two words as they stand in a segment;       - prefix: ``wor*`` of a mid-rank word;
+- near: two mid-rank words within 5;                  - speaker: a common word, customer only;
+- dates: a common word within one month;              - not: a common word without another.
+
+Prints one JSON line per backend and query kind (p50, p95, max in ms) and one overall p95.
+
+    .venv/bin/python bench/qa_search.py [--segments 1000000] [--backend sqlite|postgres|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from hub.db import make_engine, make_sessionmaker, migrate
+from hub.qa.search import SearchFilters, search
+
+VOCAB = 20_000
+PER_CALL = 20
+START = datetime(2026, 1, 1, tzinfo=UTC)
+RUNS = 15
+
+
+def words() -> list[str]:
+    rng = random.Random(7)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    out: set[str] = set()
+    while len(out) < VOCAB:
+        out.add("".join(rng.choice(letters) for _ in range(rng.randint(3, 9))))
+    return sorted(out, key=lambda w: (len(w), w))
+
+
+def corpus(n: int, vocab: list[str]):
+    rng = random.Random(11)
+    weights = [1 / (r + 1) for r in range(VOCAB)]
+    cum = list(_accumulate(weights))
+    span = 365 * 86400
+    batch = []
+    for i in range(n):
+        k = rng.randint(8, 20)
+        text = " ".join(rng.choices(vocab, cum_weights=cum, k=k))
+        at = START + timedelta(seconds=span * i / n)
+        batch.append(
+            {
+                "interaction_id": i // PER_CALL + 1,
+                "source": "segment",
+                "source_id": i + 1,
+                "speaker": "customer" if i % 2 else "agent",
+                "at": at,
+                "start_ms": (i % PER_CALL) * 4000,
+                "text": text,
+            }
+        )
+        if len(batch) == 20_000:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _accumulate(values):
+    total = 0.0
+    for v in values:
+        total += v
+        yield total
+
+
+async def build(url: str, n: int, vocab: list[str]) -> float:
+    engine = make_engine(url)
+    t0 = time.perf_counter()
+    async with engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO inbox (id, name, kind, config, active) "
+                "VALUES (1, 'bench', 'voice', '{}', :t)"
+            ),
+            {"t": True},
+        )
+        await conn.execute(
+            sa.text(
+                "INSERT INTO contact (id, name, vip_level, blocked, blocked_reason, notes, known,"
+                " created_at) VALUES (1, 'c', 0, :f, '', '', :f, :now)"
+            ),
+            {"f": False, "now": START},
+        )
+    calls = (n + PER_CALL - 1) // PER_CALL
+    async with engine.begin() as conn:
+        rows = [
+            {"id": i, "at": START + timedelta(seconds=365 * 86400 * (i - 1) / calls)}
+            for i in range(1, calls + 1)
+        ]
+        await conn.execute(
+            sa.text(
+                "INSERT INTO interaction (id, inbox_id, contact_id, channel, state, priority, "
+                "required_skills, data, wrapup_notes, overflowed, created_at) VALUES "
+                "(:id, 1, 1, 'voice', 'closed', 0, '{}', '{}', '', :f, :at)"
+            ),
+            [{**r, "f": False} for r in rows],
+        )
+    insert = sa.text(
+        "INSERT INTO qadoc (interaction_id, source, source_id, speaker, at, start_ms, text) "
+        "VALUES (:interaction_id, :source, :source_id, :speaker, :at, :start_ms, :text)"
+    ).bindparams(sa.bindparam("at", type_=sa.DateTime(timezone=True)))
+    for batch in corpus(n, vocab):
+        async with engine.begin() as conn:
+            await conn.execute(insert, batch)
+    async with engine.connect() as conn:
+        # what autovacuum does after a bulk load: GIN's pending list merged, statistics taken
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("ANALYZE" if "sqlite" in url else "VACUUM ANALYZE qadoc"))
+    await engine.dispose()
+    return time.perf_counter() - t0
+
+
+def queries(vocab: list[str], n: int) -> dict[str, tuple[str, SearchFilters]]:
+    # rank r is held by about n * 14 / (r * H) segments (H ≈ 10.5): 1 in 100,000 → r ≈ 13,000
+    rare = vocab[min(VOCAB - 1, 13_000)]
+    common, other = vocab[2], vocab[4]
+    mid_a, mid_b = vocab[300], vocab[301]
+    rng = random.Random(3)
+    probe = next(corpus(1000, vocab))[rng.randint(0, 999)]["text"].split()
+    month_from = date(2026, 6, 1)
+    return {
+        "rare": (rare, SearchFilters()),
+        "common": (common, SearchFilters()),
+        "phrase": (f'"{probe[0]} {probe[1]}"', SearchFilters()),
+        "prefix": (vocab[500][:3] + "*", SearchFilters()),
+        "near": (f"{mid_a} NEAR/5 {mid_b}", SearchFilters()),
+        "speaker": (common, SearchFilters(speaker="customer")),
+        "dates": (common, SearchFilters(date_from=month_from, date_to=date(2026, 6, 30))),
+        "not": (f"{common} -{other}", SearchFilters()),
+    }
+
+
+async def measure(url: str, backend: str, n: int, vocab: list[str]) -> list[float]:
+    engine = make_engine(url)
+    maker = make_sessionmaker(engine)
+    everything: list[float] = []
+    for kind, (text, filters) in queries(vocab, n).items():
+        times = []
+        hits = 0
+        for i in range(RUNS + 1):
+            async with maker() as db:
+                t0 = time.perf_counter()
+                result = await search(db, text, filters, limit=20, cap=1000)
+                elapsed = (time.perf_counter() - t0) * 1000
+            if i:  # the first run warms the cache
+                times.append(elapsed)
+            hits = result.total
+        times.sort()
+        everything += times
+        print(
+            json.dumps(
+                {
+                    "figure": "qa_search_ms",
+                    "backend": backend,
+                    "segments": n,
+                    "query": kind,
+                    "text": text,
+                    "hits_capped": hits,
+                    "p50": round(statistics.median(times), 2),
+                    "p95": round(times[int(0.95 * (len(times) - 1))], 2),
+                    "max": round(times[-1], 2),
+                }
+            ),
+            flush=True,
+        )
+    await engine.dispose()
+    everything.sort()
+    return everything
+
+
+async def run_backend(
+    backend: str, n: int, vocab: list[str], postgres_url: str, pg_db: str = "qa_bench"
+) -> None:
+    if backend == "sqlite":
+        folder = Path(tempfile.mkdtemp(prefix="qa-bench-"))
+        url = f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
+    else:
+        admin = make_engine(postgres_url.replace("postgresql://", "postgresql+asyncpg://"))
+        async with admin.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {pg_db}"))
+            await conn.execute(sa.text(f"CREATE DATABASE {pg_db}"))
+        await admin.dispose()
+        url = postgres_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+        url += f"/{pg_db}"
+    await asyncio.to_thread(migrate, url)
+    seconds = await build(url, n, vocab)
+    print(
+        json.dumps(
+            {
+                "figure": "qa_index_build_s",
+                "backend": backend,
+                "segments": n,
+                "seconds": round(seconds, 1),
+            }
+        ),
+        flush=True,
+    )
+    times = await measure(url, backend, n, vocab)
+    print(
+        json.dumps(
+            {
+                "figure": "qa_search_p95_ms",
+                "backend": backend,
+                "segments": n,
+                "p95": round(times[int(0.95 * (len(times) - 1))], 2),
+                "target_ms": 100,
+            }
+        ),
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--segments", type=int, default=1_000_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--pg-db", default="qa_bench", help="scratch database (dropped first)")
+    args = parser.parse_args()
+    if not args.pg_db.isidentifier():
+        parser.error("--pg-db must be a plain identifier")
+    vocab = words()
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    for backend in backends:
+        asyncio.run(run_backend(backend, args.segments, vocab, args.postgres, args.pg_db))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""Search over call transcripts and text conversations together: one interface, two engines.
+
+The searchable rows are ``QaDoc``s (``hub.qa.indexer`` writes them): every transcript segment
+and every non-private message of a text channel, redacted before it is stored, so a card
+number cannot be found because it is not there. The engine is the database's own:
+
+- SQLite: an external-content FTS5 table (``qadoc_fts``) kept by triggers; ``MATCH`` with
+  ``snippet()``; newest first is FTS5's rowid order, which it walks without sorting;
+- PostgreSQL: a GIN index over ``to_tsvector('simple', text)``, ``@@ to_tsquery``, and
+  ``ts_headline`` for the rows shown.
+
+Both use no stemming and the same query language (``hub.qa.query``), so a query finds the same
+rows on either. Results are newest first (by index order: documents are indexed as calls and
+messages happen), and the hit count stops at a cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from markupsafe import Markup, escape
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.qa.query import Query, parse, to_fts5, to_tsquery
+
+INDEX_OBJECTS = ("qadoc_fts", "ix_qadoc_fts")
+SPEAKERS = ("customer", "agent")
+SENTIMENTS = ("negative", "neutral", "positive")
+# VADER's usual cut-offs for its compound score.
+NEGATIVE_BELOW = -0.05
+POSITIVE_ABOVE = 0.05
+DEFAULT_LIMIT = 20
+DEFAULT_CAP = 1000
+_START, _STOP = "\x02", "\x03"
+
+
+def is_search_index_object(name: str | None) -> bool:
+    """The FTS5 table (and its shadow tables) or the GIN index: made by the migration by
+    hand, so the schema check and autogenerate leave them alone."""
+    return bool(name) and any(name == o or name.startswith(o + "_") for o in INDEX_OBJECTS)  # type: ignore[union-attr]
+
+
+@dataclass
+class SearchFilters:
+    speaker: str | None = None  # customer or agent
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    queue_id: int | None = None
+    agent_id: int | None = None  # the interaction's agent
+    channel: str | None = None
+    disposition_id: int | None = None
+    category_id: int | None = None
+    sentiment: str | None = None  # at the end of the call: negative, neutral, positive
+    min_silence_seconds: float | None = None  # a silence at least this long
+    only_agent_id: int | None = None  # rights: an agent searches only their own interactions
+
+
+@dataclass
+class SearchHit:
+    doc_id: int
+    interaction_id: int
+    source: str
+    source_id: int
+    speaker: str
+    start_ms: int | None
+    at: datetime
+    channel: str
+    snippet: Markup
+
+
+@dataclass
+class SearchResult:
+    query: Query
+    hits: list[SearchHit] = field(default_factory=list)
+    total: int = 0
+    capped: bool = False  # total stopped at the cap: there are more
+
+
+def snippet_html(raw: str) -> Markup:
+    """The engine's snippet, escaped, with its match markers turned into ``<mark>``."""
+    text = str(escape(raw))
+    return Markup(text.replace(_START, "<mark>").replace(_STOP, "</mark>"))  # noqa: S704
+
+
+def _day_start(d: date) -> datetime:
+    return datetime.combine(d, time.min, tzinfo=UTC)
+
+
+def _filters(f: SearchFilters, dialect: str) -> tuple[list[str], dict[str, Any], list[Any]]:
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    binds: list[Any] = []
+    if f.speaker:
+        where.append("d.speaker = :speaker")
+        params["speaker"] = f.speaker
+    if f.date_from:
+        where.append("d.at >= :date_from")
+        params["date_from"] = _day_start(f.date_from)
+        binds.append(sa.bindparam("date_from", type_=sa.DateTime(timezone=True)))
+    if f.date_to:
+        where.append("d.at < :date_to")
+        params["date_to"] = _day_start(f.date_to + timedelta(days=1))
+        binds.append(sa.bindparam("date_to", type_=sa.DateTime(timezone=True)))
+    for name in ("queue_id", "agent_id", "channel", "disposition_id"):
+        value = getattr(f, name)
+        if value is not None and value != "":
+            where.append(f"i.{name} = :{name}")
+            params[name] = value
+    if f.only_agent_id is not None:
+        where.append("i.agent_id = :only_agent_id")
+        params["only_agent_id"] = f.only_agent_id
+    if f.category_id is not None:
+        where.append(
+            "EXISTS (SELECT 1 FROM interactioncategory ic WHERE ic.interaction_id = "
+            "d.interaction_id AND ic.category_id = :category_id)"
+        )
+        params["category_id"] = f.category_id
+    metric = _metric_sql(dialect)
+    if f.sentiment:
+        end = metric("sentiment", "end")
+        condition = {
+            "negative": f"{end} < :neg",
+            "positive": f"{end} > :pos",
+            "neutral": f"{end} BETWEEN :neg AND :pos",
+        }[f.sentiment]
+        where.append(
+            "EXISTS (SELECT 1 FROM transcript t WHERE t.interaction_id = d.interaction_id "
+            f"AND {condition})"
+        )
+        params.update(neg=NEGATIVE_BELOW, pos=POSITIVE_ABOVE)
+    if f.min_silence_seconds is not None:
+        longest = metric("longest_silence_seconds")
+        where.append(
+            "EXISTS (SELECT 1 FROM transcript t WHERE t.interaction_id = d.interaction_id "
+            f"AND {longest} >= :silence)"
+        )
+        params["silence"] = f.min_silence_seconds
+    return where, params, binds
+
+
+def _metric_sql(dialect: str):
+    def metric(*path: str) -> str:
+        if dialect == "sqlite":
+            return f"json_extract(t.metrics, '$.{'.'.join(path)}')"
+        inner = "t.metrics" + "".join(f"->'{p}'" for p in path[:-1]) + f"->>'{path[-1]}'"
+        return f"CAST({inner} AS DOUBLE PRECISION)"
+
+    return metric
+
+
+async def search(
+    db: AsyncSession,
+    text: str,
+    filters: SearchFilters | None = None,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+    cap: int = DEFAULT_CAP,
+) -> SearchResult:
+    """Hits for ``text`` (see ``hub.qa.query``), newest first; raises ``QueryError``."""
+    query = parse(text)
+    filters = filters or SearchFilters()
+    dialect = db.get_bind().dialect.name
+    where, params, binds = _filters(filters, dialect)
+    if dialect == "sqlite":
+        params["q"] = to_fts5(query)
+        base = (
+            "FROM qadoc_fts JOIN qadoc d ON d.id = qadoc_fts.rowid "
+            "JOIN interaction i ON i.id = d.interaction_id "
+            "WHERE qadoc_fts MATCH :q" + "".join(f" AND {w}" for w in where)
+        )
+        rows_sql = (
+            "SELECT d.id, d.interaction_id, d.source, d.source_id, d.speaker, d.start_ms, d.at, "
+            "i.channel, snippet(qadoc_fts, 0, char(2), char(3), '…', 16) "
+            f"{base} ORDER BY qadoc_fts.rowid DESC LIMIT :limit OFFSET :offset"
+        )
+    else:
+        params["q"] = to_tsquery(query)
+        base = (
+            "FROM qadoc d JOIN interaction i ON i.id = d.interaction_id "
+            "WHERE to_tsvector('simple', d.text) @@ to_tsquery('simple', :q)"
+            + "".join(f" AND {w}" for w in where)
+        )
+        rows_sql = (
+            "SELECT h.id, h.interaction_id, h.source, h.source_id, h.speaker, h.start_ms, h.at, "
+            "h.channel, ts_headline('simple', h.text, to_tsquery('simple', :q), "
+            '\'StartSel="\x02", StopSel="\x03", MaxWords=24, MinWords=8, '
+            'ShortWord=2, MaxFragments=1, FragmentDelimiter="…"\') '
+            "FROM (SELECT d.id, d.interaction_id, d.source, d.source_id, d.speaker, "
+            f"d.start_ms, d.at, d.text, i.channel {base} "
+            "ORDER BY d.id DESC LIMIT :limit OFFSET :offset) h ORDER BY h.id DESC"
+        )
+    count_sql = f"SELECT count(*) FROM (SELECT 1 {base} LIMIT :cap) c"
+    conn = await db.connection()  # Core statements: no ORM session bookkeeping
+    rows = (
+        await conn.execute(
+            sa.text(rows_sql).bindparams(*binds),
+            {**params, "limit": limit, "offset": offset},
+        )
+    ).all()
+    total = (
+        await conn.execute(sa.text(count_sql).bindparams(*binds), {**params, "cap": cap + 1})
+    ).scalar_one()
+    hits = [
+        SearchHit(
+            doc_id=r[0],
+            interaction_id=r[1],
+            source=r[2],
+            source_id=r[3],
+            speaker=r[4],
+            start_ms=r[5],
+            at=_as_datetime(r[6]),
+            channel=r[7],
+            snippet=snippet_html(r[8] or ""),
+        )
+        for r in rows
+    ]
+    return SearchResult(query, hits, min(total, cap), total > cap)
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, str):  # SQLite through a text() query hands back the stored string
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,169 @@
+"""Search over call transcripts and text conversations, on SQLite FTS5 and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from hub.qa.indexer import QaIndexer
+from hub.qa.query import QueryError
+from hub.qa.search import SearchFilters, search
+from hub.services import Services
+from tests.hub.qa.helpers import agent_id, make_call, make_text, queue_id
+
+
+@pytest.fixture
+async def corpus(services: Services) -> dict[str, int]:
+    async with services.sessionmaker() as db:
+        alice = await agent_id(db, "alice")
+        bob = await agent_id(db, "bob")
+        general = await queue_id(db, "General")
+        billing = await queue_id(db, "Billing")
+        old = datetime.now(UTC) - timedelta(days=40)
+        call = await make_call(
+            db,
+            agent=alice,
+            queue=billing,
+            segments=[
+                ("agent", 0, "Thank you for calling, this call is recorded for quality."),
+                ("customer", 3000, "I want a refund for the broken headphones."),
+                ("agent", 7000, "I can offer a replacement or a refund to your card."),
+                ("customer", 12000, "My card is [CARD], please cancel the order."),
+            ],
+            metrics={"longest_silence_seconds": 6.5, "sentiment": {"end": -0.4}},
+        )
+        old_call = await make_call(
+            db,
+            agent=bob,
+            queue=general,
+            at=old,
+            segments=[("customer", 0, "The delivery was late again, I want a refund.")],
+            metrics={"longest_silence_seconds": 1.0, "sentiment": {"end": 0.3}},
+        )
+        chat = await make_text(
+            db,
+            channel="webchat",
+            agent=bob,
+            messages=[
+                ("contact", "Hi, my card 4111 1111 1111 1111 was charged twice, refund please"),
+                ("agent", "Sorry about that, the refund is on its way."),
+            ],
+        )
+        email = await make_text(
+            db,
+            channel="email",
+            agent=alice,
+            messages=[("contact", "Cancellation request: please cancel my subscription.")],
+        )
+    indexer = QaIndexer(services)
+    while await indexer.run_once():
+        pass
+    return {
+        "call": call.id,
+        "old_call": old_call.id,
+        "chat": chat.id,
+        "email": email.id,
+        "alice": alice,
+        "bob": bob,
+        "billing": billing,
+    }  # type: ignore[dict-item]
+
+
+async def run(services: Services, text: str, **filters) -> list[int]:
+    async with services.sessionmaker() as db:
+        result = await search(db, text, SearchFilters(**filters))
+    return [h.interaction_id for h in result.hits]
+
+
+async def test_calls_and_text_conversations_are_searched_together(services, corpus):
+    """Words, phrases, prefixes, NEAR, NOT and OR over both; only redacted text."""
+    found = await run(services, "refund")
+    assert set(found) == {corpus["call"], corpus["old_call"], corpus["chat"]}
+
+    # a card number finds nothing: only redacted text is indexed
+    assert await run(services, "4111") == []
+    assert await run(services, '"4111 1111 1111 1111"') == []
+
+    # phrases, prefixes, NEAR, NOT, OR
+    assert set(await run(services, '"broken headphones"')) == {corpus["call"]}
+    assert await run(services, '"headphones broken"') == []
+    assert set(await run(services, "cancel*")) == {corpus["call"], corpus["email"]}
+    assert set(await run(services, "refund NEAR/2 card")) == {corpus["call"]}
+    assert set(await run(services, "refund -late")) == {corpus["call"], corpus["chat"]}
+    assert set(await run(services, "refund NOT late NOT twice NOT sorry")) == {corpus["call"]}
+    assert set(await run(services, "headphones OR subscription")) == {
+        corpus["call"],
+        corpus["email"],
+    }
+
+    # by speaker
+    assert set(await run(services, "refund", speaker="customer")) == {
+        corpus["call"],
+        corpus["old_call"],
+        corpus["chat"],
+    }
+    # the agent said "refund" on the call and in the chat; the old call's customer did not
+    assert set(await run(services, "refund", speaker="agent")) == {corpus["call"], corpus["chat"]}
+    assert await run(services, "headphones", speaker="agent") == []
+
+
+async def test_filters_order_snippets_and_indexing(services, corpus):
+    today = datetime.now(UTC).date()
+    recent = await run(services, "refund", date_from=today - timedelta(days=7), date_to=today)
+    assert corpus["old_call"] not in recent and corpus["call"] in recent
+    assert set(await run(services, "refund", date_to=today - timedelta(days=30))) == {
+        corpus["old_call"]
+    }
+    assert set(await run(services, "refund", queue_id=corpus["billing"])) == {corpus["call"]}
+    assert set(await run(services, "refund", agent_id=corpus["bob"])) == {
+        corpus["old_call"],
+        corpus["chat"],
+    }
+    assert set(await run(services, "refund", channel="webchat")) == {corpus["chat"]}
+    assert set(await run(services, "refund", sentiment="negative")) == {corpus["call"]}
+    assert set(await run(services, "refund", sentiment="positive")) == {corpus["old_call"]}
+    assert set(await run(services, "refund", min_silence_seconds=5)) == {corpus["call"]}
+    assert await run(services, "refund", date_from=date(2000, 1, 1), date_to=date(2000, 1, 2)) == []
+
+    # newest first, capped counts, snippets
+    async with services.sessionmaker() as db:
+        result = await search(db, "refund", limit=2, cap=3)
+    assert result.total == 3 and result.capped  # four documents say refund
+    assert len(result.hits) == 2
+    assert result.hits[0].doc_id > result.hits[1].doc_id
+    async with services.sessionmaker() as db:
+        result = await search(db, '"broken headphones"')
+    (hit,) = result.hits
+    assert "<mark>broken" in hit.snippet and "headphones</mark>" in hit.snippet.replace(
+        "</mark> <mark>", " "
+    )
+    assert hit.speaker == "customer" and hit.start_ms == 3000 and hit.source == "segment"
+
+    # what people wrote is escaped in snippets
+    async with services.sessionmaker() as db:
+        await make_text(
+            db,
+            channel="webchat",
+            agent=None,
+            messages=[("contact", "scriptword <script>alert(1)</script> here")],
+        )
+    await QaIndexer(services).run_once()
+    async with services.sessionmaker() as db:
+        (hit,) = (await search(db, "scriptword")).hits
+    # SQLite shows the tag escaped; PostgreSQL's ts_headline drops tags: neither runs it
+    assert "<script>" not in hit.snippet and "alert(1)" in hit.snippet
+
+    # new messages are indexed once, even by two indexers (two hub processes)
+    first, second = QaIndexer(services), QaIndexer(services)
+    assert await first.run_once() == 0 and await second.run_once() == 0
+    async with services.sessionmaker() as db:
+        await make_text(db, channel="webchat", agent=None, messages=[("contact", "zebra crossing")])
+    assert await first.run_once() == 1
+    await second.run_once()
+    assert len(await run(services, "zebra")) == 1
+
+    for bad in ["", "   ", "-refund", "NOT refund", "a NEAR/99 b"]:
+        async with services.sessionmaker() as db:
+            with pytest.raises(QueryError):
+                await search(db, bad)
