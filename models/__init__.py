@@ -26,6 +26,7 @@ from models.staffing import (
     StaffingGroup,
     StaffingModel,
 )
+from models.surveys import SurveyAnswer
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
     Agent,
@@ -84,6 +85,7 @@ __all__ = [
     "StaffingGroup",
     "StaffingModel",
     "Strategy",
+    "SurveyAnswer",
     "Transcript",
     "TranscriptSegment",
     "TranscriptStatus",

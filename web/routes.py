@@ -22,6 +22,7 @@ from web import (
     sse,
     staffing,
     supervisor,
+    surveys,
 )
 from web.common import SECURITY_HEADERS
 
@@ -65,6 +66,7 @@ route_handlers: list = [
             *sse.route_handlers,
             *recordings.route_handlers,
             *staffing.route_handlers,
+            *surveys.route_handlers,
         ],
     )
 ]
