@@ -135,9 +135,9 @@ def test_an_admin_sees_self_service_figures_on_the_flow(report_hub: dict, chromi
     # 4 finished: the dialog's hang-up and the caller's hang-up are contained (2 of 4).
     assert page.inner_text("#containment-rate") == "50.0 %"
     main = page.locator("#figures-diagram svg g.node", has_text="main (menu)")
-    assert "visits 5 · exits 1 · hang-ups 1" in main.inner_text()
+    assert "visits 5 · exits 1 · hang-ups 1" in main.text_content()
     queue = page.locator("#figures-diagram svg g.node", has_text="agent_queue")
-    assert "visits 2 · exits 2 · to agent 2" in queue.inner_text()
+    assert "visits 2 · exits 2 · to agent 2" in queue.text_content()
     row = page.locator('#node-figures tr[data-node="agent_queue"]')
     assert row.locator(".to-agent").inner_text() == "2"
     context.close()
