@@ -238,7 +238,9 @@ def summarize(survey: str, rows: Iterable[SurveyAnswer]) -> SurveyStats:
     contacts: set[int] = set()
     for row in rows:
         by_question.setdefault(row.question, []).append(row)
-        first_position[row.question] = min(first_position.get(row.question, 99), row.position)
+        first_position[row.question] = min(
+            first_position.get(row.question, row.position), row.position
+        )
         contacts.add(row.interaction_id)
     out = []
     for question in sorted(by_question, key=lambda q: (first_position[q], q)):
