@@ -16,7 +16,8 @@
 - a lookup URL that starts with "/" goes to the hub itself (``Settings.self_url``);
 - the dialog's trace (nodes, inputs, variables, outcome, what was played and heard) is
   stored on the interaction as ``data["ivr"]``, with a short ``summary`` of the caller's
-  choices for the agent's screen pop.
+  choices for the agent's screen pop; its survey answers become ``SurveyAnswer`` rows in
+  the same transaction (``hub.surveys.store_answers``).
 
 An inbox without a published dialog queues directly, as before.
 """
@@ -37,6 +38,7 @@ from hub import call_records as records
 from hub.calls import QueueRequest, queue_directly
 from hub.dialogs import published_dialog
 from hub.routing.hours import is_open
+from hub.surveys import store_answers
 from ivr_dialogs.actions import Callback, Hangup, Queue, Transfer, Voicemail
 from ivr_dialogs.interpreter import CallerInfo
 from ivr_dialogs.runner import secrets_from_env
@@ -204,6 +206,7 @@ class VoiceIvr:
             if row is not None:
                 row.data = {**(row.data or {}), "ivr": trace}
                 db.add(row)
+                await store_answers(db, row.id, trace)  # type: ignore[arg-type]
                 await db.commit()
             if closed and interaction_id is not None:
                 after = await records.close_after_self_service(

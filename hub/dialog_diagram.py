@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Mapping
 from typing import Any
 
 from ivr_dialogs.loader import Dialog
@@ -40,6 +41,11 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
 
 
+def _q_lines(*lines: str) -> str:
+    """A DOT quoted label of several lines (each line quoted as ``_q`` does)."""
+    return '"' + "\\n".join(_q(line)[1:-1] for line in lines if line) + '"'
+
+
 def _edge_label(node: Any, path: tuple[str, ...], target: str) -> str:
     if isinstance(node, MenuNode) and path[0] == "options":
         option = node.options[int(path[1])]
@@ -53,7 +59,10 @@ def _edge_label(node: Any, path: tuple[str, ...], target: str) -> str:
     return ""
 
 
-def to_dot(dialog: Dialog) -> str:
+def to_dot(dialog: Dialog, notes: Mapping[str, str] | None = None) -> str:
+    """The DOT text; ``notes`` adds a line under a node's name, keyed ``flow.node``
+    (e.g. its self-service figures, ``hub.dialog_figures``)."""
+    notes = notes or {}
     lines = [
         "digraph dialog {",
         '  graph [rankdir=TB, fontname="sans-serif", fontsize=10];',
@@ -68,13 +77,14 @@ def to_dot(dialog: Dialog) -> str:
             indent = "    "
         for node_id, node in flow.nodes.items():
             name = _q(f"{flow_name}.{node_id}")
-            label = _q(f"{node_id}\n({node.type})".replace("\n", " "))
+            title = f"{node_id} ({node.type})"
             if node.type in TERMINAL_TYPES:
                 extra = 'shape=oval, style=filled, fillcolor="#e3f2e1"'
                 if node.type == "queue":
-                    label = _q(f"{node_id}: queue {getattr(node, 'queue', '')}")
+                    title = f"{node_id}: queue {getattr(node, 'queue', '')}"
             else:
                 extra = f"shape={_SHAPES.get(node.type, 'box')}"
+            label = _q_lines(title, notes.get(f"{flow_name}.{node_id}", ""))
             if node_id == flow.start:
                 extra += ", penwidth=2"
             lines.append(f"{indent}{name} [label={label}, {extra}];")
@@ -108,7 +118,7 @@ def to_dot(dialog: Dialog) -> str:
     return "\n".join(lines)
 
 
-async def render_svg(dialog: Dialog) -> str:
+async def render_svg(dialog: Dialog, notes: Mapping[str, str] | None = None) -> str:
     """The diagram as inline SVG (the ``<svg>`` element only)."""
     dot = shutil.which("dot")
     if dot is None:
@@ -121,7 +131,9 @@ async def render_svg(dialog: Dialog) -> str:
         stderr=asyncio.subprocess.PIPE,
     )
     try:
-        out, err = await asyncio.wait_for(process.communicate(to_dot(dialog).encode()), DOT_SECONDS)
+        out, err = await asyncio.wait_for(
+            process.communicate(to_dot(dialog, notes).encode()), DOT_SECONDS
+        )
     except TimeoutError as exc:
         process.kill()
         await process.wait()

@@ -20,7 +20,9 @@ What the dialog decides:
 - ``queue`` hands the conversation to routing with the data it collected; ``hangup``
   closes it; ``transfer``, ``voicemail`` and ``callback`` have no text form, so the
   conversation goes to the inbox's queue with a note saying so;
-- a question left unanswered for ``text_dialog_no_input_seconds`` is a no-input event.
+- a question left unanswered for ``text_dialog_no_input_seconds`` is a no-input event;
+- when the session hands over or ends, its survey answers become ``SurveyAnswer`` rows in
+  that step's transaction (``hub.surveys.store_answers``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from hub.interactions import change_state
 from hub.jobs import ClaimedJob, enqueue
 from hub.routing.hours import is_open
 from hub.routing.work import lock_interaction
+from hub.surveys import store_answers
 from ivr_dialogs.actions import Callback, Hangup, Listen, Lookup, Queue, Say, Transfer, Voicemail
 from ivr_dialogs.events import (
     Digit,
@@ -344,6 +347,8 @@ class TextDialogs:
                 await db.flush()
                 sent.append(message.id)  # type: ignore[arg-type]
             closed = isinstance(handoff, Hangup)
+            if handoff is not None or interpreter.done:  # the session ends: its answers
+                await store_answers(db, interaction_id, trace)
             if closed:
                 change_state(db, interaction, InteractionState.CLOSED, reason="self-served")
             elif handoff is None and not interpreter.done:

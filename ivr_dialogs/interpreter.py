@@ -170,6 +170,7 @@ class Interpreter:
         "_visited",
         "_waiting",
         "answers",
+        "asked",
         "dialog",
         "done",
         "frames",
@@ -221,6 +222,8 @@ class Interpreter:
         self.outcome: str | None = None
         self.handoff: dict[str, Any] | None = None
         self.answers: list[tuple[str, str, Any]] = []
+        # Every survey question put to the caller, answered or not (for drop-off figures).
+        self.asked: list[dict[str, Any]] = []
         self._waiting = _IDLE
         self._no_input = 0
         self._no_match = 0
@@ -282,6 +285,7 @@ class Interpreter:
                 {"survey": survey, "question": question, "value": value}
                 for survey, question, value in self.answers
             ],
+            "survey_asked": [dict(entry) for entry in self.asked],
             "outcome": self.outcome,
             "handoff": _jsonable(self.handoff),
             "steps": self.steps,
@@ -539,6 +543,16 @@ class Interpreter:
             self._waiting = _IDLE
             self._goto(frame, node.next)
             return
+        question = node.questions[index]
+        self.asked.append(
+            {
+                "survey": node.name or frame.node_id,
+                "question": question.id,
+                "kind": question.kind,
+                "min": question.min,
+                "max": question.max,
+            }
+        )
         self._prompt(node, frame, out, None)
 
     def _input(self, node: Any, frame: _Frame, event: Event, out: list[Action]) -> None:

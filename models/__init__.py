@@ -50,6 +50,7 @@ from models.staffing import (
     StaffingGroup,
     StaffingModel,
 )
+from models.surveys import SurveyAnswer
 from models.transcripts import Speaker, Transcript, TranscriptSegment, TranscriptStatus
 from models.users import (
     Agent,
@@ -129,6 +130,7 @@ __all__ = [
     "StaffingModel",
     "Strategy",
     "SupervisorQueue",
+    "SurveyAnswer",
     "Transcript",
     "TranscriptSegment",
     "TranscriptStatus",

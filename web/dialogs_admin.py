@@ -26,7 +26,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub import audit
 from hub.dialog_diagram import DiagramUnavailable, render_svg
+from hub.dialog_figures import dialog_figures
 from hub.dialogs import check_source, create_dialog, publish, rollback, save_version, versions_of
+from hub.surveys import local_day_range
 from hub.text_dialogs import decode_event, encode_event, render_prompt
 from ivr_dialogs.actions import Listen, Lookup, Say, SurveyAnswer, action_dict
 from ivr_dialogs.dialog_tests import run_tests
@@ -41,6 +43,7 @@ from ivr_dialogs.versions import VersionError
 from models import Dialog, DialogKind, DialogVersion, Inbox, Queue, Role, Skill
 from web.admin import SECTIONS
 from web.common import UnprocessableError, role_guard, services_of, user_of
+from web.surveys import parse_period
 
 MAX_SOURCE = 200_000
 NEW_DIALOG = """\
@@ -123,14 +126,16 @@ async def hub_names(db: AsyncSession) -> tuple[set[str], set[str]]:
     return queues, skills
 
 
-async def _diagram(dialog: LoadedDialog | None) -> dict[str, str]:
+async def _diagram(
+    dialog: LoadedDialog | None, notes: dict[str, str] | None = None
+) -> dict[str, str]:
     if dialog is None:
         return {
             "svg": "",
             "diagram_error": "The dialog does not load, so there is nothing to draw.",
         }
     try:
-        return {"svg": await render_svg(dialog), "diagram_error": ""}
+        return {"svg": await render_svg(dialog, notes), "diagram_error": ""}
     except DiagramUnavailable as exc:
         return {"svg": "", "diagram_error": str(exc)}
 
@@ -465,6 +470,47 @@ async def export(request: Request, dialog_id: FromPath[int], number: FromPath[in
     )
 
 
+# ---------------------------------------------------------------- self-service figures
+
+
+@get("/{dialog_id:int}/figures")
+async def figures(request: Request, dialog_id: FromPath[int]) -> Template:
+    """Visits and exits of every node, hang-ups, handovers and containment over a period
+    (the organization's days), drawn on the published (else latest) version's flow."""
+    timezone = services_of(request).settings.timezone
+    q = request.query_params
+    period = parse_period(q.get("from"), q.get("to"), timezone)
+    start, end = local_day_range(period.first, period.last, timezone)
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        versions = await versions_of(db, dialog)
+        found = await dialog_figures(db, dialog.name, start, end)
+    shown = next((v for v in versions if v.id == dialog.published_version_id), None)
+    shown = shown or (versions[-1] if versions else None)
+    loaded = load(shown.source)[0] if shown is not None else None
+    drawn = {
+        f"{name}.{node}"
+        for name, flow in (loaded.flows if loaded else {}).items()
+        for node in flow.nodes
+    }
+    rows = sorted(found.nodes.items(), key=lambda kv: (-kv[1].visits, kv[0]))
+    return Template(
+        template_name="admin/dialog_figures.html",
+        context={
+            "sections": SECTIONS,
+            "section": None,
+            "dialogs_page": True,
+            "dialog": dialog,
+            "shown": shown,
+            "period": period,
+            "timezone": timezone,
+            "figures": found,
+            "rows": [(key.removeprefix("main."), f, key in drawn) for key, f in rows],
+            **await _diagram(loaded, found.notes()),
+        },
+    )
+
+
 # ---------------------------------------------------------------- simulator
 
 
@@ -596,6 +642,7 @@ route_handlers: list = [
             export,
             simulator,
             simulate_step,
+            figures,
         ],
     )
 ]

@@ -27,6 +27,7 @@ from web import (
     sse,
     staffing,
     supervisor,
+    surveys,
     text_supervision,
 )
 from web.common import SECURITY_HEADERS
@@ -77,6 +78,7 @@ route_handlers: list = [
             *reports.route_handlers,
             *qa.route_handlers,
             *qa_scorecards.route_handlers,
+            *surveys.route_handlers,
         ],
     )
 ]

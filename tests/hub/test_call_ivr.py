@@ -3,10 +3,16 @@ call, what happens to handoffs the hub does not take yet, and what the screen po
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from sqlmodel import col, select
+
+import ivr_dialogs
 from hub.call_ivr import VoiceIvr, _Session, summarize
 from hub.services import Services
 from ivr_dialogs.actions import Callback, Queue, Transfer, Voicemail
-from models import InteractionState
+from ivr_dialogs.events import text_to_event
+from models import InteractionState, SurveyAnswer
 from tests.hub.routing.helpers import interaction, queue_id
 from tests.hub.test_calls import incoming
 
@@ -71,6 +77,35 @@ async def test_a_dialog_that_hangs_up_closes_the_call_as_self_served(services: S
     assert row.state == InteractionState.CLOSED
     assert row.data["ivr"] == trace
     assert row.data["caller"] == "+15551230003"  # the call's own data is kept
+
+
+async def test_a_calls_survey_answers_are_stored_once_with_its_trace(services: Services):
+    call = await incoming(services, "+15551230004")
+    source = (
+        Path(ivr_dialogs.__file__).parent / "library" / "satisfaction_survey.yaml"
+    ).read_text()
+    session = ivr_dialogs.Interpreter(ivr_dialogs.load_dialog(source, file="s.yaml"))
+    session.start()
+    for typed in ["yes", "4", "yes", "10#"]:
+        session.feed(text_to_event(typed))
+    trace = {**session.trace, "version": {"dialog": "satisfaction_survey", "number": 1}}
+    assert trace["outcome"] == "hangup"
+    ivr = VoiceIvr(services)
+    await ivr._store(call.interaction_id, trace, closed=True)
+    await ivr._store(call.interaction_id, trace, closed=True)  # stored again: no new rows
+    async with services.sessionmaker() as db:
+        rows = (
+            await db.exec(
+                select(SurveyAnswer.question, SurveyAnswer.value_number, SurveyAnswer.channel)
+                .where(SurveyAnswer.interaction_id == call.interaction_id)
+                .order_by(col(SurveyAnswer.position))
+            )
+        ).all()
+    assert rows == [
+        ("satisfaction", 4.0, "voice"),
+        ("resolved", 1.0, "voice"),
+        ("recommend", 10.0, "voice"),
+    ]
 
 
 def test_the_screen_pop_summary_says_what_the_caller_did() -> None:
