@@ -20,6 +20,7 @@ from channels.voice.call import Call, CallState
 from channels.voice.sip_endpoint import CallFailed
 from hub import call_records as records
 from hub.call_controls import ControlError, ControlState
+from hub.call_limits import CallOutRefused, check_call_out
 from hub.outbound_calls import DialRefused, caller_id, dialable_number
 from models import CallLegKind, ControlKind
 
@@ -43,6 +44,18 @@ async def transfer_external(
         raise ControlError("no SIP trunk is set up (HUB_VOICE_TRUNK_HOST)")
     live = controls.live_for_agent(interaction_id, agent_id)
     assert agent_id is not None
+    try:  # the trunk's allowed prefixes and daily caps (stored, a refusal audited)
+        number = await check_call_out(
+            controls.services,
+            kind="transfer",
+            number=number,
+            inbox_id=live.inbox.id,
+            agent_id=agent_id,
+            interaction_id=interaction_id,
+            user_id=user_id,
+        )
+    except CallOutRefused as refused:
+        raise ControlError(refused.reason.rstrip(".")) from None
     st = controls.state.setdefault(interaction_id, ControlState())
     st.handed_off = True  # from now on the call outlives the agent's wrap-up
     await controls.record(live, ControlKind.TRANSFER, user_id, {"to": "external", "number": number})

@@ -468,6 +468,10 @@ def test_blind_transfer_to_an_external_number_through_the_trunk(
             {"to": "external", "number": "+14155550123"},
             {"connected": "+14155550123"},
         ]
+        # counted against the trunk's limits like every call out
+        assert query(
+            voice.db, "SELECT kind, number, allowed FROM callout WHERE interaction_id = ?", iid
+        ) == [("transfer", "+14155550123", 1)]
     finally:
         for sipp in sipps:
             sipp.stop()
