@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     # keeps the best plan found (the page says it may not be the cheapest)
     staffing_solver_seconds: float = 20.0
 
+    # inboxes (web.inboxes_admin): how long "test connection" waits for each service
+    inbox_test_timeout_seconds: float = 10.0
+    # hub.leases: one process holds each SMPP bind, IMAP poller and Telegram poll; it renews
+    # its lease this often, and another process takes over once the lease is this old
+    lease_seconds: float = 30.0
+    lease_renew_seconds: float = 10.0
+
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 
