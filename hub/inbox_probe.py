@@ -235,9 +235,7 @@ async def probe_http_sms(s: SmsSettings, limit: float) -> str:
     if not s.twilio_account_sid:
         raise ProbeFailed("no HTTP account SID is set")
     url = f"{s.twilio_base_url.rstrip('/')}/2010-04-01/Accounts/{s.twilio_account_sid}.json"
-    response = await _http_get(
-        url, limit, auth=(s.twilio_account_sid, s.twilio_auth_token)
-    )
+    response = await _http_get(url, limit, auth=(s.twilio_account_sid, s.twilio_auth_token))
     if response.status_code in (401, 403):
         raise ProbeFailed(f"authentication failed: HTTP {response.status_code}")
     if response.status_code >= 400:

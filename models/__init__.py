@@ -17,6 +17,7 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
+from models.leases import Lease
 from models.routing import BusinessHours, Offer, OfferOutcome, Queue, QueueSkill, Strategy
 from models.staffing import (
     ForecastOverride,
@@ -64,6 +65,7 @@ __all__ = [
     "InteractionState",
     "Job",
     "JobState",
+    "Lease",
     "Message",
     "MessagePart",
     "NotReadyReason",

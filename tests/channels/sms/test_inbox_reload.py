@@ -1,0 +1,80 @@
+"""An SMS inbox saved by an admin binds with its new settings without a restart, and with
+two hub processes on one database exactly one holds the bind (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from litestar.channels import ChannelsPlugin
+
+from channels.sms.settings import SmsSettings
+from hub.channel_runtime import reload_inbox
+from hub.inboxes import InboxLinks, save_inbox
+from hub.leases import LeaseKeeper
+from hub.services import Services
+from hub.settings import Settings
+from models import Inbox
+from tests.channels.sms.conftest import Smsc
+
+ENV = dict(smpp_reconnect_max_seconds=0.5, smpp_enquire_link_seconds=30.0)
+
+
+def keeper(services: Services, node: str) -> LeaseKeeper:
+    return LeaseKeeper(services.sessionmaker, node, ttl=5.0, renew=0.2)
+
+
+async def _configure(services: Services, inbox: Inbox, port: int, system_id: str) -> None:
+    async with services.sessionmaker() as db:
+        await save_inbox(
+            db,
+            user_id=None,
+            inbox_id=inbox.id,
+            kind="sms",
+            links=InboxLinks(inbox.name, inbox.default_queue_id, inbox.hours_id, None, True),
+            form={
+                "provider": "smpp",
+                "smpp_host": "127.0.0.1",
+                "smpp_port": str(port),
+                "smpp_system_id": system_id,
+                "smpp_password": "pw",
+            },
+        )
+
+
+async def test_a_saved_inbox_binds_and_one_process_holds_it(
+    services: Services,
+    smsc: Smsc,
+    sms_inbox: Inbox,
+    tmp_path: Path,
+    database_url: str,
+    channels_plugin: ChannelsPlugin,
+) -> None:
+    from channels.sms.runtime import start_sms
+
+    services.extras["leases"] = keeper(services, "node-a")
+    env = SmsSettings(spool_dir=str(tmp_path / "a"), **ENV)
+    stop_a = (await start_sms(services, env))[0]
+    assert services.extras["sms"].smpp == {}  # nothing configured yet: no bind
+
+    await _configure(services, sms_inbox, smsc.port, "hub-a")
+    await reload_inbox(services, sms_inbox.id, "sms")  # what the bus event triggers
+    assert (await smsc.esme()).system_id == "hub-a"
+
+    other = Services.build(
+        Settings(var_dir=tmp_path / "b", database_url=database_url, node_name="node-b"),
+        channels_plugin,
+    )
+    other.extras["leases"] = keeper(other, "node-b")
+    try:
+        stop_b = (await start_sms(other, SmsSettings(spool_dir=str(tmp_path / "b"), **ENV)))[0]
+        await asyncio.sleep(1.0)  # five renewal rounds of node-b
+        assert smsc.binds.empty(), "a second process bound while the first holds the lease"
+        assert other.extras["sms"].smpp == {}
+
+        await stop_a()  # node-a stops cleanly: the lease is released, node-b takes over
+        assert (await smsc.esme()).system_id == "hub-a"
+        assert list(other.extras["sms"].smpp) == [sms_inbox.id]
+        await stop_b()
+    finally:
+        await other.close()
