@@ -3,9 +3,10 @@
 An inbox runs a bot when its config holds a token, or when it is the inbox the
 environment's bot serves (``HUB_TELEGRAM_TOKEN`` with ``HUB_TELEGRAM_INBOX_ID``, or the
 first active Telegram inbox). Its settings are the ``HUB_TELEGRAM_*`` values with the
-inbox's saved values over them. A polling bot runs under a database lease
+inbox's saved values over them. A polling bot polls under a database lease
 (``telegram:<inbox>``) when the hub has leases: Telegram answers ``getUpdates`` to one
-poller only. A webhook bot needs no lease (Telegram posts each update to one URL).
+poller only; every process still sends replies. A webhook bot needs no lease (Telegram
+posts each update to one URL).
 """
 
 from __future__ import annotations
@@ -91,6 +92,9 @@ class TelegramRuntime:
     def _unserve(self, inbox_id: int) -> None:
         self.bots.pop(inbox_id, None)
         self.senders.remove(inbox_id)
+        self._sync_extras()
+
+    def _sync_extras(self) -> None:
         if self.bots:
             self.services.extras["telegram"] = next(iter(self.bots.values()))
         else:
@@ -114,16 +118,26 @@ class TelegramRuntime:
             self._stoppers[inbox_id] = bot.stop
             return
 
+        # Only the lease holder polls; every process sends (sendMessage is plain HTTP).
+        self.senders.set(inbox_id, bot)
+
         async def start() -> None:
             await bot.start()
             self._serve(inbox_id, bot)
 
         async def stop() -> None:
             if self.bots.get(inbox_id) is bot:
-                self._unserve(inbox_id)
+                self.bots.pop(inbox_id, None)
+                self._sync_extras()
             await bot.stop()
 
-        self._stoppers[inbox_id] = await leases.hold(f"telegram:{inbox_id}", start, stop)
+        release = await leases.hold(f"telegram:{inbox_id}", start, stop)
+
+        async def stop_all() -> None:
+            await release()
+            await bot.bot.shutdown()  # a send-only bot was initialized on its first send
+
+        self._stoppers[inbox_id] = stop_all
 
 
 async def start_telegram(
