@@ -18,7 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.base import ChannelKind
 from hub import audit
-from hub.events import EventBus
+from hub.events import ROUTING_TOPIC, EventBus
 from hub.inbox_config import InboxConfigError, apply_form, redacted
 from models import BusinessHours, Dialog, Inbox, Queue
 
@@ -151,5 +151,8 @@ async def list_inboxes(db: AsyncSession) -> list[Inbox]:
 
 
 async def announce(bus: EventBus, inbox: Inbox) -> None:
-    """After commit: every hub process reloads this inbox's channel."""
+    """After commit: every hub process reloads this inbox's channel, and the dispatchers
+    read their configuration again (an inbox's default queue and hours), as after any
+    other admin save."""
     await bus.publish(CONFIG_TOPIC, INBOX_EVENT, inbox_id=inbox.id, kind=inbox.kind)
+    await bus.publish(ROUTING_TOPIC, "config")
