@@ -6,14 +6,25 @@ outbox keeps this one object and the runtimes set and remove the adapters behind
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from channels.base import ChannelKind, ChannelSender, DeliveryStatus, OutboundMessage, SendResult
+
+# Hands a reply to another process (returns None when no process can take it).
+Forward = Callable[[OutboundMessage], Awaitable[SendResult | None]]
 
 
 class InboxSenders:
-    def __init__(self, kind: ChannelKind, fallback: ChannelSender | None = None) -> None:
+    def __init__(
+        self,
+        kind: ChannelKind,
+        fallback: ChannelSender | None = None,
+        forward: Forward | None = None,
+    ) -> None:
         self.kind = kind
         self.by_inbox: dict[int, ChannelSender] = {}
         self.fallback = fallback  # the environment's adapter, for inboxes without their own
+        self.forward = forward  # for inboxes whose adapter runs in another process
 
     def add(self, inbox_id: int, sender: ChannelSender) -> None:
         self.by_inbox.setdefault(inbox_id, sender)
@@ -26,6 +37,10 @@ class InboxSenders:
 
     async def send(self, message: OutboundMessage) -> SendResult:
         sender = self.by_inbox.get(message.inbox_id) or self.fallback
+        if sender is None and self.forward is not None:
+            handed = await self.forward(message)
+            if handed is not None:
+                return handed
         if sender is None:
             return SendResult(
                 DeliveryStatus.FAILED,

@@ -14,9 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from channels.base import ChannelKind
-from hub.inboxes import CONFIG_TOPIC, INBOX_EVENT
+from hub.inboxes import CONFIG_TOPIC, DELIVER_EVENT, INBOX_EVENT, OUTBOX_TOPIC
 from hub.leases import LeaseKeeper
 from hub.services import Services
 
@@ -50,6 +51,11 @@ async def start_channels(services: Services) -> None:
     from channels.voice.runtime import start_voice
 
     services.extras["stoppers"].extend(await start_voice(services))
+    services.extras["stoppers"].append(start_config_listener(services))
+
+
+def start_config_listener(services: Services) -> Callable[[], Awaitable[None]]:
+    """Listen for inbox saves and handed-on replies; returns the stopper."""
     listener = asyncio.create_task(_listen(services), name="inbox-config")
 
     async def stop_listener() -> None:
@@ -57,7 +63,16 @@ async def start_channels(services: Services) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             await listener
 
-    services.extras["stoppers"].append(stop_listener)
+    return stop_listener
+
+
+async def deliver_here(services: Services, inbox_id: int, kind: str, message_id: int) -> bool:
+    """Deliver a reply another process handed on, if this process holds its connection."""
+    runtime = services.extras.get("sms")
+    if kind != ChannelKind.SMS.value or runtime is None or inbox_id not in runtime.smpp:
+        return False
+    await services.outbox.deliver(message_id)
+    return True
 
 
 async def reload_inbox(services: Services, inbox_id: int, kind: str) -> None:
@@ -86,16 +101,31 @@ async def _listen(services: Services) -> None:
             await asyncio.sleep(1.0)
 
 
+async def _deliver_handed_on(services: Services, data: dict) -> None:
+    try:
+        await deliver_here(
+            services, int(data["inbox_id"]), str(data["kind"]), int(data["message_id"])
+        )
+    except Exception:
+        log.exception("delivering handed-on message %s failed", data.get("message_id"))
+
+
 async def _subscribe(services: Services) -> None:
+    sending: set[asyncio.Task[None]] = set()
     while True:  # the bus accepts subscribers once the app has started
         try:
-            subscription = services.bus.subscribe([CONFIG_TOPIC])
+            subscription = services.bus.subscribe([CONFIG_TOPIC, OUTBOX_TOPIC])
             events = await subscription.__aenter__()
             break
         except RuntimeError:
             await asyncio.sleep(0.05)
     try:
         async for event in events:
+            if event.name == DELIVER_EVENT:  # sent in its own task: a slow SMSC waits alone
+                task = asyncio.create_task(_deliver_handed_on(services, event.data))
+                sending.add(task)
+                task.add_done_callback(sending.discard)
+                continue
             if event.name != INBOX_EVENT:
                 continue
             try:

@@ -24,6 +24,9 @@ from models import BusinessHours, Dialog, Inbox, Queue
 
 CONFIG_TOPIC = "config"  # every hub process listens; the channel runtimes reload inboxes
 INBOX_EVENT = "inbox"
+# A reply handed to the process that holds its channel's connection (hub.channel_runtime)
+OUTBOX_TOPIC = "outbox"
+DELIVER_EVENT = "deliver"
 KINDS = tuple(k.value for k in ChannelKind)
 
 

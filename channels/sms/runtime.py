@@ -5,7 +5,8 @@ inbox the environment's account serves (``HUB_SMS_SMPP_HOST`` with
 ``HUB_SMS_SMPP_INBOX_ID``, or the first active SMS inbox); the same for the HTTP
 (Twilio-compatible) provider. Its settings are the ``HUB_SMS_*`` values with the inbox's
 saved values over them. An SMPP bind runs under a database lease (``smpp:<inbox>``) when
-the hub has leases, so with several hub processes exactly one holds it.
+the hub has leases, so with several hub processes exactly one holds it; a reply written in
+another process is handed to the holder over the bus (``outbox``/``deliver``).
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
-from channels.base import ChannelKind
+from channels.base import ChannelKind, DeliveryStatus, OutboundMessage, SendResult
 from channels.inbox_senders import InboxSenders
 from channels.sms.mo import DedupeWindow, PartSpool
 from channels.sms.settings import SmsSettings
 from channels.sms.smpp_channel import SmppChannel
 from channels.sms.smpp_client import SmppConfig
 from hub.inbox_config import overlay
+from hub.inboxes import DELIVER_EVENT, OUTBOX_TOPIC
 from hub.services import Services
 from models import Inbox
 
@@ -72,8 +74,9 @@ class SmsRuntime:
     def __init__(self, services: Services, env: SmsSettings) -> None:
         self.services = services
         self.env = env
-        self.senders = InboxSenders(ChannelKind.SMS)
+        self.senders = InboxSenders(ChannelKind.SMS, forward=self._forward)
         self.smpp: dict[int, SmppChannel] = {}
+        self.leased: set[int] = set()  # inboxes whose SMPP bind runs under a lease
         self.twilio: dict[int, TwilioChannel] = {}
         self._stoppers: dict[int, list[Stopper]] = {}
 
@@ -119,7 +122,21 @@ class SmsRuntime:
         for inbox_id in list(self._stoppers):
             await self._stop_inbox(inbox_id)
 
+    async def _forward(self, message: OutboundMessage) -> SendResult | None:
+        """A reply on an inbox whose bind another process holds goes to that process."""
+        if message.inbox_id not in self.leased:
+            return None
+        await self.services.bus.publish(
+            OUTBOX_TOPIC,
+            DELIVER_EVENT,
+            kind=ChannelKind.SMS.value,
+            inbox_id=message.inbox_id,
+            message_id=message.message_id,
+        )
+        return SendResult(DeliveryStatus.PENDING, detail="handed to the process holding the bind")
+
     async def _stop_inbox(self, inbox_id: int) -> None:
+        self.leased.discard(inbox_id)
         self.senders.remove(inbox_id)
         self.smpp.pop(inbox_id, None)
         self.twilio.pop(inbox_id, None)
@@ -165,6 +182,7 @@ class SmsRuntime:
                         self._sync_extras()
                     await channel.stop()
 
+                self.leased.add(inbox_id)
                 stoppers.append(await leases.hold(f"smpp:{inbox_id}", start, stop))
             log.info(
                 "SMPP adapter for inbox %s → %s:%s",

@@ -1,5 +1,6 @@
 """An SMS inbox saved by an admin binds with its new settings without a restart, and with
-two hub processes on one database exactly one holds the bind (SQLite and PostgreSQL)."""
+two hub processes on one database exactly one holds the bind, a reply written in the other
+is sent through it, and the other takes over when the holder stops (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ from pathlib import Path
 
 from litestar.channels import ChannelsPlugin
 
+from channels.base import DeliveryStatus
 from channels.sms.settings import SmsSettings
-from hub.channel_runtime import reload_inbox
+from hub.channel_runtime import reload_inbox, start_config_listener
 from hub.inboxes import InboxLinks, save_inbox
 from hub.leases import LeaseKeeper
 from hub.services import Services
 from hub.settings import Settings
 from models import Inbox
 from tests.channels.sms.conftest import Smsc
+from tests.channels.sms.test_smpp_peer import deliver_mo, inbound, wait_for_status
 
 ENV = dict(smpp_reconnect_max_seconds=0.5, smpp_enquire_link_seconds=30.0)
 
@@ -59,7 +62,8 @@ async def test_a_saved_inbox_binds_and_one_process_holds_it(
 
     await _configure(services, sms_inbox, smsc.port, "hub-a")
     await reload_inbox(services, sms_inbox.id, "sms")  # what the bus event triggers
-    assert (await smsc.esme()).system_id == "hub-a"
+    esme = await smsc.esme()
+    assert esme.system_id == "hub-a"
 
     other = Services.build(
         Settings(var_dir=tmp_path / "b", database_url=database_url, node_name="node-b"),
@@ -71,6 +75,18 @@ async def test_a_saved_inbox_binds_and_one_process_holds_it(
         await asyncio.sleep(1.0)  # five renewal rounds of node-b
         assert smsc.binds.empty(), "a second process bound while the first holds the lease"
         assert other.extras["sms"].smpp == {}
+
+        # a reply written in node-b goes out through node-a's bind
+        listeners = [start_config_listener(hub) for hub in (services, other)]
+        await asyncio.sleep(0.2)  # both subscribed
+        assert await deliver_mo(esme, "hello") == 0
+        (mo,) = await inbound(services)
+        reply = await other.outbox.reply(mo.interaction_id, body="answered by b", agent_id=None)
+        _id, submit = await smsc.submitted()
+        assert submit.short_message.decode() == "answered by b"
+        await wait_for_status(services, reply.id, DeliveryStatus.SENT)
+        for stop in listeners:
+            await stop()
 
         await stop_a()  # node-a stops cleanly: the lease is released, node-b takes over
         assert (await smsc.esme()).system_id == "hub-a"
