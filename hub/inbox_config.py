@@ -88,7 +88,14 @@ FIELDS: dict[str, tuple[ConfigField, ...]] = {
     ChannelKind.EMAIL.value: EMAIL_FIELDS,
     ChannelKind.SMS.value: SMS_FIELDS,
     ChannelKind.TELEGRAM.value: TELEGRAM_FIELDS,
-    ChannelKind.FAX.value: (_f("fax_numbers", "Fax numbers (one per line, E.164)", "lines"),),
+    ChannelKind.FAX.value: (
+        _f(
+            "fax_numbers",
+            "Fax numbers (one per line, E.164; shown to people, the gateway picks the inbox)",
+            "lines",
+        ),
+        _f("email_addresses", "Addresses that take faxes by email (one per line)", "lines"),
+    ),
     ChannelKind.WEBCHAT.value: (),  # origins and identity secret: /admin/widgets
 }
 _NUMBER = re.compile(r"^\+?[0-9]{2,20}$")
