@@ -21,6 +21,7 @@ from channels.telegram.settings import TelegramSettings
 from hub.inbox_probe import (
     ProbeFailed,
     check_inbox,
+    probe_http_sms,
     probe_imap,
     probe_smpp,
     probe_smtp,
@@ -160,3 +161,18 @@ async def test_an_inbox_config_is_laid_over_the_environment(
         results = await check_inbox("email", {"relay_host": "127.0.0.1"}, 5)
     assert [(r.service, r.ok) for r in results] == [("SMTP", True)]
     assert f"127.0.0.1:{port}" in results[0].message
+
+
+async def test_http_sms_account_and_wrong_credentials() -> None:
+    from tests.channels.sms.twilio_api import LocalTwilio
+
+    sid, token = "AC0123456789abcdef0123456789abcdef", "f00dfeedf00dfeedf00dfeedf00dfeed"
+    api = LocalTwilio(sid, token).start()
+    try:
+        good = SmsSettings(twilio_base_url=api.url, twilio_account_sid=sid, twilio_auth_token=token)
+        assert f"accepted account {sid}" in await probe_http_sms(good, 5)
+        bad = SmsSettings(twilio_base_url=api.url, twilio_account_sid=sid, twilio_auth_token="x")
+        with pytest.raises(ProbeFailed, match="authentication failed: HTTP 401"):
+            await probe_http_sms(bad, 5)
+    finally:
+        api.stop()
