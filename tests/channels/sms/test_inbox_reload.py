@@ -12,11 +12,11 @@ from litestar.channels import ChannelsPlugin
 from channels.base import DeliveryStatus
 from channels.sms.settings import SmsSettings
 from hub.channel_runtime import reload_inbox, start_config_listener
-from hub.inboxes import InboxLinks, save_inbox
+from hub.inboxes import InboxLinks, save_inbox, set_active
 from hub.leases import LeaseKeeper
 from hub.services import Services
 from hub.settings import Settings
-from models import Inbox
+from models import Inbox, Lease
 from tests.channels.sms.conftest import Smsc
 from tests.channels.sms.test_smpp_peer import deliver_mo, inbound, wait_for_status
 
@@ -91,6 +91,14 @@ async def test_a_saved_inbox_binds_and_one_process_holds_it(
         await stop_a()  # node-a stops cleanly: the lease is released, node-b takes over
         assert (await smsc.esme()).system_id == "hub-a"
         assert list(other.extras["sms"].smpp) == [sms_inbox.id]
+
+        # deactivated: the adapter stops and gives the lease up
+        async with other.sessionmaker() as db:
+            await set_active(db, user_id=None, inbox_id=sms_inbox.id, active=False)
+        await reload_inbox(other, sms_inbox.id, "sms")
+        assert other.extras["sms"].smpp == {}
+        async with other.sessionmaker() as db:
+            assert await db.get(Lease, f"smpp:{sms_inbox.id}") is None
         await stop_b()
     finally:
         await other.close()
