@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -92,6 +93,7 @@ class LeasedTask:
         self._start = start
         self._stop = stop
         self.running = False
+        self._held_until = 0.0  # monotonic time our lease surely lasts until
         self._task: asyncio.Task[None] | None = None
 
     def begin(self) -> None:
@@ -100,10 +102,15 @@ class LeasedTask:
     async def step(self) -> bool:
         """One round: take/renew the lease and start or stop the adapter to match."""
         try:
+            asked = time.monotonic()
             held = await acquire(self.sessionmaker, self.key, self.holder, self.ttl)
+            if held:
+                self._held_until = asked + self.ttl
         except Exception:
-            log.exception("lease %s: the database did not answer; giving the adapter up", self.key)
-            held = False
+            # a busy database (SQLite's lock) is not a lost lease: keep the adapter while
+            # our last renewal is still good, give it up once it may have lapsed
+            held = time.monotonic() < self._held_until
+            log.warning("lease %s: the database did not answer (holding: %s)", self.key, held)
         if held and not self.running:
             log.info("lease %s taken by %s; starting", self.key, self.holder)
             await self._start()
