@@ -130,6 +130,10 @@ class Outbox:
             except Exception as exc:  # a channel failure must not lose the message's status
                 log.exception("sending message %s failed", message_id)
                 result = SendResult(DeliveryStatus.FAILED, detail=f"{type(exc).__name__}: {exc}")
+        if result.status == DeliveryStatus.PENDING:
+            # handed on to the hub process that holds the channel's connection (an SMPP
+            # bind under a lease): that process delivers it and stores the outcome
+            return result
         async with self._sessionmaker() as db:
             message = await db.get(Message, message_id)
             assert message is not None

@@ -121,6 +121,13 @@ class Settings(BaseSettings):
     reports_repeat_days: str = "1,7"
     reports_max_days: int = 400
 
+    # inboxes (web.inboxes_admin): how long "test connection" waits for each service
+    inbox_test_timeout_seconds: float = 10.0
+    # hub.leases: one process holds each SMPP bind, IMAP poller and Telegram poll; it renews
+    # its lease this often, and another process takes over once the lease is this old
+    lease_seconds: float = 30.0
+    lease_renew_seconds: float = 10.0
+
     # speech
     transcribe_voice_notes: bool = True  # Telegram voice notes etc. through faster-whisper
 

@@ -17,6 +17,7 @@ from models.interactions import (
     SenderKind,
 )
 from models.jobs import Job, JobState
+from models.leases import Lease
 from models.nobody import CallbackAttempt, CallbackRequest, CallbackState, CallOut, Voicemail
 from models.qa import (
     Category,
@@ -103,6 +104,7 @@ __all__ = [
     "InteractionState",
     "Job",
     "JobState",
+    "Lease",
     "Message",
     "MessagePart",
     "NotReadyReason",

@@ -41,7 +41,11 @@ def _error(status: int, reason: str) -> Response:
 async def _verified(
     request: Request, inbox_id: int
 ) -> tuple[TwilioChannel, dict[str, str]] | Response:
-    channel: TwilioChannel | None = request.app.state.services.extras.get("sms_twilio")
+    extras = request.app.state.services.extras
+    runtime = extras.get("sms")
+    channel: TwilioChannel | None = (
+        runtime.twilio.get(inbox_id) if runtime is not None else extras.get("sms_twilio")
+    )
     if channel is None or channel.inbox_id != inbox_id:
         return _error(404, f"no Twilio-compatible SMS account serves inbox {inbox_id}")
     params = parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True)

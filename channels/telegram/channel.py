@@ -148,6 +148,11 @@ class TelegramChannel:
             chat_id = int(message.to.value)
         except ValueError:
             return SendResult(DeliveryStatus.FAILED, detail="the contact has no Telegram chat")
+        try:
+            # a process that does not hold the polling lease sends with a bot never started
+            await self.bot.initialize()  # (a no-op once initialized)
+        except TelegramError as exc:
+            return SendResult(DeliveryStatus.FAILED, detail=f"Telegram: {exc}")
         last: Message | None = None
         try:
             for file in message.attachments:

@@ -77,7 +77,9 @@ def _error(status: int, reason: str) -> Response:
 
 @post("/webhooks/telegram/{inbox_id:int}", exclude_from_auth=True, status_code=200)
 async def telegram_webhook(request: Request, inbox_id: FromPath[int]) -> Response:
-    channel = request.app.state.services.extras.get("telegram")
+    extras = request.app.state.services.extras
+    runtime = extras.get("telegram_runtime")
+    channel = runtime.bots.get(inbox_id) if runtime is not None else extras.get("telegram")
     if channel is None or channel.inbox_id != inbox_id:
         return _error(404, f"no Telegram bot serves inbox {inbox_id}")
     if channel.settings.mode != "webhook" or not channel.secret_token:

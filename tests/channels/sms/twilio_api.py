@@ -98,6 +98,10 @@ class LocalTwilio:
                 if not api._authorized(self.headers.get("Authorization")):
                     self._reply(401, b'{"code": 20003, "message": "Authenticate"}')
                     return
+                if self.path == f"/2010-04-01/Accounts/{api.account_sid}.json":  # fetch account
+                    account = {"sid": api.account_sid, "status": "active", "type": "Full"}
+                    self._reply(200, json.dumps(account).encode())
+                    return
                 name = self.path.rsplit("/", 1)[-1]
                 if name not in api.media:
                     self._reply(404, b'{"code": 20404, "message": "Not found"}')
