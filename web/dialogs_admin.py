@@ -158,6 +158,13 @@ async def _dialog(db: AsyncSession, dialog_id: int) -> Dialog:
     return dialog
 
 
+async def _version(db: AsyncSession, dialog: Dialog, number: int) -> DialogVersion:
+    version = next((v for v in await versions_of(db, dialog) if v.number == number), None)
+    if version is None:
+        raise NotFoundException(f"'{dialog.name}' has no version {number}.")
+    return version
+
+
 async def _editor_context(
     db: AsyncSession,
     dialog: Dialog,
@@ -362,9 +369,7 @@ async def publish_version(
     me = user_of(request)
     async with services_of(request).sessionmaker() as db:
         dialog = await _dialog(db, dialog_id)
-        version = next((v for v in await versions_of(db, dialog) if v.number == number), None)
-        if version is None:
-            raise NotFoundException(f"'{dialog.name}' has no version {number}.")
+        version = await _version(db, dialog, number)
         loaded, _ = load(version.source)
         refused = list(check_source(version.source))
         if loaded is not None:
@@ -460,9 +465,7 @@ async def diff(request: Request, dialog_id: FromPath[int], a: int, b: int) -> Te
 async def export(request: Request, dialog_id: FromPath[int], number: FromPath[int]) -> Response:
     async with services_of(request).sessionmaker() as db:
         dialog = await _dialog(db, dialog_id)
-        version = next((v for v in await versions_of(db, dialog) if v.number == number), None)
-    if version is None:
-        raise NotFoundException(f"'{dialog.name}' has no version {number}.")
+        version = await _version(db, dialog, number)
     return Response(
         content=version.source,
         media_type="application/yaml",
@@ -551,9 +554,7 @@ async def simulate_step(request: Request, dialog_id: FromPath[int]) -> Template:
     text = form.get("text")
     async with services_of(request).sessionmaker() as db:
         dialog = await _dialog(db, dialog_id)
-        version = next((v for v in await versions_of(db, dialog) if v.number == number), None)
-    if version is None:
-        raise NotFoundException(f"'{dialog.name}' has no version {number}.")
+        version = await _version(db, dialog, number)
     loaded, problems = load(version.source)
     if loaded is None:
         raise UnprocessableError(
