@@ -100,7 +100,9 @@ async def _call(controls: CallControls, live: LiveCall, leg: ConsultLeg, extensi
     except CallFailed as exc:
         failure = f"{exc.status} {exc.reason}"
         if created:
-            await _store_leg(controls, live, leg, created[0], failure)
+            await controls.store_outbound_leg(
+                live, created[0], CallLegKind.AGENT, leg.agent_id, failure
+            )
         if st is not None and st.consult is leg:
             st.consult = None
             await controls.record(live, ControlKind.CONSULT_CANCEL, None, {"failed": failure})
@@ -111,7 +113,7 @@ async def _call(controls: CallControls, live: LiveCall, leg: ConsultLeg, extensi
         return
     leg.call = call
     leg.since = utcnow()
-    await _store_leg(controls, live, leg, call, "")
+    leg.leg_id = await controls.store_outbound_leg(live, call, CallLegKind.AGENT, leg.agent_id, "")
     async with controls.services.sessionmaker() as db:
         segment = InteractionSegment(
             interaction_id=live.interaction_id,
@@ -263,33 +265,6 @@ async def _close(controls: CallControls, live: LiveCall, leg: ConsultLeg, why: s
                 ended_at=records.epoch_to_dt(leg.call.ended_at) or utcnow(),
                 end_reason=why[:64],
             )
-
-
-async def _store_leg(
-    controls: CallControls, live: LiveCall, leg: ConsultLeg, call: Call, failure: str
-) -> None:
-    async with controls.services.sessionmaker() as db:
-        leg_id = await records.add_leg(
-            db,
-            live.interaction_id,
-            kind=CallLegKind.AGENT,
-            direction="outbound",
-            sip_call_id=call.call_id,
-            remote_uri=call.remote_uri,
-            node=controls.calls.node,
-            agent_id=leg.agent_id,
-            started_at=records.epoch_to_dt(call.started_at),  # type: ignore[arg-type]
-        )
-        if failure:
-            await records.update_leg(
-                db,
-                leg_id,
-                ended_at=records.epoch_to_dt(call.ended_at or call.started_at),
-                end_reason=failure[:64],
-            )
-        else:
-            await records.update_leg(db, leg_id, answered_at=records.epoch_to_dt(call.answered_at))
-            leg.leg_id = leg_id
 
 
 async def hang_up(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> None:

@@ -23,6 +23,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.voice.call import Call, CallEvent, CallState
+from hub import call_records as records
 from hub.call_records import epoch_to_dt
 from hub.events import SUPERVISOR_TOPIC, agent_topic, interaction_topic
 from models import CallLeg, ControlEvent, ControlKind, InteractionSegment, SegmentRole, utcnow
@@ -255,6 +256,34 @@ class CallControls:
         live.poke.set()
 
     # -- rows and events -------------------------------------------------------------------
+
+    async def store_outbound_leg(
+        self, live: LiveCall, call: Call, kind: str, agent_id: int | None, failure: str
+    ) -> int:
+        """The leg of a call the hub placed for this interaction (consult, supervisor,
+        external party): answered, or ended at once with why it failed."""
+        async with self.services.sessionmaker() as db:
+            leg_id = await records.add_leg(
+                db,
+                live.interaction_id,
+                kind=kind,
+                direction="outbound",
+                sip_call_id=call.call_id,
+                remote_uri=call.remote_uri,
+                node=self.calls.node,
+                agent_id=agent_id,
+                started_at=epoch_to_dt(call.started_at),  # type: ignore[arg-type]
+            )
+            if failure:
+                await records.update_leg(
+                    db,
+                    leg_id,
+                    ended_at=epoch_to_dt(call.ended_at or call.started_at) or utcnow(),
+                    end_reason=failure[:64],
+                )
+            else:
+                await records.update_leg(db, leg_id, answered_at=epoch_to_dt(call.answered_at))
+        return leg_id
 
     async def record(
         self,

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from channels.voice.call import Call, CallState
 from channels.voice.sip_endpoint import CallFailed
-from hub import call_records as records
 from hub.call_controls import ControlError, ControlState
 from hub.call_limits import CallOutRefused, check_call_out
 from hub.outbound_calls import DialRefused, caller_id, dialable_number
@@ -88,7 +87,7 @@ async def _connect(controls: CallControls, live: LiveCall, number: str) -> None:
     except CallFailed as exc:
         failure = f"{exc.status} {exc.reason}"
         if created:
-            await _store_leg(controls, live, created[0], failure)
+            await controls.store_outbound_leg(live, created[0], CallLegKind.EXTERNAL, None, failure)
         await controls.record(live, ControlKind.TRANSFER, None, {"failed": failure})
         await live.customer.hangup()  # nobody to hand the caller to: the call ends
         live.poke.set()
@@ -96,7 +95,7 @@ async def _connect(controls: CallControls, live: LiveCall, number: str) -> None:
     if live.finished or live.customer.state is CallState.ENDED:
         await external.hangup()
         return
-    leg_id = await _store_leg(controls, live, external, "")
+    leg_id = await controls.store_outbound_leg(live, external, CallLegKind.EXTERNAL, None, "")
     controls.calls._stop_moh(live)
     live.agent_call = external  # the call service ends the call when either side hangs up
     live.agent_leg_id = leg_id
@@ -104,31 +103,6 @@ async def _connect(controls: CallControls, live: LiveCall, number: str) -> None:
     live.customer.bridge(external)
     await controls.record(live, ControlKind.TRANSFER, None, {"connected": number})
     live.poke.set()
-
-
-async def _store_leg(controls: CallControls, live: LiveCall, call: Call, failure: str) -> int:
-    async with controls.services.sessionmaker() as db:
-        leg_id = await records.add_leg(
-            db,
-            live.interaction_id,
-            kind=CallLegKind.EXTERNAL,
-            direction="outbound",
-            sip_call_id=call.call_id,
-            remote_uri=call.remote_uri,
-            node=controls.calls.node,
-            agent_id=None,
-            started_at=records.epoch_to_dt(call.started_at),  # type: ignore[arg-type]
-        )
-        if failure:
-            await records.update_leg(
-                db,
-                leg_id,
-                ended_at=records.epoch_to_dt(call.ended_at or call.started_at),
-                end_reason=failure[:64],
-            )
-        else:
-            await records.update_leg(db, leg_id, answered_at=records.epoch_to_dt(call.answered_at))
-    return leg_id
 
 
 def _log_failure(task: asyncio.Task[None]) -> None:

@@ -118,14 +118,18 @@ async def _join(controls: CallControls, live: LiveCall, sup: SupervisorLeg, exte
         if st is not None and st.supervisor is sup:
             st.supervisor = None
         if created:
-            await _store_leg(controls, live, sup, created[0], failed=f"{exc.status} {exc.reason}")
+            await controls.store_outbound_leg(
+                live, created[0], CallLegKind.SUPERVISOR, sup.agent_id, f"{exc.status} {exc.reason}"
+            )
         return
     if st is None or st.supervisor is not sup or live.finished or live.agent_call is None:
         await call.hangup()
         return
     sup.call = call
     sup.since = utcnow()
-    await _store_leg(controls, live, sup, call, failed="")
+    sup.leg_id = await controls.store_outbound_leg(
+        live, call, CallLegKind.SUPERVISOR, sup.agent_id, ""
+    )
     async with controls.services.sessionmaker() as db:
         segment = InteractionSegment(
             interaction_id=live.interaction_id,
@@ -234,28 +238,6 @@ async def force_release(controls: CallControls, interaction_id: int, user_id: in
     with contextlib.suppress(Exception):
         await live.customer.hangup()
     live.poke.set()
-
-
-async def _store_leg(
-    controls: CallControls, live: LiveCall, sup: SupervisorLeg, call: Call, failed: str
-) -> None:
-    async with controls.services.sessionmaker() as db:
-        leg_id = await records.add_leg(
-            db,
-            live.interaction_id,
-            kind=CallLegKind.SUPERVISOR,
-            direction="outbound",
-            sip_call_id=call.call_id,
-            remote_uri=call.remote_uri,
-            node=controls.calls.node,
-            agent_id=sup.agent_id,
-            started_at=records.epoch_to_dt(call.started_at),  # type: ignore[arg-type]
-        )
-        if failed:
-            await records.update_leg(db, leg_id, ended_at=utcnow(), end_reason=failed[:64])
-        else:
-            await records.update_leg(db, leg_id, answered_at=records.epoch_to_dt(call.answered_at))
-            sup.leg_id = leg_id
 
 
 async def _set_segment_mode(controls: CallControls, sup: SupervisorLeg, mode: str) -> None:
