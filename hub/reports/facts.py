@@ -10,9 +10,14 @@ of the interactions offered in it.
 
 Handle time per agent segment: talk (or chat) runs from ``→ active`` to ``→ wrap_up`` (or to
 a transfer back to a queue, or to ``→ closed``), wrap-up from ``→ wrap_up`` to ``→ closed``.
-Hold is 0 until the call controls record holds as events. Self-service: entering the IVR or
-bot (``→ self_service``); contained when the interaction then closes without a queue or an
-agent. An agent starting a contact (``new → active``, click to dial) is an outbound segment.
+Hold comes from the call controls' timeline (``ControlEvent`` rows, fed in as ``control:``
+events): the customer is on hold from a hold (the console's, or the agent's phone by
+re-INVITE) or a consult until its resume, or until the consult is cancelled, completed or
+turned into a conference. Hold inside a talk segment counts as hold, not talk.
+
+Self-service: entering the IVR or bot (``→ self_service``); contained when the interaction
+then closes without a queue or an agent. An agent starting a contact (``new → active``,
+click to dial) is an outbound segment.
 """
 
 from __future__ import annotations
@@ -26,6 +31,17 @@ from models import WAIT_BINS, InteractionState
 S = InteractionState
 INTERVAL = timedelta(minutes=15)
 _WAITING = (S.QUEUED.value, S.OFFERED.value)
+CONTROL = "control:"  # the prefix of a call control fed in among the state changes
+# What puts the customer on hold, and what takes each reason away again (``ControlKind``s).
+HOLD_STARTS = {"hold": "hold", "remote_hold": "remote", "consult": "consult"}
+HOLD_ENDS = {
+    "resume": "hold",
+    "remote_resume": "remote",
+    "consult_cancel": "consult",
+    "consult_complete": "consult",
+    "conference": "consult",
+    "drop": "consult",
+}
 ADDITIVE = (
     "offered",
     "answered",
@@ -136,6 +152,9 @@ def interaction_facts(
     talk_from: datetime | None = None
     wrap_from: datetime | None = None
     bot: Fact | None = None  # a self-service entry not yet routed
+    holding: set[str] = set()  # why the customer is on hold now
+    held_since: datetime | None = None
+    held = 0.0  # seconds on hold in the current talk
 
     def close_episode() -> None:
         nonlocal episode
@@ -151,14 +170,32 @@ def interaction_facts(
         episode = None
 
     def end_talk(at: datetime) -> None:
-        nonlocal talk_from
+        nonlocal talk_from, held_since, held
+        if held_since is not None:
+            held += _seconds(held_since, at)
         if segment is not None and talk_from is not None:
-            segment.talk_seconds += _seconds(talk_from, at)
-        talk_from = None
+            segment.hold_seconds += held
+            segment.talk_seconds += max(0.0, _seconds(talk_from, at) - held)
+        talk_from = held_since = None
+        held = 0.0
+        holding.clear()
 
     for ev in events:
         to, frm = ev.to_state, ev.from_state
-        if to == S.SELF_SERVICE:
+        if to.startswith(CONTROL):
+            kind = to.removeprefix(CONTROL)
+            if talk_from is None:
+                continue  # no talk to hold (a control after the agent left, say)
+            if kind in HOLD_STARTS:
+                if not holding:
+                    held_since = ev.at
+                holding.add(HOLD_STARTS[kind])
+            elif kind in HOLD_ENDS and HOLD_ENDS[kind] in holding:
+                holding.discard(HOLD_ENDS[kind])
+                if not holding and held_since is not None:
+                    held += _seconds(held_since, ev.at)
+                    held_since = None
+        elif to == S.SELF_SERVICE:
             bot = Fact(bucket_of(ev.at), ev.queue_id, channel, inbox_id, self_service=1)
             facts.append(bot)
         elif to == S.QUEUED and frm not in _WAITING:

@@ -119,8 +119,8 @@ DEFINITIONS: list[Definition] = [
         "AHT (average handle time)",
         "(talk + hold + wrap-up) ÷ handled",
         "Talk (chat time for text channels) runs from the answer to wrap-up, a transfer or "
-        "the close; wrap-up from its start to the close. Hold is 0 until the call controls "
-        "record holds as events.",
+        "the close, less the time the customer was on hold (a hold, or a consult with "
+        "another agent); wrap-up from its start to the close.",
     ),
     Definition("Transfers", "answered contacts an agent sent back to a queue or to another agent"),
     Definition("Outbound", "contacts an agent started (click to dial)"),

@@ -13,7 +13,7 @@ import logging
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -21,6 +21,9 @@ from sqlmodel import Session
 
 from hub.jobs import ClaimedJob, enqueue
 from hub.reports.facts import (
+    CONTROL,
+    HOLD_ENDS,
+    HOLD_STARTS,
     INTERVAL,
     Event,
     Fact,
@@ -31,6 +34,7 @@ from hub.reports.facts import (
     interaction_facts,
 )
 from models import (
+    ControlEvent,
     Interaction,
     InteractionEvent,
     Job,
@@ -54,6 +58,8 @@ REBUILD_DAYS = 35
 BATCH_EVENTS = 2_000
 _CHUNK = 500  # ids per IN (…) list
 _ev = InteractionEvent.__table__  # type: ignore[attr-defined]
+_ctl = ControlEvent.__table__  # type: ignore[attr-defined]
+HOLD_KINDS = sorted(HOLD_STARTS.keys() | HOLD_ENDS.keys())
 _ix = Interaction.__table__  # type: ignore[attr-defined]
 _rollup = ReportRollup.__table__  # type: ignore[attr-defined]
 _by_queue = ReportRollupQueue.__table__  # type: ignore[attr-defined]
@@ -110,7 +116,17 @@ def facts_of(
             .order_by(_ev.c.interaction_id, _ev.c.at, _ev.c.id)
         ):
             by_interaction[row[0]].append(Event(*row[1:]))
+        for interaction_id, at, kind in db.execute(
+            sa.select(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.kind)
+            .where(_ctl.c.interaction_id.in_(chunk), _ctl.c.kind.in_(HOLD_KINDS))
+            .order_by(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.id)
+        ):
+            if interaction_id in by_interaction:
+                by_interaction[interaction_id].append(
+                    Event(at, None, CONTROL + kind, None, None, None)
+                )
         for interaction_id, events in by_interaction.items():
+            events.sort(key=lambda event: _aware(event.at))  # stable: state changes first
             channel, inbox_id = meta[interaction_id]
             facts.extend(interaction_facts(channel, inbox_id, events, rules))
     return facts
@@ -256,8 +272,6 @@ def _refresh_repeats(db: Session, start: datetime, end: datetime, days: list[int
 
 
 def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

@@ -17,7 +17,7 @@ from hub.reports.facts import Event, QueueRule, interaction_facts
 from hub.reports.figures import Dimension, Period, ReportRequest, build_report
 from hub.reports.rollups import RollupJob, aggregate, facts_of, queue_rules, rebuild
 from hub.services import Services
-from models import Interaction, ReportRepeat, ReportRollup, ReportRollupQueue
+from models import ControlEvent, Interaction, ReportRepeat, ReportRollup, ReportRollupQueue
 from tests.hub.reports.history import Spec, build, presence
 
 FIRST = datetime(2026, 10, 28, 0, 30, tzinfo=UTC)
@@ -131,6 +131,49 @@ def test_a_transfer_back_to_the_queue_is_a_second_offer():
     assert (first.queue_id, first.agent_id, first.transfers, first.talk_seconds) == (1, 7, 1, 60)
     assert (second.queue_id, second.agent_id, second.offered) == (2, 8, 1)
     assert (second.wait_answered_seconds, second.talk_seconds, second.handled) == (30, 100, 1)
+
+
+def test_hold_and_a_consult_count_as_hold_not_talk():
+    at = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
+
+    def ev(seconds: int, frm: str | None, to: str) -> Event:
+        return Event(at + timedelta(seconds=seconds), frm, to, 7, 1, None)
+
+    events = [
+        ev(0, "new", "queued"),
+        ev(10, "queued", "active"),
+        ev(40, None, "control:hold"),
+        ev(70, None, "control:resume"),  # 30 s on hold
+        ev(100, None, "control:consult"),
+        ev(110, None, "control:remote_hold"),  # the agent's phone too: still one hold
+        ev(120, None, "control:remote_resume"),
+        ev(145, None, "control:consult_cancel"),  # 45 s more
+        ev(200, None, "control:hold"),
+        ev(230, "active", "wrap_up"),  # held to the end of the talk: 30 s more
+        ev(260, None, "control:resume"),  # after the talk: nothing
+        ev(270, "wrap_up", "closed"),
+    ]
+    (episode,) = interaction_facts("voice", 1, events, {})
+    assert (episode.hold_seconds, episode.talk_seconds, episode.wrap_seconds) == (105, 115, 40)
+
+
+async def test_hold_rows_on_the_timeline_reach_the_report(services: Services):
+    day = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+
+    def setup(db: Session) -> None:
+        (ix,) = build(db, [Spec(day, "answered", 10, 300, 20)])
+        for seconds, kind in ((60, "hold"), (150, "resume")):
+            db.add(ControlEvent(interaction_id=ix, kind=kind, at=day + timedelta(seconds=seconds)))
+
+    await services.transactions.run(setup)
+    await RollupJob(services).catch_up()
+    report = await _report(
+        services, ReportRequest(date(2026, 11, 3), date(2026, 11, 3), Period.DAY, Dimension.QUEUE)
+    )
+    (row,) = report.rows
+    assert row.totals["hold_seconds"] == 90
+    assert row.totals["talk_seconds"] == 210  # 300 s answered, less the hold
+    assert row.totals.aht_seconds == 320.0  # 210 talk + 90 hold + 20 wrap-up
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
