@@ -43,6 +43,8 @@ class RollupFigures(SQLModel):
     outbound: int = 0  # contacts an agent started (click to dial)
     self_service: int = 0  # contacts that entered the IVR or bot
     contained: int = 0  # of those, finished without reaching an agent or a queue
+    callbacks_requested: int = 0  # callers who left a number to be called back
+    callbacks_completed: int = 0  # of those, called back and connected
     # wait-time histogram (WAIT_BINS, then the rest): answered and abandoned contacts
     ans_w0: int = 0
     ans_w1: int = 0

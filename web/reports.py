@@ -29,6 +29,7 @@ from hub.reports.figures import (
     queue_rule_labels,
 )
 from hub.reports.params import BadReportRequest, parse
+from hub.reports.required import DEFAULT_SL_TARGET_PCT, agents_required
 from hub.reports.rollups import repeat_days
 from models import Queue, ReportSchedule, Role
 from web.common import UnprocessableError, page, role_guard, services_of, user_of
@@ -53,7 +54,9 @@ def _days(request: Request) -> list[int]:
     return repeat_days(services_of(request).settings.reports_repeat_days)
 
 
-def chart_data(report: Report, by_agent: Report, by_hour: Report) -> dict[str, Any]:
+def chart_data(
+    report: Report, by_agent: Report, by_hour: Report, required: dict[datetime, int]
+) -> dict[str, Any]:
     """What the page's charts draw (web/static/reports.js); plain numbers and labels."""
     periods: dict[datetime, Any] = {}
     for row in report.rows:
@@ -82,6 +85,7 @@ def chart_data(report: Report, by_agent: Report, by_hour: Report) -> dict[str, A
         "offered": [int(t["offered"]) for _, t in trend],
         "answered": [int(t["answered"]) for _, t in trend],
         "abandoned": [int(t["abandoned"]) for _, t in trend],
+        "required": [required.get(period, 0) for period in sorted(periods)],
         "sl": [t.service_level_pct for _, t in trend],
         "asa": [t.asa_seconds for _, t in trend],
         "bins": BIN_LABELS,
@@ -107,6 +111,8 @@ async def report_page(request: Request) -> Template:
     report = await _run(request, build_report, req, days)
     by_agent = await _run(request, build_report, _whole(req, Period.MONTH, Dimension.AGENT), [])
     by_hour = await _run(request, build_report, _whole(req, Period.HOUR, Dimension.TOTAL), [])
+    slots = Period.INTERVAL if req.period is Period.INTERVAL else Period.HOUR
+    by_queue = await _run(request, build_report, _whole(req, slots, Dimension.QUEUE), [])
 
     def extras(db: Session) -> tuple[list[Queue], list[ReportSchedule]]:
         queues = list(db.exec(select(Queue).order_by(Queue.name)).all())
@@ -127,7 +133,19 @@ async def report_page(request: Request) -> Template:
         queues=queues,
         schedules=schedules,
         query=query,
-        charts=chart_data(report, by_agent, by_hour),
+        charts=chart_data(
+            report,
+            by_agent,
+            by_hour,
+            agents_required(
+                by_queue,
+                req.period,
+                {
+                    q.id: (q.alert_sl_below_pct or DEFAULT_SL_TARGET_PCT, q.sla_seconds)
+                    for q in queues
+                },
+            ),
+        ),
     )
 
 

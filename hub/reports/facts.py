@@ -15,6 +15,9 @@ events): the customer is on hold from a hold (the console's, or the agent's phon
 re-INVITE) or a consult until its resume, or until the consult is cancelled, completed or
 turned into a conference. Hold inside a talk segment counts as hold, not talk.
 
+A callback request counts in the queue episode the caller asked in, requested when it is made
+and completed when the hub's call back connects.
+
 Self-service: entering the IVR or bot (``→ self_service``); contained when the interaction
 then closes without a queue or an agent. An agent starting a contact (``new → active``,
 click to dial) is an outbound segment.
@@ -32,6 +35,10 @@ S = InteractionState
 INTERVAL = timedelta(minutes=15)
 _WAITING = (S.QUEUED.value, S.OFFERED.value)
 CONTROL = "control:"  # the prefix of a call control fed in among the state changes
+# A callback request (``CallbackRequest``) fed in: made, and connected. Both count in the
+# queue episode the caller asked in (their place is kept there).
+CALLBACK_REQUESTED = "callback:requested"
+CALLBACK_COMPLETED = "callback:completed"
 # What puts the customer on hold, and what takes each reason away again (``ControlKind``s).
 HOLD_STARTS = {"hold": "hold", "remote_hold": "remote", "consult": "consult"}
 HOLD_ENDS = {
@@ -59,6 +66,8 @@ ADDITIVE = (
     "outbound",
     "self_service",
     "contained",
+    "callbacks_requested",
+    "callbacks_completed",
 )
 
 
@@ -122,6 +131,8 @@ class Fact:
     outbound: int = 0
     self_service: int = 0
     contained: int = 0
+    callbacks_requested: int = 0
+    callbacks_completed: int = 0
 
     @property
     def key(self) -> tuple:
@@ -152,6 +163,7 @@ def interaction_facts(
     talk_from: datetime | None = None
     wrap_from: datetime | None = None
     bot: Fact | None = None  # a self-service entry not yet routed
+    callback: Fact | None = None  # the episode a callback was requested in
     holding: set[str] = set()  # why the customer is on hold now
     held_since: datetime | None = None
     held = 0.0  # seconds on hold in the current talk
@@ -182,7 +194,14 @@ def interaction_facts(
 
     for ev in events:
         to, frm = ev.to_state, ev.from_state
-        if to.startswith(CONTROL):
+        if to == CALLBACK_REQUESTED:
+            callback = episode
+            if callback is not None:
+                callback.callbacks_requested += 1
+        elif to == CALLBACK_COMPLETED:
+            if callback is not None:
+                callback.callbacks_completed += 1
+        elif to.startswith(CONTROL):
             kind = to.removeprefix(CONTROL)
             if talk_from is None:
                 continue  # no talk to hold (a control after the agent left, say)

@@ -125,9 +125,17 @@ DEFINITIONS: list[Definition] = [
     Definition("Transfers", "answered contacts an agent sent back to a queue or to another agent"),
     Definition("Outbound", "contacts an agent started (click to dial)"),
     Definition(
+        "Agents required (volume chart)",
+        "per hour and queue, the fewest agents for which Erlang C, given the contacts offered "
+        "and their AHT, reaches the queue's service-level target within its answer-within "
+        "time; summed over queues; a longer period shows its busiest hour",
+        "The target is the queue's wallboard alert threshold, or 80 % when it sets none. "
+        "Before shrinkage, and for chat as for calls (one contact per agent).",
+    ),
+    Definition(
         "Callbacks requested / completed",
-        "not recorded yet",
-        "The hub has no callback requests yet; the figure appears once they are recorded.",
+        "callers who left a number in the queue / of those, called back and connected",
+        "Both count in the interval and queue the caller asked in, where their place was kept.",
     ),
     Definition("Self-service", "contacts that entered the IVR or a bot"),
     Definition(
@@ -455,6 +463,8 @@ def columns(repeat_days: list[int]) -> list[tuple[str, object]]:
         ("Avg wrap-up s", lambda t: t.avg_wrap_seconds),
         ("Transfers", lambda t: int(t["transfers"])),
         ("Outbound", lambda t: int(t["outbound"])),
+        ("Callbacks requested", lambda t: int(t["callbacks_requested"])),
+        ("Callbacks completed", lambda t: int(t["callbacks_completed"])),
         ("Self-service", lambda t: int(t["self_service"])),
         ("Containment %", lambda t: t.containment_pct),
     ]

@@ -21,6 +21,9 @@ from sqlmodel import Session
 
 from hub.jobs import ClaimedJob, enqueue
 from hub.reports.facts import (
+    ADDITIVE,
+    CALLBACK_COMPLETED,
+    CALLBACK_REQUESTED,
     CONTROL,
     HOLD_ENDS,
     HOLD_STARTS,
@@ -34,6 +37,8 @@ from hub.reports.facts import (
     interaction_facts,
 )
 from models import (
+    CallbackRequest,
+    CallbackState,
     ControlEvent,
     Interaction,
     InteractionEvent,
@@ -59,6 +64,7 @@ BATCH_EVENTS = 2_000
 _CHUNK = 500  # ids per IN (…) list
 _ev = InteractionEvent.__table__  # type: ignore[attr-defined]
 _ctl = ControlEvent.__table__  # type: ignore[attr-defined]
+_cb = CallbackRequest.__table__  # type: ignore[attr-defined]
 HOLD_KINDS = sorted(HOLD_STARTS.keys() | HOLD_ENDS.keys())
 _ix = Interaction.__table__  # type: ignore[attr-defined]
 _rollup = ReportRollup.__table__  # type: ignore[attr-defined]
@@ -125,6 +131,16 @@ def facts_of(
                 by_interaction[interaction_id].append(
                     Event(at, None, CONTROL + kind, None, None, None)
                 )
+        for interaction_id, created_at, state, finished_at in db.execute(
+            sa.select(_cb.c.interaction_id, _cb.c.created_at, _cb.c.state, _cb.c.finished_at).where(
+                _cb.c.interaction_id.in_(chunk)
+            )
+        ):
+            if interaction_id in by_interaction:
+                events = by_interaction[interaction_id]
+                events.append(Event(created_at, None, CALLBACK_REQUESTED, None, None, None))
+                if state == CallbackState.CONNECTED and finished_at is not None:
+                    events.append(Event(finished_at, None, CALLBACK_COMPLETED, None, None, None))
         for interaction_id, events in by_interaction.items():
             events.sort(key=lambda event: _aware(event.at))  # stable: state changes first
             channel, inbox_id = meta[interaction_id]
@@ -186,23 +202,8 @@ def _row(fact: Fact) -> dict:
         "channel": fact.channel,
         "inbox_id": fact.inbox_id,
         "agent_id": fact.agent_id,
-        "offered": fact.offered,
-        "answered": fact.answered,
-        "abandoned": fact.abandoned,
-        "short_abandoned": fact.short_abandoned,
-        "voicemail": fact.voicemail,
-        "answered_in_sl": fact.answered_in_sl,
-        "sl_counted": fact.sl_counted,
-        "wait_answered_seconds": fact.wait_answered_seconds,
+        **{name: getattr(fact, name) for name in ADDITIVE},
         "wait_max_seconds": fact.wait_max_seconds,
-        "handled": fact.handled,
-        "talk_seconds": fact.talk_seconds,
-        "hold_seconds": fact.hold_seconds,
-        "wrap_seconds": fact.wrap_seconds,
-        "transfers": fact.transfers,
-        "outbound": fact.outbound,
-        "self_service": fact.self_service,
-        "contained": fact.contained,
         **{f"ans_w{i}": count for i, count in enumerate(fact.answered_hist)},
         **{f"ab_w{i}": count for i, count in enumerate(fact.abandoned_hist)},
     }

@@ -73,6 +73,17 @@ def test_the_supervisor_opens_the_daily_report_sees_a_chart_and_exports_it(
     total = page.locator("#report-table tr.total td")
     assert total.nth(2).inner_text() == "3"  # offered
     page.locator("#chart-volume[data-rendered='1']").wait_for()
+    drawn = page.evaluate(
+        "Chart.getChart(document.getElementById('chart-volume')).data.datasets"
+        ".map(d => [d.label, d.data])"
+    )
+    # two contacts handled in the 9:00 hour (AHT 170 s): Erlang C needs one agent at 80/30
+    assert drawn == [
+        ["Offered", [3]],
+        ["Answered", [2]],
+        ["Abandoned", [1]],
+        ["Agents required", [1]],
+    ]
     page.locator("#chart-heat[data-rendered='1']").wait_for()
 
     with page.expect_download() as got:

@@ -22,8 +22,12 @@
       data: { labels: d.labels, datasets: [
         { label: "Offered", data: d.offered, backgroundColor: "#90a4ae" },
         { label: "Answered", data: d.answered, backgroundColor: "#1565c0" },
-        { label: "Abandoned", data: d.abandoned, backgroundColor: "#c62828" }
-      ] }
+        { label: "Abandoned", data: d.abandoned, backgroundColor: "#c62828" },
+        { label: "Agents required", data: d.required, type: "line", borderColor: "#f9a825",
+          backgroundColor: "#f9a825", stepped: "middle", yAxisID: "y1" }
+      ] },
+      options: { scales: { y: { beginAtZero: true, position: "left", title: { display: true, text: "contacts" } },
+        y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, title: { display: true, text: "agents" } } } }
     });
     chart("chart-sl", {
       type: "line",

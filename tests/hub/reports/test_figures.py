@@ -14,10 +14,20 @@ from sqlmodel import Session
 
 from hub.reports.agents import agent_activity
 from hub.reports.facts import Event, QueueRule, interaction_facts
-from hub.reports.figures import Dimension, Period, ReportRequest, build_report
+from hub.reports.figures import Dimension, Period, Report, ReportRequest, build_report
+from hub.reports.required import agents_required
 from hub.reports.rollups import RollupJob, aggregate, facts_of, queue_rules, rebuild
 from hub.services import Services
-from models import ControlEvent, Interaction, ReportRepeat, ReportRollup, ReportRollupQueue
+from hub.staffing.erlang import size_calls
+from models import (
+    CallbackRequest,
+    CallbackState,
+    ControlEvent,
+    Interaction,
+    ReportRepeat,
+    ReportRollup,
+    ReportRollupQueue,
+)
 from tests.hub.reports.history import Spec, build, presence
 
 FIRST = datetime(2026, 10, 28, 0, 30, tzinfo=UTC)
@@ -157,13 +167,40 @@ def test_hold_and_a_consult_count_as_hold_not_talk():
     assert (episode.hold_seconds, episode.talk_seconds, episode.wrap_seconds) == (105, 115, 40)
 
 
-async def test_hold_rows_on_the_timeline_reach_the_report(services: Services):
+async def test_holds_and_callbacks_on_the_timeline_reach_the_report(services: Services):
     day = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 
     def setup(db: Session) -> None:
-        (ix,) = build(db, [Spec(day, "answered", 10, 300, 20)])
+        held, called_back, gave_up = build(
+            db,
+            [
+                Spec(day, "answered", 10, 300, 20),
+                Spec(day, "answered", 200, 60, customer="c2"),  # called back and connected
+                Spec(day, "abandoned", 200, customer="c3"),  # asked, never reached
+            ],
+        )
         for seconds, kind in ((60, "hold"), (150, "resume")):
-            db.add(ControlEvent(interaction_id=ix, kind=kind, at=day + timedelta(seconds=seconds)))
+            db.add(
+                ControlEvent(interaction_id=held, kind=kind, at=day + timedelta(seconds=seconds))
+            )
+        db.add_all(
+            [
+                CallbackRequest(
+                    interaction_id=called_back,
+                    number="+15550100",
+                    state=CallbackState.CONNECTED,
+                    created_at=day + timedelta(seconds=30),
+                    finished_at=day + timedelta(seconds=200),
+                ),
+                CallbackRequest(
+                    interaction_id=gave_up,
+                    number="+15550101",
+                    state=CallbackState.FAILED,
+                    created_at=day + timedelta(seconds=30),
+                    finished_at=day + timedelta(seconds=200),
+                ),
+            ]
+        )
 
     await services.transactions.run(setup)
     await RollupJob(services).catch_up()
@@ -172,8 +209,47 @@ async def test_hold_rows_on_the_timeline_reach_the_report(services: Services):
     )
     (row,) = report.rows
     assert row.totals["hold_seconds"] == 90
-    assert row.totals["talk_seconds"] == 210  # 300 s answered, less the hold
-    assert row.totals.aht_seconds == 320.0  # 210 talk + 90 hold + 20 wrap-up
+    assert row.totals["talk_seconds"] == 210 + 60  # 300 s answered, less the hold; 60 s
+    assert row.totals["handled"] == 2
+    assert (row.totals["callbacks_requested"], row.totals["callbacks_completed"]) == (2, 1)
+
+
+async def test_agents_required_adds_queues_per_hour_and_a_day_shows_its_busiest_hour(
+    services: Services,
+):
+    nine = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
+    ten = nine + timedelta(hours=1)
+    specs = [Spec(nine + timedelta(minutes=i), "answered", 10, 240) for i in range(30)]
+    specs += [
+        Spec(nine + timedelta(minutes=i), "answered", 10, 120, queue="Billing") for i in range(12)
+    ]
+    specs += [Spec(ten + timedelta(minutes=i), "answered", 10, 240) for i in range(0, 60, 6)]
+    await _build_and_roll(services, specs)
+
+    async def by_queue(period: Period) -> Report:
+        request = ReportRequest(date(2026, 11, 3), date(2026, 11, 3), period, Dimension.QUEUE)
+        return await _report(services, request)
+
+    hourly = await by_queue(Period.HOUR)
+    ids = {row.label: row.key for row in hourly.rows}
+    targets = {ids["General"]: (80, 30), ids["Billing"]: (90, 60)}
+    # Erlang C per queue and hour (hub.staffing.erlang is checked against published examples)
+    general_9 = size_calls(30, 240, 3600, 0.80, 30).raw_agents
+    billing_9 = size_calls(12, 120, 3600, 0.90, 60).raw_agents
+    general_10 = size_calls(10, 240, 3600, 0.80, 30).raw_agents
+    assert general_10 < general_9 + billing_9
+    utc = ZoneInfo("UTC")
+    assert agents_required(hourly, Period.HOUR, targets) == {
+        nine.astimezone(utc): general_9 + billing_9,
+        ten.astimezone(utc): general_10,
+    }
+    day = agents_required(hourly, Period.DAY, targets)
+    assert day == {datetime(2026, 11, 3, tzinfo=utc): general_9 + billing_9}
+    # a queue that sets no target is sized for 80 % within 60 s
+    assert agents_required(hourly, Period.DAY, {})[datetime(2026, 11, 3, tzinfo=utc)] == (
+        size_calls(30, 240, 3600, 0.80, 60).raw_agents
+        + size_calls(12, 120, 3600, 0.80, 60).raw_agents
+    )
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
