@@ -13,7 +13,9 @@ a transfer back to a queue, or to ``→ closed``), wrap-up from ``→ wrap_up`` 
 Hold comes from the call controls' timeline (``ControlEvent`` rows, fed in as ``control:``
 events): the customer is on hold from a hold (the console's, or the agent's phone by
 re-INVITE) or a consult until its resume, or until the consult is cancelled, completed or
-turned into a conference. Hold inside a talk segment counts as hold, not talk.
+turned into a conference. Hold inside a talk segment counts as hold, not talk. A blind
+transfer to an external number is a call control too (the interaction goes to wrap-up, not
+back to a queue) and counts as a transfer.
 
 A callback request counts in the queue episode the caller asked in, requested when it is made
 and completed when the hub's call back connects.
@@ -38,6 +40,7 @@ CONTROL = "control:"  # the prefix of a call control fed in among the state chan
 # A callback request (``CallbackRequest``) fed in: made, and connected. Both count in the
 # queue episode the caller asked in (their place is kept there).
 CALLBACK_REQUESTED = "callback:requested"
+TRANSFER_OUT = "transfer_out"  # a call control: the agent sent the call out through the trunk
 CALLBACK_COMPLETED = "callback:completed"
 # What puts the customer on hold, and what takes each reason away again (``ControlKind``s).
 HOLD_STARTS = {"hold": "hold", "remote_hold": "remote", "consult": "consult"}
@@ -205,7 +208,10 @@ def interaction_facts(
             kind = to.removeprefix(CONTROL)
             if talk_from is None:
                 continue  # no talk to hold (a control after the agent left, say)
-            if kind in HOLD_STARTS:
+            if kind == TRANSFER_OUT:
+                if segment is not None:
+                    segment.transfers += 1
+            elif kind in HOLD_STARTS:
                 if not holding:
                     held_since = ev.at
                 holding.add(HOLD_STARTS[kind])

@@ -28,6 +28,7 @@ from hub.reports.facts import (
     HOLD_ENDS,
     HOLD_STARTS,
     INTERVAL,
+    TRANSFER_OUT,
     Event,
     Fact,
     QueueRule,
@@ -65,7 +66,7 @@ _CHUNK = 500  # ids per IN (…) list
 _ev = InteractionEvent.__table__  # type: ignore[attr-defined]
 _ctl = ControlEvent.__table__  # type: ignore[attr-defined]
 _cb = CallbackRequest.__table__  # type: ignore[attr-defined]
-HOLD_KINDS = sorted(HOLD_STARTS.keys() | HOLD_ENDS.keys())
+CONTROL_KINDS = sorted(HOLD_STARTS.keys() | HOLD_ENDS.keys() | {"transfer"})
 _ix = Interaction.__table__  # type: ignore[attr-defined]
 _rollup = ReportRollup.__table__  # type: ignore[attr-defined]
 _by_queue = ReportRollupQueue.__table__  # type: ignore[attr-defined]
@@ -122,11 +123,15 @@ def facts_of(
             .order_by(_ev.c.interaction_id, _ev.c.at, _ev.c.id)
         ):
             by_interaction[row[0]].append(Event(*row[1:]))
-        for interaction_id, at, kind in db.execute(
-            sa.select(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.kind)
-            .where(_ctl.c.interaction_id.in_(chunk), _ctl.c.kind.in_(HOLD_KINDS))
+        for interaction_id, at, kind, detail in db.execute(
+            sa.select(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.kind, _ctl.c.detail)
+            .where(_ctl.c.interaction_id.in_(chunk), _ctl.c.kind.in_(CONTROL_KINDS))
             .order_by(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.id)
         ):
+            if kind == "transfer":  # only the request counts, not its outcome rows
+                if (detail or {}).get("to") != "external":
+                    continue
+                kind = TRANSFER_OUT
             if interaction_id in by_interaction:
                 by_interaction[interaction_id].append(
                     Event(at, None, CONTROL + kind, None, None, None)

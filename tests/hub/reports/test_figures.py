@@ -143,7 +143,7 @@ def test_a_transfer_back_to_the_queue_is_a_second_offer():
     assert (second.wait_answered_seconds, second.talk_seconds, second.handled) == (30, 100, 1)
 
 
-def test_hold_and_a_consult_count_as_hold_not_talk():
+def test_hold_and_a_consult_count_as_hold_not_talk_and_a_transfer_out_counts():
     at = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 
     def ev(seconds: int, frm: str | None, to: str) -> Event:
@@ -158,6 +158,7 @@ def test_hold_and_a_consult_count_as_hold_not_talk():
         ev(110, None, "control:remote_hold"),  # the agent's phone too: still one hold
         ev(120, None, "control:remote_resume"),
         ev(145, None, "control:consult_cancel"),  # 45 s more
+        ev(190, None, "control:transfer_out"),
         ev(200, None, "control:hold"),
         ev(230, "active", "wrap_up"),  # held to the end of the talk: 30 s more
         ev(260, None, "control:resume"),  # after the talk: nothing
@@ -165,6 +166,7 @@ def test_hold_and_a_consult_count_as_hold_not_talk():
     ]
     (episode,) = interaction_facts("voice", 1, events, {})
     assert (episode.hold_seconds, episode.talk_seconds, episode.wrap_seconds) == (105, 115, 40)
+    assert episode.transfers == 1  # the transfer out through the trunk
 
 
 async def test_holds_and_callbacks_on_the_timeline_reach_the_report(services: Services):
@@ -183,6 +185,9 @@ async def test_holds_and_callbacks_on_the_timeline_reach_the_report(services: Se
             db.add(
                 ControlEvent(interaction_id=held, kind=kind, at=day + timedelta(seconds=seconds))
             )
+        for detail in ({"to": "external", "number": "+15550199"}, {"connected": "+15550199"}):
+            at = day + timedelta(seconds=250)  # the transfer, then its outcome row
+            db.add(ControlEvent(interaction_id=called_back, kind="transfer", at=at, detail=detail))
         db.add_all(
             [
                 CallbackRequest(
@@ -211,6 +216,7 @@ async def test_holds_and_callbacks_on_the_timeline_reach_the_report(services: Se
     assert row.totals["hold_seconds"] == 90
     assert row.totals["talk_seconds"] == 210 + 60  # 300 s answered, less the hold; 60 s
     assert row.totals["handled"] == 2
+    assert row.totals["transfers"] == 1
     assert (row.totals["callbacks_requested"], row.totals["callbacks_completed"]) == (2, 1)
 
 
