@@ -15,6 +15,7 @@ from litestar.datastructures import UploadFile
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Template
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -177,7 +178,12 @@ async def upload(request: Request, dialog_id: FromPath[int]) -> Template:
             uploaded_by=me.username,
         )
         db.add(recording)
-        await db.flush()
+        try:
+            await db.flush()
+        except IntegrityError as exc:  # another admin's upload of the same prompt won
+            raise UnprocessableError(
+                "Another upload of this prompt was stored at the same moment: reload the page."
+            ) from exc
         audit.record(
             db,
             user_id=me.id,
