@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.channels.voice.helpers import level_at
 from tests.e2e.hub_process import free_sip_port, hub_server, voice_env
 from tests.e2e.rtp_party import RtpParty, until_hears
 from tests.e2e.test_voice_calls import DID, Sipp, query, sipp_args, wait_for
@@ -176,6 +177,13 @@ def test_a_recorded_prompt_is_checked_converted_and_heard_by_a_caller(
     prompts = json.loads(data)["ivr"]["voice"]["prompts"]
     assert prompts[0]["text"] == "For billing, press 1." and prompts[0]["recorded"] == "es"
     assert "recorded" not in prompts[1]  # "Adiós." has a text: spoken by the voice
+
+    # The simulator's voice mode plays the recording too, where a caller would hear it.
+    page.goto(f"{base}/admin/dialogs/{dialog_id}/simulate?mode=voice")
+    greeting = page.locator("#sim-lines .sim-dialog").first
+    greeting.get_by_text("For billing, press 1.").wait_for()
+    played, _src = _audio_of(page, base, greeting)
+    assert abs(played.duration - 2.0) < 0.01 and level_at(played.samples, TONE_HZ) > 5000
 
     # Deleted: the Spanish prompt is missing again; upload and deletion are audited.
     page.goto(f"{base}/admin/dialogs/{dialog_id}/prompts")
