@@ -102,9 +102,10 @@ class PromptRow:
     language: str
     where: list[str]  # "node.prompt", "node.no_input.prompts.0", ...
     text: str  # what the interpreter says in this language
-    own_text: bool  # False: the language has no text; the default language's is said
+    own_text: bool  # False: the language has no text; another language's is said
     fixed: bool  # no {{ }} holes: the words are known, so they can be recorded
     sha: str
+    said_from: str  # the language whose text is said (the interpreter's fallback)
     recording: Any = None  # the PromptRecording (without its audio), if any
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -130,17 +131,22 @@ def prompt_rows(dialog: LoadedDialog) -> list[PromptRow]:
     for language in dialog.model.languages:
         for where, value in prompt_fields(dialog):
             if isinstance(value, str):
-                text, own = value, language == default or len(dialog.model.languages) == 1
+                text, said_from = value, default
             else:
-                own = bool(value.get(language))
-                text = value.get(language) or value.get(default) or next(iter(value.values()), "")
+                said_from = next(
+                    (lang for lang in (language, default, *value) if value.get(lang)), language
+                )
+                text = value.get(said_from) or ""
+            own = said_from == language
             if not text.strip():
                 continue
             key = (language, text)
             if key in rows:
                 rows[key].where.append(where)
                 continue
-            rows[key] = PromptRow(language, [where], text, own, "{{" not in text, text_sha(text))
+            rows[key] = PromptRow(
+                language, [where], text, own, "{{" not in text, text_sha(text), said_from
+            )
     return list(rows.values())
 
 
