@@ -82,6 +82,7 @@ def test_prompts_are_listed_per_language_with_the_text_said_there() -> None:
         ("en", "Goodbye."),
     }
     assert not rows[("es", "For billing, press 1.")].own_text
+    assert rows[("es", "For billing, press 1.")].said_from == "en"
     assert rows[("en", "For billing, press 1.")].own_text
     assert rows[("es", "Adiós.")].where == ["bye.prompt"]
 
