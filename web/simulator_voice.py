@@ -26,7 +26,7 @@ from ivr_dialogs.actions import Listen, Say
 from ivr_dialogs.events import Utterance
 from models import Dialog
 from speech.audio import Audio, AudioError, read_wav, wav_bytes
-from web.common import ServiceUnavailable, UnprocessableError, services_of
+from web.common import ClientError, ServiceUnavailable, UnprocessableError, services_of
 
 if TYPE_CHECKING:
     from channels.voice.ivr_port import IvrSpeech
@@ -39,11 +39,19 @@ GAP = np.zeros(TELEPHONY_RATE // 4, dtype=np.int16)  # a quarter second between 
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})?$")
 
 
+class VoiceOff(ClientError):
+    """This hub runs without voice, so it has no speech engines to speak with (409: the
+    hub's configuration, not the request, is what stands in the way; the page shows why)."""
+
+    status_code = 409
+
+
 async def hub_speech(services: Any) -> IvrSpeech:
-    """The IVR's engines of this process (loaded once, at voice start), or a 503 saying why."""
+    """The IVR's engines of this process (loaded once, at voice start); a 409 saying why
+    when this hub runs without voice, a 503 when they failed to load (logged)."""
     runtime = services.extras.get("voice")
     if runtime is None:
-        raise ServiceUnavailable(
+        raise VoiceOff(
             "Voice mode speaks with the IVR's engines, which load with the SIP endpoint: "
             "this hub runs with HUB_VOICE_ENABLED off."
         )
