@@ -14,6 +14,8 @@
   by the hub yet: the caller is queued to the inbox's default queue rather than dropped,
   and the call's log and screen pop say why;
 - a lookup URL that starts with "/" goes to the hub itself (``Settings.self_url``);
+- a prompt an admin recorded in the call's language (``hub.prompt_recordings``) plays
+  that recording instead of the voice;
 - the dialog's trace (nodes, inputs, variables, outcome, what was played and heard) is
   stored on the interaction as ``data["ivr"]``, with a short ``summary`` of the caller's
   choices for the agent's screen pop; its survey answers become ``SurveyAnswer`` rows in
@@ -37,6 +39,7 @@ from channels.voice.call import Call
 from hub import call_records as records
 from hub.calls import QueueRequest, queue_directly
 from hub.dialogs import published_dialog
+from hub.prompt_recordings import recording_store
 from hub.routing.hours import is_open
 from hub.surveys import store_answers
 from ivr_dialogs.actions import Callback, Hangup, Queue, Transfer, Voicemail
@@ -136,6 +139,11 @@ class VoiceIvr:
         speech = await self.speech()
         # A dialog published since start-up may speak a language without a voice yet.
         await asyncio.to_thread(speech.add_fallback_voices, published.dialog.model.languages)
+        try:  # the admin's recorded prompts play instead of the voice
+            recordings = await recording_store(self.services).for_dialog(published.dialog_id)
+        except Exception:
+            log.exception("the recorded prompts of %s could not be read", published.name)
+            recordings = {}
         session = _Session(self, interaction)
         port = VoicePort(
             call,
@@ -145,6 +153,7 @@ class VoiceIvr:
             on_voicemail=session.voicemail,
             on_callback=session.callback,
             on_hangup=session.hangup,
+            recordings=recordings,
         )
         try:
             trace = await port.run(

@@ -24,7 +24,7 @@ from ivr_dialogs.loader import Dialog as LoadedDialog
 from ivr_dialogs.loader import DialogError, load_dialog_text
 from ivr_dialogs.versions import DialogHistory, VersionError, publish_problems
 from ivr_dialogs.versions import DialogVersion as VersionRecord
-from models import Dialog, DialogKind, DialogVersion, Inbox, ValidationStatus
+from models import Dialog, DialogKind, DialogVersion, Inbox, PromptRecording, ValidationStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +49,21 @@ class PublishedDialog:
 
 
 @functools.lru_cache(maxsize=128)
-def check_source(source: str) -> tuple[str, ...]:
-    """Why a source may not be published (empty: it may). Deterministic, so memoized."""
-    return tuple(publish_problems(source))
+def check_source(
+    source: str, recorded: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[str, ...]:
+    """Why a source may not be published (empty: it may). Deterministic, so memoized.
+    ``recorded``: the (language, prompt text) pairs the dialog has a recording for."""
+    return tuple(publish_problems(source, recorded))
+
+
+async def recorded_prompts(db: AsyncSession, dialog_id: int | None) -> frozenset[tuple[str, str]]:
+    """The (language, prompt text) pairs an admin uploaded a recording for: the validator
+    counts them as prompts present in that language."""
+    query = select(PromptRecording.language, PromptRecording.text).where(
+        PromptRecording.dialog_id == dialog_id
+    )
+    return frozenset((lang, text) for lang, text in (await db.exec(query)).all())
 
 
 @functools.lru_cache(maxsize=128)
@@ -110,7 +122,7 @@ async def save_version(
 
 
 async def _store(db: AsyncSession, dialog: Dialog, record: VersionRecord) -> DialogVersion:
-    problems = check_source(record.source)
+    problems = check_source(record.source, await recorded_prompts(db, dialog.id))
     row = DialogVersion(
         dialog_id=dialog.id,  # type: ignore[arg-type]
         number=record.number,
@@ -133,7 +145,7 @@ async def publish(db: AsyncSession, dialog: Dialog, number: int) -> DialogVersio
     rows = await versions_of(db, dialog)
     history = _history(dialog, rows)
     record = history.get(number)
-    problems = check_source(record.source)
+    problems = check_source(record.source, await recorded_prompts(db, dialog.id))
     if problems:
         raise VersionError(
             f"version {number} of '{dialog.name}' cannot be published", list(problems)

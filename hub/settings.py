@@ -99,6 +99,8 @@ class Settings(BaseSettings):
         " and press the pound key when you are done."
     )
     voicemail_max_seconds: float = 120.0  # a message ends at this length
+    prompt_recording_max_seconds: float = 120.0  # a recorded prompt may be this long…
+    prompt_recording_max_mb: float = 8.0  # …and its WAV this large (below max_request_bytes)
     voicemail_silence_seconds: float = 4.0  # … or after this much silence once speech began
     voicemail_silence_rms: float = 300.0  # frames quieter than this count as silence
     voicemail_no_speech_seconds: float = 10.0  # a caller who says nothing this long: no message

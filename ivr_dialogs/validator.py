@@ -10,7 +10,7 @@ the dialog loads; ``validate_file`` reports those the same way.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +107,9 @@ def _reads(dialog: Dialog, node: Any, node_id: str) -> Iterator[tuple[tuple[str,
 
 
 class _Checker:
-    def __init__(self, dialog: Dialog) -> None:
+    def __init__(self, dialog: Dialog, recorded: Collection[tuple[str, str]] = ()) -> None:
         self.dialog = dialog
+        self.recorded = frozenset(recorded)
         self.problems: list[Problem] = []
 
     def add(self, line: int, code: str, message: str, severity: str = "error") -> None:
@@ -269,19 +270,30 @@ class _Checker:
                     )
 
     def prompts(self, flow: Flow, node_id: str, node: Any) -> None:
+        """Every declared language needs its prompt: a text in that language, or a recording
+        of the text the interpreter falls back to (``recorded``: (language, text) pairs)."""
         languages = self.dialog.model.languages
+        default = self.dialog.model.language
         for path, text in text_fields(node):
+            spoken = path[0] != "audio"  # a recording replaces words, not an audio file
             if isinstance(text, str):
-                if len(languages) > 1:
+                unrecorded = [
+                    lang
+                    for lang in languages
+                    if lang != default and not (spoken and (lang, text) in self.recorded)
+                ]
+                if len(languages) > 1 and unrecorded:
                     self.add(
                         self.line(flow, node_id, *path),
                         "missing-prompt",
                         f"node '{node_id}' {'.'.join(path)}: one text for all of "
-                        f"{', '.join(languages)}; give one per language",
+                        f"{', '.join(languages)}; give one per language or upload a "
+                        f"recording in {', '.join(unrecorded)}",
                     )
                 continue
+            fallback = text.get(default) or next(iter(text.values()), "")
             for lang in languages:
-                if lang not in text:
+                if lang not in text and not (spoken and (lang, fallback) in self.recorded):
                     self.add(
                         self.line(flow, node_id, *path),
                         "missing-prompt",
@@ -484,9 +496,11 @@ def _strongly_connected(successors: dict[str, list[str]]) -> list[list[str]]:
     return result
 
 
-def validate(dialog: Dialog) -> list[Problem]:
-    """Every problem found in a loaded dialog, sorted by line."""
-    return _Checker(dialog).run()
+def validate(dialog: Dialog, recorded: Collection[tuple[str, str]] = ()) -> list[Problem]:
+    """Every problem found in a loaded dialog, sorted by line. ``recorded`` holds the
+    (language, prompt text) pairs an admin uploaded a recording for: such a prompt is
+    present in that language even without a text of its own."""
+    return _Checker(dialog, recorded).run()
 
 
 def validate_file(path_or_text: str | Path) -> list[Problem]:

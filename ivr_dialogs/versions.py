@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,13 +77,14 @@ class DialogVersion:
         return version
 
 
-def publish_problems(source: str) -> list[str]:
-    """Why a source may not go live: load errors, validation errors, failing dialog tests."""
+def publish_problems(source: str, recorded: Collection[tuple[str, str]] = ()) -> list[str]:
+    """Why a source may not go live: load errors, validation errors, failing dialog tests.
+    ``recorded``: the (language, prompt text) pairs that have an uploaded recording."""
     try:
         dialog = load_dialog_text(source, file="<version>")
     except DialogError as exc:
         return [str(p) for p in exc.problems]
-    problems = [str(p) for p in validate(dialog) if p.severity == "error"]
+    problems = [str(p) for p in validate(dialog, recorded) if p.severity == "error"]
     for result in run_tests(dialog):
         problems += [f"test '{result.name}': {failure}" for failure in result.failures]
     return problems

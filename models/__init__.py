@@ -4,7 +4,7 @@ from models.base import utcnow
 from models.calls import CallLeg, CallLegKind, Recording
 from models.canned import CannedResponse
 from models.contacts import Contact, ContactIdentity, IdentityKind
-from models.dialogs import Dialog, DialogKind, DialogVersion, ValidationStatus
+from models.dialogs import Dialog, DialogKind, DialogVersion, PromptRecording, ValidationStatus
 from models.interactions import (
     OPEN_STATES,
     Direction,
@@ -112,6 +112,7 @@ __all__ = [
     "OfferOutcome",
     "PresenceChange",
     "PresenceState",
+    "PromptRecording",
     "QaDoc",
     "Queue",
     "QueueSkill",

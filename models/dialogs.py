@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKeyConstraint, Text
+from sqlalchemy import Column, ForeignKeyConstraint, LargeBinary, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from models.base import created_at_field, json_field
@@ -66,3 +66,24 @@ class DialogVersion(SQLModel, table=True):
     created_at: datetime = created_at_field()
     validation: str = Field(max_length=16)  # a ValidationStatus
     problems: list[str] = json_field(default_factory=list)  # "file:line: error: ..." lines
+
+
+class PromptRecording(SQLModel, table=True):
+    """A recorded prompt: the WAV an admin uploaded for one prompt text in one language,
+    already converted to telephony audio (8 kHz mono 16-bit PCM), which calls play instead
+    of synthesizing the text. Keyed by the words it replaces (``text_sha`` of ``text``), so
+    an edited prompt is spoken again until it is recorded again. Stored in the database so
+    every hub process plays the same audio."""
+
+    __table_args__ = (UniqueConstraint("dialog_id", "language", "text_sha"),)
+    id: int | None = Field(default=None, primary_key=True)
+    dialog_id: int = Field(foreign_key="dialog.id", index=True)
+    language: str = Field(max_length=16)
+    text_sha: str = Field(max_length=64)  # sha256 of ``text``
+    text: str = Field(sa_column=Column(Text, nullable=False))  # the prompt it is spoken for
+    audio: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # WAV, 8 kHz mono
+    duration_ms: int
+    filename: str = Field(default="", max_length=200)  # as uploaded
+    original_format: str = Field(default="", max_length=100)  # e.g. "44100 Hz, 2 channels"
+    uploaded_by: str = Field(max_length=64)
+    uploaded_at: datetime = created_at_field()

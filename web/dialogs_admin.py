@@ -12,6 +12,7 @@ construction. Every change is audited.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 from typing import Any
 
@@ -27,12 +28,20 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub import audit
 from hub.dialog_diagram import DiagramUnavailable, render_svg
 from hub.dialog_figures import dialog_figures
-from hub.dialogs import check_source, create_dialog, publish, rollback, save_version, versions_of
+from hub.dialogs import (
+    check_source,
+    create_dialog,
+    publish,
+    recorded_prompts,
+    rollback,
+    save_version,
+    versions_of,
+)
 from hub.surveys import local_day_range
 from hub.text_dialogs import decode_event, encode_event, render_prompt
 from ivr_dialogs.actions import Listen, Lookup, Say, SurveyAnswer, action_dict
 from ivr_dialogs.dialog_tests import run_tests
-from ivr_dialogs.events import HangUp, text_to_event
+from ivr_dialogs.events import Digit, Event, HangUp, NoInput, Utterance, text_to_event
 from ivr_dialogs.interpreter import Interpreter
 from ivr_dialogs.loader import Dialog as LoadedDialog
 from ivr_dialogs.loader import DialogError, Problem, load_dialog_text
@@ -43,9 +52,12 @@ from ivr_dialogs.versions import VersionError
 from models import Dialog, DialogKind, DialogVersion, Inbox, Queue, Role, Skill
 from web.admin import SECTIONS
 from web.common import UnprocessableError, role_guard, services_of, user_of
+from web.simulator_voice import hear_answer, simulate_speech, speech_url
 from web.surveys import parse_period
 
 MAX_SOURCE = 200_000
+MAX_SPOKEN_BYTES = 8 * 1024 * 1024
+KEYPAD = "0123456789*#"
 NEW_DIALOG = """\
 dialog: {name}
 description: What this dialog is for.
@@ -82,13 +94,16 @@ tests:
 # ---------------------------------------------------------------- checks
 
 
-def load(source: str) -> tuple[LoadedDialog | None, list[Problem]]:
-    """The dialog and everything the validator says of it (or why it does not load)."""
+def load(
+    source: str, recorded: frozenset[tuple[str, str]] = frozenset()
+) -> tuple[LoadedDialog | None, list[Problem]]:
+    """The dialog and everything the validator says of it (or why it does not load);
+    ``recorded`` prompts count as present in their language."""
     try:
         dialog = load_dialog_text(source, file="<editor>")
     except DialogError as exc:
         return None, list(exc.problems)
-    return dialog, validate(dialog)
+    return dialog, validate(dialog, recorded)
 
 
 def hub_name_problems(dialog: LoadedDialog, queues: set[str], skills: set[str]) -> list[Problem]:
@@ -140,8 +155,8 @@ async def _diagram(
         return {"svg": "", "diagram_error": str(exc)}
 
 
-async def _check_context(db: AsyncSession, source: str) -> dict[str, Any]:
-    dialog, problems = load(source)
+async def _check_context(db: AsyncSession, source: str, dialog_id: int | None) -> dict[str, Any]:
+    dialog, problems = load(source, await recorded_prompts(db, dialog_id))
     if dialog is not None:
         problems = problems + hub_name_problems(dialog, *await hub_names(db))
     problems.sort(key=lambda p: (p.line, p.severity != "error"))
@@ -186,7 +201,7 @@ async def _editor_context(
         "shown": shown,
         "source": text,
         "inboxes": list(inboxes),
-        **await _check_context(db, text),
+        **await _check_context(db, text, dialog.id),
         **extra,
     }
 
@@ -291,7 +306,7 @@ async def check(request: Request, dialog_id: FromPath[int]) -> Template:
     source = str(form.get("source", "") or "")[:MAX_SOURCE]
     async with services_of(request).sessionmaker() as db:
         await _dialog(db, dialog_id)
-        ctx = await _check_context(db, source)
+        ctx = await _check_context(db, source, dialog_id)
     return Template(template_name="admin/_dialog_check.html", context={**ctx, "oob": True})
 
 
@@ -302,7 +317,7 @@ async def problems(request: Request, dialog_id: FromPath[int]) -> list[dict[str,
     source = str(form.get("source", "") or "")[:MAX_SOURCE]
     async with services_of(request).sessionmaker() as db:
         await _dialog(db, dialog_id)
-        dialog, found = load(source)
+        dialog, found = load(source, await recorded_prompts(db, dialog_id))
         if dialog is not None:
             found += hub_name_problems(dialog, *await hub_names(db))
     return [p.as_dict() for p in found]
@@ -371,7 +386,7 @@ async def publish_version(
         dialog = await _dialog(db, dialog_id)
         version = await _version(db, dialog, number)
         loaded, _ = load(version.source)
-        refused = list(check_source(version.source))
+        refused = list(check_source(version.source, await recorded_prompts(db, dialog.id)))
         if loaded is not None:
             refused += [str(p) for p in hub_name_problems(loaded, *await hub_names(db))]
         if refused:
@@ -519,7 +534,7 @@ async def figures(request: Request, dialog_id: FromPath[int]) -> Template:
 
 @get("/{dialog_id:int}/simulate")
 async def simulator(
-    request: Request, dialog_id: FromPath[int], version: int | None = None
+    request: Request, dialog_id: FromPath[int], version: int | None = None, mode: str = "chat"
 ) -> Template:
     async with services_of(request).sessionmaker() as db:
         dialog = await _dialog(db, dialog_id)
@@ -537,21 +552,33 @@ async def simulator(
             "dialog": dialog,
             "versions": versions,
             "number": number,
+            "mode": "voice" if mode == "voice" else "chat",
+            "keys": "123456789*0#",
         },
     )
 
 
 @post("/{dialog_id:int}/simulate", status_code=200)
 async def simulate_step(request: Request, dialog_id: FromPath[int]) -> Template:
-    """One turn of a simulated chat. Stateless: the page keeps the session's event log and
-    sends it back, and the interpreter replays it (as text conversations do)."""
+    """One turn of a simulated chat or call. Stateless: the page keeps the session's event
+    log and sends it back, and the interpreter replays it (as text conversations do).
+
+    In voice mode each turn of the dialog comes with its audio (``web.simulator_voice``),
+    a key of the keypad is one ``Digit`` (as a phone sends them), a typed answer is
+    recognized speech, and an uploaded WAV is transcribed by the hub's recognizer."""
     form = await request.form()
     try:
         number = int(str(form.get("version", "")))
         events: list[dict[str, Any]] = json.loads(str(form.get("log", "") or "[]"))
     except ValueError as exc:
         raise UnprocessableError("The simulator's state is damaged: start again.") from exc
+    voice = form.get("mode") == "voice"
     text = form.get("text")
+    key = str(form.get("key", "") or "")
+    if key and (len(key) != 1 or key not in KEYPAD):
+        raise UnprocessableError(f"'{key[:5]}' is not a key of the keypad (0-9, *, #).")
+    spoken = form.get("speech")
+    spoken = spoken if isinstance(spoken, UploadFile) and spoken.filename else None
     async with services_of(request).sessionmaker() as db:
         dialog = await _dialog(db, dialog_id)
         version = await _version(db, dialog, number)
@@ -561,19 +588,37 @@ async def simulate_step(request: Request, dialog_id: FromPath[int]) -> Template:
             f"Version {number} does not load: line {problems[0].line}: {problems[0].message}"
         )
     base_url = services_of(request).settings.self_url
-    interpreter = Interpreter(loaded, {"channel": "simulator"})
-    lines: list[tuple[str, str]] = []
+    interpreter = Interpreter(loaded, {"channel": "voice" if voice else "simulator"})
+    lines: list[dict[str, Any]] = []
     actions = interpreter.start()
+    listen = _last_listen(actions, None)
     for data in events:
         actions = interpreter.feed(decode_event(data))
-    if text is None:  # a new session: greet
-        lines += await _run(interpreter, actions, events, base_url)
+        listen = _last_listen(actions, listen)
+    run = functools.partial(_run, dialog_id=dialog_id if voice else None, base_url=base_url)
+    if text is None and not key and spoken is None:  # a new session: greet
+        lines += await run(interpreter, actions, events)
     elif not interpreter.done and interpreter.waiting_for == "input":
-        typed = str(text)[:500]
-        event = text_to_event(typed) if typed != "/hangup" else HangUp()
-        lines.append(("caller", typed))
+        event: Event
+        if key:
+            event = Digit(key)
+            lines.append(_line("caller", f"pressed {key}"))
+        elif spoken is not None:
+            raw = await spoken.read(MAX_SPOKEN_BYTES + 1)
+            heard, event = await hear_answer(services_of(request), raw, listen)
+            taken = f" → taken as “{event.text}”" if event.text and event.text != heard else ""
+            lines.append(_line("caller", f"said “{heard}”{taken}" if heard else "(no words heard)"))
+        else:
+            typed = str(text or "")[:500]
+            if typed == "/hangup":
+                event = HangUp()
+            elif voice:  # typed words are what the recognizer would have heard
+                event = Utterance(typed.strip(), 1.0) if typed.strip() else NoInput()
+            else:
+                event = text_to_event(typed)
+            lines.append(_line("caller", typed or "(silence)"))
         events.append(encode_event(event))
-        lines += await _run(interpreter, interpreter.feed(event), events, base_url)
+        lines += await run(interpreter, interpreter.feed(event), events)
     trace = interpreter.trace
     return Template(
         template_name="admin/_dialog_turn.html",
@@ -586,6 +631,15 @@ async def simulate_step(request: Request, dialog_id: FromPath[int]) -> Template:
     )
 
 
+def _line(who: str, text: str, audio: str | None = None) -> dict[str, Any]:
+    return {"who": who, "text": text, "audio": audio}
+
+
+def _last_listen(actions: list[Any], before: Listen | None) -> Listen | None:
+    """The question the caller is answering (its phrases are the recognizer's hints)."""
+    return next((a for a in reversed(actions) if isinstance(a, Listen)), before)
+
+
 def describe_end(action: Any) -> str:
     """How the dialog ended, in words, for the simulator's last line."""
     data = action_dict(action)
@@ -595,33 +649,46 @@ def describe_end(action: Any) -> str:
 
 
 async def _run(
-    interpreter: Interpreter, actions: list[Any], events: list[dict[str, Any]], base_url: str
-) -> list[tuple[str, str]]:
-    """What the dialog says (lookups made for real, as the hub would), until it waits."""
-    lines: list[tuple[str, str]] = []
-    says: list[str] = []
+    interpreter: Interpreter,
+    actions: list[Any],
+    events: list[dict[str, Any]],
+    *,
+    base_url: str,
+    dialog_id: int | None = None,
+) -> list[dict[str, Any]]:
+    """What the dialog says (lookups made for real, as the hub would), until it waits;
+    with ``dialog_id`` (voice mode) each of its lines has the URL of its audio."""
+    lines: list[dict[str, Any]] = []
+    said: list[Say] = []
+
+    def say_line(listen: Listen | None) -> dict[str, Any]:
+        text = render_prompt([s.text or "" for s in said], listen)
+        audio = speech_url(dialog_id, said) if dialog_id is not None else None
+        said.clear()
+        return _line("dialog", text, audio)
+
     while True:
         for action in actions:
             if isinstance(action, Say):
-                says.append(action.text or "")
+                said.append(action)
             elif isinstance(action, Listen):
-                lines.append(("dialog", render_prompt(says, action)))
-                says = []
+                lines.append(say_line(action))
             elif not isinstance(action, Lookup | SurveyAnswer):
-                if says:
-                    lines.append(("dialog", render_prompt(says, None)))
-                    says = []
-                lines.append(("end", describe_end(action)))
+                if said:
+                    lines.append(say_line(None))
+                lines.append(_line("end", describe_end(action)))
         lookup = next((a for a in actions if isinstance(a, Lookup)), None)
         if lookup is None:
             break
         async with httpx.AsyncClient(base_url=base_url) as client:  # "/" is the hub itself
             result = await perform_lookup(client, lookup, secrets_from_env())
         events.append(encode_event(result))
-        lines.append(("lookup", f"{lookup.method} {lookup.url} → {result.status or result.error}"))
+        lines.append(
+            _line("lookup", f"{lookup.method} {lookup.url} → {result.status or result.error}")
+        )
         actions = interpreter.feed(result)
-    if says:
-        lines.append(("dialog", render_prompt(says, None)))
+    if said:
+        lines.append(say_line(None))
     return lines
 
 
@@ -643,6 +710,7 @@ route_handlers: list = [
             export,
             simulator,
             simulate_step,
+            simulate_speech,
             figures,
         ],
     )

@@ -62,6 +62,7 @@ from ivr_dialogs.loader import Dialog
 from ivr_dialogs.matching import spoken_digits
 from ivr_dialogs.runner import Trace, run_dialog
 from ivr_dialogs.schema import CallbackNode, QueueNode, TransferNode, VoicemailNode
+from speech.asr import Utterance as RecognizedTurn
 from speech.asr import hint_score
 from speech.audio import AudioError
 from speech.pool import RecognizerPool
@@ -75,6 +76,7 @@ __all__ = [
     "IvrSpeech",
     "IvrVoiceSettings",
     "VoicePort",
+    "chosen_answer",
     "dialog_prompts",
 ]
 
@@ -167,6 +169,19 @@ def dialog_prompts(dialog: Dialog, language: str | None = None) -> list[str]:
             for question in getattr(node, "questions", ()):
                 add(question.prompt)
     return list(found)
+
+
+def chosen_answer(heard: RecognizedTurn) -> tuple[str, float]:
+    """What a recognized turn answers, and how sure: the text, or the expected phrase it
+    nearly said. A phrase the recognizer heard nearly ("Bill and please") is that phrase,
+    and the confidence is how sure we are of the choice: Whisper's per-token probability,
+    or how closely the words match an expected phrase if that is higher (a short "Billing,
+    please." scored 0.42 on tiny.en with every word right). Keys said aloud ("two") stay
+    words, for the dialog to read as keys. Calls and the simulator's voice mode share it."""
+    text = heard.text.strip()
+    if heard.hint and spoken_digits(text) is None:
+        return heard.hint, max(heard.confidence, hint_score(text, heard.hint))
+    return text, heard.confidence
 
 
 def language_voices(spec: str) -> dict[str, Any]:
@@ -416,7 +431,9 @@ class VoicePort:
     ``on_queue``, ``on_transfer``, ``on_voicemail`` and ``on_callback`` receive the
     dialog's handoff action; ``on_hangup`` (optional) hears the reason before the call is
     hung up; ``on_survey_answer`` (optional) stores answers as they come.
-    ``audio_dir`` is where a ``say`` node's recorded ``audio`` files are found.
+    ``audio_dir`` is where a ``say`` node's recorded ``audio`` files are found;
+    ``recordings`` holds the prompts an admin recorded, as 8 kHz PCM by (language, text):
+    such a prompt plays the recording instead of the voice.
     """
 
     def __init__(
@@ -431,8 +448,10 @@ class VoicePort:
         on_hangup: Handler[Hangup] | None = None,
         on_survey_answer: Handler[SurveyAnswer] | None = None,
         audio_dir: str | Path | None = None,
+        recordings: Mapping[tuple[str, str], Pcm] | None = None,
     ) -> None:
         self.call = call
+        self.recordings = recordings or {}
         self.speech = speech
         self.on_queue = on_queue
         self.on_transfer = on_transfer
@@ -533,9 +552,12 @@ class VoicePort:
             return
         source: Any
         audio = self._audio_file(action.audio) if action.audio else None
+        recorded = self.recordings.get((action.lang, action.text)) if action.text else None
         cached: bool | None = None
         if audio is not None:
             source = audio
+        elif recorded is not None:
+            source, cached = recorded, True
         elif action.text.strip():
             prompts = self.speech.prompts_for(action.lang)
             pcm = prompts.cached(action.text)
@@ -570,7 +592,7 @@ class VoicePort:
             heard = str(outcome)
             if outcome is PlayOutcome.DTMF:
                 capture.disarm()  # the key is the answer, not the voice
-        self._logged_prompt(action, heard, cached, reply_ms=reply_ms)
+        self._logged_prompt(action, heard, cached, reply_ms=reply_ms, recorded=recorded is not None)
         log.debug("%s: prompt %r: %s", call.call_id, action.text[:40], heard)
         if outcome is PlayOutcome.HANGUP or call.state is CallState.ENDED:
             capture.disarm()
@@ -585,7 +607,12 @@ class VoicePort:
         return None if ended is None else round((time.monotonic() - ended) * 1000, 1)
 
     def _logged_prompt(
-        self, action: Say, outcome: str, cached: bool | None, reply_ms: float | None = None
+        self,
+        action: Say,
+        outcome: str,
+        cached: bool | None,
+        reply_ms: float | None = None,
+        recorded: bool = False,
     ) -> None:
         item: dict[str, Any] = {
             "text": action.text,
@@ -593,6 +620,8 @@ class VoicePort:
             "outcome": outcome,
             "cached": cached,
         }
+        if recorded:
+            item["recorded"] = action.lang  # an admin's recording played, not the voice
         if reply_ms is not None:
             item["turn_to_prompt_ms"] = reply_ms
         self.log.add(self.log.prompts, item)
@@ -674,16 +703,7 @@ class VoicePort:
             self.log.add(self.log.recognitions, {"node": action.node, "error": "failed"})
             return Utterance("", 0.0)
         text = heard.text.strip()
-        confidence = heard.confidence
-        chosen = text
-        if heard.hint and spoken_digits(text) is None:
-            # A phrase the recognizer heard nearly ("Bill and please") is that phrase, and
-            # the dialog's confidence is how sure we are of the choice: Whisper's per-token
-            # probability, or how closely the words match an expected phrase if that is
-            # higher (a short "Billing, please." scored 0.42 on tiny.en with every word
-            # right). Keys said aloud ("two") stay words, for the dialog to read as keys.
-            chosen = heard.hint
-            confidence = max(confidence, hint_score(text, heard.hint))
+        chosen, confidence = chosen_answer(heard)
         self.log.add(
             self.log.recognitions,
             {
