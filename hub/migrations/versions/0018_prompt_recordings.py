@@ -1,7 +1,7 @@
 """recorded prompts: a WAV per dialog prompt and language, in telephony format
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0023
 Create Date: 2026-12-03 13:45:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | None = "0015"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
