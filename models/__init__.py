@@ -27,6 +27,7 @@ from models.qa import (
     EvaluationStatus,
     InteractionCategory,
     QaDoc,
+    QaDocDay,
 )
 from models.reports import (
     WAIT_BINS,
@@ -113,6 +114,7 @@ __all__ = [
     "PresenceChange",
     "PresenceState",
     "QaDoc",
+    "QaDocDay",
     "Queue",
     "QueueSkill",
     "Recording",
