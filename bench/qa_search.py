@@ -133,7 +133,7 @@ async def analyse(url: str) -> None:
     engine = make_engine(url)
     async with engine.connect() as conn:
         await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text("ANALYZE" if "sqlite" in url else "VACUUM ANALYZE qadoc"))
+        await conn.execute(sa.text("ANALYZE" if "sqlite" in url else "VACUUM ANALYZE"))
     await engine.dispose()
 
 

@@ -5,9 +5,10 @@ documents, kept by a trigger on insert (and on a change of ``at``). A date filte
 id range that FTS5 (rowid) and PostgreSQL (primary key) walk directly.
 
 On PostgreSQL the GIN index moves from the expression ``to_tsvector('simple', text)`` to a
-stored generated column ``fts_vector``, so filtering a candidate row reads the vector
-instead of parsing the text again. The trigger there is per statement, with the inserted
-rows as a transition table: one upsert per statement, days locked in order.
+stored generated column ``fts_vector`` (with a larger statistics target), so filtering a
+candidate row reads the vector instead of parsing the text again. The trigger there is per
+statement, with the inserted rows as a transition table: one upsert per statement, days
+locked in order.
 
 Neither the triggers nor the column are model objects: ``hub.qa.search.INDEX_OBJECTS``
 names them for the schema check.
@@ -42,6 +43,10 @@ _PG = [
     "ALTER TABLE qadoc ADD COLUMN fts_vector tsvector "
     "GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED",
     "CREATE INDEX ix_qadoc_fts_vector ON qadoc USING gin (fts_vector)",
+    # More of the most common words in the statistics: a rare word is then estimated rare,
+    # and the planner reads its GIN posting list instead of walking the primary key backward
+    # hoping for 20 matches (416 ms against 0.7 ms on 1,000,000 rows, bench/README.md).
+    "ALTER TABLE qadoc ALTER COLUMN fts_vector SET STATISTICS 1000",
     "DROP INDEX ix_qadoc_fts",
     """CREATE FUNCTION qadoc_fts_day() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
