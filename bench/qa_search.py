@@ -13,6 +13,7 @@ page runs, hit count capped at 1,000 and the newest 20 hits fetched — for this
 Prints one JSON line per backend and query kind (p50, p95, max in ms) and one overall p95.
 
     .venv/bin/python bench/qa_search.py [--segments 1000000] [--backend sqlite|postgres|both]
+        [--sqlite-file F] [--pg-db NAME] [--reuse]
 """
 
 from __future__ import annotations
@@ -121,12 +122,19 @@ async def build(url: str, n: int, vocab: list[str]) -> float:
     for batch in corpus(n, vocab):
         async with engine.begin() as conn:
             await conn.execute(insert, batch)
-    async with engine.connect() as conn:
-        # what autovacuum does after a bulk load: GIN's pending list merged, statistics taken
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text("ANALYZE" if "sqlite" in url else "VACUUM ANALYZE qadoc"))
     await engine.dispose()
+    await analyse(url)
     return time.perf_counter() - t0
+
+
+async def analyse(url: str) -> None:
+    """What autovacuum does after a bulk load or a migration that rewrote the table: GIN's
+    pending list merged, statistics taken."""
+    engine = make_engine(url)
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(sa.text("ANALYZE" if "sqlite" in url else "VACUUM ANALYZE"))
+    await engine.dispose()
 
 
 def queries(vocab: list[str], n: int) -> dict[str, tuple[str, SearchFilters]]:
@@ -188,33 +196,69 @@ async def measure(url: str, backend: str, n: int, vocab: list[str]) -> list[floa
 
 
 async def run_backend(
-    backend: str, n: int, vocab: list[str], postgres_url: str, pg_db: str = "qa_bench"
+    backend: str,
+    n: int,
+    vocab: list[str],
+    postgres_url: str,
+    pg_db: str = "qa_bench",
+    sqlite_file: Path | None = None,
+    reuse: bool = False,
 ) -> None:
+    """Build the corpus and time the queries; with ``reuse``, a corpus that a previous run
+    left (``--sqlite-file``, ``--pg-db``) is migrated to the current head and timed again,
+    so a change can be compared before and after on the same rows."""
     if backend == "sqlite":
-        folder = Path(tempfile.mkdtemp(prefix="qa-bench-"))
-        url = f"sqlite+aiosqlite:///{folder / 'bench.sqlite3'}"
+        path = sqlite_file or Path(tempfile.mkdtemp(prefix="qa-bench-")) / "bench.sqlite3"
+        url = f"sqlite+aiosqlite:///{path}"
+        exists = path.exists()
+        if exists and not reuse:
+            path.unlink()
+            exists = False
     else:
         admin = make_engine(postgres_url.replace("postgresql://", "postgresql+asyncpg://"))
         async with admin.connect() as conn:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {pg_db}"))
-            await conn.execute(sa.text(f"CREATE DATABASE {pg_db}"))
+            exists = bool(
+                (
+                    await conn.execute(
+                        sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": pg_db}
+                    )
+                ).first()
+            )
+            if not (exists and reuse):
+                await conn.execute(sa.text(f"DROP DATABASE IF EXISTS {pg_db}"))
+                await conn.execute(sa.text(f"CREATE DATABASE {pg_db}"))
+                exists = False
         await admin.dispose()
         url = postgres_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         url += f"/{pg_db}"
+    started = time.perf_counter()
     await asyncio.to_thread(migrate, url)
-    seconds = await build(url, n, vocab)
-    print(
-        json.dumps(
-            {
-                "figure": "qa_index_build_s",
-                "backend": backend,
-                "segments": n,
-                "seconds": round(seconds, 1),
-            }
-        ),
-        flush=True,
-    )
+    if exists:
+        await analyse(url)
+        print(
+            json.dumps(
+                {
+                    "figure": "qa_reused_corpus_migrate_s",
+                    "backend": backend,
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            ),
+            flush=True,
+        )
+    else:
+        seconds = await build(url, n, vocab)
+        print(
+            json.dumps(
+                {
+                    "figure": "qa_index_build_s",
+                    "backend": backend,
+                    "segments": n,
+                    "seconds": round(seconds, 1),
+                }
+            ),
+            flush=True,
+        )
     times = await measure(url, backend, n, vocab)
     print(
         json.dumps(
@@ -236,13 +280,29 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--pg-db", default="qa_bench", help="scratch database (dropped first)")
+    parser.add_argument("--sqlite-file", type=Path, help="where the SQLite corpus is built")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="time the corpus a previous run left (migrated to head) instead of building it",
+    )
     args = parser.parse_args()
     if not args.pg_db.isidentifier():
         parser.error("--pg-db must be a plain identifier")
     vocab = words()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
-        asyncio.run(run_backend(backend, args.segments, vocab, args.postgres, args.pg_db))
+        asyncio.run(
+            run_backend(
+                backend,
+                args.segments,
+                vocab,
+                args.postgres,
+                args.pg_db,
+                args.sqlite_file,
+                args.reuse,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from models.qa import (
     EvaluationStatus,
     InteractionCategory,
     QaDoc,
+    QaDocDay,
 )
 from models.reports import (
     WAIT_BINS,
@@ -114,6 +115,7 @@ __all__ = [
     "PresenceState",
     "PromptRecording",
     "QaDoc",
+    "QaDocDay",
     "Queue",
     "QueueSkill",
     "Recording",

@@ -8,7 +8,7 @@ and named in ``hub.qa.search.INDEX_OBJECTS``.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -34,6 +34,20 @@ class QaDoc(SQLModel, table=True):
     at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False, index=True))
     start_ms: int | None = None  # a segment's offset into the recording
     text: str = Field(sa_column=Column(Text, nullable=False))  # redacted
+
+
+class QaDocDay(SQLModel, table=True):
+    """The lowest and highest ``QaDoc`` id among one UTC day's documents: a zone map.
+
+    Documents are indexed about when they happen, so a date filter becomes an id range that
+    the full-text index walks directly (FTS5 rowid range; the primary key on PostgreSQL)
+    instead of rejecting every newer match one by one. Kept by database triggers on insert
+    (migration 0022); ranges only widen, so an old day indexed late makes its own range wide
+    (slower, never wrong), and deletes leave it a superset."""
+
+    day: date = Field(primary_key=True)
+    min_id: int
+    max_id: int
 
 
 class Category(SQLModel, table=True):

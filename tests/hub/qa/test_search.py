@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from hub.qa.indexer import QaIndexer
 from hub.qa.query import QueryError
@@ -167,3 +168,42 @@ async def test_filters_order_snippets_and_indexing(services, corpus):
         async with services.sessionmaker() as db:
             with pytest.raises(QueryError):
                 await search(db, bad)
+
+
+async def test_a_date_range_is_searched_as_the_id_range_of_its_days(services, corpus):
+    """``qadocday`` (kept by a trigger on insert) holds each day's lowest and highest document
+    id; a date filter walks that range. A day indexed again later, after newer days, widens
+    its range and is still searched whole."""
+    old_day = (datetime.now(UTC) - timedelta(days=40)).date()
+    async with services.sessionmaker() as db:
+        late = await make_call(
+            db,
+            agent=corpus["bob"],
+            queue=None,
+            at=datetime.combine(old_day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=23),
+            segments=[("customer", 0, "Another refund for the old parcel.")],
+        )
+    indexer = QaIndexer(services)
+    while await indexer.run_once():
+        pass
+    found = await run(services, "refund", date_from=old_day, date_to=old_day)
+    assert found == [late.id, corpus["old_call"]]  # newest (highest id) first
+    assert set(await run(services, "refund", date_from=old_day + timedelta(days=1))) == {
+        corpus["call"],
+        corpus["chat"],
+    }
+    async with services.sessionmaker() as db:
+        conn = await db.connection()
+        days = (
+            await conn.execute(sa.text("SELECT day, min_id, max_id FROM qadocday ORDER BY day"))
+        ).all()
+        docs = (
+            await conn.execute(
+                sa.text("SELECT id FROM qadoc WHERE interaction_id IN (:a, :b)"),
+                {"a": late.id, "b": corpus["old_call"]},
+            )
+        ).all()
+    ranges = {str(d)[:10]: (lo, hi) for d, lo, hi in days}
+    lo, hi = ranges[old_day.isoformat()]
+    assert lo <= min(r[0] for r in docs) and max(r[0] for r in docs) <= hi
+    assert len(ranges) == 2  # the old day and today (the chat, the email and the call)
