@@ -14,7 +14,7 @@ Neither the triggers nor the column are model objects: ``hub.qa.search.INDEX_OBJ
 names them for the schema check.
 
 Revision ID: 0022
-Revises: 0015
+Revises: 0018
 Create Date: 2026-12-03 13:40:00
 """
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | None = "0015"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
