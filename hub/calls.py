@@ -35,6 +35,7 @@ from channels.voice.call import Call, CallError, CallEvent, CallState, PlayOutco
 from channels.voice.sip_endpoint import CallFailed, SipEndpoint
 from hub import call_records as records
 from hub.call_controls import CallControls, close_dropped_segments
+from hub.call_self_service import CallDialogs
 from hub.events import interaction_topic
 from hub.routing.offers import pending_offer
 from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
@@ -108,6 +109,9 @@ class LiveCall:
     # Taken over by hub.nobody_answers (voicemail, callback menu, forward): the
     # interaction's state is its business; the call service only closes legs and recording.
     diverted: bool = False
+    # The agent hung up and the caller answers the queue's post-call survey
+    # (hub.call_self_service): only the caller's hang-up matters now.
+    surveying: bool = False
 
 
 class CallService:
@@ -123,6 +127,7 @@ class CallService:
         self._moh_pcm: np.ndarray | None = None
         self._idle = asyncio.Event()  # set whenever no call is live (for drain)
         self.controls = CallControls(self)  # hold, mute, supervision… (hub/call_controls.py)
+        self.dialogs = CallDialogs(self)  # back to self-service, post-call survey
 
     @property
     def node(self) -> str:
@@ -374,7 +379,11 @@ class CallService:
         if live.customer.state is CallState.ENDED:
             await self._finished(live, who="caller")
             return
+        if live.surveying:
+            return
         if live.agent_call is not None and live.agent_call.state is CallState.ENDED:
+            if await self.dialogs.survey_after_agent(live):
+                return
             await live.customer.hangup()
             await self._finished(live, who="agent")
             return
