@@ -437,6 +437,7 @@ class CallService:
 
     async def _release_agent(self, live: LiveCall, reason: str) -> None:
         """The agent's leg leaves a call that goes on (a blind transfer)."""
+        await self.dialogs.cancel(live)  # sent away while in self-service: the dialog stops
         agent_call, live.agent_call = live.agent_call, None
         live.agent_id = None
         leg_id, live.agent_leg_id = live.agent_leg_id, None

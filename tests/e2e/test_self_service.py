@@ -75,7 +75,8 @@ nodes:
         max: 5
         prompt: "From 1 to 5, how satisfied are you?"
       - {id: resolved, kind: yes_no, prompt: "Was your problem solved? Press 1 for yes, 2 for no."}
-    no_input: {retries: 1, fallback: thanks}
+    timeout_s: 60
+    no_input: {retries: 0, fallback: thanks}
     no_match: {retries: 1, fallback: thanks}
     next: thanks
   thanks:
@@ -131,8 +132,15 @@ class Hub:
             time.sleep(0.05)
         return phone
 
-    def call(self, tmp: Path, caller: str, party: RtpParty) -> Sipp:
-        args = sipp_args("party_caller.xml", local_port=free_sip_port(), calls=1, timeout=240)
+    def call(
+        self, tmp: Path, caller: str, party: RtpParty, leaves_after_ms: int | None = None
+    ) -> Sipp:
+        """A caller whose media is ``party``; with ``leaves_after_ms`` it hangs up by itself
+        that long after the answer."""
+        scenario = "party_caller.xml" if leaves_after_ms is None else "party_caller_leaves.xml"
+        args = sipp_args(scenario, local_port=free_sip_port(), calls=1, timeout=240)
+        if leaves_after_ms is not None:
+            args += ["-d", str(leaves_after_ms)]
         args += [f"127.0.0.1:{self.sip_port}", "-s", DID, "-key", "caller", caller]
         args += ["-key", "rtp_port", str(party.port)]
         return Sipp(tmp / f"caller-{caller[-4:]}", args)
@@ -166,8 +174,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[H
             h.alice.close()
 
 
-def _admin_offers_the_step_and_the_survey(hub: Hub, chromium) -> None:
-    """The admin marks agent_checks' "verify" for agents, and gives General its survey."""
+@pytest.fixture(scope="module")
+def offered(hub: Hub, chromium) -> Hub:
+    """The admin offers agent_checks' "verify" and "goodbye" to agents, and gives General
+    its post-call survey, on the admin pages."""
     context = chromium.new_context()
     try:
         admin = log_in(context, hub.base, "admin")
@@ -175,8 +185,9 @@ def _admin_offers_the_step_and_the_survey(hub: Hub, chromium) -> None:
         admin.goto(f"{hub.base}/admin/dialogs/{dialog_id}")
         form = admin.locator("#agent-nodes")
         form.locator("input[name=node][value=verify]").check()
+        form.locator("input[name=node][value=goodbye]").check()
         form.locator("#save-agent-nodes").click()
-        admin.locator("#saved", has_text="Agents may send callers to: verify.").wait_for()
+        admin.locator("#saved", has_text="Agents may send callers to: verify, goodbye.").wait_for()
 
         admin.goto(f"{hub.base}/admin/queues")
         row = admin.locator("tr").filter(has=admin.locator("td", has_text=re.compile("^General$")))
@@ -187,17 +198,42 @@ def _admin_offers_the_step_and_the_survey(hub: Hub, chromium) -> None:
     finally:
         context.close()
     assert query(hub.db, "SELECT agent_nodes FROM dialog WHERE id = ?", dialog_id) == [
-        ('["verify"]',)
+        ('["verify", "goodbye"]',)
     ]
     wait_for(
         hub.db,
         "SELECT 1 FROM queue q JOIN dialog d ON d.id = q.survey_dialog_id"
         " WHERE q.name = 'General' AND d.name = 'post_call_csat'",
     )
+    return hub
 
 
-def test_self_service_and_back_then_the_post_call_survey(hub: Hub, chromium, tmp_path) -> None:
-    _admin_offers_the_step_and_the_survey(hub, chromium)
+def connected(hub: Hub, alice, tmp: Path, caller: str, party: RtpParty, **call: int):
+    """alice is Ready; a call arrives, her phone picks up; both hear each other; her console
+    shows the call card."""
+    go_ready(alice)
+    phone = hub.alice_phone(tmp)
+    caller_sipp = hub.call(tmp, caller, party, **call)
+    iid = hub.interaction(caller, "active")
+    until_hears(party, ALICE_HZ, present=True)
+    until_hears(hub.alice, CALLER_HZ, present=True)
+    alice.goto(f"{hub.base}/console?interaction={iid}")
+    card(alice, iid).locator("[data-control=hold]").wait_for()
+    return iid, phone, caller_sipp
+
+
+def send_to(box, step: str) -> None:
+    """The card's Self-service tool: pick the step, send."""
+    box.locator("summary", has_text="Self-service").click()
+    box.locator("select[name=entry]").select_option(label=f"agent_checks → {step}")
+    box.locator("[data-control=self-service]").click()
+    box.locator("[data-flag=self-service]", has_text=f"In self-service: {step}").wait_for()
+
+
+def test_self_service_and_back_then_the_post_call_survey(
+    offered: Hub, chromium, tmp_path: Path
+) -> None:
+    hub = offered
     caller, second = "+15551238001", "+15551238002"
     party, party2 = RtpParty(CALLER_HZ), RtpParty(CALLER_HZ)
     context = chromium.new_context()
@@ -216,10 +252,7 @@ def test_self_service_and_back_then_the_post_call_survey(hub: Hub, chromium, tmp
         box.locator("[data-control=hold]").wait_for()
 
         # Alice sends the caller to the PIN check.
-        box.locator("summary", has_text="Self-service").click()
-        box.locator("select[name=entry]").select_option(label="agent_checks → verify")
-        box.locator("[data-control=self-service]").click()
-        box.locator("[data-flag=self-service]", has_text="In self-service: verify").wait_for()
+        send_to(box, "verify")
         assert not box.locator("[data-control=hold]").is_visible()
         # alice hears nothing of the caller; the caller hears the dialog, not alice
         until_hears(hub.alice, CALLER_HZ, present=False)
@@ -312,9 +345,86 @@ def test_self_service_and_back_then_the_post_call_survey(hub: Hub, chromium, tmp
             assert sam.locator("#question-satisfaction .mean").inner_text() == "4.00"
         finally:
             sam_context.close()
+        # alice ends the second call too (its caller goes on to the survey, unanswered)
+        alice.goto(f"{hub.base}/console?interaction={iid2}")
+        card(alice, iid2).locator("[data-control=hangup]").click()
+        close_wrapup(alice)
     finally:
         for sipp in sipps:
             sipp.stop()
         party.close()
         party2.close()
+        context.close()
+
+
+def test_a_dialog_that_hangs_up_ends_the_call_as_usual(
+    offered: Hub, chromium, tmp_path: Path
+) -> None:
+    hub = offered
+    caller = "+15551238003"
+    party = RtpParty(CALLER_HZ)
+    context = chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, hub.base, "alice")
+        iid, phone, caller_sipp = connected(hub, alice, tmp_path, caller, party)
+        sipps += [phone, caller_sipp]
+        send_to(card(alice, iid), "goodbye")
+        # "Goodbye.", then the hub hangs up on the caller; alice's phone gets a BYE too
+        assert caller_sipp.wait(60) == 0, caller_sipp.errors()
+        assert phone.wait(30) == 0, phone.errors()
+        wait_for(hub.db, "SELECT 1 FROM interaction WHERE id = ? AND state = 'wrap_up'", iid)
+        close_wrapup(alice)
+        (detail,) = wait_for(
+            hub.db,
+            "SELECT detail FROM controlevent WHERE interaction_id = ?"
+            " AND kind = 'self_service_return'",
+            iid,
+        )[0]
+        assert json.loads(detail)["outcome"] == "hangup"
+        assert "survey" not in control_kinds(hub, iid)  # the caller was gone
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
+
+
+def test_a_caller_who_leaves_mid_survey_keeps_the_answers_given(
+    offered: Hub, chromium, tmp_path: Path
+) -> None:
+    hub = offered
+    caller = "+15551238004"
+    party = RtpParty(CALLER_HZ)
+    context = chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, hub.base, "alice")
+        # the caller hangs up 35 s after the answer: after the first answer, while the
+        # second question waits (60 s) for a key
+        iid, phone, caller_sipp = connected(
+            hub, alice, tmp_path, caller, party, leaves_after_ms=35_000
+        )
+        sipps += [phone, caller_sipp]
+        card(alice, iid).locator("[data-control=hangup]").click()
+        assert phone.wait(30) == 0, phone.errors()
+        wait_for(
+            hub.db, "SELECT 1 FROM controlevent WHERE interaction_id = ? AND kind = 'survey'", iid
+        )
+        time.sleep(1.0)
+        party.send_dtmf("2")
+        assert caller_sipp.wait(90) == 0, caller_sipp.errors()
+        answers = wait_for(
+            hub.db,
+            "SELECT question, value_text, answered FROM surveyanswer"
+            " WHERE interaction_id = ? ORDER BY position",
+            iid,
+        )
+        assert answers == [("satisfaction", "2", 1), ("resolved", None, 0)]
+        close_wrapup(alice)
+        assert query(hub.db, "SELECT state FROM interaction WHERE id = ?", iid) == [("closed",)]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
         context.close()
