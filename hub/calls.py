@@ -16,7 +16,9 @@ An admitted INVITE (``channels.voice.SipEndpoint`` already refused unknown gatew
    offer; accepting in the console calls the phone again with ``answer-after=0``; a
    rejected or missed offer stops the ringing; on answer caller and agent are bridged;
 5. either side hanging up ends the call: abandoned while waiting (``RoutingService.abandon``),
-   wrap-up once an agent had it (``RoutingService.wrap_up``).
+   wrap-up once an agent had it (``RoutingService.wrap_up``); when the agent hangs up and
+   the queue has a post-call survey, the caller answers it first (``hub.call_self_service``,
+   which also runs a dialog step the agent sends the caller to mid-call).
 """
 
 from __future__ import annotations
