@@ -197,15 +197,12 @@ class CallDialogs:
             raise ControlError("the caller is in a dialog already")
         if self.ivr() is None:
             raise ControlError("the IVR is turned off on this hub (HUB_IVR_ENABLED)")
-        async with self.services.sessionmaker() as db:
-            dialog = await db.get(Dialog, dialog_id)
-            if dialog is None or node not in (dialog.agent_nodes or []):
-                raise ControlError("that dialog step is not offered to agents")
-            published = await published_by_id(db, dialog_id)
-        if published is None:
-            raise ControlError(f"the dialog {dialog.name} has no published version")
-        if node not in published.dialog.main.nodes:
-            raise ControlError(f"the published {dialog.name} has no node '{node}'")
+        st.self_service = {"dialog": "", "node": node}  # taken: a second click is refused
+        try:
+            published = await self._offered(dialog_id, node)
+        except BaseException:
+            st.self_service = None
+            raise
         assert live.agent_call is not None
         entry = {
             "dialog": published.name,
@@ -228,6 +225,19 @@ class CallDialogs:
         task = asyncio.create_task(self._self_service(live, st, published, entry, user_id))
         task.add_done_callback(_log_failure)
         self.tasks[interaction_id] = task
+
+    async def _offered(self, dialog_id: int, node: str) -> PublishedDialog:
+        """The published dialog, if an admin offers ``node`` of it to agents."""
+        async with self.services.sessionmaker() as db:
+            dialog = await db.get(Dialog, dialog_id)
+            if dialog is None or node not in (dialog.agent_nodes or []):
+                raise ControlError("that dialog step is not offered to agents")
+            published = await published_by_id(db, dialog_id)
+        if published is None:
+            raise ControlError(f"the dialog {dialog.name} has no published version")
+        if node not in published.dialog.main.nodes:
+            raise ControlError(f"the published {dialog.name} has no node '{node}'")
+        return published
 
     async def _self_service(
         self,
