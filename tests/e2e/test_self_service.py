@@ -18,10 +18,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from speech.g711 import ulaw_decode
+from tests.channels.voice.helpers import level_at
 from tests.e2e.hub_process import free_sip_port, hub_server, sip_password, voice_env
-from tests.e2e.rtp_party import RtpParty, until_hears
+from tests.e2e.rtp_party import ABSENT, RtpParty, until_hears
 from tests.e2e.test_call_controls import ALICE_HZ, CALLER_HZ, card, close_wrapup, control_kinds
 from tests.e2e.test_console_browser import go_ready, log_in
 from tests.e2e.test_voice_calls import DID, Sipp, query, register_phone, sipp_args, wait_for
@@ -222,6 +225,18 @@ def connected(hub: Hub, alice, tmp: Path, caller: str, party: RtpParty, **call: 
     return iid, phone, caller_sipp
 
 
+def heard_between(party: RtpParty, freq: float, start: float, end: float) -> float:
+    """The level of ``freq`` in what ``party`` received between two moments."""
+    with party._lock:
+        chunks = [
+            ulaw_decode(p.payload)
+            for p in party.packets
+            if start <= p.at < end and p.payload_type == 0
+        ]
+    assert sum(len(c) for c in chunks) >= 8000 * 0.8, "less than a second of audio"
+    return level_at(np.concatenate(chunks), freq)
+
+
 def send_to(box, step: str) -> None:
     """The card's Self-service tool: pick the step, send."""
     box.locator("summary", has_text="Self-service").click()
@@ -257,12 +272,15 @@ def test_self_service_and_back_then_the_post_call_survey(
         # alice hears nothing of the caller; the caller hears the dialog, not alice
         until_hears(hub.alice, CALLER_HZ, present=False)
         until_hears(party, ALICE_HZ, present=False)
+        quiet_from = time.monotonic()
 
         # A second caller waits: alice's capacity is kept for the call in self-service.
         sipps.append(hub.call(tmp_path, second, party2))
         iid2 = hub.interaction(second, "queued")
 
+        time.sleep(max(0.0, quiet_from + 1.5 - time.monotonic()))  # audio enough to judge
         keyed_at = time.monotonic()
+        assert heard_between(hub.alice, CALLER_HZ, quiet_from, keyed_at) < ABSENT
         party.send_dtmf("1234")  # its tone goes on between keys: alice must hear neither
         box.locator(".self-service-result").wait_for(timeout=60_000)
         result = box.locator(".self-service-result")
