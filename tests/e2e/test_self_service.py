@@ -37,7 +37,7 @@ dialog: agent_checks
 description: Steps agents send callers to (back to self-service).
 languages: [en]
 start: verify
-variables: {pin: "", verified: false}
+variables: {pin: "", verified: false, note: ""}
 nodes:
   verify:
     type: ask
@@ -52,7 +52,7 @@ nodes:
     next: verified
   verified:
     type: return
-    values: {verified: "pin == '1234'"}
+    values: {verified: "pin == '1234'", note: "'<i>PIN checked</i>'"}
   not_verified:
     type: return
     values: {verified: "false"}
@@ -287,6 +287,7 @@ def test_self_service_and_back_then_the_post_call_survey(
         assert result.get_attribute("data-result-outcome") == "completed"
         assert result.locator("[data-var=pin]").inner_text() == "1234"
         assert result.locator("[data-var=verified]").inner_text() == "True"
+        assert result.locator("[data-var=note]").inner_text() == "<i>PIN checked</i>"  # escaped
         # nothing the caller keyed reached alice: no telephone-event, no tone
         assert hub.alice.events_since(keyed_at) == []
         assert query(hub.db, "SELECT COUNT(*) FROM offer WHERE interaction_id = ?", iid2) == [(0,)]
@@ -335,7 +336,8 @@ def test_self_service_and_back_then_the_post_call_survey(
             iid,
         )[0]
         stored = json.loads(detail)
-        assert stored["variables"] == {"pin": "1234", "verified": True}
+        note = "<i>PIN checked</i>"
+        assert stored["variables"] == {"pin": "1234", "verified": True, "note": note}
         assert stored["outcome"] == "completed"
         (data,) = query(hub.db, "SELECT data FROM interaction WHERE id = ?", iid)[0]
         assert [r["node"] for r in json.loads(data)["self_service"]] == ["verify"]
