@@ -69,6 +69,10 @@ class ControlState:
     handed_off: bool = False  # transferred out: the call goes on after the agent's wrap-up
     consult: ConsultLeg | None = None  # another agent called in (hub/call_consult.py)
     handing_over: bool = False  # a consult transfer is moving the interaction
+    # Back to self-service (hub/call_self_service.py): the dialog node the caller is in,
+    # and the last result it brought back.
+    self_service: dict[str, Any] | None = None
+    self_service_result: dict[str, Any] | None = None
 
 
 class CallControls:
@@ -181,12 +185,19 @@ class CallControls:
 
     # -- the agent's verbs ---------------------------------------------------------------
 
-    def live_for_agent(self, interaction_id: int, agent_id: int | None) -> LiveCall:
+    def live_for_agent(
+        self, interaction_id: int, agent_id: int | None, *, in_self_service: bool = False
+    ) -> LiveCall:
+        """The agent's live call; while the caller is in self-service only the verbs that
+        allow it (``in_self_service``: hang-up) may act on it."""
         live = self.calls.live.get(interaction_id)
         if live is None or live.finished:
             raise ControlError("this call is not live on this hub")
         if live.agent_call is None or live.agent_id != agent_id or agent_id is None:
             raise ControlError("you are not connected to this call")
+        st = self.state.get(interaction_id)
+        if not in_self_service and st is not None and st.self_service is not None:
+            raise ControlError("the caller is in self-service; wait for the result")
         return live
 
     async def hold(self, interaction_id: int, agent_id: int | None, user_id: int) -> None:
@@ -250,7 +261,7 @@ class CallControls:
 
     async def hangup(self, interaction_id: int, agent_id: int | None) -> None:
         """The agent's side hangs up; the call service ends the call and wraps up."""
-        live = self.live_for_agent(interaction_id, agent_id)
+        live = self.live_for_agent(interaction_id, agent_id, in_self_service=True)
         assert live.agent_call is not None
         await live.agent_call.hangup()
         live.poke.set()
@@ -387,6 +398,8 @@ class CallControls:
             "supervisor": None
             if sup is None or sup.call is None
             else {"name": sup.name, "mode": sup.mode},
+            "self_service": st.self_service,
+            "self_service_result": st.self_service_result,
         }
 
     async def publish(self, live: LiveCall) -> None:

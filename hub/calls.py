@@ -16,7 +16,9 @@ An admitted INVITE (``channels.voice.SipEndpoint`` already refused unknown gatew
    offer; accepting in the console calls the phone again with ``answer-after=0``; a
    rejected or missed offer stops the ringing; on answer caller and agent are bridged;
 5. either side hanging up ends the call: abandoned while waiting (``RoutingService.abandon``),
-   wrap-up once an agent had it (``RoutingService.wrap_up``).
+   wrap-up once an agent had it (``RoutingService.wrap_up``); when the agent hangs up and
+   the queue has a post-call survey, the caller answers it first (``hub.call_self_service``,
+   which also runs a dialog step the agent sends the caller to mid-call).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from channels.voice.call import Call, CallError, CallEvent, CallState, PlayOutco
 from channels.voice.sip_endpoint import CallFailed, SipEndpoint
 from hub import call_records as records
 from hub.call_controls import CallControls, close_dropped_segments
+from hub.call_self_service import CallDialogs
 from hub.events import interaction_topic
 from hub.routing.offers import pending_offer
 from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
@@ -108,6 +111,9 @@ class LiveCall:
     # Taken over by hub.nobody_answers (voicemail, callback menu, forward): the
     # interaction's state is its business; the call service only closes legs and recording.
     diverted: bool = False
+    # The agent hung up and the caller answers the queue's post-call survey
+    # (hub.call_self_service): only the caller's hang-up matters now.
+    surveying: bool = False
 
 
 class CallService:
@@ -123,6 +129,7 @@ class CallService:
         self._moh_pcm: np.ndarray | None = None
         self._idle = asyncio.Event()  # set whenever no call is live (for drain)
         self.controls = CallControls(self)  # hold, mute, supervision… (hub/call_controls.py)
+        self.dialogs = CallDialogs(self)  # back to self-service, post-call survey
 
     @property
     def node(self) -> str:
@@ -374,7 +381,11 @@ class CallService:
         if live.customer.state is CallState.ENDED:
             await self._finished(live, who="caller")
             return
+        if live.surveying:
+            return
         if live.agent_call is not None and live.agent_call.state is CallState.ENDED:
+            if await self.dialogs.survey_after_agent(live):
+                return
             await live.customer.hangup()
             await self._finished(live, who="agent")
             return
@@ -428,6 +439,7 @@ class CallService:
 
     async def _release_agent(self, live: LiveCall, reason: str) -> None:
         """The agent's leg leaves a call that goes on (a blind transfer)."""
+        await self.dialogs.cancel(live)  # sent away while in self-service: the dialog stops
         agent_call, live.agent_call = live.agent_call, None
         live.agent_id = None
         leg_id, live.agent_leg_id = live.agent_leg_id, None

@@ -72,6 +72,8 @@ async def supervise(controls: CallControls, interaction_id: int, user_id: int, m
     if live.agent_call is None:
         raise ControlError("no agent is on this call yet")
     st = controls.state.setdefault(interaction_id, ControlState())
+    if st.self_service is not None:  # hub/call_self_service.py: the caller keys a PIN…
+        raise ControlError("the caller is in self-service; nobody may hear them now")
     sup = st.supervisor
     if sup is not None and sup.user_id != user_id:
         raise ControlError(f"{sup.name} is already supervising this call")

@@ -191,7 +191,11 @@ class Interpreter:
         *,
         language: str | None = None,
         step_limit: int = DEFAULT_STEP_LIMIT,
+        start_at: str | None = None,
     ) -> None:
+        """``start_at`` begins the session at that node of the main flow instead of its
+        ``start`` (an agent sends a caller to one step, e.g. a payment; ``ValueError`` if the
+        main flow has no such node)."""
         self.dialog = dialog
         if isinstance(caller, CallerInfo):
             caller_vars = caller.as_vars()
@@ -215,6 +219,10 @@ class Interpreter:
         self.frames: list[_Frame] = [
             _Frame(dialog.main, dict(dialog.main.variables), None, self.globals)
         ]
+        if start_at is not None:
+            if start_at not in dialog.main.nodes:
+                raise ValueError(f"the dialog {dialog.name} has no node '{start_at}'")
+            self.frames[0].node_id = start_at
         self.step_limit = step_limit
         self.steps = 0
         self.done = False

@@ -103,14 +103,22 @@ async def run_dialog(
     language: str | None = None,
     step_limit: int = DEFAULT_STEP_LIMIT,
     lookups: Mapping[str, LookupResult] | None = None,
+    start_at: str | None = None,
 ) -> Trace:
     """Run a session to its end and return its trace.
 
     ``lookups`` answers lookup nodes by id without HTTP (the simulator's stand-ins); any other
     lookup uses ``http_client`` (one is made and closed here if none is given).
+    ``start_at`` starts at that node of the main flow (``Interpreter``).
     """
     interpreter = Interpreter(
-        dialog, caller, now, business_hours, language=language, step_limit=step_limit
+        dialog,
+        caller,
+        now,
+        business_hours,
+        language=language,
+        step_limit=step_limit,
+        start_at=start_at,
     )
     clients: list[httpx.AsyncClient] = []  # one made here if a lookup needs it
     actions = interpreter.start()

@@ -46,6 +46,9 @@ class Dialog(SQLModel, table=True):
     kind: str = Field(default=DialogKind.INBOUND, max_length=16)  # a DialogKind
     description: str = Field(default="", max_length=300)
     published_version_id: int | None = None
+    # Nodes of the main flow an agent may send a caller to from the call card and get the
+    # result back ("back to self-service", hub.call_self_service); empty: not offered.
+    agent_nodes: list[str] = json_field(default_factory=list)
     created_at: datetime = created_at_field()
 
 

@@ -67,6 +67,8 @@ class Queue(SQLModel, table=True):
     alert_waiting: int | None = None
     alert_longest_wait_seconds: int | None = None
     alert_sl_below_pct: int | None = None
+    # After the agent hangs up, the caller goes on to this dialog's survey (None: goodbye).
+    survey_dialog_id: int | None = Field(default=None, foreign_key="dialog.id")
 
 
 class QueueSkill(SQLModel, table=True):

@@ -43,6 +43,9 @@ class ControlKind(StrEnum):
     SUPERVISOR_MODE = "supervisor_mode"
     SUPERVISOR_LEAVE = "supervisor_leave"
     FORCE_RELEASE = "force_release"
+    SELF_SERVICE = "self_service"  # the agent sent the caller to a dialog node
+    SELF_SERVICE_RETURN = "self_service_return"  # the dialog's result, back to the agent
+    SURVEY = "survey"  # the agent hung up: the caller went on to the queue's survey
 
 
 class InteractionSegment(SQLModel, table=True):

@@ -35,6 +35,7 @@ from models import (
     AgentSkill,
     BusinessHours,
     CannedResponse,
+    Dialog,
     Disposition,
     Inbox,
     NotReadyReason,
@@ -188,10 +189,16 @@ async def lookups(db: AsyncSession) -> dict[str, Any]:
     agent_skills: dict[int, dict[int, int]] = {}
     for row in (await db.exec(select(AgentSkill))).all():
         agent_skills.setdefault(row.agent_id, {})[row.skill_id] = row.level
+    published = await db.exec(
+        select(Dialog.id, Dialog.name)
+        .where(col(Dialog.published_version_id).is_not(None))
+        .order_by(col(Dialog.name))
+    )
     monitored: dict[int, set[int]] = {}
     for row in (await db.exec(select(SupervisorQueue))).all():
         monitored.setdefault(row.user_id, set()).add(row.queue_id)
     return {
+        "survey_dialogs": dict(published.all()),  # published dialogs a queue may survey with
         "monitored": monitored,  # supervisor user id → queues they may monitor (none: all)
         "skills": skills,
         "skill_names": {s.id: s.name for s in skills},
@@ -309,6 +316,9 @@ async def save_queue(db: AsyncSession, row: Queue, form: FormMultiDict, lk: dict
     if row.hours_id is not None and row.hours_id not in lk["hours_names"]:
         raise UnprocessableError("Those business hours do not exist.")
     row.active = checked(form, "active")
+    row.survey_dialog_id = opt_int(form.get("survey_dialog_id"), "Post-call survey", lo=1)
+    if row.survey_dialog_id is not None and row.survey_dialog_id not in lk["survey_dialogs"]:
+        raise UnprocessableError("The post-call survey must be a published dialog.")
     lk["extra"] = skill_levels(form, lk["skills"], "skill_")
     return row
 

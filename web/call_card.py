@@ -160,6 +160,34 @@ async def consult_step(
     return await _run(verb(controls_of(request), interaction_id, user.agent_id, user.id))
 
 
+@get("/{interaction_id:int}/self-service/options")
+async def self_service_options(request: Request, interaction_id: FromPath[int]) -> Response:
+    """The dialog steps admins offered to agents (``Dialog.agent_nodes``), as a select."""
+    from hub.call_self_service import offered_entries
+
+    async with services_of(request).sessionmaker() as db:
+        entries = await offered_entries(db)
+    env: Environment = request.app.template_engine.engine  # type: ignore[attr-defined]
+    html = env.get_template("console/_self_service_options.html").render(entries=entries)
+    return Response(content=html, media_type="text/html")
+
+
+@post("/{interaction_id:int}/self-service", status_code=200)
+async def self_service(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
+    """Send the caller to a dialog step; the result comes back to this agent
+    (``hub.call_self_service``)."""
+    raw = str(data.get("entry", "")).strip()
+    dialog, _, node = raw.partition(":")
+    if not dialog.isdigit() or not node:
+        raise Refused("Pick a self-service step.")
+    user = user_of(request)
+    runtime = services_of(request).extras.get("voice")
+    if runtime is None:
+        raise Refused("Voice is turned off on this hub (HUB_VOICE_ENABLED).")
+    dialogs = runtime.calls.dialogs
+    return await _run(dialogs.send(interaction_id, user.agent_id, user.id, int(dialog), node[:64]))
+
+
 @post("/{interaction_id:int}/hangup", status_code=200)
 async def hangup(request: Request, interaction_id: FromPath[int]) -> Response:
     user = user_of(request)
@@ -181,6 +209,8 @@ call_card_router = Router(
         transfer_external,
         consult,
         consult_step,
+        self_service_options,
+        self_service,
         hangup,
     ],
 )

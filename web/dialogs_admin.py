@@ -193,6 +193,7 @@ async def _editor_context(
     text = source if source is not None else (shown.source if shown else "")
     inboxes = (await db.exec(select(Inbox.name).where(Inbox.dialog_id == dialog.id))).all()
     return {
+        "main_nodes": await _published_main_nodes(db, dialog),
         "sections": SECTIONS,
         "section": None,
         "dialogs_page": True,
@@ -204,6 +205,60 @@ async def _editor_context(
         **await _check_context(db, text, dialog.id),
         **extra,
     }
+
+
+async def _published_main_nodes(db: AsyncSession, dialog: Dialog) -> list[str]:
+    """The main flow's nodes of the published version (what agents may be offered)."""
+    if dialog.published_version_id is None:
+        return []
+    version = await db.get(DialogVersion, dialog.published_version_id)
+    if version is None:
+        return []
+    from hub.dialogs import load_version
+
+    try:
+        return list(load_version(dialog.name, version).main.nodes)
+    except DialogError:
+        return []
+
+
+@post("/{dialog_id:int}/agent-nodes", status_code=200)
+async def agent_nodes(request: Request, dialog_id: FromPath[int]) -> Template:
+    """Which nodes of the published version agents may send a caller to from the call
+    card ("back to self-service", ``hub.call_self_service``); none: not offered."""
+    me = user_of(request)
+    form = await request.form()
+    chosen = [str(v)[:64] for v in form.getall("node", [])]
+    async with services_of(request).sessionmaker() as db:
+        dialog = await _dialog(db, dialog_id)
+        known = await _published_main_nodes(db, dialog)
+        if chosen and not known:
+            raise UnprocessableError("Publish a version first: agents are offered its nodes.")
+        unknown = [n for n in chosen if n not in known]
+        if unknown:
+            raise UnprocessableError(
+                f"The published version has no node {', '.join(repr(n) for n in unknown)}."
+            )
+        before = list(dialog.agent_nodes or [])
+        dialog.agent_nodes = [n for n in known if n in chosen]
+        db.add(dialog)
+        audit.record(
+            db,
+            user_id=me.id,
+            action="agent_nodes",
+            entity="dialog",
+            entity_id=dialog.id,
+            before={"agent_nodes": before},
+            after={"agent_nodes": dialog.agent_nodes},
+        )
+        await db.commit()
+        message = (
+            f"Agents may send callers to: {', '.join(dialog.agent_nodes)}."
+            if dialog.agent_nodes
+            else "No node of this dialog is offered to agents."
+        )
+        ctx = await _editor_context(db, dialog, saved=message)
+    return Template(template_name="admin/dialog_editor.html", context=ctx)
 
 
 @get("/")
@@ -705,6 +760,7 @@ route_handlers: list = [
             tests,
             save,
             publish_version,
+            agent_nodes,
             rollback_to,
             diff,
             export,

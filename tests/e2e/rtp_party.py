@@ -7,6 +7,7 @@ by frequency: the caller's tone, an agent's, a supervisor's, or the music on hol
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -47,6 +48,7 @@ class RtpParty:
         self.sock.settimeout(0.2)
         self.port: int = self.sock.getsockname()[1]
         self._lock = threading.Lock()
+        self._keys: list[str] = []  # RFC 4733 digits waiting to be sent
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._receive, daemon=True),
@@ -73,6 +75,10 @@ class RtpParty:
         start = time.monotonic()
         while not self._stop.is_set():
             peer = self.peer
+            if peer is not None and self._keys:
+                seq = self._send_key(peer, ssrc, seq)
+                start = time.monotonic() - seq * 0.02
+                continue
             if peer is not None:
                 n = np.arange(seq * 160, (seq + 1) * 160) / 8000
                 level = self.amplitude if self.talking else 0.0
@@ -86,6 +92,37 @@ class RtpParty:
                     return
             seq += 1
             time.sleep(max(0.0, start + seq * 0.02 - time.monotonic()))
+
+    def send_dtmf(self, digits: str) -> None:
+        """Key ``digits`` as RFC 4733 telephone-events (payload type 101), in place of the
+        tone while each key lasts."""
+        with self._lock:
+            self._keys.extend(digits)
+
+    def _send_key(self, peer: tuple[str, int], ssrc: int, seq: int) -> int:
+        """One key: 5 packets of 20 ms with a growing duration, then the end bit three
+        times (RFC 4733 §2.5.1.4), all with the key's own timestamp; then 100 ms of the
+        tone's silence. Returns the next sequence number."""
+        with self._lock:
+            digit = self._keys.pop(0)
+        code = "0123456789*#ABCD".index(digit)
+        stamp = (seq * 160) & 0xFFFFFFFF
+        packets = [(False, 160 * (i + 1)) for i in range(5)] + [(True, 800)] * 3
+        for index, (end, duration) in enumerate(packets):
+            marker = 0x80 if index == 0 else 0
+            header = struct.pack("!BBHII", 0x80, marker | 101, seq & 0xFFFF, stamp, ssrc)
+            body = struct.pack("!BBH", code, (0x80 if end else 0) | 10, duration)
+            with contextlib.suppress(OSError):
+                self.sock.sendto(header + body, peer)
+            seq += 1
+            time.sleep(0.02)
+        for _ in range(5):  # a gap of silence between keys
+            header = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, ssrc)
+            with contextlib.suppress(OSError):
+                self.sock.sendto(header + ulaw_encode(np.zeros(160, np.int16)), peer)
+            seq += 1
+            time.sleep(0.02)
+        return seq
 
     def audio(self, since: float) -> npt.NDArray[np.int16]:
         with self._lock:

@@ -687,3 +687,44 @@ nodes:
     assert s.interpreter.outcome == "hangup"
     s = Session(source)
     assert isinstance(s.last, Listen) and s.last.hints == ("balance",)
+
+
+def test_a_session_can_start_at_a_node_an_agent_sends_the_caller_to() -> None:
+    """Back to self-service: the PIN step alone, its variables as the result."""
+    source = """
+    dialog: checks
+    languages: [en]
+    start: welcome
+    variables: {pin: ""}
+    nodes:
+      welcome:
+        type: say
+        text: Welcome
+        next: pin
+      pin:
+        type: ask
+        expect: digits
+        var: pin
+        min_length: 4
+        max_length: 4
+        prompt: Your PIN, please.
+        no_input: {retries: 0, fallback: done}
+        no_match: {retries: 0, fallback: done}
+        next: done
+      done:
+        type: return
+    """
+    session = Session(source, start_at="pin")
+    assert session.said == ["Your PIN, please."]
+    session.feed(Digits("4321"))
+    trace = session.interpreter.trace
+    assert trace["nodes"] == ["pin", "done"]
+    assert trace["outcome"] == "completed"
+    assert trace["variables"]["pin"] == "4321"
+
+
+def test_starting_at_a_node_the_main_flow_lacks_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="no node 'nowhere'"):
+        Session(SAY, start_at="nowhere")
