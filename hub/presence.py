@@ -38,6 +38,7 @@ from hub.routing.work import (
     write_lock,
 )
 from hub.tasks import cancel_and_wait
+from hub.text_collab import end_joined
 from models import (
     Agent,
     Inbox,
@@ -313,6 +314,7 @@ async def requeue_keeping_place(
     )
     interaction.queued_at = waited_since or now
     interaction.agent_id = None
+    await end_joined(db, interaction, after, why=reason, now=now)
     after.add(interaction_topic(interaction.id), "state", state="queued", agent_id=None)  # type: ignore[arg-type]
     after.add(ROUTING_TOPIC, "interaction", interaction_id=interaction.id)
     after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)

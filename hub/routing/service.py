@@ -86,6 +86,7 @@ from hub.routing.work import (
     write_lock,
 )
 from hub.tasks import cancel_and_wait
+from hub.text_collab import end_joined
 from models import (
     Agent,
     Disposition,
@@ -797,6 +798,7 @@ class RoutingService:
                 reason=f"transfer to queue {queue.name}",
             )
             interaction.agent_id = None
+            await end_joined(db, interaction, after, why="transferred", now=now)
             self._note(db, interaction, by_agent_id, note)
             await settle(db, agent, after, now=now)  # type: ignore[arg-type]
             self._announce_work(after, interaction, by_agent_id)
@@ -831,6 +833,7 @@ class RoutingService:
                 agent_id=by_agent_id,
                 reason=f"transfer to agent {agent_id}",
             )
+            await end_joined(db, interaction, after, why="transferred", now=now)
             self._note(db, interaction, by_agent_id, note)
             queue = await db.get(Queue, interaction.queue_id) if interaction.queue_id else None
             offer = self._offer(db, interaction, target, queue, now, transfer_from=by_agent_id)
@@ -948,6 +951,7 @@ class RoutingService:
             agent = await lock_agent(db, agent_id)
             now = utcnow()
             change_state(db, interaction, S.WRAP_UP, at=now, agent_id=agent_id, reason="ended")
+            await end_joined(db, interaction, after, why="ended", now=now)
             await settle(db, agent, after, now=now)  # type: ignore[arg-type]
             self._announce_work(after, interaction, agent_id)
             await db.commit()
@@ -1007,6 +1011,7 @@ class RoutingService:
         interaction.disposition_id = disposition_id
         interaction.wrapup_notes = notes
         change_state(db, interaction, S.CLOSED, at=now, agent_id=agent_id, reason=why)
+        await end_joined(db, interaction, after, why=why, now=now)
         if agent is not None:
             await settle(db, agent, after, next_presence=next_presence, reason=reason, now=now)
         self._announce_work(after, interaction, agent_id)
