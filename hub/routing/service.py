@@ -778,7 +778,9 @@ class RoutingService:
     async def transfer_to_queue(
         self, interaction_id: int, queue_id: int, *, by_agent_id: int, note: str | None = None
     ) -> None:
-        """Hand an active interaction back to a queue; its wait starts again there."""
+        """Hand an active interaction (a chat or a call) to a queue, with its data and a
+        note. It keeps its place by priority: its original ``queued_at`` stays, so it goes
+        before everyone of the same priority who came after it, not to the back."""
         after = AfterCommit()
         async with self._services.sessionmaker() as db:
             interaction = await self._held(db, interaction_id, by_agent_id, S.ACTIVE)
@@ -787,6 +789,7 @@ class RoutingService:
                 raise LookupError(f"queue {queue_id} does not exist or is disabled")
             agent = await lock_agent(db, by_agent_id)
             now = utcnow()
+            waited_since = interaction.queued_at
             interaction.queue_id = queue_id
             interaction.overflowed = False
             change_state(
@@ -797,6 +800,7 @@ class RoutingService:
                 agent_id=by_agent_id,
                 reason=f"transfer to queue {queue.name}",
             )
+            interaction.queued_at = waited_since or now
             interaction.agent_id = None
             await end_joined(db, interaction, after, why="transferred", now=now)
             self._note(db, interaction, by_agent_id, note)
