@@ -125,6 +125,21 @@ async def transfer_external(
     return await _run(start(controls_of(request), interaction_id, user.agent_id, user.id, raw))
 
 
+@post("/{interaction_id:int}/consult-external", status_code=200)
+async def consult_external(
+    request: Request, interaction_id: FromPath[int], data: FormData
+) -> Response:
+    """Call a number through the trunk while the caller waits on hold."""
+    from hub import call_consult
+
+    user = user_of(request)
+    raw = str(data.get("number", ""))[:64]
+    controls = controls_of(request)
+    return await _run(
+        call_consult.consult_external(controls, interaction_id, user.agent_id, user.id, raw)
+    )
+
+
 @post("/{interaction_id:int}/consult", status_code=200)
 async def consult(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
     """Call another agent while the caller waits on hold (``hub.call_consult``)."""
@@ -179,6 +194,7 @@ call_card_router = Router(
         resume_recording,
         dtmf,
         transfer_external,
+        consult_external,
         consult,
         consult_step,
         hangup,
