@@ -21,12 +21,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlmodel import Session
+
 from channels.voice.call import Call, CallState
 from channels.voice.mixer import Role as MixRole
 from channels.voice.sip_endpoint import CallFailed
 from hub import call_records as records
 from hub.call_controls import ControlError, ControlState
+from hub.routing.decision import qualifies, strategy_key
 from hub.routing.offers import pending_offer
+from hub.routing.snapshot import agent_skills, load_agents, load_queues
 from models import (
     Agent,
     CallLegKind,
@@ -89,6 +93,32 @@ async def consult(
     leg.task.add_done_callback(_log_failure)
     await controls.publish(live)
     return f"Calling {name}…"
+
+
+async def consult_queue(
+    controls: CallControls,
+    interaction_id: int,
+    agent_id: int | None,
+    user_id: int,
+    queue_id: int,
+    note: str = "",
+) -> str:
+    """Consult whoever the queue would route a call to now: among the agents taking work
+    with a free voice slot and the queue's skills, the first by the queue's strategy
+    (``hub.routing.decision.strategy_key``) whose phone is registered."""
+    controls.live_for_agent(interaction_id, agent_id)
+    async with controls.services.sessionmaker() as db:
+        candidates = await db.run_sync(_queue_candidates, queue_id)
+    for candidate in candidates:
+        if candidate == agent_id:
+            continue
+        async with controls.services.sessionmaker() as db:
+            target = await db.get(Agent, candidate)
+        registrar = controls.calls.endpoint.registrar
+        if target is None or not target.extension or registrar.lookup(target.extension) is None:
+            continue
+        return await consult(controls, interaction_id, agent_id, user_id, candidate, note)
+    raise ControlError("nobody in that queue can take a consult now")
 
 
 async def consult_external(
@@ -311,6 +341,22 @@ async def _complete_external(
     await controls.calls._release_agent(live, "transferred to an external number")
     live.agent_call, live.agent_leg_id = leg.call, leg.leg_id
     live.poke.set()
+
+
+def _queue_candidates(db: Session, queue_id: int) -> list[int]:
+    """Agent ids the queue would offer a call to now, best first."""
+    config = load_queues(db, utcnow())
+    view = config.views.get(queue_id)
+    if view is None or not view.open:
+        raise ControlError("that queue does not exist or is closed now")
+    needs = frozenset(view.skills.items())
+    agents = [
+        a
+        for a in load_agents(db, agent_skills(db, config.skill_names))
+        if qualifies(a, "voice", needs) and a.free("voice") > 0
+    ]
+    agents.sort(key=lambda a: strategy_key(a, view.strategy, needs))
+    return [a.id for a in agents]
 
 
 def _who(leg: ConsultLeg) -> dict[str, object]:

@@ -581,19 +581,20 @@ def test_consult_cancelled_back_to_the_caller_then_conference_then_completed(
         box = card(alice, iid)
         box.locator("[data-control=hold]").wait_for()
 
-        def consult_bob() -> None:
+        def consult_bob(pick: str = "Bob Okafor") -> None:
             tool = alice.locator(f"#actions-{iid} details", has_text="Consult")
             if tool.get_attribute("open") is None:
                 tool.locator("summary").click()
             form = alice.locator(f"#actions-{iid} form", has=alice.locator("select[name=agent_id]"))
-            form.locator("select[name=agent_id]").select_option(label="Bob Okafor")
+            form.locator("select[name=agent_id]").select_option(label=pick)
             form.locator("input[name=note]").fill("Billing question, see the account")
             form.get_by_role("button", name="Call").click()
             box.locator("[data-control=complete]").wait_for()
 
-        # 1. consult: the caller hears music; alice and bob talk; bob hears nothing of the caller
-        consult_bob()
-        box.locator("[data-flag=consulting]").wait_for()
+        # 1. consult the General queue (bob is its free agent): the caller hears music; alice
+        # and bob talk; bob hears nothing of the caller
+        consult_bob("General")
+        box.locator("[data-flag=consulting]", has_text="Bob Okafor").wait_for()
         hears_moh(party)
         until_hears(alice_party, BOB_HZ, present=True)
         until_hears(bob_party, ALICE_HZ, present=True)
