@@ -436,8 +436,8 @@ def test_blind_transfer_to_an_external_number_through_the_trunk(
         sipps.append(trunk)
         box = card(alice, iid)
         box.locator("summary", has_text="Transfer to a number").click()
-        box.locator("input[name=number]").fill("(415) 555-0123")
-        box.get_by_role("button", name="Transfer").click()
+        box.locator("details.transfer-out input[name=number]").fill("(415) 555-0123")
+        box.locator("details.transfer-out").get_by_role("button", name="Transfer").click()
         assert phone_a.wait(30) == 0, phone_a.errors()
         close_wrapup(alice)  # the agent is free while the call goes on
         until_hears(party, EXTERNAL_HZ, present=True)
