@@ -38,7 +38,7 @@ from hub.routing.work import (
     write_lock,
 )
 from hub.tasks import cancel_and_wait
-from hub.text_collab import end_joined
+from hub.text_collab import end_joined, leave_all
 from models import (
     Agent,
     Inbox,
@@ -422,6 +422,7 @@ class PresenceService:
                 return False  # changed meanwhile (the agent came back)
             now = utcnow()
             await self._hand_back(db, ringing, active, after, now=now, why="agent went offline")
+            await leave_all(db, agent_id, after, why="agent went offline", now=now)
             apply_presence(db, agent, P.OFFLINE, after, reason=ABSENT_REASON, now=now)
             await db.commit()
         await after.publish(self._services.bus)
@@ -479,6 +480,8 @@ class PresenceService:
             if agent is None:
                 raise UnknownAgent(f"agent {agent_id} does not exist")
             await self._hand_back(db, ringing, active, after, now=now, why=f"agent {state}")
+            if state is P.OFFLINE:
+                await leave_all(db, agent_id, after, why="agent went offline", now=now)
             before = audit.snapshot(agent)
             if state is P.READY:
                 states = set(await agent_work_states(db, agent_id))

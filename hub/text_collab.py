@@ -425,3 +425,24 @@ async def end_joined(
         if segment.role in JOINED_ROLES:
             after.add(agent_topic(segment.agent_id), "conversation", interaction_id=interaction.id)
             after.add(ROUTING_TOPIC, "agent", agent_id=segment.agent_id)
+
+
+async def leave_all(
+    db: AsyncSession, agent_id: int, after: AfterCommit, *, why: str, now: datetime
+) -> None:
+    """An agent going offline leaves every text conversation they were consulted on or
+    conferenced into (their slot frees; the other agent keeps the customer)."""
+    rows = await db.exec(
+        select(InteractionSegment).where(
+            InteractionSegment.agent_id == agent_id,
+            col(InteractionSegment.ended_at).is_(None),
+            col(InteractionSegment.role).in_(JOINED_ROLES),
+        )
+    )
+    for segment in rows.all():
+        segment.ended_at = now
+        segment.end_reason = why[:64]
+        db.add(segment)
+        iid = segment.interaction_id
+        after.add(interaction_topic(iid), PARTICIPANTS_EVENT, interaction_id=iid)
+        after.add(agent_topic(agent_id), "conversation", interaction_id=iid)

@@ -14,6 +14,7 @@ from models import (
     InteractionSegment,
     Message,
     OfferOutcome,
+    PresenceState,
 )
 from tests.hub.routing.helpers import agent_id, interaction, offers_for, set_ready, update
 from tests.hub.routing.test_transfers import active_chat
@@ -104,3 +105,17 @@ async def test_calls_and_unheld_conversations_are_refused(services: Services) ->
         await collab.conference(chat_id, by_agent_id=bob, user_id=1, target_id=alice)
     with pytest.raises(CollabRefused, match="no other agent"):
         await collab.end(chat_id, agent_id=alice, user_id=1)
+
+
+async def test_a_joined_agent_going_offline_leaves_the_conversation(services: Services) -> None:
+    (alice,) = await set_ready(services, "alice")
+    chat_id = await active_chat(services, alice)
+    (bob,) = await set_ready(services, "bob")
+    await TextCollab(services).conference(chat_id, by_agent_id=alice, user_id=1, target_id=bob)
+    await services.presence.set_presence(bob, PresenceState.OFFLINE)
+    assert await _segments(services, chat_id) == [
+        (alice, "agent", None),
+        (bob, "conference", "agent went offline"),
+    ]
+    moved = await interaction(services, chat_id)
+    assert (moved.state, moved.agent_id) == ("active", alice)  # alice keeps the customer
