@@ -21,12 +21,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlmodel import Session
+
 from channels.voice.call import Call, CallState
 from channels.voice.mixer import Role as MixRole
 from channels.voice.sip_endpoint import CallFailed
 from hub import call_records as records
 from hub.call_controls import ControlError, ControlState
+from hub.routing.decision import qualifies, strategy_key
 from hub.routing.offers import pending_offer
+from hub.routing.snapshot import agent_skills, load_agents, load_queues
 from models import (
     Agent,
     CallLegKind,
@@ -46,8 +50,9 @@ CONSULT_ANSWER_TIMEOUT = 30.0
 
 @dataclass
 class ConsultLeg:
-    agent_id: int
+    agent_id: int | None  # None: an external number (``number``) through the trunk
     name: str
+    number: str | None = None
     note: str = ""
     call: Call | None = None
     leg_id: int | None = None
@@ -90,7 +95,102 @@ async def consult(
     return f"Calling {name}…"
 
 
+async def consult_queue(
+    controls: CallControls,
+    interaction_id: int,
+    agent_id: int | None,
+    user_id: int,
+    queue_id: int,
+    note: str = "",
+) -> str:
+    """Consult whoever the queue would route a call to now: among the agents taking work
+    with a free voice slot and the queue's skills, the first by the queue's strategy
+    (``hub.routing.decision.strategy_key``) whose phone is registered."""
+    controls.live_for_agent(interaction_id, agent_id)
+    async with controls.services.sessionmaker() as db:
+        candidates = await db.run_sync(_queue_candidates, queue_id)
+    for candidate in candidates:
+        if candidate == agent_id:
+            continue
+        async with controls.services.sessionmaker() as db:
+            target = await db.get(Agent, candidate)
+        registrar = controls.calls.endpoint.registrar
+        if target is None or not target.extension or registrar.lookup(target.extension) is None:
+            continue
+        return await consult(controls, interaction_id, agent_id, user_id, candidate, note)
+    raise ControlError("nobody in that queue can take a consult now")
+
+
+async def consult_external(
+    controls: CallControls, interaction_id: int, agent_id: int | None, user_id: int, raw: str
+) -> str:
+    """Consult an external number through the trunk (checked and counted like every call
+    out): the caller waits on hold while the agent and the number talk; then conference,
+    drop, or complete (the number keeps the caller, the agent wraps up)."""
+    from hub.call_transfers import checked_number
+
+    live = controls.live_for_agent(interaction_id, agent_id)
+    st = controls.state.setdefault(interaction_id, ControlState())
+    if st.consult is not None:
+        raise ControlError(f"you are already consulting {st.consult.name}")
+    live, number = await checked_number(controls, interaction_id, agent_id, user_id, raw, "consult")
+    if st.consult is not None:  # a second click while the number was being checked
+        raise ControlError(f"you are already consulting {st.consult.name}")
+    leg = ConsultLeg(agent_id=None, name=number, number=number)
+    st.consult = leg
+    if not live.customer.held:
+        await live.customer.hold()
+        live.customer.pause_recording()
+    await controls.record(live, ControlKind.CONSULT, user_id, {"number": number})
+    leg.task = asyncio.create_task(_call_external(controls, live, leg))
+    leg.task.add_done_callback(_log_failure)
+    await controls.publish(live)
+    return f"Calling {number}…"
+
+
+async def _call_external(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> None:
+    from hub.call_transfers import dial_trunk
+
+    created: list[Call] = []
+    st = controls.state.get(live.interaction_id)
+    try:
+        call = await dial_trunk(controls, live, leg.number or "", created)
+    except CallFailed as exc:
+        failure = f"{exc.status} {exc.reason}"
+        if created:
+            await controls.store_outbound_leg(live, created[0], CallLegKind.EXTERNAL, None, failure)
+        if st is not None and st.consult is leg:
+            st.consult = None
+            await controls.record(live, ControlKind.CONSULT_CANCEL, None, {"failed": failure})
+            await _back_to_caller(controls, live, st)
+        return
+    if st is None or st.consult is not leg or live.finished or live.agent_call is None:
+        await call.hangup()
+        return
+    leg.call = call
+    leg.since = utcnow()
+    leg.leg_id = await controls.store_outbound_leg(live, call, CallLegKind.EXTERNAL, None, "")
+    await _join(controls, live, leg, call)
+
+
+async def _join(controls: CallControls, live: LiveCall, leg: ConsultLeg, call: Call) -> None:
+    """The consulted party joins the call's conference (the caller, on hold, hears music)."""
+    assert live.agent_call is not None
+    conference = live.agent_call.conference
+    if conference is None:  # the caller and agent are always bridged while connected
+        await call.hangup()
+        return
+    call.join(conference, MixRole.FULL)
+    call.add_listener(
+        lambda _c, event: (
+            asyncio.create_task(_hung_up(controls, live, leg)) if event.kind == "ended" else None
+        )
+    )
+    await controls.publish(live)
+
+
 async def _call(controls: CallControls, live: LiveCall, leg: ConsultLeg, extension: str) -> None:
+    assert leg.agent_id is not None
     created: list[Call] = []
     st = controls.state.get(live.interaction_id)
     try:
@@ -125,17 +225,7 @@ async def _call(controls: CallControls, live: LiveCall, leg: ConsultLeg, extensi
         db.add(segment)
         await db.commit()
         leg.segment_id = segment.id
-    conference = live.agent_call.conference
-    if conference is None:  # the caller and agent are always bridged while connected
-        await call.hangup()
-        return
-    call.join(conference, MixRole.FULL)
-    call.add_listener(
-        lambda _c, event: (
-            asyncio.create_task(_hung_up(controls, live, leg)) if event.kind == "ended" else None
-        )
-    )
-    await controls.publish(live)
+    await _join(controls, live, leg, call)
 
 
 async def _hung_up(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> None:
@@ -146,7 +236,7 @@ async def _hung_up(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> N
     if st is not None and st.consult is leg:
         st.consult = None
         await _close(controls, live, leg, "hung up")
-        await controls.record(live, ControlKind.DROP, None, {"agent_id": leg.agent_id})
+        await controls.record(live, ControlKind.DROP, None, _who(leg))
         await _back_to_caller(controls, live, st)
 
 
@@ -160,7 +250,7 @@ async def conference(
         raise ControlError("the conference is already on")
     leg.conferenced = True
     await _back_to_caller(controls, live, controls.state[interaction_id], publish=False)
-    await controls.record(live, ControlKind.CONFERENCE, user_id, {"agent_id": leg.agent_id})
+    await controls.record(live, ControlKind.CONFERENCE, user_id, _who(leg))
     await controls.publish(live)
 
 
@@ -175,7 +265,7 @@ async def drop(
         raise ControlError("nobody else is on the call")
     st.consult = None
     kind = ControlKind.DROP if leg.conferenced else ControlKind.CONSULT_CANCEL
-    await controls.record(live, kind, user_id, {"agent_id": leg.agent_id})
+    await controls.record(live, kind, user_id, _who(leg))
     await _close(controls, live, leg, "dropped" if leg.conferenced else "consult cancelled")
     if leg.task is not None and not leg.task.done():
         leg.task.cancel()
@@ -193,6 +283,9 @@ async def complete(
     assert agent_id is not None
     leg = _talking(controls, interaction_id)
     st = controls.state[interaction_id]
+    if leg.agent_id is None:
+        await _complete_external(controls, live, st, leg, agent_id, user_id)
+        return
     routing = controls.services.routing
     st.handing_over = True  # the call service waits until the interaction has moved
     try:
@@ -212,7 +305,7 @@ async def complete(
     st.consult = None
     live.agent_call, live.agent_id, live.agent_leg_id = leg.call, leg.agent_id, leg.leg_id
     await _close(controls, live, leg, "took the call")
-    await controls.record(live, ControlKind.CONSULT_COMPLETE, user_id, {"agent_id": leg.agent_id})
+    await controls.record(live, ControlKind.CONSULT_COMPLETE, user_id, _who(leg))
     if live.customer.held:
         await live.customer.unhold()
     if live.customer.recording_paused:
@@ -227,6 +320,48 @@ async def complete(
                 if live.recording_id is not None:
                     await records.add_recording_leg(db, live.recording_id, old_leg)
     live.poke.set()  # sync() closes the first agent's segment and opens the new agent's
+
+
+async def _complete_external(
+    controls: CallControls,
+    live: LiveCall,
+    st: ControlState,
+    leg: ConsultLeg,
+    agent_id: int,
+    user_id: int,
+) -> None:
+    """The consulted number keeps the caller, as a blind external transfer does once it
+    answers: the agent's leg goes and they wrap up; the call outlives the wrap-up and the
+    recording goes on (``hub/call_transfers.py``)."""
+    st.consult = None  # released below without hanging the number up
+    st.handed_off = True
+    await controls.record(live, ControlKind.CONSULT_COMPLETE, user_id, {"number": leg.number})
+    with contextlib.suppress(LookupError, ValueError, PermissionError):
+        await controls.services.routing.wrap_up(live.interaction_id, agent_id=agent_id)
+    await controls.calls._release_agent(live, "transferred to an external number")
+    live.agent_call, live.agent_leg_id = leg.call, leg.leg_id
+    live.poke.set()
+
+
+def _queue_candidates(db: Session, queue_id: int) -> list[int]:
+    """Agent ids the queue would offer a call to now, best first."""
+    config = load_queues(db, utcnow())
+    view = config.views.get(queue_id)
+    if view is None or not view.open:
+        raise ControlError("that queue does not exist or is closed now")
+    needs = frozenset(view.skills.items())
+    agents = [
+        a
+        for a in load_agents(db, agent_skills(db, config.skill_names))
+        if qualifies(a, "voice", needs) and a.free("voice") > 0
+    ]
+    agents.sort(key=lambda a: strategy_key(a, view.strategy, needs))
+    return [a.id for a in agents]
+
+
+def _who(leg: ConsultLeg) -> dict[str, object]:
+    """The consulted party, as a control row's detail."""
+    return {"agent_id": leg.agent_id} if leg.agent_id is not None else {"number": leg.number}
 
 
 def _talking(controls: CallControls, interaction_id: int) -> ConsultLeg:

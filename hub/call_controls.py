@@ -170,9 +170,13 @@ class CallControls:
         return st is not None and st.handed_off
 
     async def _refuse_refer(self, live: LiveCall, target: str) -> None:
+        """The phone's transfer is declined: its REFER's final NOTIFY carries ``603
+        Declined`` (RFC 3515 §2.4.5), so the phone ends its transfer and keeps the call."""
         st = self.state.get(live.interaction_id)
         agent_id = st.agent_id if st is not None else live.agent_id
         why = "the hub keeps every transfer on the interaction"
+        if live.agent_call is not None:
+            live.agent_call.answer_refer(603, "Declined")
         await self.record(live, ControlKind.TRANSFER, None, {"refused": target[:200], "why": why})
         if agent_id is not None:
             await self.services.bus.publish(

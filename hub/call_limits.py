@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from hub.services import Services
     from hub.settings import Settings
 
-KINDS = frozenset({"callback", "forward", "dial", "transfer"})
+KINDS = frozenset({"callback", "forward", "dial", "transfer", "consult"})
 
 
 class CallOutRefused(Exception):

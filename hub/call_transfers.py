@@ -30,10 +30,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def transfer_external(
-    controls: CallControls, interaction_id: int, agent_id: int | None, user_id: int, raw: str
-) -> str:
-    """Start the transfer; returns the E.164 number being called."""
+async def checked_number(
+    controls: CallControls,
+    interaction_id: int,
+    agent_id: int | None,
+    user_id: int,
+    raw: str,
+    kind: str,
+) -> tuple[LiveCall, str]:
+    """The agent's live call and the number in E.164, allowed by the trunk's prefixes and
+    daily caps (stored and counted as a call out of ``kind``, a refusal audited)."""
     try:
         number = dialable_number(raw, controls.services.settings.default_region)
     except DialRefused as refused:
@@ -46,7 +52,7 @@ async def transfer_external(
     try:  # the trunk's allowed prefixes and daily caps (stored, a refusal audited)
         number = await check_call_out(
             controls.services,
-            kind="transfer",
+            kind=kind,
             number=number,
             inbox_id=live.inbox.id,
             agent_id=agent_id,
@@ -55,6 +61,37 @@ async def transfer_external(
         )
     except CallOutRefused as refused:
         raise ControlError(refused.reason.rstrip(".")) from None
+    return live, number
+
+
+async def dial_trunk(
+    controls: CallControls, live: LiveCall, number: str, created: list[Call]
+) -> Call:
+    """Call ``number`` through the trunk, as the inbox's caller id (raises ``CallFailed``;
+    the call object, once made, is appended to ``created`` for its leg row)."""
+    endpoint = controls.calls.endpoint
+    s = endpoint.settings
+    domain = s.trunk_domain or s.trunk_host
+    identity = f"sip:{caller_id(live.inbox)}@{domain}"
+    return await endpoint.dial(
+        f"sip:{number}@{domain}",
+        (s.trunk_host, s.trunk_port),  # type: ignore[arg-type]
+        from_uri=identity,
+        auth=endpoint._trunk_auth(),
+        timeout=controls.services.settings.dial_timeout_seconds,
+        headers={"P-Asserted-Identity": f"<{identity}>"},
+        on_created=created.append,
+    )
+
+
+async def transfer_external(
+    controls: CallControls, interaction_id: int, agent_id: int | None, user_id: int, raw: str
+) -> str:
+    """Start the transfer; returns the E.164 number being called."""
+    live, number = await checked_number(
+        controls, interaction_id, agent_id, user_id, raw, "transfer"
+    )
+    assert agent_id is not None
     st = controls.state.setdefault(interaction_id, ControlState())
     st.handed_off = True  # from now on the call outlives the agent's wrap-up
     await controls.record(live, ControlKind.TRANSFER, user_id, {"to": "external", "number": number})
@@ -69,21 +106,9 @@ async def transfer_external(
 
 
 async def _connect(controls: CallControls, live: LiveCall, number: str) -> None:
-    endpoint = controls.calls.endpoint
-    s = endpoint.settings
-    domain = s.trunk_domain or s.trunk_host
-    identity = f"sip:{caller_id(live.inbox)}@{domain}"
     created: list[Call] = []
     try:
-        external = await endpoint.dial(
-            f"sip:{number}@{domain}",
-            (s.trunk_host, s.trunk_port),  # type: ignore[arg-type]
-            from_uri=identity,
-            auth=endpoint._trunk_auth(),
-            timeout=controls.services.settings.dial_timeout_seconds,
-            headers={"P-Asserted-Identity": f"<{identity}>"},
-            on_created=created.append,
-        )
+        external = await dial_trunk(controls, live, number, created)
     except CallFailed as exc:
         failure = f"{exc.status} {exc.reason}"
         if created:

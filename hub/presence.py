@@ -38,6 +38,7 @@ from hub.routing.work import (
     write_lock,
 )
 from hub.tasks import cancel_and_wait
+from hub.text_collab import end_joined, leave_all
 from models import (
     Agent,
     Inbox,
@@ -313,6 +314,7 @@ async def requeue_keeping_place(
     )
     interaction.queued_at = waited_since or now
     interaction.agent_id = None
+    await end_joined(db, interaction, after, why=reason, now=now)
     after.add(interaction_topic(interaction.id), "state", state="queued", agent_id=None)  # type: ignore[arg-type]
     after.add(ROUTING_TOPIC, "interaction", interaction_id=interaction.id)
     after.add(SUPERVISOR_TOPIC, "queue", queue_id=interaction.queue_id)
@@ -420,6 +422,7 @@ class PresenceService:
                 return False  # changed meanwhile (the agent came back)
             now = utcnow()
             await self._hand_back(db, ringing, active, after, now=now, why="agent went offline")
+            await leave_all(db, agent_id, after, why="agent went offline", now=now)
             apply_presence(db, agent, P.OFFLINE, after, reason=ABSENT_REASON, now=now)
             await db.commit()
         await after.publish(self._services.bus)
@@ -477,6 +480,8 @@ class PresenceService:
             if agent is None:
                 raise UnknownAgent(f"agent {agent_id} does not exist")
             await self._hand_back(db, ringing, active, after, now=now, why=f"agent {state}")
+            if state is P.OFFLINE:
+                await leave_all(db, agent_id, after, why="agent went offline", now=now)
             before = audit.snapshot(agent)
             if state is P.READY:
                 states = set(await agent_work_states(db, agent_id))

@@ -125,16 +125,40 @@ async def transfer_external(
     return await _run(start(controls_of(request), interaction_id, user.agent_id, user.id, raw))
 
 
+@post("/{interaction_id:int}/consult-external", status_code=200)
+async def consult_external(
+    request: Request, interaction_id: FromPath[int], data: FormData
+) -> Response:
+    """Call a number through the trunk while the caller waits on hold."""
+    from hub import call_consult
+
+    user = user_of(request)
+    raw = str(data.get("number", ""))[:64]
+    controls = controls_of(request)
+    return await _run(
+        call_consult.consult_external(controls, interaction_id, user.agent_id, user.id, raw)
+    )
+
+
 @post("/{interaction_id:int}/consult", status_code=200)
 async def consult(request: Request, interaction_id: FromPath[int], data: FormData) -> Response:
-    """Call another agent while the caller waits on hold (``hub.call_consult``)."""
+    """Call another agent, or whoever a queue would route the call to (``queue:<id>``),
+    while the caller waits on hold (``hub.call_consult``)."""
     from hub import call_consult
     from web.common import form_int
 
     user = user_of(request)
-    target = form_int(str(data.get("agent_id", "")), "Agent to consult", lo=1)
+    raw = str(data.get("agent_id", ""))
     note = str(data.get("note", "")).strip()[:500]
     controls = controls_of(request)
+    if raw.startswith("queue:"):
+        queue_id = form_int(raw.removeprefix("queue:"), "Queue to consult", lo=1)
+        return await _run(
+            call_consult.consult_queue(
+                controls, interaction_id, user.agent_id, user.id, queue_id, note
+            )
+        )
+    target = form_int(raw, "Agent to consult", lo=1)
     return await _run(
         call_consult.consult(controls, interaction_id, user.agent_id, user.id, target, note)
     )
@@ -207,6 +231,7 @@ call_card_router = Router(
         resume_recording,
         dtmf,
         transfer_external,
+        consult_external,
         consult,
         consult_step,
         self_service_options,

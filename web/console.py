@@ -36,6 +36,7 @@ from hub.contacts import (
 )
 from hub.events import Event, agent_topic, interaction_topic
 from hub.services import Services
+from hub.text_collab import PARTICIPANTS_EVENT, joined_as, joined_segments
 from models import (
     Agent,
     Contact,
@@ -100,10 +101,14 @@ async def conversation_context(
         from channels.email.compose import reply_subject as email_reply_subject
 
         reply_subject = email_reply_subject(conv.interaction.subject, conv.interaction.id)
+    joined_role = next(
+        (str(s.role) for s in conv.joined if s.agent_id == user.agent_id and user.agent_id), None
+    )
     return {
         "conv": conv,
         "reply_subject": reply_subject,
         "mine": conv.interaction.agent_id == user.agent_id,
+        "joined_role": joined_role,  # consult / conference: on it without holding it
         "dispositions": await views.dispositions(db),
         "reasons": await views.not_ready_reasons(db),
         "targets": await views.transfer_targets(db, conv.interaction),
@@ -118,10 +123,18 @@ def _can_view(user: CurrentUser, interaction: Interaction) -> bool:
     return interaction.agent_id == user.agent_id or user.has_role(Role.SUPERVISOR)
 
 
+async def _may_view(db: AsyncSession, user: CurrentUser, interaction: Interaction) -> bool:
+    """Live access, and the text conversations the agent is consulted on or conferenced
+    into (``hub.text_collab``)."""
+    if _can_view(user, interaction):
+        return True
+    return await joined_as(db, interaction.id, user.agent_id) is not None  # type: ignore[arg-type]
+
+
 async def _can_read(db: AsyncSession, user: CurrentUser, interaction: Interaction) -> bool:
     """Read access: the agent's own conversations, any for supervisors, and the customer's
     past interactions while the agent holds one of theirs (the screen pop's history)."""
-    if _can_view(user, interaction):
+    if await _may_view(db, user, interaction):
         return True
     if user.agent_id is None:
         return False
@@ -151,7 +164,9 @@ class ConsoleStream:
         assert user.agent_id is not None
         self.agent_id: int = user.agent_id
         self.watch = watch  # a conversation this tab shows without holding it (supervisors)
-        self._shown: dict[int, tuple[str, int | None]] = {}  # (state, agent) the tab shows
+        # (state, agent, joined agents) of each conversation the tab shows
+        self._shown: dict[int, tuple[Any, ...]] = {}
+        self._joined: set[int] = set()  # consulted on or conferenced into (hub.text_collab)
 
     def topics(self) -> list[str]:
         return [agent_topic(self.agent_id)]
@@ -162,7 +177,8 @@ class ConsoleStream:
             watched = await db.get(Interaction, self.watch) if self.watch else None
         await mux.add(interaction_topic(i.id) for i, _c in held)  # type: ignore[arg-type]
         for interaction in [i for i, _c in held] + ([watched] if watched else []):
-            self._shown[interaction.id] = (interaction.state, interaction.agent_id)  # type: ignore[index]
+            self._shown[interaction.id] = (interaction.state, interaction.agent_id, None)  # type: ignore[index]
+        self._joined = {i.id for i, _c in held if i.agent_id != self.agent_id}  # type: ignore[misc]
         if watched is not None and _can_view(self.user, watched):
             await mux.add([interaction_topic(watched.id)])  # type: ignore[arg-type]
         return [
@@ -236,7 +252,7 @@ class ConsoleStream:
                 message_ids.append(event.data["message_id"])
             elif event.name == "message-status" and isinstance(event.data.get("message_id"), int):
                 status_ids.append(event.data["message_id"])
-            elif event.name == "state":
+            elif event.name in ("state", PARTICIPANTS_EVENT):
                 iid = _topic_id(event.topic)
                 if iid is not None:
                     state_ids.append(iid)
@@ -287,7 +303,7 @@ class ConsoleStream:
                     if message is None:
                         continue
                     interaction = await db.get(Interaction, message.interaction_id)
-                    if interaction is None or not _can_view(self.user, interaction):
+                    if interaction is None or not await _may_view(db, self.user, interaction):
                         continue
                     html = render(
                         self.env,
@@ -306,12 +322,27 @@ class ConsoleStream:
             interaction = await db.get(Interaction, interaction_id)
             if interaction is None:
                 return None
-            seen = (interaction.state, interaction.agent_id)
+            joined = await joined_segments(db, interaction_id)
+            seen = (
+                interaction.state,
+                interaction.agent_id,
+                tuple((j.agent_id, str(j.role)) for j in joined),
+            )
             if self._shown.get(interaction_id) == seen:
                 return None
+            was_joined = interaction_id in self._joined
+            if any(a == self.agent_id for a, _role in seen[2]):
+                self._joined.add(interaction_id)
+            else:
+                self._joined.discard(interaction_id)
             self._shown[interaction_id] = seen
-            if not _can_view(self.user, interaction) and interaction.agent_id is not None:
-                html = render(self.env, "console/_state_oob.html", iid=interaction_id, gone=True)
+            if not await _may_view(db, self.user, interaction) and (
+                interaction.agent_id is not None or was_joined
+            ):
+                why = "The consult or conference has ended." if was_joined else None
+                html = render(
+                    self.env, "console/_state_oob.html", iid=interaction_id, gone=True, why=why
+                )
                 return SSE(event="state", data=html)
             ctx = await conversation_context(db, interaction_id, self.user)
         html = render(self.env, "console/_state_oob.html", iid=interaction_id, gone=False, **ctx)
@@ -340,13 +371,18 @@ async def guarded(call: Awaitable[T]) -> T:
 
 
 async def _held(
-    db: AsyncSession, user: CurrentUser, interaction_id: int, *states: InteractionState
+    db: AsyncSession,
+    user: CurrentUser,
+    interaction_id: int,
+    *states: InteractionState,
+    joined: bool = False,
 ) -> Interaction:
-    """The interaction, if this agent holds it (in one of ``states``), else a clear 4xx."""
+    """The interaction, if this agent holds it (or, with ``joined``, is consulted on or
+    conferenced into it) in one of ``states``, else a clear 4xx."""
     interaction = await db.get(Interaction, interaction_id)
     if interaction is None:
         raise NotFoundException(f"Interaction {interaction_id} does not exist.")
-    if interaction.agent_id != user.agent_id:
+    if interaction.agent_id != user.agent_id and not joined:
         raise PermissionDeniedException("This conversation is not assigned to you.")
     if states and interaction.state not in states:
         raise Conflict(
@@ -392,7 +428,7 @@ async def _console_page(request: Request, interaction: int | None) -> Template:
         ctx: dict[str, Any] = {}
         if current is not None:
             found = await db.get(Interaction, current)
-            if found is not None and _can_view(user, found):
+            if found is not None and await _may_view(db, user, found):
                 ctx = await conversation_context(db, current, user)
             else:
                 current = None
@@ -414,7 +450,7 @@ async def show_interaction(request: Request, interaction_id: FromPath[int]) -> R
         interaction = await db.get(Interaction, interaction_id)
         if interaction is None:
             raise NotFoundException(f"Interaction {interaction_id} does not exist.")
-        if not _can_view(user, interaction):
+        if not await _may_view(db, user, interaction):
             raise PermissionDeniedException("This conversation is not assigned to you.")
     if not request.headers.get("hx-request"):
         return await _console_page(request, interaction_id)
@@ -513,9 +549,14 @@ async def reply(request: Request, interaction_id: FromPath[int]) -> Response:
     subject = _text(form, "subject", required=False)[:300] or None  # email only
     services = services_of(request)
     async with services.sessionmaker() as db:
-        interaction = await _held(
-            db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP
-        )
+        if await joined_as(db, interaction_id, user.agent_id) == "conference":
+            interaction = await _held(
+                db, user, interaction_id, InteractionState.ACTIVE, joined=True
+            )
+        else:
+            interaction = await _held(
+                db, user, interaction_id, InteractionState.ACTIVE, InteractionState.WRAP_UP
+            )
     upload = await _upload(request, interaction, form)
     if not body and upload is None:
         raise UnprocessableError("The reply is empty.")
@@ -602,7 +643,8 @@ async def note(request: Request, interaction_id: FromPath[int], data: FormData) 
     body = _text(data, "note")
     services = services_of(request)
     async with services.sessionmaker() as db:
-        interaction = await _held(db, user, interaction_id)
+        joined = await joined_as(db, interaction_id, user.agent_id) is not None
+        interaction = await _held(db, user, interaction_id, joined=joined)
         message = Message(
             interaction_id=interaction_id,
             inbox_id=interaction.inbox_id,

@@ -30,6 +30,7 @@ from web import (
     staffing,
     supervisor,
     surveys,
+    text_collab,
     text_supervision,
 )
 from web.common import SECURITY_HEADERS
@@ -69,6 +70,7 @@ route_handlers: list = [
             *supervisor.route_handlers,
             *live_calls.route_handlers,
             *text_supervision.route_handlers,
+            *text_collab.route_handlers,
             *admin.route_handlers,
             *audit_log.route_handlers,
             *chat_widgets.route_handlers,

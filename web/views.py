@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.routing.decision import free_slots
 from hub.routing.work import ROUTABLE_PRESENCE, agent_loads
+from hub.text_collab import joined_interaction_ids, joined_segments
 from models import (
     Agent,
     Contact,
@@ -22,6 +24,7 @@ from models import (
     Disposition,
     Interaction,
     InteractionEvent,
+    InteractionSegment,
     InteractionState,
     Message,
     NotReadyReason,
@@ -58,6 +61,7 @@ class ConversationView:
     merged_contacts: list[Contact] = field(default_factory=list)
     recordings: list[Recording] = field(default_factory=list)  # a call's, to play back
     transcripts: dict[int, TranscriptView] = field(default_factory=dict)  # by recording id
+    joined: list[InteractionSegment] = field(default_factory=list)  # consult/conference
 
 
 @dataclass
@@ -146,11 +150,22 @@ async def pending_offers(db: AsyncSession, agent_id: int) -> list[OfferView]:
 
 
 async def my_conversations(db: AsyncSession, agent_id: int) -> list[tuple[Interaction, Contact]]:
+    """The agent's own conversations, and the text conversations they are consulted on or
+    conferenced into (``hub.text_collab``)."""
+    joined = await joined_interaction_ids(db, agent_id)
     rows = (
         await db.exec(
             select(Interaction, Contact)
             .join(Contact, col(Contact.id) == Interaction.contact_id)
-            .where(Interaction.agent_id == agent_id, col(Interaction.state).in_(WORKING_STATES))
+            .where(
+                or_(
+                    and_(
+                        Interaction.agent_id == agent_id,
+                        col(Interaction.state).in_(WORKING_STATES),
+                    ),
+                    col(Interaction.id).in_(joined),
+                )
+            )
             .order_by(col(Interaction.id))
         )
     ).all()
@@ -217,6 +232,7 @@ async def conversation(db: AsyncSession, interaction_id: int) -> ConversationVie
         agent_names=agents,
         recordings=recordings,
         transcripts=transcripts,  # type: ignore[arg-type]
+        joined=await joined_segments(db, interaction_id) if interaction.channel != "voice" else [],
     )
 
 

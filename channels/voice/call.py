@@ -304,6 +304,16 @@ class Call:
         self._require_live()
         return await self.endpoint._refer(self, target_uri, timeout)
 
+    def answer_refer(self, status: int, reason: str = "") -> bool:
+        """Report how a REFER the party sent us ended (the ``refer_requested`` event).
+
+        The 202 and the first NOTIFY (100 Trying) went out on arrival; this sends the final
+        NOTIFY, a ``message/sipfrag`` status line (e.g. ``SIP/2.0 603 Declined``) with
+        ``Subscription-State: terminated``, which ends the implicit subscription
+        (RFC 3515 §2.4.5). Returns False when no REFER is waiting for its answer.
+        """
+        return self.endpoint._answer_refer(self, status, reason)
+
     async def hold(self) -> None:
         """Put the party on hold: re-INVITE ``a=sendonly`` (RFC 3264 §8.4) and music."""
         self._require_live()

@@ -53,6 +53,7 @@ from aiosipua import (
     stringify_uri,
 )
 from aiosipua.dialog import DialogState, dialog_matches
+from aiosipua.refer import notify_refer
 from aiosipua.transport import SipTransport
 
 from channels.voice.call import Call, CallState
@@ -144,6 +145,7 @@ class SipEndpoint:
         self._stacks: dict[str, _Stack] = {}
         self._pending_reinvites: dict[str, tuple[int, asyncio.Future[SipResponse]]] = {}
         self._transfers: dict[str, asyncio.Future[int]] = {}
+        self._refers_in: dict[str, Any] = {}  # REFERs received, waiting for the final NOTIFY
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pings: dict[str, asyncio.Future[int]] = {}
         self._client_txns: dict[str, asyncio.Event] = {}  # branch → a response arrived
@@ -884,11 +886,24 @@ class SipEndpoint:
             future.set_result(status)
 
     def _on_refer(self, inc: IncomingCall, target: str) -> None:
-        """A party asking us to transfer it (REFER in): reported, not acted on."""
+        """A party asking us to transfer it (REFER in): reported, not acted on here; the
+        application answers with ``Call.answer_refer`` (the final NOTIFY)."""
         call = self.calls.get(inc.call_id)
-        if call is not None:
-            call._note(f"REFER received to {target}")
-            call._emit("refer_requested", target=target)
+        if call is None:
+            notify_refer(inc, 481, "Call/Transaction Does Not Exist")
+            return
+        self._refers_in[call.call_id] = inc
+        call._note(f"REFER received to {target}")
+        call._emit("refer_requested", target=target)
+
+    def _answer_refer(self, call: Call, status: int, reason: str) -> bool:
+        """The final NOTIFY for the party's REFER (RFC 3515 §2.4.5)."""
+        inc = self._refers_in.pop(call.call_id, None)
+        if inc is None or call.state is CallState.ENDED:
+            return False
+        notify_refer(inc, status, reason, final=True)
+        call._note(f"NOTIFY sent: their REFER ended {status} {reason}".rstrip())
+        return True
 
     # --- outbound calls (UAC) ------------------------------------------------------
 
@@ -1119,6 +1134,7 @@ class SipEndpoint:
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.call_id, None)
+        self._refers_in.pop(call.call_id, None)
         leg = self._legs.pop(call, None)
         if leg is not None and leg.incoming is not None:
             leg.incoming._stop_retransmissions()

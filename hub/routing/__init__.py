@@ -4,7 +4,8 @@ Policy choices worth knowing:
 - Routable agents are READY ones, and BUSY ones (already working) with spare capacity on
   the offered channel: an agent in two chats can take a third, never a second call.
   NOT_READY, WRAP_UP and OFFLINE agents get nothing new.
-- Load per channel counts the agent's OFFERED, ACTIVE and WRAP_UP interactions.
+- Load per channel counts the agent's OFFERED, ACTIVE and WRAP_UP interactions, and the
+  active text conversations they are conferenced into (``hub.text_collab``).
 - An agent who rejected, missed or transferred an interaction to a queue is not offered the
   same one again for ``REOFFER_COOLDOWN_SECONDS``, so it goes to the next agent.
 - Queue configuration (queues, hours, queue and agent skills) is cached by the dispatcher for

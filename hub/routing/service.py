@@ -86,6 +86,7 @@ from hub.routing.work import (
     write_lock,
 )
 from hub.tasks import cancel_and_wait
+from hub.text_collab import end_joined
 from models import (
     Agent,
     Disposition,
@@ -777,7 +778,9 @@ class RoutingService:
     async def transfer_to_queue(
         self, interaction_id: int, queue_id: int, *, by_agent_id: int, note: str | None = None
     ) -> None:
-        """Hand an active interaction back to a queue; its wait starts again there."""
+        """Hand an active interaction (a chat or a call) to a queue, with its data and a
+        note. It keeps its place by priority: its original ``queued_at`` stays, so it goes
+        before everyone of the same priority who came after it, not to the back."""
         after = AfterCommit()
         async with self._services.sessionmaker() as db:
             interaction = await self._held(db, interaction_id, by_agent_id, S.ACTIVE)
@@ -786,6 +789,7 @@ class RoutingService:
                 raise LookupError(f"queue {queue_id} does not exist or is disabled")
             agent = await lock_agent(db, by_agent_id)
             now = utcnow()
+            waited_since = interaction.queued_at
             interaction.queue_id = queue_id
             interaction.overflowed = False
             change_state(
@@ -796,7 +800,9 @@ class RoutingService:
                 agent_id=by_agent_id,
                 reason=f"transfer to queue {queue.name}",
             )
+            interaction.queued_at = waited_since or now
             interaction.agent_id = None
+            await end_joined(db, interaction, after, why="transferred", now=now)
             self._note(db, interaction, by_agent_id, note)
             await settle(db, agent, after, now=now)  # type: ignore[arg-type]
             self._announce_work(after, interaction, by_agent_id)
@@ -831,6 +837,7 @@ class RoutingService:
                 agent_id=by_agent_id,
                 reason=f"transfer to agent {agent_id}",
             )
+            await end_joined(db, interaction, after, why="transferred", now=now)
             self._note(db, interaction, by_agent_id, note)
             queue = await db.get(Queue, interaction.queue_id) if interaction.queue_id else None
             offer = self._offer(db, interaction, target, queue, now, transfer_from=by_agent_id)
@@ -948,6 +955,7 @@ class RoutingService:
             agent = await lock_agent(db, agent_id)
             now = utcnow()
             change_state(db, interaction, S.WRAP_UP, at=now, agent_id=agent_id, reason="ended")
+            await end_joined(db, interaction, after, why="ended", now=now)
             await settle(db, agent, after, now=now)  # type: ignore[arg-type]
             self._announce_work(after, interaction, agent_id)
             await db.commit()
@@ -1007,6 +1015,7 @@ class RoutingService:
         interaction.disposition_id = disposition_id
         interaction.wrapup_notes = notes
         change_state(db, interaction, S.CLOSED, at=now, agent_id=agent_id, reason=why)
+        await end_joined(db, interaction, after, why=why, now=now)
         if agent is not None:
             await settle(db, agent, after, next_presence=next_presence, reason=reason, now=now)
         self._announce_work(after, interaction, agent_id)

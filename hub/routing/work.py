@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import writer_lock
 from hub.events import EventBus
-from models import Agent, Interaction, InteractionState, PresenceState
+from models import Agent, Interaction, InteractionSegment, InteractionState, PresenceState
 
 # Interactions that take a slot of the agent's per-channel capacity.
 LOAD_STATES = (
@@ -111,10 +111,26 @@ _LOADS = (
     .group_by(Interaction.agent_id, Interaction.channel)
 )
 _LOADS_BY_AGENT = _LOADS.where(col(Interaction.agent_id).in_(bindparam("ids", expanding=True)))
+# A second agent conferenced into a text conversation (hub/text_collab.py) takes a slot too.
+_JOINED = (
+    select(InteractionSegment.agent_id, Interaction.channel, func.count())
+    .join(Interaction, col(Interaction.id) == InteractionSegment.interaction_id)
+    .where(
+        col(InteractionSegment.ended_at).is_(None),
+        InteractionSegment.role == "conference",
+        Interaction.state == InteractionState.ACTIVE.value,
+        Interaction.channel != "voice",
+    )
+    .group_by(InteractionSegment.agent_id, Interaction.channel)
+)
+_JOINED_BY_AGENT = _JOINED.where(
+    col(InteractionSegment.agent_id).in_(bindparam("ids", expanding=True))
+)
 
 
 def agent_loads(db: Session, agent_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
-    """Per agent and channel: how many OFFERED/ACTIVE/WRAP_UP interactions they hold.
+    """Per agent and channel: how many OFFERED/ACTIVE/WRAP_UP interactions they hold, plus
+    the active text conversations they are conferenced into.
 
     ``None`` reads every agent's load in one scan of the (few) working interactions, which
     is cheaper than a long ``IN`` list when the snapshot holds hundreds of agents.
@@ -123,9 +139,11 @@ def agent_loads(db: Session, agent_ids: Iterable[int] | None = None) -> dict[int
     loads: dict[int, dict[str, int]] = {agent_id: {} for agent_id in ids or ()}
     if ids == []:
         return loads
-    rows = db.exec(_LOADS) if ids is None else db.exec(_LOADS_BY_AGENT, params={"ids": ids})
-    for agent_id, channel, count in rows.all():
-        loads.setdefault(agent_id, {})[channel] = count
+    for whole, by_agent in ((_LOADS, _LOADS_BY_AGENT), (_JOINED, _JOINED_BY_AGENT)):
+        rows = db.exec(whole) if ids is None else db.exec(by_agent, params={"ids": ids})
+        for agent_id, channel, count in rows.all():
+            per_channel = loads.setdefault(agent_id, {})
+            per_channel[channel] = per_channel.get(channel, 0) + count
     return loads
 
 

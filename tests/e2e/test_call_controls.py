@@ -436,8 +436,8 @@ def test_blind_transfer_to_an_external_number_through_the_trunk(
         sipps.append(trunk)
         box = card(alice, iid)
         box.locator("summary", has_text="Transfer to a number").click()
-        box.locator("input[name=number]").fill("(415) 555-0123")
-        box.get_by_role("button", name="Transfer").click()
+        box.locator("details.transfer-out input[name=number]").fill("(415) 555-0123")
+        box.locator("details.transfer-out").get_by_role("button", name="Transfer").click()
         assert phone_a.wait(30) == 0, phone_a.errors()
         close_wrapup(alice)  # the agent is free while the call goes on
         until_hears(party, EXTERNAL_HZ, present=True)
@@ -472,6 +472,59 @@ def test_blind_transfer_to_an_external_number_through_the_trunk(
         assert query(
             voice.db, "SELECT kind, number, allowed FROM callout WHERE interaction_id = ?", iid
         ) == [("transfer", "+14155550123", 1)]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
+
+
+def test_consult_an_external_number_then_complete_the_transfer_to_it(
+    voice: Voice, chromium, tmp_path: Path
+) -> None:
+    """The caller waits on hold while alice talks with the number (through the trunk, counted
+    as a call out); on complete alice wraps up and the caller talks with the number."""
+    caller = "+15551239008"
+    party, external = RtpParty(CALLER_HZ), voice.parties["external"]
+    alice_party = voice.parties["alice"]
+    context = chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, voice.base, "alice")
+        iid, phone_a, caller_sipp = connected_to_alice(voice, alice, tmp_path, caller, party)
+        sipps += [phone_a, caller_sipp]
+        trunk = voice.phone("external", tmp_path, "phone_hangs_up.xml", pause_ms=40000)
+        sipps.append(trunk)
+        box = card(alice, iid)
+        box.locator("summary", has_text="Consult a number").click()
+        box.locator("details.consult-out input[name=number]").fill("(415) 555-0188")
+        box.locator("details.consult-out").get_by_role("button", name="Call").click()
+        box.locator("[data-flag=consulting]", has_text="+14155550188").wait_for()
+        box.locator("[data-control=complete]").wait_for()
+        hears_moh(party)
+        until_hears(alice_party, EXTERNAL_HZ, present=True)
+        until_hears(external, ALICE_HZ, present=True)
+        until_hears(external, CALLER_HZ, present=False)
+
+        box.locator("[data-control=complete]").click()
+        assert phone_a.wait(30) == 0, phone_a.errors()
+        close_wrapup(alice)  # the agent is free while the call goes on
+        until_hears(party, EXTERNAL_HZ, present=True)
+        until_hears(external, CALLER_HZ, present=True)
+        assert trunk.wait(90) == 0, trunk.errors()  # it hung up: the caller gets a BYE
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        assert control_kinds(voice, iid) == ["consult", "consult_complete"]
+        wait_for(
+            voice.db,
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM callleg"
+            " WHERE interaction_id = ? AND ended_at IS NULL)",
+            iid,
+        )
+        legs = query(voice.db, "SELECT kind FROM callleg WHERE interaction_id = ? ORDER BY id", iid)
+        assert [k for (k,) in legs] == ["customer", "agent", "external"]
+        assert query(
+            voice.db, "SELECT kind, number, allowed FROM callout WHERE interaction_id = ?", iid
+        ) == [("consult", "+14155550188", 1)]
     finally:
         for sipp in sipps:
             sipp.stop()
@@ -528,19 +581,20 @@ def test_consult_cancelled_back_to_the_caller_then_conference_then_completed(
         box = card(alice, iid)
         box.locator("[data-control=hold]").wait_for()
 
-        def consult_bob() -> None:
+        def consult_bob(pick: str = "Bob Okafor") -> None:
             tool = alice.locator(f"#actions-{iid} details", has_text="Consult")
             if tool.get_attribute("open") is None:
                 tool.locator("summary").click()
             form = alice.locator(f"#actions-{iid} form", has=alice.locator("select[name=agent_id]"))
-            form.locator("select[name=agent_id]").select_option(label="Bob Okafor")
+            form.locator("select[name=agent_id]").select_option(label=pick)
             form.locator("input[name=note]").fill("Billing question, see the account")
             form.get_by_role("button", name="Call").click()
             box.locator("[data-control=complete]").wait_for()
 
-        # 1. consult: the caller hears music; alice and bob talk; bob hears nothing of the caller
-        consult_bob()
-        box.locator("[data-flag=consulting]").wait_for()
+        # 1. consult the General queue (bob is its free agent): the caller hears music; alice
+        # and bob talk; bob hears nothing of the caller
+        consult_bob("General")
+        box.locator("[data-flag=consulting]", has_text="Bob Okafor").wait_for()
         hears_moh(party)
         until_hears(alice_party, BOB_HZ, present=True)
         until_hears(bob_party, ALICE_HZ, present=True)

@@ -201,3 +201,23 @@ async def test_a_transfer_to_queue_is_not_offered_straight_back(services: Servic
     (bob,) = await set_ready(services, "bob")
     assert len(await services.routing.dispatch()) == 1
     assert (await offers_for(services, chat_id))[-1].agent_id == bob
+
+
+async def test_a_transfer_to_queue_keeps_its_place_before_later_arrivals(services: Services):
+    """The transferred customer has waited since they first queued: they go before a
+    customer of the same priority who arrived later, not to the back."""
+    (alice,) = await set_ready(services, "alice")
+    await update(services, Agent, alice, capacity={"webchat": 1})
+    chat_id = await active_chat(services, alice)
+    first_wait = (await interaction(services, chat_id)).queued_at
+    later = await chat(services, sender="visitor-2")  # waits: alice is full
+    assert await services.routing.dispatch() == []
+    general = await queue_id(services, "General")
+    await services.routing.transfer_to_queue(chat_id, general, by_agent_id=alice, note="n")
+    assert (await interaction(services, chat_id)).queued_at == first_wait
+    await update(services, Agent, alice, capacity={"webchat": 0})  # one free slot: bob's
+    (bob,) = await set_ready(services, "bob")
+    await update(services, Agent, bob, capacity={"webchat": 1})
+    assert len(await services.routing.dispatch()) == 1
+    assert [o.agent_id for o in await offers_for(services, chat_id)][-1] == bob
+    assert await offers_for(services, later) == []
