@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
+import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -93,33 +95,137 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-@pytest.fixture
-def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh PostgreSQL database (asyncpg URL), dropped afterwards."""
-    _service_tests[request.node.nodeid] = "PostgreSQL"
-    base = os.environ.get("HUB_TEST_POSTGRES_URL")
-    if not base:
-        unavailable("HUB_TEST_POSTGRES_URL is not set")
+def _pg_admin(base: str, *statements: str) -> None:
     import asyncpg
 
-    name = f"hubtest_{uuid.uuid4().hex[:12]}"
-    plain = base.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(plain)
+    async def run() -> None:
+        conn = await asyncpg.connect(base)
         try:
-            await conn.execute(sql)
+            for sql in statements:
+                await conn.execute(sql)
         finally:
             await conn.close()
 
+    asyncio.run(run())
+
+
+class _PostgresDatabases:
+    """Creates the tests' PostgreSQL databases, and drops them on a thread of its own.
+
+    ``CREATE DATABASE … TEMPLATE`` copies a database that was migrated (and seeded) once per
+    session, instead of running every migration again for each test; the copy holds exactly
+    what the migrations built. ``DROP DATABASE`` waits for a checkpoint (seconds on a busy
+    machine), so drops go to a background thread and the next test starts meanwhile; the
+    session waits for them at its end.
+    """
+
+    def __init__(self) -> None:
+        self.templates: dict[str, str] = {}
+        self._dropper: concurrent.futures.ThreadPoolExecutor | None = None
+        self._drops: list[concurrent.futures.Future[None]] = []
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def base() -> str:
+        base = os.environ.get("HUB_TEST_POSTGRES_URL")
+        if not base:
+            unavailable("HUB_TEST_POSTGRES_URL is not set")
+        return base.replace("postgresql+asyncpg://", "postgresql://")
+
+    def create(self, template: str | None = None, prefix: str = "hubtest") -> str:
+        """A new database (a copy of ``template`` when given); returns its asyncpg URL."""
+        import asyncpg
+
+        plain = self.base()
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+        try:
+            _pg_admin(plain, sql)
+        except (OSError, asyncpg.PostgresError) as exc:
+            unavailable(f"PostgreSQL at {plain} is not reachable: {exc}")
+        return _with_database(plain, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def template(self, kind: str, prepare: Callable[[str], None]) -> str:
+        """The session's ``kind`` template database, made by ``prepare(url)`` on first use."""
+        with self._lock:
+            if kind not in self.templates:
+                url = self.create(prefix=f"hubtemplate_{kind}")
+                try:
+                    prepare(url)
+                except BaseException:
+                    self.drop(url)
+                    raise
+                self.templates[kind] = urlsplit(url).path.lstrip("/")
+            return self.templates[kind]
+
+    def drop(self, url: str) -> None:
+        name = urlsplit(url).path.lstrip("/")
+        plain = self.base()
+        if self._dropper is None:
+            self._dropper = concurrent.futures.ThreadPoolExecutor(1, "drop-database")
+        self._drops.append(
+            self._dropper.submit(_pg_admin, plain, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+
+    def finish(self) -> None:
+        """Drop the templates too, and wait for every drop."""
+        for name in self.templates.values():
+            self.drop(_with_database(self.base(), name))
+        self.templates.clear()
+        if self._dropper is not None:
+            for done in concurrent.futures.as_completed(self._drops):
+                done.result()
+            self._dropper.shutdown()
+            self._dropper = None
+        self._drops.clear()
+
+
+_POSTGRES = _PostgresDatabases()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _POSTGRES.templates or _POSTGRES._drops:
+        _POSTGRES.finish()
+
+
+def _postgres_database(request: pytest.FixtureRequest, template: str | None) -> Iterator[str]:
+    _service_tests[request.node.nodeid] = "PostgreSQL"
+    url = _POSTGRES.create(template)
     try:
-        asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        unavailable(f"PostgreSQL at {plain} is not reachable: {exc}")
-    try:
-        yield _with_database(plain, name).replace("postgresql://", "postgresql+asyncpg://", 1)
+        yield url
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _POSTGRES.drop(url)
+
+
+@pytest.fixture
+def postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database (asyncpg URL), dropped afterwards."""
+    yield from _postgres_database(request, None)
+
+
+@pytest.fixture
+def migrated_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh PostgreSQL database with every migration applied, dropped afterwards."""
+    from hub.db import migrate
+
+    _service_tests[request.node.nodeid] = "PostgreSQL"
+    template = _POSTGRES.template("migrated", migrate)
+    yield from _postgres_database(request, template)
+
+
+@pytest.fixture
+def seeded_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database holding the demo organisation
+    (``<user>-pass``), dropped afterwards."""
+    from hub.db import migrate
+
+    def prepare(url: str) -> None:
+        migrate(url)
+        asyncio.run(seed_test_demo(url))
+
+    _service_tests[request.node.nodeid] = "PostgreSQL"
+    template = _POSTGRES.template("seeded", prepare)
+    yield from _postgres_database(request, template)
 
 
 @pytest.fixture
@@ -156,4 +262,14 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     url = f"sqlite+aiosqlite:///{path}"
     migrate(url)
     asyncio.run(seed_test_demo(url))
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database with every migration applied, made once per session; tests copy it."""
+    from hub.db import migrate
+
+    path = tmp_path_factory.mktemp("migrated") / "hub.sqlite3"
+    migrate(f"sqlite+aiosqlite:///{path}")
     return path

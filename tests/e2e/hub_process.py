@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -123,6 +125,7 @@ def hub_server(
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: see the end
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -146,4 +149,9 @@ def hub_server(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        # A hub killed before its shutdown finished leaves its children (the transcription
+        # pool's spawned workers, 350-450 MB each) waiting for work forever, slowing every
+        # later test on the machine: end whatever is left of its group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         log.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.browser
 
@@ -29,20 +28,12 @@ def log_in(context, base: str, username: str):
 def go_ready(page) -> None:
     """Choose Ready in the presence widget, as an agent does after logging in.
 
-    The first sync swaps the widget in; a choice made before htmx has wired up the new
-    ``<select>`` is not sent, and a person would simply choose again. So does this helper
-    (choosing Ready twice is harmless), a bounded number of times.
+    Once, with no retry: the change is posted by the ``#presence`` section, which htmx binds
+    at page load, so a choice made while a live event swaps the widget is not lost.
     """
     page.locator("body[data-live]").wait_for(state="attached")  # the tab's stream has synced
-    ready = page.locator("#presence-state").filter(has_text="Ready")
-    for _attempt in range(3):
-        page.select_option("#presence-select", "ready")
-        try:
-            ready.wait_for(timeout=TIMEOUT_MS / 3)
-            return
-        except PlaywrightTimeout:
-            continue
-    ready.wait_for()  # fails with Playwright's own message
+    page.select_option("#presence-select", "ready")
+    page.locator("#presence-state").filter(has_text="Ready").wait_for()
 
 
 def open_chat(context, base: str):

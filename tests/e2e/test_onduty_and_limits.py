@@ -84,7 +84,7 @@ def test_a_premium_rate_callback_number_is_refused_with_its_prompt(
             .pause(1500)
             .keys("2")
             .keys(f"{PREMIUM}#")
-            .pause(20000)
+            .pause(10000)  # hears the refusal (about 2 s), waits in the queue, gives up
             .end_hanging_up(),
             caller="+14155550191",
         )

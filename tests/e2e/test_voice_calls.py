@@ -140,9 +140,31 @@ def _udp_bound(port: int) -> bool:
         return any(int(line.split()[1].rsplit(":", 1)[1], 16) == port for line in list(table)[1:])
 
 
-def call(tmp: Path, sip_port: int, scenario: str, *, caller: str = CALLER, dnis: str = DID) -> Sipp:
+def call(
+    tmp: Path,
+    sip_port: int,
+    scenario: str,
+    *,
+    caller: str = CALLER,
+    dnis: str = DID,
+    hang_up_after_ms: int | None = None,
+) -> Sipp:
+    """One SIPp call to the hub; ``hang_up_after_ms`` shortens caller_hangs_up.xml's wait
+    before its BYE (20 s in the file)."""
+    workdir = tmp / f"caller-{uuid.uuid4().hex[:6]}"
+    if hang_up_after_ms is not None:
+        assert scenario == "caller_hangs_up.xml"
+        workdir.mkdir(parents=True)
+        xml = (SIPP_DIR / scenario).read_text()
+        assert xml.count('<pause milliseconds="20000"/>') == 1
+        scenario = str(workdir / scenario)  # absolute: sipp_args' SIPP_DIR / it is this path
+        Path(scenario).write_text(
+            xml.replace(
+                '<pause milliseconds="20000"/>', f'<pause milliseconds="{hang_up_after_ms}"/>'
+            )
+        )
     return Sipp(
-        tmp / f"caller-{uuid.uuid4().hex[:6]}",
+        workdir,
         [
             *sipp_args(scenario, local_port=free_sip_port(), calls=1, timeout=90),
             f"127.0.0.1:{sip_port}",
@@ -530,10 +552,19 @@ class Ringing:
 
 @contextmanager
 def ringing_offer(
-    tmp: Path, chromium, base: str, sip_port: int, db: Path, username: str, ext: str, number: str
+    tmp: Path,
+    chromium,
+    base: str,
+    sip_port: int,
+    db: Path,
+    username: str,
+    ext: str,
+    number: str,
+    hang_up_after_ms: int = 11_000,
 ) -> Iterator[Ringing]:
     """``username`` registers a phone that rings until CANCELled, goes Ready, and a caller
-    who hangs up 21 s after the answer is offered to them."""
+    who hangs up ``hang_up_after_ms`` + 1 s after the answer is offered to them (the offer
+    rings within a second or two of the answer)."""
     require_tool("sipp")
     phone_port = free_sip_port()
     phone = start_phone(tmp, phone_port, calls=1)
@@ -543,7 +574,9 @@ def ringing_offer(
         register_phone(tmp, sip_port, ext, sip_password(username), phone_port)
         agent = log_in(context, base, username)
         go_ready(agent)
-        caller = call(tmp, sip_port, "caller_hangs_up.xml", caller=number)
+        caller = call(
+            tmp, sip_port, "caller_hangs_up.xml", caller=number, hang_up_after_ms=hang_up_after_ms
+        )
         offer = agent.locator("#offers .offer", has_text=number)
         offer.wait_for(timeout=WAIT_S * 1000)
         yield Ringing(agent, offer, interaction_of(db, number, "offered"), phone, caller)

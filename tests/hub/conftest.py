@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from litestar.channels import ChannelsPlugin
 
-from hub.db import migrate
 from hub.events import make_backend, make_channels_plugin
 from hub.seed import seed_demo
 from hub.services import Services
@@ -18,13 +18,13 @@ from tests.support import cached_hash, demo_password
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The same tests run on embedded SQLite and on PostgreSQL."""
+    """The same tests run on embedded SQLite and on PostgreSQL: a migrated database, copied
+    from the session's template (tests/conftest.py)."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    migrate(url)
-    return url
+        target = tmp_path / "hub.sqlite3"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
+        return f"sqlite+aiosqlite:///{target}"
+    return request.getfixturevalue("migrated_postgres_url")
 
 
 @pytest.fixture

@@ -259,9 +259,12 @@ async def test_a_job_running_past_its_lease_keeps_it_while_its_process_lives(
     async def other(job: ClaimedJob) -> None:
         ran.append("second")
 
-    first = database.runner(lease_seconds=0.3)
+    # Renewed every lease/3: a busy machine may stall the loop or the SQLite writer for a
+    # few hundred ms, which a 0.3 s lease did not survive (seen: the job changed hands).
+    lease = 1.5
+    first = database.runner(lease_seconds=lease)
     first.register("test.long", long_job)
-    second = database.runner(lease_seconds=0.3)
+    second = database.runner(lease_seconds=lease)
     second.register("test.long", other)
     async with database.sessionmaker() as db:
         enqueue(db, "test.long", {})
@@ -275,8 +278,8 @@ async def test_a_job_running_past_its_lease_keeps_it_while_its_process_lives(
             async def renewed_past_first_lease() -> bool:
                 (job,) = await database.jobs()
                 assert job.locked_by == claimed.locked_by, f"the job changed hands: {ran}"
-                # locked_until = renewal time + 0.3 s: beyond this, the first lease has passed
-                return job.locked_until > claimed.locked_until + timedelta(seconds=0.6)  # type: ignore[operator]
+                # locked_until = renewal time + lease: beyond this, the first lease has passed
+                return job.locked_until > claimed.locked_until + timedelta(seconds=2 * lease)  # type: ignore[operator]
 
             await until(renewed_past_first_lease, "the lease was renewed")
             release.set()

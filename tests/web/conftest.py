@@ -13,10 +13,8 @@ import pytest
 from litestar import Litestar
 
 from hub.app import create_app
-from hub.db import migrate
 from hub.services import Services
 from hub.settings import Settings
-from tests.support import seed_test_demo
 
 BASE_URL = "http://testserver.local"
 
@@ -28,10 +26,7 @@ def web_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         target = tmp_path / "hub.sqlite3"
         shutil.copyfile(request.getfixturevalue("seeded_sqlite"), target)
         return f"sqlite+aiosqlite:///{target}"
-    url = request.getfixturevalue("postgres_url")
-    migrate(url)
-    asyncio.run(seed_test_demo(url))
-    return url
+    return request.getfixturevalue("seeded_postgres_url")
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ retried upload, and 401/404/413/415/422 with reasons."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from sqlmodel import select
 
 from hub.app import create_app
-from hub.db import make_engine, make_sessionmaker, migrate
+from hub.db import make_engine, make_sessionmaker
 from hub.settings import Settings
 from models import Message
 from tests.channels.fax.pages import (
@@ -31,11 +32,10 @@ SECRET = {"x-fax-secret": "upload-s3cret"}
 @pytest.fixture(params=["sqlite", "postgres"])
 def upload_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'hub.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    migrate(url)
-    return url
+        target = tmp_path / "hub.sqlite3"
+        shutil.copyfile(request.getfixturevalue("migrated_sqlite"), target)
+        return f"sqlite+aiosqlite:///{target}"
+    return request.getfixturevalue("migrated_postgres_url")
 
 
 @pytest.fixture

@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from hub.db import migrate
-
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
@@ -18,6 +16,4 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         target = tmp_path / "hub.sqlite3"
         shutil.copyfile(request.getfixturevalue("seeded_sqlite"), target)
         return f"sqlite+aiosqlite:///{target}"
-    url = request.getfixturevalue("postgres_url")
-    migrate(url)
-    return url
+    return request.getfixturevalue("migrated_postgres_url")

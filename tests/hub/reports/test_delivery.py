@@ -65,10 +65,14 @@ async def test_a_saved_report_is_mailed_as_an_attachment_and_booked_again(
     assert rows[-1][header.index("Offered")] == 2  # the day before only
     assert rows[-1][header.index("Abandoned")] == 1
 
-    for _ in range(1200):  # the job books the next run once the relay took the mail
+    # The job books the next run once the relay took the mail, then the runner marks it
+    # done (two commits, in that order). Each SELECT here sees the latest commit, not one
+    # snapshot: the jobs are read first, so a job seen done implies the schedule read after
+    # it shows the booking (read the other way round, both commits could land in between).
+    for _ in range(1200):
         async with services.sessionmaker() as db:
-            schedule = await db.get(ReportSchedule, schedule_id)
             jobs = (await db.exec(select(Job).where(Job.kind == EMAIL_JOB).order_by(Job.id))).all()
+            schedule = await db.get(ReportSchedule, schedule_id)
         if len(jobs) == 2 and jobs[0].state == "done":
             break
         await asyncio.sleep(0.05)
