@@ -425,4 +425,10 @@ class Softphone:
             for t, p in self.pending.items()
             if p.agent_id == agent_id and p.label != "Incoming call" and t not in self.legs
         ]
+        # a page opened (or reloaded) during a call negotiates that leg again
+        out += [
+            {"action": "resume", "token": t, "label": leg.label}
+            for t, leg in self.legs.items()
+            if leg.agent_id == agent_id and leg.connected
+        ]
         return out

@@ -1,0 +1,272 @@
+"""The browser softphone through the running hub.
+
+SIPp signals as the caller's gateway; the caller's media is an ``RtpParty`` sending one
+tone. The agent takes the call in headless Chromium whose fake microphone plays another
+tone from a WAV file: the hub's worker process is the browser's WebRTC peer and bridges
+it to the media engine. Each side must hear the other: checked on the caller's RTP and,
+in the page, by WebAudio analysis (an AnalyserNode's FFT peak) of the remote track.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.e2e.hub_process import free_sip_port, hub_server, voice_env
+from tests.e2e.rtp_party import ABSENT, RtpParty, hears_moh
+from tests.e2e.test_call_controls import card, close_wrapup
+from tests.e2e.test_console_browser import go_ready, log_in
+from tests.e2e.test_voice_calls import DID, Sipp, query, sipp_args, wait_for
+from tests.support import require_tool
+
+pytestmark = [pytest.mark.browser, pytest.mark.sipp]
+
+CALLER_HZ, BROWSER_HZ = 1000.0, 1400.0
+BROWSER_PRESENT = 600.0
+
+PEAK_JS = """async () => {
+  const stream = window.softphone && window.softphone.remoteStream;
+  if (!stream) return null;
+  const ac = new AudioContext();
+  const analyser = ac.createAnalyser();
+  analyser.fftSize = 4096;
+  ac.createMediaStreamSource(stream).connect(analyser);
+  await new Promise((r) => setTimeout(r, 700));
+  const data = new Float32Array(analyser.frequencyBinCount);
+  analyser.getFloatFrequencyData(data);
+  let best = 1;
+  for (let i = 2; i < data.length; i++) if (data[i] > data[best]) best = i;
+  const out = {hz: best * ac.sampleRate / analyser.fftSize, db: data[best]};
+  await ac.close();
+  return out;
+}"""
+
+
+def until_hears(party: RtpParty, freq: float, *, present: bool, within: float = 20.0) -> None:
+    """As ``rtp_party.until_hears``, with a lower bar for "present": Chrome's noise
+    suppression (on for agents, against their room) damps a steady test tone to about
+    half (level ~950 where a direct party gives ~1,800)."""
+    deadline = time.monotonic() + within
+    last: float | None = None
+    while time.monotonic() < deadline:
+        last = party.level(freq)
+        if last is not None and (last > BROWSER_PRESENT if present else last < ABSENT):
+            return
+        time.sleep(0.2)
+    what = "hear" if present else "stop hearing"
+    raise AssertionError(f"the caller did not {what} {freq:.0f} Hz (level {last})")
+
+
+def tone_wav(path: Path, freq: float, seconds: float = 10.0, rate: int = 48000) -> Path:
+    """A 16-bit mono sine for Chromium's fake microphone (it loops the file)."""
+    frames = b"".join(
+        struct.pack("<h", int(0.3 * 32767 * math.sin(2 * math.pi * freq * i / rate)))
+        for i in range(int(seconds * rate))
+    )
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(frames)
+    return path
+
+
+def browser_hears(page, freq: float, *, present: bool, within: float = 20.0) -> None:
+    """Wait until the remote track's FFT peak is (or is no longer) at ``freq``."""
+    deadline = time.monotonic() + within
+    last = None
+    while time.monotonic() < deadline:
+        last = page.evaluate(PEAK_JS)
+        at_freq = last is not None and abs(last["hz"] - freq) < 30 and last["db"] > -60
+        if at_freq == present:
+            return
+        time.sleep(0.3)
+    what = "hear" if present else "stop hearing"
+    raise AssertionError(f"the browser did not {what} {freq:.0f} Hz (peak {last})")
+
+
+class Hub:
+    def __init__(self, base: str, env: dict[str, str], var: Path) -> None:
+        self.base, self.var = base, var
+        self.db = var / "hub.sqlite3"
+        self.sip_port = int(env["HUB_VOICE_BIND_PORT"])
+
+    def call(self, tmp: Path, caller: str, party: RtpParty) -> Sipp:
+        args = sipp_args("party_caller.xml", local_port=free_sip_port(), calls=1, timeout=240)
+        return Sipp(
+            tmp / f"caller-{caller[-4:]}",
+            [
+                *args,
+                f"127.0.0.1:{self.sip_port}",
+                "-s",
+                DID,
+                "-key",
+                "caller",
+                caller,
+                "-key",
+                "rtp_port",
+                str(party.port),
+            ],
+        )
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[Hub]:
+    require_tool("sipp")
+    tmp = tmp_path_factory.mktemp("softphone")
+    env = voice_env()
+    low = int(env["HUB_VOICE_RTP_PORT_MAX"]) + 2  # the ICE range: beside this hub's RTP
+    env |= {
+        "HUB_IVR_ENABLED": "0",
+        "HUB_SOFTPHONE_PORT_MIN": str(low),
+        "HUB_SOFTPHONE_PORT_MAX": str(low + 99),
+    }
+    with hub_server(tmp / "var", seeded_db, **env) as (base, _process):
+        yield Hub(base, env, tmp / "var")
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[object]:
+    require_tool("chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture(scope="module")
+def mic_browser(playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """Chromium whose microphone plays BROWSER_HZ (and grants it without asking)."""
+    executable = require_tool("chromium")
+    wav = tone_wav(tmp_path_factory.mktemp("tone") / "tone.wav", BROWSER_HZ)
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    browser = playwright.chromium.launch(executable_path=executable, args=args)
+    yield browser
+    browser.close()
+
+
+def connected(page, within: float = 30.0) -> None:
+    """The page's peer connection to the hub is up (polled: the CSP forbids eval)."""
+    deadline = time.monotonic() + within
+    while not page.evaluate("() => !!(window.softphone && window.softphone.connected)"):
+        status = page.locator("#softphone .sp-status").inner_text()
+        error = page.locator("#softphone .sp-error").inner_text()
+        assert time.monotonic() < deadline, f"the softphone did not connect: {status} {error}"
+        time.sleep(0.2)
+
+
+def choose_device(page, device: str) -> None:
+    panel = page.locator("#softphone")
+    panel.locator("select[name=device]").select_option(device)
+    panel.get_by_role("button", name="Save").click()
+    page.locator(f"#softphone[data-device={device}]").wait_for()
+
+
+def test_agent_answers_in_the_browser_both_hear_hold_and_hang_up(
+    hub: Hub, mic_browser, tmp_path: Path
+) -> None:
+    caller = "+15551239301"
+    party = RtpParty(CALLER_HZ)
+    context = mic_browser.new_context(permissions=["microphone"])
+    caller_sipp = None
+    try:
+        agent = log_in(context, hub.base, "alice")
+        agent.goto(f"{hub.base}/console")
+        # the device is chosen in the console and kept per agent
+        assert "your SIP phone" in agent.locator("#softphone .device-name").inner_text()
+        choose_device(agent, "browser")
+        assert query(hub.db, "SELECT device FROM agent WHERE extension = '1001'") == [("browser",)]
+        agent.reload()
+        assert agent.locator("#softphone .device-name").inner_text() == "this browser"
+        go_ready(agent)
+
+        caller_sipp = hub.call(tmp_path, caller, party)
+        # the offer rings in the page (visible; the ring tone plays through WebAudio)
+        agent.locator("#softphone .sp-ring").wait_for()
+        offer = agent.locator("#offers .offer[data-channel=voice]")
+        offer.get_by_role("button", name="Accept").click()
+        connected(agent)
+        assert agent.locator("#softphone .sp-ring").is_hidden()
+
+        # each side hears the other: the caller's RTP, and the page's remote track
+        until_hears(party, BROWSER_HZ, present=True)
+        browser_hears(agent, CALLER_HZ, present=True)
+        (iid,) = wait_for(
+            hub.db,
+            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
+            " WHERE a.extension = '1001' AND i.state = 'active'",
+        )[0]
+        legs = query(
+            hub.db,
+            "SELECT remote_uri FROM callleg WHERE interaction_id = ? AND kind = 'agent'",
+            iid,
+        )
+        assert legs and legs[0][0].startswith("browser:")
+
+        # a reloaded page negotiates a new peer connection for the same leg (aiortc has no
+        # ICE restart); the caller is held meanwhile and taken off hold once it connects
+        agent.goto(f"{hub.base}/console?interaction={iid}")
+        connected(agent)
+        until_hears(party, BROWSER_HZ, present=True)
+        browser_hears(agent, CALLER_HZ, present=True)
+        held = wait_for(
+            hub.db,
+            "SELECT kind FROM controlevent WHERE interaction_id = ? AND kind = 'resume'",
+            iid,
+        )
+        assert held == [("resume",)]
+
+        # hold from the call card: the caller hears music, the browser no longer the caller
+        box = card(agent, iid)
+        box.locator("[data-control=hold]").click()
+        box.locator("[data-flag=held]").wait_for()
+        hears_moh(party)
+        until_hears(party, BROWSER_HZ, present=False)
+        browser_hears(agent, CALLER_HZ, present=False)
+        box.locator("[data-control=resume]").click()
+        box.locator("[data-flag=held]").wait_for(state="detached")
+        until_hears(party, BROWSER_HZ, present=True)
+
+        # hang up: the caller gets a BYE, the agent wraps up, the page says so
+        box.locator("[data-control=hangup]").click()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        wait_for(hub.db, "SELECT 1 FROM interaction WHERE id = ? AND state = 'wrap_up'", iid)
+        agent.locator("#softphone .sp-status", has_text="Call ended").wait_for()
+        close_wrapup(agent)
+    finally:
+        if caller_sipp is not None:
+            caller_sipp.stop()
+        party.close()
+        context.close()
+
+
+def test_a_refused_microphone_says_what_to_do(hub: Hub, playwright) -> None:
+    """Without the fake UI flag and with no permission granted, Chromium refuses."""
+    executable = require_tool("chromium")
+    args = [*CHROMIUM_ARGS, "--use-fake-device-for-media-stream"]
+    browser = playwright.chromium.launch(executable_path=executable, args=args)
+    try:
+        context = browser.new_context()
+        page = log_in(context, hub.base, "bob")
+        page.goto(f"{hub.base}/console")
+        choose_device(page, "browser")
+        page.locator("#softphone .sp-check").click()
+        error = page.locator("#softphone .sp-error")
+        error.wait_for()
+        assert "microphone is blocked" in error.inner_text()
+        assert "Allow" in error.inner_text()
+    finally:
+        browser.close()
