@@ -28,10 +28,10 @@ from tests.support import require_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp]
 
-CALLER_HZ, BROWSER_HZ = 1000.0, 1400.0
+CALLER_HZ, BROWSER_HZ, SAM_HZ = 1000.0, 1400.0, 2200.0
 BROWSER_PRESENT = 600.0
 
-PEAK_JS = """async () => {
+LEVEL_JS = """async (freq) => {
   const stream = window.softphone && window.softphone.remoteStream;
   if (!stream) return null;
   const ac = new AudioContext();
@@ -41,11 +41,13 @@ PEAK_JS = """async () => {
   await new Promise((r) => setTimeout(r, 700));
   const data = new Float32Array(analyser.frequencyBinCount);
   analyser.getFloatFrequencyData(data);
-  let best = 1;
-  for (let i = 2; i < data.length; i++) if (data[i] > data[best]) best = i;
-  const out = {hz: best * ac.sampleRate / analyser.fftSize, db: data[best]};
+  const hz = ac.sampleRate / analyser.fftSize;
+  const at = Math.round(freq / hz);
+  let peak = 1;
+  for (let i = 2; i < data.length; i++) if (data[i] > data[peak]) peak = i;
+  const near = Math.max(...data.slice(at - 2, at + 3));
   await ac.close();
-  return out;
+  return {db: Number.isFinite(near) ? near : -200, peak_hz: peak * hz};
 }"""
 
 
@@ -79,17 +81,17 @@ def tone_wav(path: Path, freq: float, seconds: float = 10.0, rate: int = 48000) 
 
 
 def browser_hears(page, freq: float, *, present: bool, within: float = 20.0) -> None:
-    """Wait until the remote track's FFT peak is (or is no longer) at ``freq``."""
+    """Wait until the remote track carries ``freq`` (or no longer does), by an
+    AnalyserNode's FFT in the page: a tone is about -40 dB there, silence below -100."""
     deadline = time.monotonic() + within
     last = None
     while time.monotonic() < deadline:
-        last = page.evaluate(PEAK_JS)
-        at_freq = last is not None and abs(last["hz"] - freq) < 30 and last["db"] > -60
-        if at_freq == present:
+        last = page.evaluate(LEVEL_JS, freq)
+        if last is not None and (last["db"] > -60 if present else last["db"] < -80):
             return
         time.sleep(0.3)
     what = "hear" if present else "stop hearing"
-    raise AssertionError(f"the browser did not {what} {freq:.0f} Hz (peak {last})")
+    raise AssertionError(f"the browser did not {what} {freq:.0f} Hz ({last})")
 
 
 class Hub:
@@ -141,11 +143,10 @@ def playwright() -> Iterator[object]:
         yield pw
 
 
-@pytest.fixture(scope="module")
-def mic_browser(playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """Chromium whose microphone plays BROWSER_HZ (and grants it without asking)."""
+def launch_with_tone(playwright, tmp: Path, freq: float):
+    """Chromium whose microphone plays ``freq`` (and grants it without asking)."""
     executable = require_tool("chromium")
-    wav = tone_wav(tmp_path_factory.mktemp("tone") / "tone.wav", BROWSER_HZ)
+    wav = tone_wav(tmp / f"tone-{freq:.0f}.wav", freq)
     args = [
         *CHROMIUM_ARGS,
         "--use-fake-ui-for-media-stream",
@@ -153,7 +154,12 @@ def mic_browser(playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         f"--use-file-for-fake-audio-capture={wav}",
         "--autoplay-policy=no-user-gesture-required",
     ]
-    browser = playwright.chromium.launch(executable_path=executable, args=args)
+    return playwright.chromium.launch(executable_path=executable, args=args)
+
+
+@pytest.fixture(scope="module")
+def mic_browser(playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    browser = launch_with_tone(playwright, tmp_path_factory.mktemp("tone"), BROWSER_HZ)
     yield browser
     browser.close()
 
@@ -270,3 +276,65 @@ def test_a_refused_microphone_says_what_to_do(hub: Hub, playwright) -> None:
         assert "Allow" in error.inner_text()
     finally:
         browser.close()
+
+
+def test_a_supervisor_listens_whispers_and_barges_from_the_browser(
+    hub: Hub, mic_browser, playwright, tmp_path: Path
+) -> None:
+    """alice takes the call in her browser; sam supervises from his, with another tone."""
+    caller = "+15551239302"
+    party = RtpParty(CALLER_HZ)
+    sam_browser = launch_with_tone(playwright, tmp_path, SAM_HZ)
+    context = mic_browser.new_context(permissions=["microphone"])
+    caller_sipp = None
+    try:
+        sam = log_in(sam_browser.new_context(permissions=["microphone"]), hub.base, "sam")
+        sam.goto(f"{hub.base}/supervisor/")
+        choose_device(sam, "browser")
+        alice = log_in(context, hub.base, "alice")
+        alice.goto(f"{hub.base}/console")
+        choose_device(alice, "browser")
+        go_ready(alice)
+        caller_sipp = hub.call(tmp_path, caller, party)
+        alice.locator("#offers .offer[data-channel=voice]").get_by_role(
+            "button", name="Accept"
+        ).click()
+        connected(alice)
+        until_hears(party, BROWSER_HZ, present=True)
+        (iid,) = wait_for(
+            hub.db,
+            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
+            " WHERE a.extension = '1001' AND i.state = 'active'",
+        )[0]
+
+        # listen: sam's browser hears the caller and alice; nobody hears sam
+        row = sam.locator(f"#call-row-{iid}")
+        row.locator("[data-mode=listen]").click()
+        sam.locator(f"#call-row-{iid} .sup-mode", has_text="listen").wait_for()
+        connected(sam)
+        browser_hears(sam, CALLER_HZ, present=True)
+        browser_hears(sam, BROWSER_HZ, present=True)
+        until_hears(party, SAM_HZ, present=False)
+        browser_hears(alice, SAM_HZ, present=False)
+
+        # whisper: alice hears sam, the caller does not
+        sam.locator(f"#call-row-{iid} [data-mode=whisper]").click()
+        sam.locator(f"#call-row-{iid} .sup-mode", has_text="whisper").wait_for()
+        browser_hears(alice, SAM_HZ, present=True)
+        until_hears(party, SAM_HZ, present=False)
+
+        # barge: the caller hears sam too
+        sam.locator(f"#call-row-{iid} [data-mode=barge]").click()
+        sam.locator(f"#call-row-{iid} .sup-mode", has_text="barge").wait_for()
+        until_hears(party, SAM_HZ, present=True)
+
+        card(alice, iid).locator("[data-control=hangup]").click()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        sam.locator("#softphone .sp-status", has_text="Call ended").wait_for()
+        close_wrapup(alice)
+    finally:
+        if caller_sipp is not None:
+            caller_sipp.stop()
+        party.close()
+        context.close()
+        sam_browser.close()
