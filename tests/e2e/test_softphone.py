@@ -338,3 +338,22 @@ def test_a_supervisor_listens_whispers_and_barges_from_the_browser(
         party.close()
         context.close()
         sam_browser.close()
+
+
+def test_an_insecure_origin_says_to_use_https(hub: Hub, playwright) -> None:
+    """Reached by a name other than localhost over plain HTTP, the page has no secure
+    context, so no microphone: the panel says how to fix it."""
+    executable = require_tool("chromium")
+    port = hub.base.rsplit(":", 1)[1]
+    args = [*CHROMIUM_ARGS, "--host-resolver-rules=MAP hub.example 127.0.0.1"]
+    browser = playwright.chromium.launch(executable_path=executable, args=args)
+    try:
+        page = log_in(browser.new_context(), f"http://hub.example:{port}", "carol")
+        page.goto(f"http://hub.example:{port}/console")
+        choose_device(page, "browser")
+        error = page.locator("#softphone .sp-error")
+        error.wait_for()
+        assert "not a secure origin" in error.inner_text()
+        assert "HTTPS" in error.inner_text()
+    finally:
+        browser.close()
