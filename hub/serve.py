@@ -79,6 +79,11 @@ def run(host: str | None, port: int | None, no_seed: bool) -> None:
     if port:
         settings.port = port
         os.environ["HUB_PORT"] = str(port)
+    if bool(settings.tls_certfile) != bool(settings.tls_keyfile):
+        raise click.UsageError("HTTPS needs both HUB_TLS_CERTFILE and HUB_TLS_KEYFILE.")
+    for path in (settings.tls_certfile, settings.tls_keyfile):
+        if path and not os.path.isfile(path):
+            raise click.UsageError(f"TLS file not found: {path}")
     _migrate(settings)
     logins = [] if no_seed or not settings.seed_demo else asyncio.run(_seed(settings))
     _print_banner(settings, logins)
