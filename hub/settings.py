@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     softphone_port_min: int = 40000
     softphone_port_max: int = 40999
     softphone_public_address: str = ""
+    softphone_codecs: str = "PCMU"  # in order of preference; "opus,PCMU" only when asked
     softphone_stun_urls: str = ""  # comma-separated, e.g. stun:stun.example.org:3478
     softphone_turn_url: str = ""  # e.g. turn:turn.example.org:3478?transport=udp
     softphone_turn_username: str = ""

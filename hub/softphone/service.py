@@ -136,6 +136,7 @@ class Softphone:
             "port_min": port_min,
             "port_max": port_max,
             "public_address": s.softphone_public_address,
+            "codecs": [c.strip() for c in s.softphone_codecs.split(",") if c.strip()],
             "stun": [u.strip() for u in s.softphone_stun_urls.split(",") if u.strip()],
             "turn": {
                 "url": s.softphone_turn_url,

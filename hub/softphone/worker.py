@@ -215,17 +215,16 @@ class Worker:
             task = asyncio.ensure_future(self._pump(track, bridge, pc, leg))
             leg.setdefault("tasks", set()).add(task)
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        # The transceiver exists before the offer is applied, so its codec preferences
+        # decide what is negotiated (PCMU first: G.711 end to end, no transcoding).
         codecs = RTCRtpSender.getCapabilities("audio").codecs
         wanted = self.config.get("codecs") or ["PCMU"]
         prefs = [
             c for name in wanted for c in codecs if c.mimeType.lower() == f"audio/{name}".lower()
         ]
-        for transceiver in pc.getTransceivers():
-            if transceiver.kind == "audio":
-                transceiver.setCodecPreferences(prefs)
-                transceiver.sender.replaceTrack(self.track_class(bridge))
-                transceiver.direction = "sendrecv"
+        transceiver = pc.addTransceiver(self.track_class(bridge), direction="sendrecv")
+        transceiver.setCodecPreferences(prefs)
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         sdp = public_candidates(pc.localDescription.sdp, self.config.get("public_address", ""))
