@@ -357,3 +357,66 @@ def test_an_insecure_origin_says_to_use_https(hub: Hub, playwright) -> None:
         assert "HTTPS" in error.inner_text()
     finally:
         browser.close()
+
+
+def test_a_blind_transfer_moves_the_call_to_a_second_agents_browser(
+    hub: Hub, mic_browser, tmp_path: Path
+) -> None:
+    caller = "+15551239303"
+    party = RtpParty(CALLER_HZ)
+    context = mic_browser.new_context(permissions=["microphone"])
+    bob_context = mic_browser.new_context(permissions=["microphone"])
+    caller_sipp = None
+    try:
+        alice = log_in(context, hub.base, "alice")
+        alice.goto(f"{hub.base}/console")
+        choose_device(alice, "browser")
+        go_ready(alice)
+        caller_sipp = hub.call(tmp_path, caller, party)
+        alice.locator("#offers .offer[data-channel=voice]").get_by_role(
+            "button", name="Accept"
+        ).click()
+        connected(alice)
+        (iid,) = wait_for(
+            hub.db,
+            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
+            " WHERE a.extension = '1001' AND i.state = 'active'",
+        )[0]
+        until_hears(party, BROWSER_HZ, present=True)
+
+        bob = log_in(bob_context, hub.base, "bob")
+        bob.goto(f"{hub.base}/console")
+        choose_device(bob, "browser")
+        go_ready(bob)
+        # alice's transfer list was drawn before bob was ready: she opens the call again
+        # (her page negotiates its leg again, as after any reload)
+        alice.goto(f"{hub.base}/console?interaction={iid}")
+        connected(alice)
+        alice.locator(f"#actions-{iid} summary").get_by_text("Transfer", exact=True).click()
+        form = alice.locator(f"#actions-{iid} form", has=alice.locator("select[name=target]"))
+        form.locator("select[name=target]").select_option(label="Bob Okafor (ready)")
+        form.get_by_role("button", name="Transfer").click()
+        # alice's browser leg ends; the offer rings in bob's page and he accepts it there
+        alice.locator("#softphone .sp-status", has_text="Call ended").wait_for()
+        bob.locator("#softphone .sp-ring").wait_for()
+        bob.locator("#offers .offer[data-channel=voice]").get_by_role(
+            "button", name="Accept"
+        ).click()
+        connected(bob)
+        browser_hears(bob, CALLER_HZ, present=True)
+        until_hears(party, BROWSER_HZ, present=True)
+        wait_for(
+            hub.db,
+            "SELECT 1 FROM interaction i JOIN agent a ON a.id = i.agent_id"
+            " WHERE i.id = ? AND a.extension = '1002' AND i.state = 'active'",
+            iid,
+        )
+        card(bob, iid).locator("[data-control=hangup]").click()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        close_wrapup(bob, then="offline")
+    finally:
+        if caller_sipp is not None:
+            caller_sipp.stop()
+        party.close()
+        context.close()
+        bob_context.close()
