@@ -20,7 +20,8 @@ back. Per server and N it prints one JSON line:
   the echo figure is what the bridge adds (the loopback hop and the worker's 20 ms
   pacing; the media engine's jitter buffer is not in this loop).
 
-``legs_per_core`` is the largest N whose loss stayed ≤ 1 %, scaled by its CPU share.
+``legs_per_core_extrapolated`` is 1 / cpu_per_leg at the largest N whose loss stayed ≤ 1 %:
+an extrapolation, not a saturation run (pass larger ``--legs`` on a quiet machine).
 
     .venv/bin/python bench/softphone.py [--legs 2,4,8] [--window 8]
 
@@ -266,7 +267,7 @@ async def main(legs_list: list[int], window: float) -> None:
     for kind, figure in best.items():
         emit(
             server=kind,
-            legs_per_core=round(1 / figure["cpu_per_leg"], 1),
+            legs_per_core_extrapolated=round(1 / figure["cpu_per_leg"], 1),
             at_legs=figure["legs"],
             loss=figure["loss"],
         )
