@@ -28,7 +28,7 @@ from tests.support import require_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp]
 
-CALLER_HZ, BROWSER_HZ, SAM_HZ = 1000.0, 1400.0, 2200.0
+CALLER_HZ, BROWSER_HZ, SAM_HZ, EXTERNAL_HZ = 1000.0, 1400.0, 2200.0, 2600.0
 BROWSER_PRESENT = 600.0
 
 LEVEL_JS = """async (freq) => {
@@ -99,6 +99,7 @@ class Hub:
         self.base, self.var = base, var
         self.db = var / "hub.sqlite3"
         self.sip_port = int(env["HUB_VOICE_BIND_PORT"])
+        self.trunk_port = int(env["HUB_VOICE_TRUNK_PORT"])
 
     def call(self, tmp: Path, caller: str, party: RtpParty) -> Sipp:
         args = sipp_args("party_caller.xml", local_port=free_sip_port(), calls=1, timeout=240)
@@ -127,6 +128,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[H
     low = int(env["HUB_VOICE_RTP_PORT_MAX"]) + 2  # the ICE range: beside this hub's RTP
     env |= {
         "HUB_IVR_ENABLED": "0",
+        "HUB_VOICE_TRUNK_HOST": "127.0.0.1",  # an agent's external number is called here
+        "HUB_VOICE_TRUNK_PORT": str(free_sip_port()),
         "HUB_SOFTPHONE_PORT_MIN": str(low),
         "HUB_SOFTPHONE_PORT_MAX": str(low + 99),
     }
@@ -179,6 +182,54 @@ def choose_device(page, device: str) -> None:
     panel.locator("select[name=device]").select_option(device)
     panel.get_by_role("button", name="Save").click()
     page.locator(f"#softphone[data-device={device}]").wait_for()
+
+
+def test_an_agent_on_an_external_number_is_called_through_the_trunk(
+    hub: Hub, mic_browser, tmp_path: Path
+) -> None:
+    """carol takes calls on her mobile: the offer makes the hub call it through the trunk;
+    picking up accepts, and caller and mobile hear each other."""
+    caller = "+15551239300"
+    party, mobile = RtpParty(CALLER_HZ), RtpParty(EXTERNAL_HZ)
+    context = mic_browser.new_context()
+    sipps: list[Sipp] = []
+    try:
+        carol = log_in(context, hub.base, "carol")
+        carol.goto(f"{hub.base}/console")
+        panel = carol.locator("#softphone")
+        panel.locator("select[name=device]").select_option("external")
+        panel.locator("input[name=number]").fill("not a number")
+        panel.get_by_role("button", name="Save").click()
+        carol.locator("#toasts", has_text="Not a phone number").wait_for()
+        panel.locator("input[name=number]").fill("+1 415 555 0188")
+        panel.get_by_role("button", name="Save").click()
+        carol.locator("#softphone[data-device=external]").wait_for()
+        assert "+14155550188" in carol.locator("#softphone .device-name").inner_text()
+        assert query(
+            hub.db, "SELECT device, device_number FROM agent WHERE extension = '1003'"
+        ) == [("external", "+14155550188")]
+        go_ready(carol)
+        args = sipp_args("party_phone.xml", local_port=hub.trunk_port, calls=1, timeout=240)
+        sipps.append(Sipp(tmp_path / "mobile", [*args, "-key", "rtp_port", str(mobile.port)]))
+        sipps.append(hub.call(tmp_path, caller, party))
+        until_hears(party, EXTERNAL_HZ, present=True)
+        until_hears(mobile, CALLER_HZ, present=True)
+        (iid,) = wait_for(
+            hub.db,
+            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
+            " WHERE a.extension = '1003' AND i.state = 'active'",
+        )[0]
+        carol.goto(f"{hub.base}/console?interaction={iid}")
+        card(carol, iid).locator("[data-control=hangup]").click()
+        for sipp in sipps:
+            assert sipp.wait(30) == 0, sipp.errors()
+        close_wrapup(carol, then="offline")
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        mobile.close()
+        context.close()
 
 
 def test_agent_answers_in_the_browser_both_hear_hold_and_hang_up(
