@@ -37,7 +37,7 @@ class SoftphoneRefused(ClientError):
 
 def _softphone(request: Request) -> Softphone:
     runtime = services_of(request).extras.get("voice")
-    if runtime is None or not runtime.softphone.workers:
+    if runtime is None or not runtime.softphone.enabled:
         raise SoftphoneRefused(
             "The browser softphone is turned off on this hub (HUB_VOICE_ENABLED, "
             "HUB_SOFTPHONE_ENABLED)."
@@ -98,7 +98,7 @@ async def device_context(request: Request) -> dict[str, Any]:
         "device_number": (agent.device_number if agent else None) or "",
         "extension": (agent.extension if agent else None) or "",
         "ice_servers": json.dumps(softphone.ice_servers() if softphone else []),
-        "softphone_on": bool(softphone and softphone.workers),
+        "softphone_on": bool(softphone and softphone.enabled),
     }
 
 

@@ -125,6 +125,8 @@ class Softphone:
         self.endpoint = calls.endpoint
         self.settings = self.services.settings
         self.workers: list[WorkerClient] = []
+        self.enabled = False  # start(): on with HUB_SOFTPHONE_ENABLED
+        self._starting = asyncio.Lock()
         self.pending: dict[str, _Pending] = {}
         self.legs: dict[str, BrowserLeg] = {}
 
@@ -162,14 +164,23 @@ class Softphone:
         return servers
 
     async def start(self) -> None:
-        s = self.settings
-        count = max(1, s.softphone_workers)
-        for low, high in port_slices(s.softphone_port_min, s.softphone_port_max, count):
-            worker = WorkerClient(self.worker_config(low, high), self._on_event)
-            await worker.start()
-            self.workers.append(worker)
+        """On; the worker processes start when the first browser offers (a hub whose
+        agents all use SIP phones never pays for them)."""
+        self.enabled = True
+
+    async def _ensure_workers(self) -> None:
+        async with self._starting:
+            if self.workers:
+                return
+            s = self.settings
+            count = max(1, s.softphone_workers)
+            for low, high in port_slices(s.softphone_port_min, s.softphone_port_max, count):
+                worker = WorkerClient(self.worker_config(low, high), self._on_event)
+                await worker.start()
+                self.workers.append(worker)
 
     async def stop(self) -> None:
+        self.enabled = False
         for leg in list(self.legs.values()):
             with contextlib.suppress(Exception):
                 await leg.call.hangup()
@@ -196,7 +207,7 @@ class Softphone:
             return None
         if agent.device == "external":
             return await self._external(agent, timeout, on_created)
-        if not self.workers:
+        if not self.enabled:
             raise CallFailed(503, "the browser softphone is turned off on this hub")
         token = secrets.token_urlsafe(12)
         future: asyncio.Future[Call] = asyncio.get_running_loop().create_future()
@@ -275,6 +286,7 @@ class Softphone:
             raise SoftphoneError("no call is waiting for this browser (it ended or moved)", 404)
         if pending.agent_id != agent_id:
             raise SoftphoneError("this call is not yours", 403)
+        await self._ensure_workers()
         worker = min(self.workers, key=lambda w: w.legs)
         rtp = await self.endpoint._open_rtp()
         try:
