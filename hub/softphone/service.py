@@ -346,9 +346,11 @@ class Softphone:
         if not leg.connected:
             leg.connected = True
             pending = self.pending.get(leg.token)
+            if pending is None or pending.future.done():  # its waiter gave up meanwhile
+                self._spawn(leg, leg.call.hangup())
+                return
             leg.call._mark_answered()
-            if pending is not None and not pending.future.done():
-                pending.future.set_result(leg.call)
+            pending.future.set_result(leg.call)
             return
         if leg.lost:  # a new peer connection replaced the lost one
             leg.lost = False
