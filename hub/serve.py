@@ -38,7 +38,8 @@ async def _seed(settings: Settings) -> list[dict[str, str]]:
 
 
 def _print_banner(settings: Settings, logins: list[dict[str, str]]) -> None:
-    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    scheme = "https" if settings.tls_certfile and settings.tls_keyfile else "http"
+    base = settings.public_url or f"{scheme}://{settings.host}:{settings.port}"
     click.secho("Contact Hub is starting", bold=True)
     click.echo(f"  database   {settings.resolved_database_url}")
     click.echo(f"  pub/sub    {settings.redis_url or 'in-memory'}")
@@ -78,6 +79,11 @@ def run(host: str | None, port: int | None, no_seed: bool) -> None:
     if port:
         settings.port = port
         os.environ["HUB_PORT"] = str(port)
+    if bool(settings.tls_certfile) != bool(settings.tls_keyfile):
+        raise click.UsageError("HTTPS needs both HUB_TLS_CERTFILE and HUB_TLS_KEYFILE.")
+    for path in (settings.tls_certfile, settings.tls_keyfile):
+        if path and not os.path.isfile(path):
+            raise click.UsageError(f"TLS file not found: {path}")
     _migrate(settings)
     logins = [] if no_seed or not settings.seed_demo else asyncio.run(_seed(settings))
     _print_banner(settings, logins)
@@ -91,6 +97,10 @@ def run(host: str | None, port: int | None, no_seed: bool) -> None:
         # The stdlib loop: aiosipua's UDP transport asserts asyncio.DatagramTransport in
         # connection_made, which uvloop's UDP transport is not (no SIP over UDP with it).
         loop="asyncio",
+        # HTTPS when a certificate and key are set: browsers allow the softphone's
+        # microphone only on a secure origin (HTTPS, or http://localhost)
+        ssl_certfile=settings.tls_certfile or None,
+        ssl_keyfile=settings.tls_keyfile or None,
     )
 
 

@@ -90,6 +90,26 @@ class Settings(BaseSettings):
     dial_timeout_seconds: float = 30.0
     dial_agent_timeout_seconds: float = 20.0
 
+    # HTTPS for `contacthub run` (both set: TLS). Browsers give the softphone a microphone
+    # only on a secure origin: HTTPS, or http://localhost.
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    # the browser softphone (hub.softphone): worker processes holding the browsers' WebRTC
+    # peers, the UDP ports their ICE uses, the address put in ICE candidates behind a
+    # 1:1 NAT, STUN/TURN servers for remote agents, and how long a lost browser may
+    # take to reconnect before the call stays on hold
+    softphone_enabled: bool = True
+    softphone_workers: int = 1
+    softphone_port_min: int = 40000
+    softphone_port_max: int = 40999
+    softphone_public_address: str = ""
+    softphone_codecs: str = "PCMU"  # in order of preference; "opus,PCMU" only when asked
+    softphone_stun_urls: str = ""  # comma-separated, e.g. stun:stun.example.org:3478
+    softphone_turn_url: str = ""  # e.g. turn:turn.example.org:3478?transport=udp
+    softphone_turn_username: str = ""
+    softphone_turn_password: str = ""
+    softphone_connect_seconds: float = 20.0  # a browser asked to connect must within this
+    softphone_reconnect_seconds: float = 20.0  # a lost browser may reconnect within this
     # staffing (hub.staffing): the shift plan's integer program stops after this long and
     # keeps the best plan found (the page says it may not be the cheapest)
     staffing_solver_seconds: float = 20.0

@@ -60,6 +60,10 @@ class Agent(SQLModel, table=True):
     # The phone's digest password (RFC 3261 §22): the registrar needs it in clear text (or
     # its realm hash), like every SIP registrar.
     sip_password: str | None = Field(default=None, max_length=128)
+    # How the agent takes calls (hub.softphone.devices): "sip" (the registered phone),
+    # "browser" (the console's softphone) or "external" (the hub calls device_number)
+    device: str = Field(default="sip", max_length=16, sa_column_kwargs={"server_default": "sip"})
+    device_number: str | None = Field(default=None, max_length=40)
 
 
 class Skill(SQLModel, table=True):

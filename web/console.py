@@ -420,6 +420,8 @@ async def console_page(request: Request, interaction: FromQuery[int | None] = No
 
 
 async def _console_page(request: Request, interaction: int | None) -> Template:
+    from web.softphone import device_context
+
     user = user_of(request)
     agent_id = user.agent_id or 0
     async with services_of(request).sessionmaker() as db:
@@ -439,6 +441,7 @@ async def _console_page(request: Request, interaction: int | None) -> Template:
             "current": current,
             "offers": await views.pending_offers(db, agent_id),
             "left": await views.left_messages(db),
+            **(await device_context(request)),  # the phone panel (web/softphone.py)
         }
         return page("console/page.html", request, **context)
 

@@ -177,9 +177,16 @@ async def supervisor_page(request: Request, watch_calls: FromQuery[str] = "") ->
         queues, agents, work = await live_stats(db, services.settings.timezone)
         channels = await channel_stats(db, timezone=services.settings.timezone)
         calls = await live_calls(db, user.id, watch_calls[:64].strip())
+    # a supervisor with an agent row listens, whispers and barges on their chosen device
+    device: dict = {}
+    if user.agent_id is not None:
+        from web.softphone import device_context
+
+        device = {"softphone": True, **(await device_context(request))}
     return page(
         "supervisor/page.html",
         request,
+        **device,
         queues=queues,
         agents=agents,
         work=work,

@@ -78,6 +78,11 @@ class VoiceRuntime:
         self.voicemail = VoicemailTaker(services, self.ivr.speech)
         self.calls.nobody = NobodyAnswers(self.calls, self.dialer, self.voicemail)
         self.callbacks = CallbackRunner(services, self.dialer)
+        # the browser softphone (and external numbers): call_agent asks it first
+        from hub.softphone.service import Softphone
+
+        self.softphone = Softphone(self.calls)
+        self.endpoint.agent_device = self.softphone.reach
         self._listener: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
@@ -92,6 +97,8 @@ class VoiceRuntime:
     async def start(self) -> None:
         await self.reload_credentials()
         await self.endpoint.start()
+        if self.services.settings.softphone_enabled:
+            await self.softphone.start()
         if self.services.settings.ivr_enabled:
             self.ivr.start()  # speech loads and prompts render in the background
         else:
@@ -152,6 +159,7 @@ class VoiceRuntime:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.softphone.stop()
         await self.endpoint.stop()
         await self.ivr.stop()
 

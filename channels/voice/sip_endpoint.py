@@ -80,6 +80,8 @@ from channels.voice.transports import GuardedTcpTransport, GuardedUdpTransport
 log = logging.getLogger(__name__)
 
 CallHandler = Callable[[Call], Awaitable[Any] | Any]
+# (extension, timeout, auto_answer, on_created) → the answered leg, or None: use SIP
+AgentDevice = Callable[[str, float, bool, Callable[[Call], Any] | None], Awaitable[Call | None]]
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, REFER, NOTIFY, UPDATE, PRACK, REGISTER"
 SERVED = frozenset(m.strip() for m in ALLOW.split(","))
 KNOWN_METHODS = SERVED | {"SUBSCRIBE", "MESSAGE", "PUBLISH"}  # RFC 3265, 3428, 3903
@@ -152,6 +154,9 @@ class SipEndpoint:
         self._cancelled: dict[str, tuple[_Stack, OutgoingCall]] = {}  # our CANCELled INVITEs
         self.trunk_alive: bool | None = None
         self.draining = False  # a clean shutdown: no new calls (the hub's call service sets it)
+        # Asked first by call_agent: the agent's leg on another device than their SIP phone
+        # (hub.softphone: the browser, or an external number); None from it: the phone.
+        self.agent_device: AgentDevice | None = None
         self._moh_pcm = None
         self.port = settings.bind_port
         self.counters = {
@@ -1000,6 +1005,10 @@ class SipEndpoint:
         ``auto_answer`` asks the phone to pick up at once (``Call-Info: answer-after=0``,
         the draft-ietf-sip-answermode convention that Linphone, MicroSIP and Zoiper
         follow); a phone that ignores it rings as usual."""
+        if self.agent_device is not None:  # the agent's browser or external number
+            call = await self.agent_device(extension, timeout, auto_answer, on_created)
+            if call is not None:
+                return call
         binding = self.registrar.lookup(extension)
         if binding is None:
             raise CallFailed(480, f"extension {extension} is not registered")
