@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +36,10 @@ from sqlmodel import col, func, select
 
 from channels.voice.call import Call
 from hub import call_records as records
-from hub.calls import QueueRequest, queue_directly
+from hub.calls import QueueRequest, Store, queue_directly
 from hub.dialogs import published_dialog
 from hub.routing.hours import is_open
+from hub.routing.work import lock_interaction, write_lock
 from hub.surveys import store_answers
 from ivr_dialogs.actions import Callback, Hangup, Queue, Transfer, Voicemail
 from ivr_dialogs.interpreter import CallerInfo
@@ -46,6 +48,8 @@ from models import BusinessHours, Contact, Inbox, Interaction, Skill
 from models import Queue as QueueRow
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from channels.voice.ivr_port import IvrSpeech
     from hub.services import Services
 
@@ -167,8 +171,10 @@ class VoiceIvr:
         if request is None and trace.get("outcome") not in ("hangup", "caller_hangup"):
             # The dialog ended without a handoff (or failed) and the caller is still there.
             request = QueueRequest(queue_id=interaction.queue_id)
+        if request is not None:  # stored with the enqueue (hub.calls), one transaction
+            return replace(request, store=_trace_store(trace))
         await self._store(interaction.id, trace, closed=trace.get("outcome") == "hangup")
-        return request
+        return None
 
     async def _caller(self, db: Any, call: Call, interaction: Interaction) -> CallerInfo:
         contact = await db.get(Contact, interaction.contact_id)
@@ -202,17 +208,28 @@ class VoiceIvr:
     async def _store(self, interaction_id: int | None, trace: dict[str, Any], closed: bool) -> None:
         """The trace on the interaction; a dialog that hung up closes it as self-served."""
         async with self.services.sessionmaker() as db:
-            row = await db.get(Interaction, interaction_id)
+            await write_lock(db)  # SQLite: read and write under one lock (no busy snapshot)
+            row = await lock_interaction(db, interaction_id)  # type: ignore[arg-type]
             if row is not None:
-                row.data = {**(row.data or {}), "ivr": trace}
-                db.add(row)
-                await store_answers(db, row.id, trace)  # type: ignore[arg-type]
+                await _trace_store(trace)(db, row)
                 await db.commit()
             if closed and interaction_id is not None:
                 after = await records.close_after_self_service(
                     db, interaction_id, str((trace.get("handoff") or {}).get("reason") or "ivr")
                 )
                 await after.publish(self.services.bus)
+
+
+def _trace_store(trace: dict[str, Any]) -> Store:
+    """Writes the trace on the interaction, and its survey answers, in the caller's
+    transaction (``QueueRequest.store``)."""
+
+    async def store(db: AsyncSession, row: Interaction) -> None:
+        row.data = {**(row.data or {}), "ivr": trace}
+        db.add(row)
+        await store_answers(db, row.id, trace)  # type: ignore[arg-type]
+
+    return store
 
 
 class _Session:
