@@ -27,12 +27,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from channels.voice.call import Call
 from hub import call_records as records
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from hub.services import Services
 
 log = logging.getLogger(__name__)
+QUEUE_NAMES_TTL = 5.0  # as routing's queue configuration (CONFIG_TTL_SECONDS)
 UNSUPPORTED = {
     "transfer": "a transfer to an outside number",
 }
@@ -66,6 +68,8 @@ class VoiceIvr:
         self.services = services
         self._loading: asyncio.Task[IvrSpeech] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._names: dict[str, int] | None = None  # queue names, lower case → id
+        self._names_expire = 0.0
 
     # -- start, stop ---------------------------------------------------------------------
 
@@ -192,10 +196,30 @@ class VoiceIvr:
         return is_open(hours, datetime.now(UTC))
 
     async def queue_id(self, name: str) -> int | None:
-        """The queue a dialog names (case-insensitive), or None."""
-        async with self.services.sessionmaker() as db:
-            query = select(QueueRow.id).where(func.lower(QueueRow.name) == name.strip().lower())
-            return (await db.exec(query)).first()
+        """The queue a dialog names (case-insensitive), or None.
+
+        Names are kept for ``QUEUE_NAMES_TTL`` seconds (every call of a menu names the
+        same few queues) and dropped at once by a ``routing`` "config" event (the admin
+        pages publish it; ``invalidate``); a name not found is looked up again first."""
+        key = name.strip().lower()
+        names = await self._queue_names()
+        if key not in names:  # created since: read them again before saying it is missing
+            names = await self._queue_names(fresh=True)
+        return names.get(key)
+
+    async def _queue_names(self, *, fresh: bool = False) -> dict[str, int]:
+        if fresh or self._names is None or time.monotonic() >= self._names_expire:
+            async with self.services.sessionmaker() as db:
+                rows = (await db.exec(select(QueueRow.id, QueueRow.name))).all()
+            names: dict[str, int] = {}
+            for queue_id, queue_name in sorted(rows):  # the oldest queue wins a clash
+                names.setdefault(queue_name.lower(), queue_id)
+            self._names, self._names_expire = names, time.monotonic() + QUEUE_NAMES_TTL
+        return self._names
+
+    def invalidate(self) -> None:
+        """Queues changed (a ``routing`` "config" event): read their names again."""
+        self._names = None
 
     async def known_skills(self, names: tuple[str, ...]) -> dict[str, int]:
         """The dialog's skills that exist (an unknown one would keep the call from anyone)."""

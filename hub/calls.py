@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK_PROMPT = "We are sorry, we cannot take your call. Goodbye."
 ANSWER_AFTER_TIMEOUT = 20.0  # a phone asked to auto-answer that stays silent this long
 RING_TIMEOUT = 600.0  # routing's offer timeout stops the ringing first
+# An offered agent's phone not registered (480) or missing (404) is tried again this often
+# while the offer rings (at once, it was a loop of a few hundred database reads a second).
+UNREACHABLE_RETRY_SECONDS = 2.0
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -146,6 +149,7 @@ class LiveCall:
     # interaction's state is its business; the call service only closes legs and recording.
     diverted: bool = False
     opened: Interaction | None = None  # the row as the call's first transaction wrote it
+    unreachable: set[int] = field(default_factory=set)  # offers whose phone is not there
 
 
 class CallService:
@@ -441,7 +445,7 @@ class CallService:
         if state == S.OFFERED and offer is not None:
             self._start_moh(live)
             ring = live.ring
-            if ring is None or ring.offer_id != offer.id:
+            if (ring is None or ring.offer_id != offer.id) and offer.id not in live.unreachable:
                 self._cancel_ring(live)
                 self._start_ring(live, offer.agent_id, offer.id)
         elif state == S.QUEUED:
@@ -608,7 +612,11 @@ class CallService:
         if live.ring is ring:
             live.ring = None
         with contextlib.suppress(OfferGone, LookupError, ValueError, PermissionError):
-            if ring.offer_id is not None and failure and not failure.startswith(("404", "480")):
+            if ring.offer_id is not None and failure.startswith(("404", "480")):
+                # No phone to ring (yet): the offer rings on in the console; the phone is
+                # tried again shortly (it may register), not at once in a loop.
+                self._retry_later(live, ring.offer_id)
+            elif ring.offer_id is not None and failure:
                 await routing.reject_offer(ring.offer_id, ring.agent_id)
             elif ring.offer_id is None and live.customer.state is not CallState.ENDED:
                 async with self.services.sessionmaker() as db:
@@ -621,6 +629,16 @@ class CallService:
                         note=f"The agent's phone did not connect ({failure}).",
                     )
         live.poke.set()
+
+    @staticmethod
+    def _retry_later(live: LiveCall, offer_id: int) -> None:
+        live.unreachable.add(offer_id)
+
+        def retry() -> None:
+            live.unreachable.discard(offer_id)
+            live.poke.set()
+
+        asyncio.get_running_loop().call_later(UNREACHABLE_RETRY_SECONDS, retry)
 
     def _connect(self, live: LiveCall, ring: _Ring, agent_call: Call) -> None:
         if live.ring is ring:
