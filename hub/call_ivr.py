@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from hub.services import Services
 
 log = logging.getLogger(__name__)
-QUEUE_NAMES_TTL = 5.0  # as routing's queue configuration (CONFIG_TTL_SECONDS)
+QUEUE_NAMES_TTL = 60.0  # a safety net: "config" events drop them at once
 UNSUPPORTED = {
     "transfer": "a transfer to an outside number",
 }
@@ -198,7 +198,7 @@ class VoiceIvr:
     async def queue_id(self, name: str) -> int | None:
         """The queue a dialog names (case-insensitive), or None.
 
-        Names are kept for ``QUEUE_NAMES_TTL`` seconds (every call of a menu names the
+        Names are kept up to ``QUEUE_NAMES_TTL`` seconds (every call of a menu names the
         same few queues) and dropped at once by a ``routing`` "config" event (the admin
         pages publish it; ``invalidate``); a name not found is looked up again first."""
         key = name.strip().lower()

@@ -275,6 +275,7 @@ async def call_harness(tmp: Path, **settings: Any) -> AsyncIterator[CallHarness]
     await asyncio.to_thread(migrate, url)
     plugin = make_channels_plugin(make_backend(""))
     await plugin._on_startup()
+    settings.setdefault("ivr_enabled", True)  # the tests' default is off (tests/conftest.py)
     hub_settings = Settings(var_dir=tmp / "var", database_url=url, **settings)
     hub_settings.ensure_dirs()
     services = Services.build(hub_settings, plugin)

@@ -48,6 +48,7 @@ async def test_an_inbound_call_reaches_the_queue_in_three_commits(tmp_path: Path
             for cost in costs:
                 interaction = await db.get(Interaction, cost.interaction_id)
                 assert interaction is not None
+                assert "ivr" in interaction.data, (interaction.state, interaction.data)
                 assert interaction.data["ivr"]["inputs"][0]["value"] == "1"
                 assert interaction.queued_at is not None
                 assert interaction.state == InteractionState.ABANDONED  # hung up in the queue
