@@ -229,6 +229,11 @@ async def main() -> None:
     )
     parser.add_argument("--keep", action="store_true", help="--hub: keep the work folder")
     parser.add_argument("--note", default="", help="--hub: machine conditions, for the record")
+    parser.add_argument(
+        "--skip-bare",
+        action="store_true",
+        help="--hub: the hub only (before/after comparisons of the hub's own code)",
+    )
     args = parser.parse_args()
     if args.hub:
         from voice_hub import run_hub

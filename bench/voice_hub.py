@@ -814,6 +814,10 @@ async def run_hub(args: Any) -> None:
                     ivr_levels,
                     args.retries,
                 )
+            if args.skip_bare:
+                summary("ivr_queue", hub_best, None, 500)
+                ivr_levels = []  # done
+        if ivr_levels:
             bench = Bench(
                 workdir,
                 (30000, 36000),
@@ -858,6 +862,10 @@ async def run_hub(args: Any) -> None:
                     hub_best = await step_levels(hub_bridged, bridged_levels, args.retries)
                 finally:
                     await stop_process(phones)
+            if args.skip_bare:
+                summary("bridged", hub_best, None, 300)
+                bridged_levels = []  # done
+        if bridged_levels:
             bench = BareBridge(
                 workdir,
                 (30000, 36000),

@@ -29,18 +29,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlmodel import col, func, select
+from sqlmodel import col, select
 
 from channels.voice.call import Call
 from hub import call_records as records
-from hub.calls import QueueRequest, queue_directly
+from hub.calls import QueueRequest, Store, queue_directly
 from hub.dialogs import published_dialog
 from hub.prompt_recordings import recording_store
 from hub.routing.hours import is_open
+from hub.routing.work import lock_interaction, write_lock
 from hub.surveys import store_answers
 from ivr_dialogs.actions import Callback, Hangup, Queue, Transfer, Voicemail
 from ivr_dialogs.interpreter import CallerInfo
@@ -49,10 +52,13 @@ from models import BusinessHours, Contact, Inbox, Interaction, Skill
 from models import Queue as QueueRow
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from channels.voice.ivr_port import IvrSpeech
     from hub.services import Services
 
 log = logging.getLogger(__name__)
+QUEUE_NAMES_TTL = 60.0  # a safety net: "config" events drop them at once
 UNSUPPORTED = {
     "transfer": "a transfer to an outside number",
 }
@@ -65,6 +71,8 @@ class VoiceIvr:
         self.services = services
         self._loading: asyncio.Task[IvrSpeech] | None = None
         self._client: httpx.AsyncClient | None = None
+        self._names: dict[str, int] | None = None  # queue names, lower case → id
+        self._names_expire = 0.0
 
     # -- start, stop ---------------------------------------------------------------------
 
@@ -176,8 +184,10 @@ class VoiceIvr:
         if request is None and trace.get("outcome") not in ("hangup", "caller_hangup"):
             # The dialog ended without a handoff (or failed) and the caller is still there.
             request = QueueRequest(queue_id=interaction.queue_id)
+        if request is not None:  # stored with the enqueue (hub.calls), one transaction
+            return replace(request, store=_trace_store(trace))
         await self._store(interaction.id, trace, closed=trace.get("outcome") == "hangup")
-        return request
+        return None
 
     async def _caller(self, db: Any, call: Call, interaction: Interaction) -> CallerInfo:
         contact = await db.get(Contact, interaction.contact_id)
@@ -195,10 +205,30 @@ class VoiceIvr:
         return is_open(hours, datetime.now(UTC))
 
     async def queue_id(self, name: str) -> int | None:
-        """The queue a dialog names (case-insensitive), or None."""
-        async with self.services.sessionmaker() as db:
-            query = select(QueueRow.id).where(func.lower(QueueRow.name) == name.strip().lower())
-            return (await db.exec(query)).first()
+        """The queue a dialog names (case-insensitive), or None.
+
+        Names are kept up to ``QUEUE_NAMES_TTL`` seconds (every call of a menu names the
+        same few queues) and dropped at once by a ``routing`` "config" event (the admin
+        pages publish it; ``invalidate``); a name not found is looked up again first."""
+        key = name.strip().lower()
+        names = await self._queue_names()
+        if key not in names:  # created since: read them again before saying it is missing
+            names = await self._queue_names(fresh=True)
+        return names.get(key)
+
+    async def _queue_names(self, *, fresh: bool = False) -> dict[str, int]:
+        if fresh or self._names is None or time.monotonic() >= self._names_expire:
+            async with self.services.sessionmaker() as db:
+                rows = (await db.exec(select(QueueRow.id, QueueRow.name))).all()
+            names: dict[str, int] = {}
+            for queue_id, queue_name in sorted(rows):  # the oldest queue wins a clash
+                names.setdefault(queue_name.lower(), queue_id)
+            self._names, self._names_expire = names, time.monotonic() + QUEUE_NAMES_TTL
+        return self._names
+
+    def invalidate(self) -> None:
+        """Queues changed (a ``routing`` "config" event): read their names again."""
+        self._names = None
 
     async def known_skills(self, names: tuple[str, ...]) -> dict[str, int]:
         """The dialog's skills that exist (an unknown one would keep the call from anyone)."""
@@ -211,17 +241,28 @@ class VoiceIvr:
     async def _store(self, interaction_id: int | None, trace: dict[str, Any], closed: bool) -> None:
         """The trace on the interaction; a dialog that hung up closes it as self-served."""
         async with self.services.sessionmaker() as db:
-            row = await db.get(Interaction, interaction_id)
+            await write_lock(db)  # SQLite: read and write under one lock (no busy snapshot)
+            row = await lock_interaction(db, interaction_id)  # type: ignore[arg-type]
             if row is not None:
-                row.data = {**(row.data or {}), "ivr": trace}
-                db.add(row)
-                await store_answers(db, row.id, trace)  # type: ignore[arg-type]
+                await _trace_store(trace)(db, row)
                 await db.commit()
             if closed and interaction_id is not None:
                 after = await records.close_after_self_service(
                     db, interaction_id, str((trace.get("handoff") or {}).get("reason") or "ivr")
                 )
                 await after.publish(self.services.bus)
+
+
+def _trace_store(trace: dict[str, Any]) -> Store:
+    """Writes the trace on the interaction, and its survey answers, in the caller's
+    transaction (``QueueRequest.store``)."""
+
+    async def store(db: AsyncSession, row: Interaction) -> None:
+        row.data = {**(row.data or {}), "ivr": trace}
+        db.add(row)
+        await store_answers(db, row.id, trace)  # type: ignore[arg-type]
+
+    return store
 
 
 class _Session:

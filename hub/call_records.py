@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -24,8 +25,9 @@ from hub.contacts import (
     normalize_phone,
     resolve_contacts,
 )
+from hub.db import TransactionRunner
 from hub.events import SUPERVISOR_TOPIC, interaction_topic
-from hub.interactions import change_state
+from hub.interactions import change_state, create_in_state
 from hub.routing.work import AfterCommit, lock_interaction, write_lock
 from hub.transcription.queueing import queue_transcription
 from models import (
@@ -58,18 +60,26 @@ def inbox_dids(inbox: Inbox) -> set[str]:
     return {digits(str(n)) for n in numbers if digits(str(n))}
 
 
-async def inbox_for_dnis(db: AsyncSession, dnis: str) -> Inbox | None:
-    """The active voice inbox whose DID is the called number, or None (then 404)."""
+_VOICE_INBOXES = select(Inbox).where(
+    Inbox.kind == ChannelKind.VOICE.value, col(Inbox.active).is_(True)
+)
+
+
+def _inbox_for(inboxes: Any, dnis: str) -> Inbox | None:
     wanted = digits(dnis)
     if not wanted:
         return None
-    rows = await db.exec(
-        select(Inbox).where(Inbox.kind == ChannelKind.VOICE.value, col(Inbox.active).is_(True))
-    )
-    for inbox in rows.all():
+    for inbox in inboxes:
         if wanted in inbox_dids(inbox):
             return inbox
     return None
+
+
+async def inbox_for_dnis(db: AsyncSession, dnis: str) -> Inbox | None:
+    """The active voice inbox whose DID is the called number, or None (then 404)."""
+    if not digits(dnis):
+        return None
+    return _inbox_for((await db.exec(_VOICE_INBOXES)).all(), dnis)
 
 
 def caller_e164(caller: str) -> str | None:
@@ -87,6 +97,9 @@ class NewCall:
     leg_id: int
     blocked: bool
     queue_id: int | None
+    # As committed (detached): the call service hands them on instead of reading them again.
+    inbox: Inbox | None = None
+    interaction: Interaction | None = None
 
 
 def _open_inbound(
@@ -119,12 +132,10 @@ def _open_inbound(
         data={"caller": caller or raw_caller or "anonymous", "dnis": dnis},
         created_at=now,
     )
-    db.add(interaction)
-    db.flush()
     if blocked:
-        change_state(db, interaction, S.CLOSED, at=now, reason=BLOCKED_CLOSE_REASON)  # type: ignore[arg-type]
+        create_in_state(db, interaction, S.CLOSED, at=now, reason=BLOCKED_CLOSE_REASON)
     else:
-        change_state(db, interaction, S.SELF_SERVICE, at=now, reason="incoming call")  # type: ignore[arg-type]
+        create_in_state(db, interaction, S.SELF_SERVICE, at=now, reason="incoming call")
     leg = CallLeg(
         interaction_id=interaction.id,  # type: ignore[arg-type]
         kind=CallLegKind.CUSTOMER,
@@ -136,7 +147,14 @@ def _open_inbound(
     )
     db.add(leg)
     db.flush()
-    return NewCall(interaction.id, leg.id, blocked, interaction.queue_id)  # type: ignore[arg-type]
+    return NewCall(
+        interaction.id,  # type: ignore[arg-type]
+        leg.id,  # type: ignore[arg-type]
+        blocked,
+        interaction.queue_id,
+        inbox,
+        interaction,
+    )
 
 
 async def open_inbound(
@@ -167,6 +185,69 @@ async def open_inbound(
             if attempt:
                 raise
     raise AssertionError("unreachable")
+
+
+def _open_call(db: Session, request: InboundCall) -> NewCall | None:
+    inbox = _inbox_for(db.exec(_VOICE_INBOXES).all(), request.dnis)
+    if inbox is None:
+        return None
+    return _open_inbound(
+        db,
+        inbox,
+        caller_e164(request.raw_caller),
+        request.raw_caller,
+        request.dnis,
+        request.sip_call_id,
+        request.remote_uri,
+        request.node,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class InboundCall:
+    """An admitted INVITE, as the call service stores it."""
+
+    raw_caller: str
+    dnis: str
+    sip_call_id: str
+    remote_uri: str
+    node: str
+
+
+async def open_call(transactions: TransactionRunner, request: InboundCall) -> NewCall | None:
+    """``inbox_for_dnis`` and ``open_inbound`` in one write transaction (one thread hop on
+    SQLite, holding the write lock from its start): None when no voice inbox has the DID."""
+    if not digits(request.dnis):
+        return None
+    for attempt in range(2):
+        try:
+            return await transactions.run(_open_call, request)
+        except IntegrityError:  # the same new number arrived twice at once: find the winner
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _answered(
+    db: Session, leg_id: int, answered_at: datetime | None, recording: Recording | None
+) -> int | None:
+    db.execute(update(CallLeg).where(col(CallLeg.id) == leg_id).values(answered_at=answered_at))
+    if recording is None:
+        return None
+    db.add(recording)
+    db.flush()
+    return recording.id
+
+
+async def answered(
+    transactions: TransactionRunner,
+    leg_id: int,
+    answered_at: datetime | None,
+    recording: Recording | None,
+) -> int | None:
+    """The customer leg answered and its recording's row (``start_recording``), in one
+    transaction; returns the recording's id."""
+    return await transactions.run(_answered, leg_id, answered_at, recording)
 
 
 async def publish_new(bus: Any, created: NewCall) -> None:

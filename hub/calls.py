@@ -40,9 +40,11 @@ from hub.call_controls import CallControls, close_dropped_segments
 from hub.call_self_service import CallDialogs
 from hub.events import interaction_topic
 from hub.routing.offers import pending_offer
-from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue
+from models import Agent, CallLegKind, Inbox, Interaction, InteractionState, Queue, Recording
 
 if TYPE_CHECKING:
+    from sqlmodel.ext.asyncio.session import AsyncSession
+
     from hub.nobody_answers import NobodyAnswers
     from hub.services import Services
 
@@ -51,6 +53,9 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK_PROMPT = "We are sorry, we cannot take your call. Goodbye."
 ANSWER_AFTER_TIMEOUT = 20.0  # a phone asked to auto-answer that stays silent this long
 RING_TIMEOUT = 600.0  # routing's offer timeout stops the ringing first
+# An offered agent's phone not registered (480) or missing (404) is tried again this often
+# while the offer rings (at once, it was a loop of a few hundred database reads a second).
+UNREACHABLE_RETRY_SECONDS = 2.0
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:
@@ -68,6 +73,12 @@ class QueueRequest:
     skills: dict[str, int] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     divert: str = ""  # "voicemail" | "callback": the dialog's choice (hub.nobody_answers)
+    # What the self-service step still has to store (the IVR's trace): committed with the
+    # enqueue, or on its own first when the call is not queued (hung up, diverted).
+    store: Store | None = None
+
+
+Store = Callable[["AsyncSession", Interaction], Awaitable[None]]
 
 
 SelfService = Callable[[Call, Interaction], Awaitable[QueueRequest | None]]
@@ -79,6 +90,35 @@ async def queue_directly(call: Call, interaction: Interaction) -> QueueRequest |
     A step returns None when it served the caller itself (the call then closes as
     self-served once it hangs up)."""
     return QueueRequest(queue_id=interaction.queue_id)
+
+
+class _StoreOnce:
+    """The self-service step's ``QueueRequest.store``, run exactly once: inside the enqueue's
+    transaction, or in one of its own (the interaction's write lock first) otherwise."""
+
+    def __init__(
+        self, services: Services, interaction_id: int, request: QueueRequest | None
+    ) -> None:
+        self._services = services
+        self._interaction_id = interaction_id
+        self._store = request.store if request is not None else None
+
+    def with_enqueue(self) -> Store | None:
+        store, self._store = self._store, None
+        return store
+
+    async def alone(self) -> None:
+        store, self._store = self._store, None
+        if store is None:
+            return
+        from hub.routing.work import lock_interaction, write_lock
+
+        async with self._services.sessionmaker() as db:
+            await write_lock(db)
+            interaction = await lock_interaction(db, self._interaction_id)
+            if interaction is not None:
+                await store(db, interaction)
+                await db.commit()
 
 
 @dataclass
@@ -114,6 +154,8 @@ class LiveCall:
     # The agent hung up and the caller answers the queue's post-call survey
     # (hub.call_self_service): only the caller's hang-up matters now.
     surveying: bool = False
+    opened: Interaction | None = None  # the row as the call's first transaction wrote it
+    unreachable: set[int] = field(default_factory=set)  # offers whose phone is not there
 
 
 class CallService:
@@ -175,24 +217,25 @@ class CallService:
         if not self.accepting:
             await call.reject(503, "Service Unavailable")
             return
-        async with self.services.sessionmaker() as db:
-            inbox = await records.inbox_for_dnis(db, call.called_number)
-        if inbox is None:
-            await call.reject(404, "Not Found")
-            return
-        await call.ring()
-        async with self.services.sessionmaker() as db:
-            created = await records.open_inbound(
-                db,
-                inbox,
+        # The DNIS's inbox, the contact, the interaction and its leg: one transaction.
+        created = await records.open_call(
+            self.services.transactions,
+            records.InboundCall(
                 raw_caller=call.caller_number,
                 dnis=call.called_number,
                 sip_call_id=call.call_id,
                 remote_uri=call.remote_uri,
                 node=self.node,
-            )
+            ),
+        )
+        if created is None:
+            await call.reject(404, "Not Found")
+            return
+        await call.ring()
         await records.publish_new(self.services.bus, created)
-        live = LiveCall(created.interaction_id, call, created.leg_id, inbox)
+        assert created.inbox is not None
+        live = LiveCall(created.interaction_id, call, created.leg_id, created.inbox)
+        live.opened = created.interaction
         self.live[live.interaction_id] = live
         try:
             await self._run(live, blocked=created.blocked)
@@ -208,10 +251,6 @@ class CallService:
             await self._finished(live)
             return
         await call.answer()
-        async with self.services.sessionmaker() as db:
-            await records.update_leg(
-                db, live.leg_id, answered_at=records.epoch_to_dt(call.answered_at)
-            )
         await self._record(live)
         if blocked:
             await self._refuse(live)
@@ -239,13 +278,18 @@ class CallService:
             live.poke.set()
 
     async def _record(self, live: LiveCall) -> None:
+        """Record from the answer on; the leg's answer time and the recording's row (it
+        exists from the first frame on, so a crash leaves a recording to repair) are
+        written in one transaction."""
         relative = Path("recordings") / f"{live.interaction_id}-{live.leg_id}.wav"
         live.recording_path = self.var_dir / relative
         live.customer.record(live.recording_path)
-        async with self.services.sessionmaker() as db:
-            live.recording_id = await records.start_recording(
-                db, live.interaction_id, str(relative), [live.leg_id]
-            )
+        live.recording_id = await records.answered(
+            self.services.transactions,
+            live.leg_id,
+            records.epoch_to_dt(live.customer.answered_at),
+            Recording(interaction_id=live.interaction_id, path=str(relative), legs=[live.leg_id]),
+        )
 
     async def _refuse(self, live: LiveCall) -> None:
         """A blocked contact: the inbox's block prompt, then goodbye (the call is kept)."""
@@ -261,15 +305,19 @@ class CallService:
         return Synthesizer(cache_dir=self.var_dir / "prompts").synthesize(text)
 
     async def _self_service_then_queue(self, live: LiveCall) -> None:
-        async with self.services.sessionmaker() as db:
-            interaction = await db.get(Interaction, live.interaction_id)
+        interaction = live.opened  # as the call's first transaction stored it
+        if interaction is None:
+            async with self.services.sessionmaker() as db:
+                interaction = await db.get(Interaction, live.interaction_id)
         assert interaction is not None
         try:
             request = await self.self_service(live.customer, interaction)
         except Exception:
             log.exception("self-service failed for interaction %s", live.interaction_id)
             request = QueueRequest(queue_id=interaction.queue_id)
+        store = _StoreOnce(self.services, live.interaction_id, request)
         if live.customer.state is CallState.ENDED:
+            await store.alone()
             live.poke.set()
             return
         if request is None:  # served without an agent
@@ -280,7 +328,8 @@ class CallService:
                 )
             await after.publish(self.services.bus)
             return
-        if self.nobody is not None and await self._nobody_took(live, request):
+        if self.nobody is not None and await self._nobody_took(live, request, store):
+            await store.alone()  # (done already unless it failed)
             live.poke.set()
             return
         queued = await self.services.routing.enqueue(
@@ -290,6 +339,7 @@ class CallService:
             skills=request.skills,
             data=request.data,
             reason="incoming call",
+            also=store.with_enqueue(),
         )
         if queued:
             self._start_moh(live)
@@ -297,11 +347,11 @@ class CallService:
                 self.nobody.watch(live)
         live.poke.set()
 
-    async def _nobody_took(self, live: LiveCall, request: QueueRequest) -> bool:
+    async def _nobody_took(self, live: LiveCall, request: QueueRequest, store: _StoreOnce) -> bool:
         """Voicemail, callback or forward before the queue; a fault there queues the call."""
         assert self.nobody is not None
         try:
-            return await self.nobody.before_queue(live, request)
+            return await self.nobody.before_queue(live, request, before_divert=store.alone)
         except Exception:
             log.exception("when-nobody-answers failed for interaction %s", live.interaction_id)
             live.diverted = False
@@ -406,7 +456,7 @@ class CallService:
         if state == S.OFFERED and offer is not None:
             self._start_moh(live)
             ring = live.ring
-            if ring is None or ring.offer_id != offer.id:
+            if (ring is None or ring.offer_id != offer.id) and offer.id not in live.unreachable:
                 self._cancel_ring(live)
                 self._start_ring(live, offer.agent_id, offer.id)
         elif state == S.QUEUED:
@@ -574,7 +624,11 @@ class CallService:
         if live.ring is ring:
             live.ring = None
         with contextlib.suppress(OfferGone, LookupError, ValueError, PermissionError):
-            if ring.offer_id is not None and failure and not failure.startswith(("404", "480")):
+            if ring.offer_id is not None and failure.startswith(("404", "480")):
+                # No phone to ring (yet): the offer rings on in the console; the phone is
+                # tried again shortly (it may register), not at once in a loop.
+                self._retry_later(live, ring.offer_id)
+            elif ring.offer_id is not None and failure:
                 await routing.reject_offer(ring.offer_id, ring.agent_id)
             elif ring.offer_id is None and live.customer.state is not CallState.ENDED:
                 async with self.services.sessionmaker() as db:
@@ -587,6 +641,16 @@ class CallService:
                         note=f"The agent's phone did not connect ({failure}).",
                     )
         live.poke.set()
+
+    @staticmethod
+    def _retry_later(live: LiveCall, offer_id: int) -> None:
+        live.unreachable.add(offer_id)
+
+        def retry() -> None:
+            live.unreachable.discard(offer_id)
+            live.poke.set()
+
+        asyncio.get_running_loop().call_later(UNREACHABLE_RETRY_SECONDS, retry)
 
     def _connect(self, live: LiveCall, ring: _Ring, agent_call: Call) -> None:
         if live.ring is ring:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import sqlite3
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -82,11 +84,22 @@ class TransactionRunner:
         self._sqlite = (
             make_sync_sqlite_engine(engine.url) if engine.dialect.name == "sqlite" else None
         )
+        # SQLite's one writer gets a thread of its own: in the loop's default executor it
+        # queued behind speech work and WAL checkpoints while holding the writer lock, and
+        # every other writer of the process waited for it.
+        self._writer: ThreadPoolExecutor | None = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+            if self._sqlite is not None
+            else None
+        )
 
     async def run(self, work: Callable[..., T], *args: Any) -> T:
         if self._sqlite is not None:
             async with writer_lock(self._engine.sync_engine):
-                return await asyncio.to_thread(self._run_sqlite, work, args)
+                context = contextvars.copy_context()  # as asyncio.to_thread does
+                return await asyncio.get_running_loop().run_in_executor(
+                    self._writer, context.run, self._run_sqlite, work, args
+                )
         async with self._sessionmaker() as db:
             result = await db.run_sync(work, *args)
             await db.commit()
@@ -101,6 +114,8 @@ class TransactionRunner:
             return result
 
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         if self._sqlite is not None:
             self._sqlite.dispose()
 

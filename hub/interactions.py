@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from models import Interaction, InteractionEvent, InteractionState, utcnow
@@ -104,5 +105,42 @@ def change_state(
         reason=reason,
     )
     db.add(interaction)
+    db.add(event)
+    return event
+
+
+def create_in_state(
+    db: Session,
+    interaction: Interaction,
+    to_state: InteractionState,
+    *,
+    at: datetime | None = None,
+    reason: str | None = None,
+) -> InteractionEvent:
+    """Insert a new interaction straight in ``to_state`` (NEW → ``to_state``, checked and
+    recorded as ``change_state`` does), in the caller's synchronous transaction: the row
+    is written once instead of inserted and then updated."""
+    current = S(interaction.state)
+    now = at or utcnow()
+    changes = transition(
+        None,
+        current,
+        to_state,
+        now,
+        queued_at=interaction.queued_at,
+        answered_at=interaction.answered_at,
+    )
+    for name, value in changes.items():
+        setattr(interaction, name, value)
+    db.add(interaction)
+    db.flush()
+    event = InteractionEvent(
+        interaction_id=interaction.id,  # type: ignore[arg-type]
+        from_state=current,
+        to_state=to_state,
+        at=now,
+        queue_id=interaction.queue_id,
+        reason=reason,
+    )
     db.add(event)
     return event

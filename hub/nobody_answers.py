@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,7 @@ from hub.events import SUPERVISOR_TOPIC
 from hub.interactions import change_state
 from hub.routing.hours import is_open
 from hub.routing.work import AfterCommit, lock_interaction, write_lock
+from hub.waiting_poll import WaitingPoll
 from models import (
     Agent,
     AgentSkill,
@@ -89,19 +91,38 @@ class NobodyAnswers:
         self.dialer = dialer
         self.voicemail = voicemail
         self.watchers: dict[int, asyncio.Task[None]] = {}
+        self.waiting = WaitingPoll(
+            self.services.sessionmaker, self.services.settings.nobody_poll_seconds
+        )
 
     # -- before the queue ----------------------------------------------------------------
 
-    async def before_queue(self, live: LiveCall, request: QueueRequest) -> bool:
-        """True when the call was taken care of here (it is not queued by the caller)."""
+    async def before_queue(
+        self,
+        live: LiveCall,
+        request: QueueRequest,
+        *,
+        before_divert: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool:
+        """True when the call was taken care of here (it is not queued by the caller).
+        ``before_divert`` runs first when it is (the call service stores the IVR's trace)."""
         async with self.services.sessionmaker() as db:
-            interaction = await db.get(Interaction, live.interaction_id)
-            queue_id = request.queue_id or (interaction.queue_id if interaction else None)
+            queue_id = request.queue_id
+            if queue_id is None:  # the interaction's own queue
+                interaction = await db.get(Interaction, live.interaction_id)
+                queue_id = interaction.queue_id if interaction else None
             queue = await db.get(Queue, queue_id) if queue_id else None
             closed = not await self._open(db, queue, live)
             staffed = True
             if queue is not None and queue.onduty_number and not closed:
                 staffed = await self._staffed(db, queue)
+        diverts = (
+            request.divert in ("voicemail", "callback")
+            or closed
+            or (queue is not None and bool(queue.onduty_number) and not staffed)
+        )
+        if diverts and before_divert is not None:
+            await before_divert()
         if request.divert == "voicemail":
             live.diverted = True
             await self.voicemail.take(live, reason="dialog", queue_id=queue_id)
@@ -181,37 +202,44 @@ class NobodyAnswers:
             task.cancel()
 
     async def _watch(self, live: LiveCall) -> None:
+        """Every ``nobody_poll_seconds``: the callback key while queued, and the maximum
+        wait. The interaction and its queue come from the process's shared read
+        (``hub.waiting_poll``); its data only once the maximum wait is due."""
         call = live.customer
         poll = self.services.settings.nobody_poll_seconds
-        while call.state is not CallState.ENDED and not live.finished:
-            if live.agent_call is not None or live.diverted:
-                return
-            async with self.services.sessionmaker() as db:
-                interaction = await db.get(Interaction, live.interaction_id)
-                queue = (
-                    await db.get(Queue, interaction.queue_id)
-                    if interaction is not None and interaction.queue_id
-                    else None
-                )
-            if interaction is None or interaction.state not in (S.QUEUED, S.OFFERED):
-                return
-            key = queue.callback_key if queue is not None else ""
-            if key and interaction.state == S.QUEUED:
-                pressed = await call.collect_dtmf(1, timeout=poll, terminator=None)
-                if pressed.digits == key:
-                    await self.offer_callback(live, queue, intro="")
-                    continue
-            else:
-                await asyncio.sleep(poll)
-            if (
-                queue is not None
-                and queue.max_wait_seconds is not None
-                and interaction.state == S.QUEUED
-                and interaction.queued_at is not None
-                and _waited(interaction.queued_at) >= queue.max_wait_seconds
-                and not interaction.data.get("max_wait_done")
-            ):
-                await self._max_wait(live, queue)
+        seen = -1
+        self.waiting.add(live.interaction_id)
+        try:
+            while call.state is not CallState.ENDED and not live.finished:
+                if live.agent_call is not None or live.diverted:
+                    return
+                seen, waiting, queue = await self.waiting.next(live.interaction_id, seen)
+                if waiting is None or waiting.state not in (S.QUEUED, S.OFFERED):
+                    return
+                key = queue.callback_key if queue is not None else ""
+                if key and waiting.state == S.QUEUED:
+                    pressed = await call.collect_dtmf(1, timeout=poll, terminator=None)
+                    if pressed.digits == key:
+                        await self.offer_callback(live, queue, intro="")  # type: ignore[arg-type]
+                        continue
+                else:
+                    await asyncio.sleep(poll)
+                if (
+                    queue is not None
+                    and queue.max_wait_seconds is not None
+                    and waiting.state == S.QUEUED
+                    and waiting.queued_at is not None
+                    and _waited(waiting.queued_at) >= queue.max_wait_seconds
+                    and not await self._max_wait_done(live.interaction_id)
+                ):
+                    await self._max_wait(live, queue)
+        finally:
+            self.waiting.discard(live.interaction_id)
+
+    async def _max_wait_done(self, interaction_id: int) -> bool:
+        async with self.services.sessionmaker() as db:
+            interaction = await db.get(Interaction, interaction_id)
+        return interaction is None or bool(interaction.data.get("max_wait_done"))
 
     async def _max_wait(self, live: LiveCall, queue: Queue) -> None:
         action = queue.max_wait_action

@@ -142,6 +142,8 @@ class VoiceRuntime:
 
         async with self.services.bus.subscribe([ROUTING_TOPIC]) as events:
             async for event in events:
+                if event.name == "config":  # queues may have been renamed
+                    self.ivr.invalidate()
                 if event.name in (CREDENTIALS_EVENT, "config"):  # admin pages saved
                     with contextlib.suppress(Exception):
                         await self.reload_credentials()

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -1063,16 +1064,23 @@ class RoutingService:
         skills: dict[str, int] | None = None,
         data: dict[str, Any] | None = None,
         reason: str = "queued",
+        also: Callable[[AsyncSession, Interaction], Awaitable[None]] | None = None,
     ) -> bool:
         """NEW/SELF_SERVICE → QUEUED in ``queue_id`` (the IVR's choice), with extra
-        priority, skills and attached data. False when the customer already left."""
+        priority, skills and attached data. False when the customer already left.
+
+        ``also`` writes more in the same transaction, first, whether or not the interaction
+        is queued (the call service stores the IVR's trace with the enqueue)."""
         after = AfterCommit()
         async with self._services.sessionmaker() as db:
             await write_lock(db)
             interaction = await lock_interaction(db, interaction_id)
             if interaction is None:
                 raise LookupError(f"interaction {interaction_id} does not exist")
+            if also is not None:
+                await also(db, interaction)
             if interaction.state not in (S.NEW, S.SELF_SERVICE):
+                await db.commit()
                 return False
             if queue_id is not None:
                 interaction.queue_id = queue_id

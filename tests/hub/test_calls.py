@@ -4,6 +4,7 @@ the agent's whole capacity, and recordings cut short by a crash are repaired."""
 from __future__ import annotations
 
 import wave
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,17 @@ from channels.base import Address, AddressKind, ChannelKind, InboundMessage
 from hub import call_records as records
 from hub.routing.work import agent_loads
 from hub.services import Services
-from models import Agent, Inbox, InteractionState, Offer, PresenceState
+from models import (
+    Agent,
+    CallLeg,
+    Inbox,
+    Interaction,
+    InteractionEvent,
+    InteractionState,
+    Offer,
+    PresenceState,
+    Recording,
+)
 from tests.hub.routing.helpers import chat, interaction, set_ready, update
 from web.recordings import byte_range
 
@@ -129,3 +140,45 @@ def test_byte_ranges_follow_rfc_9110():
     assert byte_range("bytes=1000-", 1000) == "unsatisfiable"
     assert byte_range("bytes=0-1,5-9", 1000) is None  # several ranges: the whole file
     assert byte_range("items=0-1", 1000) is None
+
+
+async def test_one_transaction_opens_a_call_and_one_stores_its_answer(services: Services):
+    def request(dnis: str, call_id: str) -> records.InboundCall:
+        return records.InboundCall(
+            raw_caller="+15551230009",
+            dnis=dnis,
+            sip_call_id=call_id,
+            remote_uri="sip:+15551230009@gw",
+            node="test",
+        )
+
+    runner = services.transactions
+    assert await records.open_call(runner, request("+15559999999", "x1")) is None
+    assert await records.open_call(runner, request("anonymous", "x2")) is None
+    created = await records.open_call(runner, request("1 (555) 0100", "c9"))
+    assert created is not None and created.inbox is not None and not created.blocked
+    assert created.interaction is not None and created.interaction.id == created.interaction_id
+    answered_at = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    recording_id = await records.answered(
+        runner,
+        created.leg_id,
+        answered_at,
+        Recording(interaction_id=created.interaction_id, path="r.wav", legs=[created.leg_id]),
+    )
+    async with services.sessionmaker() as db:
+        stored = await db.get(Interaction, created.interaction_id)
+        events = (
+            await db.exec(
+                select(InteractionEvent).where(
+                    InteractionEvent.interaction_id == created.interaction_id
+                )
+            )
+        ).all()
+        leg = await db.get(CallLeg, created.leg_id)
+        recording = await db.get(Recording, recording_id)
+    assert stored is not None and stored.state == InteractionState.SELF_SERVICE
+    assert stored.inbox_id == created.inbox.id and stored.data["caller"] == "+15551230009"
+    assert [(e.from_state, e.to_state) for e in events] == [("new", "self_service")]
+    assert leg is not None and leg.sip_call_id == "c9"
+    assert leg.answered_at is not None and leg.answered_at.replace(tzinfo=UTC) == answered_at
+    assert recording is not None and recording.legs == [created.leg_id]
