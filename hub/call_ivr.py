@@ -142,16 +142,18 @@ class VoiceIvr:
                 return await queue_directly(call, interaction)
             caller = await self._caller(db, call, interaction)
             hours_open = await self._hours_open(db, interaction.inbox_id)
+            try:  # the admin's recorded prompts play instead of the voice
+                recordings = await recording_store(self.services).for_dialog(
+                    published.dialog_id, db
+                )
+            except Exception:
+                log.exception("the recorded prompts of %s could not be read", published.name)
+                recordings = {}
         from channels.voice.ivr_port import VoicePort
 
         speech = await self.speech()
         # A dialog published since start-up may speak a language without a voice yet.
         await asyncio.to_thread(speech.add_fallback_voices, published.dialog.model.languages)
-        try:  # the admin's recorded prompts play instead of the voice
-            recordings = await recording_store(self.services).for_dialog(published.dialog_id)
-        except Exception:
-            log.exception("the recorded prompts of %s could not be read", published.name)
-            recordings = {}
         session = _Session(self, interaction)
         port = VoicePort(
             call,

@@ -169,24 +169,30 @@ class RecordingStore:
         self._pcm: OrderedDict[int, Pcm] = OrderedDict()
         self._bytes = 0
 
-    async def for_dialog(self, dialog_id: int) -> dict[tuple[str, str], Pcm]:
-        async with self.sessionmaker() as db:
-            rows = (
-                await db.exec(  # type: ignore[attr-defined]
-                    select(PromptRecording.id, PromptRecording.language, PromptRecording.text)
-                    .where(PromptRecording.dialog_id == dialog_id)
-                    .order_by(col(PromptRecording.id))
+    async def for_dialog(
+        self, dialog_id: int, db: AsyncSession | None = None
+    ) -> dict[tuple[str, str], Pcm]:
+        """The dialog's recordings by (language, prompt text); in ``db`` when given (a call
+        reads them in the same transaction as its dialog)."""
+        if db is None:
+            async with self.sessionmaker() as own:
+                return await self.for_dialog(dialog_id, own)
+        rows = (
+            await db.exec(  # type: ignore[attr-defined]
+                select(PromptRecording.id, PromptRecording.language, PromptRecording.text)
+                .where(PromptRecording.dialog_id == dialog_id)
+                .order_by(col(PromptRecording.id))
+            )
+        ).all()
+        missing = [rid for rid, _lang, _text in rows if rid not in self._pcm]
+        if missing:
+            found = await db.exec(  # type: ignore[attr-defined]
+                select(PromptRecording.id, PromptRecording.audio).where(
+                    col(PromptRecording.id).in_(missing)
                 )
-            ).all()
-            missing = [rid for rid, _lang, _text in rows if rid not in self._pcm]
-            if missing:
-                found = await db.exec(  # type: ignore[attr-defined]
-                    select(PromptRecording.id, PromptRecording.audio).where(
-                        col(PromptRecording.id).in_(missing)
-                    )
-                )
-                for rid, audio in found.all():
-                    self._remember(rid, _decode(audio))
+            )
+            for rid, audio in found.all():
+                self._remember(rid, _decode(audio))
         out: dict[tuple[str, str], Pcm] = {}
         for rid, language, text in rows:
             pcm = self._pcm.get(rid)
