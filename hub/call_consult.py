@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -148,31 +149,6 @@ async def consult_external(
     return f"Calling {number}…"
 
 
-async def _call_external(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> None:
-    from hub.call_transfers import dial_trunk
-
-    created: list[Call] = []
-    st = controls.state.get(live.interaction_id)
-    try:
-        call = await dial_trunk(controls, live, leg.number or "", created)
-    except CallFailed as exc:
-        failure = f"{exc.status} {exc.reason}"
-        if created:
-            await controls.store_outbound_leg(live, created[0], CallLegKind.EXTERNAL, None, failure)
-        if st is not None and st.consult is leg:
-            st.consult = None
-            await controls.record(live, ControlKind.CONSULT_CANCEL, None, {"failed": failure})
-            await _back_to_caller(controls, live, st)
-        return
-    if st is None or st.consult is not leg or live.finished or live.agent_call is None:
-        await call.hangup()
-        return
-    leg.call = call
-    leg.since = utcnow()
-    leg.leg_id = await controls.store_outbound_leg(live, call, CallLegKind.EXTERNAL, None, "")
-    await _join(controls, live, leg, call)
-
-
 async def _join(controls: CallControls, live: LiveCall, leg: ConsultLeg, call: Call) -> None:
     """The consulted party joins the call's conference (the caller, on hold, hears music)."""
     assert live.agent_call is not None
@@ -191,18 +167,41 @@ async def _join(controls: CallControls, live: LiveCall, leg: ConsultLeg, call: C
 
 async def _call(controls: CallControls, live: LiveCall, leg: ConsultLeg, extension: str) -> None:
     assert leg.agent_id is not None
+
+    async def dial(created: list[Call]) -> Call:
+        return await controls.calls.endpoint.call_agent(
+            extension, timeout=CONSULT_ANSWER_TIMEOUT, auto_answer=True, on_created=created.append
+        )
+
+    await _dial(controls, live, leg, dial, CallLegKind.AGENT)
+
+
+async def _call_external(controls: CallControls, live: LiveCall, leg: ConsultLeg) -> None:
+    from hub.call_transfers import dial_trunk
+
+    async def dial(created: list[Call]) -> Call:
+        return await dial_trunk(controls, live, leg.number or "", created)
+
+    await _dial(controls, live, leg, dial, CallLegKind.EXTERNAL)
+
+
+async def _dial(
+    controls: CallControls,
+    live: LiveCall,
+    leg: ConsultLeg,
+    dial: Callable[[list[Call]], Awaitable[Call]],
+    kind: CallLegKind,
+) -> None:
+    """Call the consulted party (an agent's phone, or a number through the trunk); a failure
+    goes back to the caller, an answer joins the conference (an agent with a segment)."""
     created: list[Call] = []
     st = controls.state.get(live.interaction_id)
     try:
-        call = await controls.calls.endpoint.call_agent(
-            extension, timeout=CONSULT_ANSWER_TIMEOUT, auto_answer=True, on_created=created.append
-        )
+        call = await dial(created)
     except CallFailed as exc:
         failure = f"{exc.status} {exc.reason}"
         if created:
-            await controls.store_outbound_leg(
-                live, created[0], CallLegKind.AGENT, leg.agent_id, failure
-            )
+            await controls.store_outbound_leg(live, created[0], kind, leg.agent_id, failure)
         if st is not None and st.consult is leg:
             st.consult = None
             await controls.record(live, ControlKind.CONSULT_CANCEL, None, {"failed": failure})
@@ -213,18 +212,19 @@ async def _call(controls: CallControls, live: LiveCall, leg: ConsultLeg, extensi
         return
     leg.call = call
     leg.since = utcnow()
-    leg.leg_id = await controls.store_outbound_leg(live, call, CallLegKind.AGENT, leg.agent_id, "")
-    async with controls.services.sessionmaker() as db:
-        segment = InteractionSegment(
-            interaction_id=live.interaction_id,
-            agent_id=leg.agent_id,
-            role=SegmentRole.CONSULT,
-            leg_id=leg.leg_id,
-            started_at=leg.since,
-        )
-        db.add(segment)
-        await db.commit()
-        leg.segment_id = segment.id
+    leg.leg_id = await controls.store_outbound_leg(live, call, kind, leg.agent_id, "")
+    if leg.agent_id is not None:
+        async with controls.services.sessionmaker() as db:
+            segment = InteractionSegment(
+                interaction_id=live.interaction_id,
+                agent_id=leg.agent_id,
+                role=SegmentRole.CONSULT,
+                leg_id=leg.leg_id,
+                started_at=leg.since,
+            )
+            db.add(segment)
+            await db.commit()
+            leg.segment_id = segment.id
     await _join(controls, live, leg, call)
 
 

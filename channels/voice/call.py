@@ -323,7 +323,7 @@ class Call:
         with self._engine.lock:
             self.held = True
             self._moh = moh
-        await self.endpoint._reinvite(self, "sendonly")
+        await self._signal_direction("sendonly")
         self._emit("hold")
 
     async def unhold(self) -> None:
@@ -336,8 +336,12 @@ class Call:
             if self._moh is not None:
                 self._moh.close()
                 self._moh = None
-        await self.endpoint._reinvite(self, "sendrecv")
+        await self._signal_direction("sendrecv")
         self._emit("unhold")
+
+    async def _signal_direction(self, direction: str) -> None:
+        """Tell the party the stream's new direction: a re-INVITE (RFC 3264 §8.4)."""
+        await self.endpoint._reinvite(self, direction)
 
     # --- media operations ---------------------------------------------------------
 

@@ -67,26 +67,9 @@ class BrowserCall(Call):
     softphone: Softphone
     token: str
 
-    async def hold(self) -> None:
-        self._require_live()
-        if self.held:
-            return
-        moh = self.endpoint._moh_source()
-        with self._engine.lock:
-            self.held = True
-            self._moh = moh
-        self._emit("hold")
-
-    async def unhold(self) -> None:
-        self._require_live()
-        if not self.held:
-            return
-        with self._engine.lock:
-            self.held = False
-            if self._moh is not None:
-                self._moh.close()
-                self._moh = None
-        self._emit("unhold")
+    async def _signal_direction(self, direction: str) -> None:
+        """Nothing to signal: the hub's worker is the browser's peer, so hold is only the
+        music the engine plays towards the browser, not a renegotiation."""
 
     async def transfer(self, target_uri: str, timeout: float = 10.0) -> int:
         raise CallError("a browser leg cannot be transferred by REFER")
