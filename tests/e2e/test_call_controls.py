@@ -28,6 +28,20 @@ CALLER_HZ, ALICE_HZ, BOB_HZ, SAM_HZ, EXTERNAL_HZ = 1000.0, 1400.0, 1700.0, 2200.
 PHONES = {"alice": "1001", "bob": "1002", "sam": "1006"}
 
 
+def party_caller(
+    tmp: Path, sip_port: int, caller: str, party: RtpParty, leaves_after_ms: int | None = None
+) -> Sipp:
+    """SIPp signals a call to the demo DID; the RTP party is its media (it hears what the hub
+    plays). With ``leaves_after_ms`` the caller hangs up by itself that long after the answer."""
+    scenario = "party_caller.xml" if leaves_after_ms is None else "party_caller_leaves.xml"
+    args = sipp_args(scenario, local_port=free_sip_port(), calls=1, timeout=240)
+    if leaves_after_ms is not None:
+        args += ["-d", str(leaves_after_ms)]
+    args += [f"127.0.0.1:{sip_port}", "-s", DID, "-key", "caller", caller]
+    args += ["-key", "rtp_port", str(party.port)]
+    return Sipp(tmp / f"caller-{caller[-4:]}", args)
+
+
 class Voice:
     """The module's hub, with a registered phone (a fixed SIP port) and a party per person."""
 
@@ -70,22 +84,7 @@ class Voice:
         return phone
 
     def call(self, tmp: Path, caller: str, party: RtpParty) -> Sipp:
-        args = sipp_args("party_caller.xml", local_port=free_sip_port(), calls=1, timeout=240)
-        return Sipp(
-            tmp / f"caller-{caller[-4:]}",
-            [
-                *args,
-                f"127.0.0.1:{self.sip_port}",
-                "-s",
-                DID,
-                "-key",
-                "caller",
-                caller,
-                "-key",
-                "rtp_port",
-                str(party.port),
-            ],
-        )
+        return party_caller(tmp, self.sip_port, caller, party)
 
     def active_call(self, caller: str, agent: str) -> int:
         (iid,) = wait_for(

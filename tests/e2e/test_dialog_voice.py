@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 
 from tests.channels.voice.helpers import level_at
-from tests.e2e.hub_process import free_sip_port, hub_server, voice_env
+from tests.e2e.hub_process import hub_server, voice_env
 from tests.e2e.rtp_party import RtpParty, until_hears
-from tests.e2e.test_voice_calls import DID, Sipp, query, sipp_args, wait_for
+from tests.e2e.test_call_controls import party_caller
+from tests.e2e.test_voice_calls import query, wait_for
 from tests.support import require_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp, pytest.mark.slow]
@@ -83,14 +84,6 @@ def tone_wav(rate: int, channels: int, seconds: float) -> bytes:
     left, right = (wave * 0.6).astype(np.int16), (wave * 0.4).astype(np.int16)
     samples = np.stack([left, right], axis=1) if channels == 2 else left
     return wav_bytes(Audio(samples, rate))
-
-
-def caller_with_party(tmp: Path, sip_port: int, caller: str, party: RtpParty) -> Sipp:
-    """SIPp signals the call; the RTP party is its media (it hears what the hub plays)."""
-    args = sipp_args("party_caller.xml", local_port=free_sip_port(), calls=1, timeout=120)
-    args += [f"127.0.0.1:{sip_port}", "-s", DID, "-key", "caller", caller]
-    args += ["-key", "rtp_port", str(party.port)]
-    return Sipp(tmp / f"caller-{caller[-4:]}", args)
 
 
 def test_a_recorded_prompt_is_checked_converted_and_heard_by_a_caller(
@@ -159,7 +152,7 @@ def test_a_recorded_prompt_is_checked_converted_and_heard_by_a_caller(
     number = "+15551237001"
     party = RtpParty(300.0)
     party.talking = False  # a silent caller: the menu times out and the dialog hangs up
-    caller = caller_with_party(tmp_path, voice_hub["sip_port"], number, party)
+    caller = party_caller(tmp_path, voice_hub["sip_port"], number, party)
     try:
         until_hears(party, TONE_HZ, present=True, within=60)
         assert caller.wait(60) == 0, caller.errors()

@@ -25,9 +25,16 @@ from speech.g711 import ulaw_decode
 from tests.channels.voice.helpers import level_at
 from tests.e2e.hub_process import free_sip_port, hub_server, sip_password, voice_env
 from tests.e2e.rtp_party import ABSENT, RtpParty, until_hears
-from tests.e2e.test_call_controls import ALICE_HZ, CALLER_HZ, card, close_wrapup, control_kinds
+from tests.e2e.test_call_controls import (
+    ALICE_HZ,
+    CALLER_HZ,
+    card,
+    close_wrapup,
+    control_kinds,
+    party_caller,
+)
 from tests.e2e.test_console_browser import go_ready, log_in
-from tests.e2e.test_voice_calls import DID, Sipp, query, register_phone, sipp_args, wait_for
+from tests.e2e.test_voice_calls import Sipp, query, register_phone, sipp_args, wait_for
 from tests.support import require_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp]
@@ -138,15 +145,7 @@ class Hub:
     def call(
         self, tmp: Path, caller: str, party: RtpParty, leaves_after_ms: int | None = None
     ) -> Sipp:
-        """A caller whose media is ``party``; with ``leaves_after_ms`` it hangs up by itself
-        that long after the answer."""
-        scenario = "party_caller.xml" if leaves_after_ms is None else "party_caller_leaves.xml"
-        args = sipp_args(scenario, local_port=free_sip_port(), calls=1, timeout=240)
-        if leaves_after_ms is not None:
-            args += ["-d", str(leaves_after_ms)]
-        args += [f"127.0.0.1:{self.sip_port}", "-s", DID, "-key", "caller", caller]
-        args += ["-key", "rtp_port", str(party.port)]
-        return Sipp(tmp / f"caller-{caller[-4:]}", args)
+        return party_caller(tmp, self.sip_port, caller, party, leaves_after_ms)
 
     def interaction(self, caller: str, state: str) -> int:
         (iid,) = wait_for(

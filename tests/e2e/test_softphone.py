@@ -21,9 +21,9 @@ import pytest
 from tests.e2e.conftest import CHROMIUM_ARGS
 from tests.e2e.hub_process import free_sip_port, hub_server, voice_env
 from tests.e2e.rtp_party import ABSENT, RtpParty, hears_moh
-from tests.e2e.test_call_controls import card, close_wrapup
+from tests.e2e.test_call_controls import card, close_wrapup, party_caller
 from tests.e2e.test_console_browser import go_ready, log_in
-from tests.e2e.test_voice_calls import DID, Sipp, query, sipp_args, wait_for
+from tests.e2e.test_voice_calls import Sipp, query, sipp_args, wait_for
 from tests.support import require_tool
 
 pytestmark = [pytest.mark.browser, pytest.mark.sipp]
@@ -102,22 +102,7 @@ class Hub:
         self.trunk_port = int(env["HUB_VOICE_TRUNK_PORT"])
 
     def call(self, tmp: Path, caller: str, party: RtpParty) -> Sipp:
-        args = sipp_args("party_caller.xml", local_port=free_sip_port(), calls=1, timeout=240)
-        return Sipp(
-            tmp / f"caller-{caller[-4:]}",
-            [
-                *args,
-                f"127.0.0.1:{self.sip_port}",
-                "-s",
-                DID,
-                "-key",
-                "caller",
-                caller,
-                "-key",
-                "rtp_port",
-                str(party.port),
-            ],
-        )
+        return party_caller(tmp, self.sip_port, caller, party)
 
 
 @pytest.fixture(scope="module")
