@@ -109,6 +109,29 @@ class VoiceIvr:
             found = [await published_dialog(db, inbox_id) for inbox_id in inbox_ids]
         return [p for p in found if p is not None]
 
+    async def ready_to_answer(self, call: Call, inbox: Inbox) -> None:
+        """Before a call to a dialog's inbox is answered (it rings meanwhile): wait for the
+        engines and the prompts rendered at start, so the menu plays from the answer on.
+        Answered first, the caller heard seconds of silence, and a key pressed in it cut
+        the menu off before it was heard. Bounded by ``HUB_IVR_ANSWER_WAIT_SECONDS`` and
+        by the caller giving up (CANCEL); a failed load is the call's own business later.
+        """
+        if inbox.dialog_id is None:
+            return
+        self.start()
+        assert self._loading is not None
+        if self._loading.done():
+            return
+        gone = asyncio.ensure_future(call.ended.wait())
+        try:
+            await asyncio.wait(
+                {asyncio.shield(self._loading), gone},
+                timeout=self.services.settings.ivr_answer_wait_seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            gone.cancel()
+
     async def speech(self) -> IvrSpeech:
         """The engines, once loaded (a call that comes early waits for them)."""
         self.start()

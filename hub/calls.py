@@ -5,7 +5,9 @@ An admitted INVITE (``channels.voice.SipEndpoint`` already refused unknown gatew
 
 1. its DNIS names a voice inbox (else 404), the caller's E.164 number finds or creates the
    contact, and a new interaction with its customer ``CallLeg`` is stored;
-2. the call is answered and recorded in stereo (``Recording``), the caller on the left;
+2. the call is answered once the self-service step is ready (``ready_to_answer``: it rings
+   while the IVR's engines still load), and recorded in stereo (``Recording``), the caller
+   on the left;
    a blocked contact hears the inbox's block prompt and is hung up;
 3. the **self-service step** runs (``CallService.self_service``: the inbox's dialog on a
    voice port, plugged in by the integrator); its ``QueueRequest`` queues the call through
@@ -82,6 +84,10 @@ Store = Callable[["AsyncSession", Interaction], Awaitable[None]]
 
 
 SelfService = Callable[[Call, Interaction], Awaitable[QueueRequest | None]]
+# Awaited while the call rings, before the answer: the self-service step gets ready (the
+# IVR's speech engines), so the caller hears its first prompt from the answer on, never
+# dead air on an answered call.
+ReadyToAnswer = Callable[[Call, Inbox], Awaitable[None]]
 
 
 async def queue_directly(call: Call, interaction: Interaction) -> QueueRequest | None:
@@ -165,6 +171,7 @@ class CallService:
         self.services = services
         self.endpoint = endpoint
         self.self_service: SelfService = queue_directly
+        self.ready_to_answer: ReadyToAnswer | None = None
         self.nobody: NobodyAnswers | None = None  # voicemail, callbacks, forwards (optional)
         self.live: dict[int, LiveCall] = {}
         self.accepting = True
@@ -247,6 +254,8 @@ class CallService:
     async def _run(self, live: LiveCall, *, blocked: bool) -> None:
         call = live.customer
         call.add_listener(lambda _call, event: self._on_customer_event(live, event))
+        if not blocked and self.ready_to_answer is not None:
+            await self.ready_to_answer(call, live.inbox)  # still ringing (180)
         if call.state is CallState.ENDED:  # hung up before we could answer
             await self._finished(live)
             return

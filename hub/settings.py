@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     demo_api_public: bool = False
     # Voice inboxes' published dialogs answer calls (hub.call_ivr); off: calls queue directly.
     ivr_enabled: bool = True
+    # A call to a dialog's inbox rings at most this long for the IVR's engines (loading at
+    # start) before it is answered anyway (hub.call_ivr.VoiceIvr.ready_to_answer).
+    ivr_answer_wait_seconds: float = 30.0
     secret_key: str = ""  # empty: generated once and kept in var_dir/secret_key
     node_name: str = Field(default_factory=lambda: f"hub-{secrets.token_hex(3)}")
     debug: bool = False

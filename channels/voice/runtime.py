@@ -101,6 +101,7 @@ class VoiceRuntime:
             await self.softphone.start()
         if self.services.settings.ivr_enabled:
             self.ivr.start()  # speech loads and prompts render in the background
+            self.calls.ready_to_answer = self.ivr.ready_to_answer  # calls ring until then
         else:
             self.calls.self_service = queue_directly
         from hub.nobody_answers import fixed_prompts
