@@ -82,28 +82,7 @@ def change_state(
     reason: str | None = None,
 ) -> InteractionEvent:
     """Move ``interaction`` to ``to_state`` in the caller's transaction and record the event."""
-    current = S(interaction.state)
-    now = at or utcnow()
-    changes = transition(
-        interaction.id,
-        current,
-        to_state,
-        now,
-        queued_at=interaction.queued_at,
-        answered_at=interaction.answered_at,
-    )
-    for name, value in changes.items():
-        setattr(interaction, name, value)
-    event = InteractionEvent(
-        interaction_id=interaction.id,  # type: ignore[arg-type]
-        from_state=current,
-        to_state=to_state,
-        at=now,
-        agent_id=agent_id,
-        user_id=user_id,
-        queue_id=interaction.queue_id,
-        reason=reason,
-    )
+    event = _move(interaction, interaction.id, to_state, at, agent_id, user_id, reason)
     db.add(interaction)
     db.add(event)
     return event
@@ -120,10 +99,28 @@ def create_in_state(
     """Insert a new interaction straight in ``to_state`` (NEW → ``to_state``, checked and
     recorded as ``change_state`` does), in the caller's synchronous transaction: the row
     is written once instead of inserted and then updated."""
+    event = _move(interaction, None, to_state, at, None, None, reason)
+    db.add(interaction)
+    db.flush()
+    event.interaction_id = interaction.id  # type: ignore[assignment]
+    db.add(event)
+    return event
+
+
+def _move(
+    interaction: Interaction,
+    interaction_id: int | None,
+    to_state: InteractionState,
+    at: datetime | None,
+    agent_id: int | None,
+    user_id: int | None,
+    reason: str | None,
+) -> InteractionEvent:
+    """Apply the transition's column changes to ``interaction``; the event recording it."""
     current = S(interaction.state)
     now = at or utcnow()
     changes = transition(
-        None,
+        interaction_id,
         current,
         to_state,
         now,
@@ -132,15 +129,13 @@ def create_in_state(
     )
     for name, value in changes.items():
         setattr(interaction, name, value)
-    db.add(interaction)
-    db.flush()
-    event = InteractionEvent(
-        interaction_id=interaction.id,  # type: ignore[arg-type]
+    return InteractionEvent(
+        interaction_id=interaction_id,  # type: ignore[arg-type]
         from_state=current,
         to_state=to_state,
         at=now,
+        agent_id=agent_id,
+        user_id=user_id,
         queue_id=interaction.queue_id,
         reason=reason,
     )
-    db.add(event)
-    return event
