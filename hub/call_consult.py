@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import Session
 
@@ -85,14 +85,10 @@ async def consult(
         raise ControlError("that agent's phone is not registered")
     name = await controls._agent_name(target_agent_id)
     leg = ConsultLeg(agent_id=target_agent_id, name=name, note=note)
-    st.consult = leg
-    if not live.customer.held:
-        await live.customer.hold()
-        live.customer.pause_recording()
-    await controls.record(live, ControlKind.CONSULT, user_id, {"agent_id": target_agent_id})
-    leg.task = asyncio.create_task(_call(controls, live, leg, target.extension))
+    extension = target.extension
+    await _start(controls, live, st, leg, user_id, {"agent_id": target_agent_id})
+    leg.task = asyncio.create_task(_call(controls, live, leg, extension))
     leg.task.add_done_callback(_log_failure)
-    await controls.publish(live)
     return f"Calling {name}…"
 
 
@@ -138,15 +134,28 @@ async def consult_external(
     if st.consult is not None:  # a second click while the number was being checked
         raise ControlError(f"you are already consulting {st.consult.name}")
     leg = ConsultLeg(agent_id=None, name=number, number=number)
+    await _start(controls, live, st, leg, user_id, {"number": number})
+    leg.task = asyncio.create_task(_call_external(controls, live, leg))
+    leg.task.add_done_callback(_log_failure)
+    return f"Calling {number}…"
+
+
+async def _start(
+    controls: CallControls,
+    live: LiveCall,
+    st: ControlState,
+    leg: ConsultLeg,
+    user_id: int,
+    detail: dict[str, Any],
+) -> None:
+    """The consult begins: the caller goes on hold (music, recording paused) and it is
+    recorded on the timeline; the caller's card shows who is being called."""
     st.consult = leg
     if not live.customer.held:
         await live.customer.hold()
         live.customer.pause_recording()
-    await controls.record(live, ControlKind.CONSULT, user_id, {"number": number})
-    leg.task = asyncio.create_task(_call_external(controls, live, leg))
-    leg.task.add_done_callback(_log_failure)
+    await controls.record(live, ControlKind.CONSULT, user_id, detail)
     await controls.publish(live)
-    return f"Calling {number}…"
 
 
 async def _join(controls: CallControls, live: LiveCall, leg: ConsultLeg, call: Call) -> None:
