@@ -12,9 +12,9 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 15_000
 
 
-def log_in(context, base: str, username: str):
+def log_in(context, base: str, username: str, timeout_ms: int = TIMEOUT_MS):
     page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
+    page.set_default_timeout(timeout_ms)
     page.goto(f"{base}/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", f"{username}-pass")

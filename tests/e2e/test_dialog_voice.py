@@ -26,6 +26,7 @@ from tests.channels.voice.helpers import level_at
 from tests.e2e.hub_process import hub_server, voice_env
 from tests.e2e.rtp_party import RtpParty, until_hears
 from tests.e2e.test_call_controls import party_caller
+from tests.e2e.test_console_browser import log_in
 from tests.e2e.test_voice_calls import query, wait_for
 from tests.support import require_tool
 
@@ -66,14 +67,7 @@ def voice_hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iter
 
 def _admin_page(chromium, base: str):
     context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", "admin-pass")
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return context, page
+    return context, log_in(context, base, "admin", TIMEOUT_MS)
 
 
 def tone_wav(rate: int, channels: int, seconds: float) -> bytes:

@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.e2e.hub_process import free_port, hub_server
+from tests.e2e.test_console_browser import log_in
 
 pytestmark = pytest.mark.browser
 
@@ -88,14 +89,7 @@ def _query(db: Path, sql: str, *args: object) -> list[tuple]:
 
 def _admin_page(chromium, base: str):
     context = chromium.new_context()
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", "admin-pass")
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/login" not in url)
-    return context, page
+    return context, log_in(context, base, "admin", TIMEOUT_MS)
 
 
 def _test_connection(page) -> str:
