@@ -211,8 +211,8 @@ class CallControls:
         if live.customer.held:
             raise ControlError("the caller is already on hold")
         await live.customer.hold()
-        live.customer.pause_recording()
-        await self._record_and_publish(live, ControlKind.HOLD, user_id, {})
+        offset = live.customer.pause_recording()
+        await self._record_and_publish(live, ControlKind.HOLD, user_id, {}, offset)
 
     async def resume(self, interaction_id: int, agent_id: int | None, user_id: int) -> None:
         live = self.live_for_agent(interaction_id, agent_id)
@@ -220,9 +220,10 @@ class CallControls:
             raise ControlError("the caller is not on hold")
         await live.customer.unhold()
         st = self.state.get(interaction_id)
+        offset = None
         if st is None or not st.agent_paused:
-            live.customer.resume_recording()
-        await self._record_and_publish(live, ControlKind.RESUME, user_id, {})
+            offset = live.customer.resume_recording()
+        await self._record_and_publish(live, ControlKind.RESUME, user_id, {}, offset)
 
     async def mute(
         self, interaction_id: int, agent_id: int | None, user_id: int, muted: bool
@@ -244,14 +245,15 @@ class CallControls:
         if st.agent_paused == paused:
             raise ControlError("the recording is already paused" if paused else "not paused")
         st.agent_paused = paused
+        offset = None
         if paused:
-            live.customer.pause_recording()
+            offset = live.customer.pause_recording()
             kind = ControlKind.RECORDING_PAUSE
         else:
             if not live.customer.held:
-                live.customer.resume_recording()
+                offset = live.customer.resume_recording()
             kind = ControlKind.RECORDING_RESUME
-        await self._record_and_publish(live, kind, user_id, {})
+        await self._record_and_publish(live, kind, user_id, {}, offset)
 
     async def send_dtmf(
         self, interaction_id: int, agent_id: int | None, user_id: int, digits: str
@@ -307,7 +309,10 @@ class CallControls:
         user_id: int | None,
         detail: dict[str, Any],
         segment_id: int | None = None,
+        offset: float | None = None,
     ) -> None:
+        """Store a control row; ``offset`` is the recording's timeline at the moment
+        it happened (read now when not given)."""
         st = self.state.get(live.interaction_id)
         async with self.services.sessionmaker() as db:
             db.add(
@@ -316,16 +321,21 @@ class CallControls:
                     segment_id=segment_id or (st.segment_id if st else None),
                     kind=kind,
                     user_id=user_id,
-                    recording_offset=live.customer.recording_offset,
+                    recording_offset=live.customer.recording_offset if offset is None else offset,
                     detail=detail,
                 )
             )
             await db.commit()
 
     async def _record_and_publish(
-        self, live: LiveCall, kind: ControlKind, user_id: int | None, detail: dict[str, Any]
+        self,
+        live: LiveCall,
+        kind: ControlKind,
+        user_id: int | None,
+        detail: dict[str, Any],
+        offset: float | None = None,
     ) -> None:
-        await self.record(live, kind, user_id, detail)
+        await self.record(live, kind, user_id, detail, offset=offset)
         await self.publish(live)
 
     def card(self, interaction_id: int) -> dict[str, Any] | None:

@@ -214,12 +214,12 @@ class CallDialogs:
         # Detached in the mixer first: not one frame of the caller reaches the agent.
         live.agent_call.leave_conference()
         live.customer.flush_dtmf()
-        live.customer.pause_recording()
+        paused_at = live.customer.pause_recording()
         st.self_service, st.self_service_result = entry, None
         detail = {k: entry[k] for k in ("dialog", "version", "node")}
         await self.controls.record(live, ControlKind.SELF_SERVICE, user_id, detail)
         await self.controls.record(
-            live, ControlKind.RECORDING_PAUSE, user_id, {"reason": "self-service"}
+            live, ControlKind.RECORDING_PAUSE, user_id, {"reason": "self-service"}, offset=paused_at
         )
         await self.controls.publish(live)
         task = asyncio.create_task(self._self_service(live, st, published, entry, user_id))
@@ -262,17 +262,22 @@ class CallDialogs:
             await customer.hangup()  # the dialog's goodbye: the call ends as usual
         st.self_service, st.self_service_result = None, result
         back = customer.state is not CallState.ENDED and not live.finished
+        resumed_at: float | None = None
         agent_call = live.agent_call
         if back and agent_call is not None and agent_call.state is not CallState.ENDED:
             customer.flush_dtmf()
             customer.bridge(agent_call)
             if not st.agent_paused:
-                customer.resume_recording()
+                resumed_at = customer.resume_recording()
         with contextlib.suppress(Exception):  # the call may be finishing meanwhile
             await self.controls.record(live, ControlKind.SELF_SERVICE_RETURN, user_id, result)
-            if back:
+            if resumed_at is not None:
                 await self.controls.record(
-                    live, ControlKind.RECORDING_RESUME, user_id, {"reason": "self-service"}
+                    live,
+                    ControlKind.RECORDING_RESUME,
+                    user_id,
+                    {"reason": "self-service"},
+                    offset=resumed_at,
                 )
             await self.controls.publish(live)
         self.tasks.pop(live.interaction_id, None)

@@ -485,16 +485,26 @@ class Call:
         """Seconds of audio written to the recording so far (its timeline)."""
         return round(self.recorded_frames * 0.02, 2)
 
-    def pause_recording(self) -> None:
-        """Stop writing frames (a card number is being given; the call is on hold)."""
-        if not self.recording_paused:
+    def pause_recording(self) -> float:
+        """Stop writing frames (a card number is being given; the call is on hold).
+        Returns the recording's offset at the pause: no frame is written after it."""
+        with self._engine.lock:  # no tick is between its check and its write
+            if self.recording_paused:
+                return self.recording_offset
             self.recording_paused = True
-            self._emit("recording_paused", offset=self.recording_offset)
+            offset = self.recording_offset
+        self._emit("recording_paused", offset=offset)
+        return offset
 
-    def resume_recording(self) -> None:
-        if self.recording_paused:
+    def resume_recording(self) -> float:
+        """Write frames again; returns the offset the recording resumes at."""
+        with self._engine.lock:
+            if not self.recording_paused:
+                return self.recording_offset
             self.recording_paused = False
-            self._emit("recording_resumed", offset=self.recording_offset)
+            offset = self.recording_offset
+        self._emit("recording_resumed", offset=offset)
+        return offset
 
     def set_muted(self, muted: bool) -> None:
         """Mute: the party's audio is replaced by silence in every conference."""

@@ -47,10 +47,20 @@ def seed_database(path: Path) -> None:
     asyncio.run(seed())
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now and never handed out before in this test process: a port picked for
+    the SIP endpoint stays free until that hub binds it, and must not be picked again for
+    its web server meanwhile."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def free_sip_port() -> int:

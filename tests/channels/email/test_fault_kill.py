@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -26,15 +25,10 @@ from sqlalchemy import text
 
 from hub.db import make_engine
 from tests.channels.email.helpers import customer_mail
+from tests.e2e.hub_process import free_port
 
 N = 60
 KILL_AT = (15, 35)  # acknowledged counts at which the hub is SIGKILLed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Hub:

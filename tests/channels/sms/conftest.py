@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -16,13 +15,8 @@ from sqlmodel import select
 from hub.services import Services
 from models import Inbox
 from tests.channels.sms.hub_db import database_url  # noqa: F401
+from tests.e2e.hub_process import free_port
 from tests.hub.conftest import channels_plugin, services  # noqa: F401
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
