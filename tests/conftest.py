@@ -67,12 +67,17 @@ def _find_local_services() -> dict[str, str]:
 LOCAL_SERVICES = _find_local_services()
 
 
-_service_tests: dict[str, str] = {}  # nodeid → service name, noted by the fixtures
 _service_outcomes: dict[str, dict[str, int]] = {}
 
 
+def _note_service(request: pytest.FixtureRequest, name: str) -> None:
+    """Tag the test's reports with the service it used: a user property travels with the
+    report from an xdist worker to the process that prints the summary."""
+    request.node.user_properties.append(("service", name))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    name = _service_tests.get(report.nodeid)
+    name = dict(report.user_properties).get("service")
     if name is None or not (report.when == "call" or report.outcome != "passed"):
         return
     if report.when == "teardown" and report.outcome == "skipped":
@@ -189,7 +194,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 def _postgres_database(request: pytest.FixtureRequest, template: str | None) -> Iterator[str]:
-    _service_tests[request.node.nodeid] = "PostgreSQL"
+    _note_service(request, "PostgreSQL")
     url = _POSTGRES.create(template)
     try:
         yield url
@@ -208,7 +213,7 @@ def migrated_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh PostgreSQL database with every migration applied, dropped afterwards."""
     from hub.db import migrate
 
-    _service_tests[request.node.nodeid] = "PostgreSQL"
+    _note_service(request, "PostgreSQL")
     template = _POSTGRES.template("migrated", migrate)
     yield from _postgres_database(request, template)
 
@@ -223,7 +228,7 @@ def seeded_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
         migrate(url)
         asyncio.run(seed_test_demo(url))
 
-    _service_tests[request.node.nodeid] = "PostgreSQL"
+    _note_service(request, "PostgreSQL")
     template = _POSTGRES.template("seeded", prepare)
     yield from _postgres_database(request, template)
 
@@ -231,7 +236,7 @@ def seeded_postgres_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest.fixture
 async def redis_url(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
     """(Redis URL, a key prefix of this test's own); keys under the prefix are deleted after."""
-    _service_tests[request.node.nodeid] = "Redis"
+    _note_service(request, "Redis")
     url = os.environ.get("HUB_TEST_REDIS_URL")
     if not url:
         unavailable("HUB_TEST_REDIS_URL is not set")

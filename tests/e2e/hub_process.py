@@ -8,7 +8,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import httpx
 
 from hub.db import make_engine, make_sessionmaker, migrate
 from hub.seed import seed_demo
+from tests.ports import free_port, rtp_range
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,42 +47,18 @@ def seed_database(path: Path) -> None:
     asyncio.run(seed())
 
 
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A port free now and never handed out before in this test process: a port picked for
-    the SIP endpoint stays free until that hub binds it, and must not be picked again for
-    its web server meanwhile."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-
-
 def free_sip_port() -> int:
     """A port free for both UDP and TCP (the hub's SIP endpoint binds both)."""
-    while True:
-        port = free_port()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            try:
-                udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+    return free_port()
 
 
 def voice_env() -> dict[str, str]:
     """``HUB_VOICE_*`` for a hub under test: a free SIP port and an RTP range of its own."""
-    base = 20000 + (os.getpid() * 7919 + time.monotonic_ns() // 1000) % 40000
-    base -= base % 2
+    low, high = rtp_range()
     return {
         "HUB_VOICE_BIND_PORT": str(free_sip_port()),
-        "HUB_VOICE_RTP_PORT_MIN": str(base),
-        "HUB_VOICE_RTP_PORT_MAX": str(base + 200),
+        "HUB_VOICE_RTP_PORT_MIN": str(low),
+        "HUB_VOICE_RTP_PORT_MAX": str(high),
     }
 
 

@@ -32,8 +32,8 @@ from models import (
     InteractionState,
     PresenceState,
 )
-from tests.channels.voice.helpers import rtp_range
 from tests.hub.routing.helpers import agent, interaction, set_ready
+from tests.ports import rtp_range
 
 
 @pytest.mark.parametrize(

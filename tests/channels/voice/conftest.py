@@ -9,7 +9,7 @@ import pytest
 
 from channels.voice.settings import VoiceSettings
 from channels.voice.sip_endpoint import CallHandler, SipEndpoint
-from tests.channels.voice.helpers import rtp_range
+from tests.ports import rtp_range
 from tests.support import require_tool
 
 EndpointFactory = Callable[..., "AsyncIterator[SipEndpoint]"]

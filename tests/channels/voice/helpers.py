@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import struct
 import time
 from dataclasses import dataclass, field
@@ -20,32 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from speech.g711 import alaw_decode, ulaw_decode, ulaw_encode
+from tests.ports import free_port
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port that is free right now on 127.0.0.1 (UDP and TCP both checked)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
-        with socket.socket(socket.AF_INET, other) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-
-
-def rtp_range() -> tuple[int, int]:
-    """A per-test RTP port range, so parallel test runs rarely meet (collisions are
-    skipped by the port pool anyway)."""
-    base = 20000 + (os.getpid() * 7919 + int(time.time() * 1000)) % 40000
-    base -= base % 2
-    return base, base + 200
 
 
 @dataclass
