@@ -263,6 +263,10 @@ class Softphone:
             if leg.call.state is CallState.ENDED:
                 raise SoftphoneError("this call has ended", 410)
             reply = await self._open(leg.worker, token, offer_sdp, leg.rtp)
+            # a restarted worker gave the leg a new bridge socket: the engine sends there now
+            bridge = (str(reply["bridge"][0]), int(reply["bridge"][1]))
+            with self.endpoint.engine.lock:
+                leg.rtp.configure(bridge, PCMU, None)
             return str(reply["sdp"])
         pending = self.pending.get(token)
         if pending is None or pending.future.done():
@@ -300,6 +304,7 @@ class Softphone:
         self, worker: WorkerClient, token: str, sdp: str, rtp: RtpSession
     ) -> dict[str, Any]:
         try:
+            await worker.ensure_running()  # a crashed worker is started again on its next use
             return await worker.request(
                 "open", leg=token, sdp=sdp, engine=[rtp.local_host, rtp.local_port]
             )

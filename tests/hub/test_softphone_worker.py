@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from hub.softphone.worker import public_candidates
-from hub.softphone.workers import WorkerClient, port_slices
+from hub.softphone.workers import WorkerClient, WorkerGone, port_slices
 from speech.g711 import ulaw_decode, ulaw_encode
 from tests.channels.voice.helpers import level_at
 
@@ -137,3 +137,43 @@ async def test_the_worker_bridges_a_peer_to_plain_rtp_both_ways() -> None:
         await browser.close()
         await worker.stop()
         engine.close()
+
+
+async def test_a_crashed_worker_is_started_again_on_its_next_use() -> None:
+    """The worker process is killed (as a crash would end it): a request to it fails, and
+    the next leg is served by a fresh process, whose peer connects."""
+    events: list[dict] = []
+    worker = WorkerClient(
+        {"port_min": 47120, "port_max": 47139, "public_address": "", "stun": [], "turn": {}},
+        events.append,
+    )
+    assert await worker.ensure_running() is False  # never started: nothing to restart
+    await worker.start()
+    browser = aiortc.RTCPeerConnection()
+    try:
+        assert await worker.ensure_running() is False  # running: left alone
+        first = worker._proc
+        assert first is not None
+        first.kill()
+        await first.wait()
+        with pytest.raises(WorkerGone):
+            await worker.request("open", leg="t2", sdp="v=0", engine=["127.0.0.1", 9])
+        assert await worker.ensure_running() is True
+        assert worker.running and worker._proc is not first
+
+        browser.addTrack(_tone_track(1400.0))
+        await browser.setLocalDescription(await browser.createOffer())
+        reply = await worker.request(
+            "open", leg="t2", sdp=browser.localDescription.sdp, engine=["127.0.0.1", 9]
+        )
+        await browser.setRemoteDescription(
+            aiortc.RTCSessionDescription(sdp=reply["sdp"], type="answer")
+        )
+        for _ in range(200):
+            if any(e.get("state") == "connected" for e in events):
+                break
+            await asyncio.sleep(0.05)
+        assert any(e.get("leg") == "t2" and e.get("state") == "connected" for e in events)
+    finally:
+        await browser.close()
+        await worker.stop()
