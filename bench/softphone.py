@@ -524,9 +524,10 @@ async def main(legs_list: list[int], window: float) -> None:
 # --- accept → audio through a real hub (--accept) ----------------------------------------
 
 # Installed in the agent's page just before Accept is clicked: timestamps (performance.now)
-# for the click, the accept's HTTP reply, the offer POST, the peer connection's
-# "connected", the remote track, and the first analyser window whose FFT carries the
-# caller's tone (fftSize 1024 at 48 kHz: a 21 ms window, polled every 5 ms).
+# for the click, the accept's HTTP reply, the hub's "connect" event on the softphone's
+# stream, the page's offer POST and its answer, the remote track, the peer connection's
+# "connected", and the first analyser window whose FFT carries the caller's tone
+# (fftSize 1024 at 48 kHz: a 21 ms window, polled every 5 ms).
 WATCH_JS = """(freq) => {
   const w = {freq, t: {}};
   window.__acceptBench = w;
@@ -537,6 +538,11 @@ WATCH_JS = """(freq) => {
   document.addEventListener("htmx:afterRequest", (e) => {
     const path = (e.detail && e.detail.pathInfo && e.detail.pathInfo.requestPath) || "";
     if (/\\/accept$/.test(path) && w.t.accept_reply === undefined) w.t.accept_reply = now();
+  });
+  window.softphone.events.addEventListener("softphone", (e) => {
+    if (JSON.parse(e.data).action === "connect" && w.t.sse_connect === undefined) {
+      w.t.sse_connect = now();
+    }
   });
   if (!window.__fetchWrapped) {
     window.__fetchWrapped = true;
@@ -641,7 +647,8 @@ def accept_run(calls: int) -> None:
                     deadline = time.monotonic() + 20
                     while True:
                         w = agent.evaluate("() => window.__acceptBench")
-                        if "audio" in w["t"] or time.monotonic() > deadline:
+                        done = "audio" in w["t"] and "accept_reply" in w["t"]
+                        if done or time.monotonic() > deadline:
                             break
                         time.sleep(0.1)
                     t = w["t"]
