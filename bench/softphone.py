@@ -20,10 +20,33 @@ back. Per server and N it prints one JSON line:
   the echo figure is what the bridge adds (the loopback hop and the worker's 20 ms
   pacing; the media engine's jitter buffer is not in this loop).
 
-``legs_per_core_extrapolated`` is 1 / cpu_per_leg at the largest N whose loss stayed ≤ 1 %:
-an extrapolation, not a saturation run (pass larger ``--legs`` on a quiet machine).
+``legs_per_core_extrapolated`` is 1 / cpu_per_leg at the largest N whose loss stayed ≤ 1 %;
+step ``--legs`` up until loss passes 1 % or a core saturates to find the knee (the load
+generator's own peers cost about as much as the server's, so it saturates core 1 at about
+the same N: ``load_generator_cpu`` says which side gave out).
+
+Other modes:
+
+- ``--split``: one leg per server, the loud frame timed (one monotonic clock for every
+  process) through each aiortc audio jitter buffer (a probe wrapped round
+  ``aiortc.jitterbuffer.JitterBuffer.add``, in this process and in the server child) and
+  at the engine socket. Servers: ``loopback`` (two aiortc peers in this process, connected
+  directly: the browser-to-browser baseline), ``echo``, ``bridged``, and ``engine`` (bridged,
+  with the engine replaced by the hub's own ``JitterBuffer`` popped on a 20 ms clock, as the
+  media engine's tick does).
+- ``--chrome``: the same round trip with headless Chromium as the browser (a fake
+  microphone playing a burst every 2 s, onsets found by WebAudio analysers on the
+  microphone and the returned track): a second peer connection in the same page (Chrome's
+  loopback), the bare echo, the bridged worker.
+- ``--accept N``: N calls through a real hub process (SIPp caller with an RTP tone, alice
+  in headless Chromium with the browser as her device): the page times the Accept click →
+  the hub's connect event → offer → answer → connected → the first 21 ms analyser window
+  carrying the caller's tone.
 
     .venv/bin/python bench/softphone.py [--legs 2,4,8] [--window 8]
+    .venv/bin/python bench/softphone.py --split --window 10
+    .venv/bin/python bench/softphone.py --chrome --window 12
+    .venv/bin/python bench/softphone.py --accept 4
 
 Keep runs short on a shared machine.
 """
@@ -34,6 +57,7 @@ import argparse
 import asyncio
 import contextlib
 import fractions
+import functools
 import json
 import os
 import statistics
@@ -684,6 +708,192 @@ def accept_run(calls: int) -> None:
     )
 
 
+# --- the round trip with Chromium as the browser (--chrome) ------------------------------
+
+# The page: the fake microphone plays a silent file with one loud 100 ms burst every 2 s.
+# ``setup`` gets the microphone (no echo cancellation, noise suppression or gain control)
+# and makes pc1 (PCMU first); for the loopback, pc2 in the same page sends back what it
+# receives. ``measure`` polls two analysers every 2 ms (fftSize 256, 5.3 ms windows: the
+# same on both sides, so their latency cancels) and pairs each burst's onset on the
+# microphone with its onset on the returned track.
+CHROME_JS = """
+window.rtt = {
+  async setup(loopback) {
+    const mic = await navigator.mediaDevices.getUserMedia({audio: {
+      echoCancellation: false, noiseSuppression: false, autoGainControl: false}});
+    const pc1 = new RTCPeerConnection();
+    pc1.addTrack(mic.getAudioTracks()[0], mic);
+    const codecs = RTCRtpReceiver.getCapabilities("audio").codecs;
+    const pcmu = codecs.filter((c) => c.mimeType.toLowerCase() === "audio/pcmu");
+    const rest = codecs.filter((c) => !pcmu.includes(c));
+    pc1.getTransceivers()[0].setCodecPreferences([...pcmu, ...rest]);
+    this.mic = mic;
+    this.pc1 = pc1;
+    this.remote = new Promise((resolve) => {
+      pc1.ontrack = (e) => resolve(new MediaStream([e.track]));
+    });
+    const gathered = (pc) => new Promise((r) => {
+      if (pc.iceGatheringState === "complete") return r();
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") r();
+      });
+    });
+    await pc1.setLocalDescription(await pc1.createOffer());
+    await gathered(pc1);
+    if (!loopback) return pc1.localDescription.sdp;
+    const pc2 = new RTCPeerConnection();
+    pc2.ontrack = (e) => e.transceiver.sender.replaceTrack(e.track);
+    await pc2.setRemoteDescription(pc1.localDescription);
+    pc2.getTransceivers()[0].direction = "sendrecv"; // what it receives goes back
+    await pc2.setLocalDescription(await pc2.createAnswer());
+    await gathered(pc2);
+    await pc1.setRemoteDescription(pc2.localDescription);
+    this.pc2 = pc2;
+    return null;
+  },
+  async answer(sdp) { await this.pc1.setRemoteDescription({type: "answer", sdp}); },
+  async measure(seconds) {
+    const remote = await this.remote;
+    const el = new Audio(); el.srcObject = remote; el.muted = true; el.play().catch(() => {});
+    const ac = new AudioContext();
+    const probe = (stream) => {
+      const a = ac.createAnalyser(); a.fftSize = 256;
+      ac.createMediaStreamSource(stream).connect(a);
+      return {a, buf: new Float32Array(256), loud: false, onsets: []};
+    };
+    const sides = [probe(this.mic), probe(remote)];
+    const t0 = performance.now();
+    await new Promise((done) => {
+      const timer = setInterval(() => {
+        const t = performance.now();
+        for (const s of sides) {
+          s.a.getFloatTimeDomainData(s.buf);
+          let peak = 0; for (const v of s.buf) peak = Math.max(peak, Math.abs(v));
+          if (!s.loud && peak > 0.1) { s.onsets.push(t); s.loud = true; }
+          else if (s.loud && peak < 0.02) s.loud = false;
+        }
+        if (t - t0 > seconds * 1000) { clearInterval(timer); done(); }
+      }, 2);
+    });
+    await ac.close();
+    const rtts = [];
+    for (const t of sides[0].onsets) {
+      const back = sides[1].onsets.find((r) => r > t && r < t + 1000);
+      if (back !== undefined) rtts.push(back - t);
+    }
+    return {rtts, sent: sides[0].onsets.length};
+  },
+};
+"""
+
+
+def burst_wav(path: Path, rate: int = 48000) -> Path:
+    """2 s of silence with one 100 ms 1,000 Hz burst at 1 s (Chromium loops the file)."""
+    import wave
+
+    t = np.arange(2 * rate) / rate
+    pcm = np.where((t >= 1.0) & (t < 1.1), 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((pcm * 32767).astype("<i2").tobytes())
+    return path
+
+
+async def chrome_run(window: float) -> None:
+    """Chromium (pinned to core 1) against: a second peer connection in the same page (the
+    browser-to-browser loopback), the bare aiortc echo peer and the hub's worker bridging
+    to the reflecting "engine" (each pinned to core 0). One JSON line per server."""
+    import http.server
+    import tempfile
+    import threading
+
+    from playwright.async_api import async_playwright
+
+    from hub.softphone.workers import WorkerClient
+    from tests.e2e.conftest import CHROMIUM_ARGS
+
+    pin(os.getpid(), 1)
+    emit(bench="softphone-chrome", cores=os.cpu_count(), window_s=window, load=os.getloadavg())
+    loop = asyncio.get_running_loop()
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = burst_wav(Path(tmp) / "burst.wav")
+        (Path(tmp) / "index.html").write_text("<!doctype html><title>rtt</title>")
+        handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=tmp)
+        httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)  # a secure origin
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=[
+                    *CHROMIUM_ARGS,
+                    "--use-fake-ui-for-media-stream",
+                    "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-audio-capture={wav}",
+                    "--autoplay-policy=no-user-gesture-required",
+                ],
+            )
+            for child in psutil.Process().children(recursive=True):
+                pin(child.pid, 1)
+            for kind in ("loopback", "echo", "bridged"):
+                page = await browser.new_page()
+                await page.goto(f"http://127.0.0.1:{httpd.server_address[1]}/")
+                await page.evaluate(CHROME_JS)
+                client = None
+                transport = None
+                try:
+                    offer = await page.evaluate("(l) => window.rtt.setup(l)", kind == "loopback")
+                    if kind != "loopback":
+                        config = {
+                            "port_min": 47400,
+                            "port_max": 47499,
+                            "public_address": "",
+                            "stun": [],
+                            "turn": {},
+                        }
+                        client = WorkerClient(config, lambda _m: None)
+                        if kind == "echo":
+                            client._proc = await asyncio.create_subprocess_exec(
+                                sys.executable,
+                                __file__,
+                                "--echo-server",
+                                stdin=asyncio.subprocess.PIPE,
+                                stdout=asyncio.subprocess.PIPE,
+                            )
+                            client._reader = asyncio.create_task(client._read())
+                        else:
+                            await client.start()
+                        pin(client._proc.pid, 0)
+                        transport, _ = await loop.create_datagram_endpoint(
+                            Reflector, local_addr=("127.0.0.1", 0)
+                        )
+                        engine = list(transport.get_extra_info("sockname"))
+                        reply = await client.request("open", leg="c", sdp=offer, engine=engine)
+                        await page.evaluate("(s) => window.rtt.answer(s)", reply["sdp"])
+                    await asyncio.sleep(4)  # connect, and let Chrome's jitter buffer settle
+                    got = await page.evaluate("(s) => window.rtt.measure(s)", window)
+                    rtts = got["rtts"]
+                    emit(
+                        browser="chromium",
+                        server=kind,
+                        rtt_ms=round(statistics.median(rtts), 1) if rtts else None,
+                        rtt_ms_min=round(min(rtts), 1) if rtts else None,
+                        rtt_ms_max=round(max(rtts), 1) if rtts else None,
+                        bursts=got["sent"],
+                        heard=len(rtts),
+                    )
+                finally:
+                    await page.close()
+                    if client is not None:
+                        await client.stop()
+                    if transport is not None:
+                        transport.close()
+            await browser.close()
+        httpd.shutdown()
+    emit(load=os.getloadavg())
+
+
 if __name__ == "__main__":
     if "--echo-server" in sys.argv:
         asyncio.run(echo_server())
@@ -694,6 +904,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--legs", default="2,4,8")
     parser.add_argument("--window", type=float, default=8.0)
+    parser.add_argument(
+        "--chrome", action="store_true", help="Chromium's round trip: loopback, echo, bridged"
+    )
     parser.add_argument(
         "--split", action="store_true", help="one leg per server: the round trip's parts"
     )
@@ -706,5 +919,8 @@ if __name__ == "__main__":
         sys.exit(0)
     if args.split:
         asyncio.run(split_run(args.window))
+        sys.exit(0)
+    if args.chrome:
+        asyncio.run(chrome_run(args.window))
         sys.exit(0)
     asyncio.run(main([int(x) for x in args.legs.split(",")], args.window))
