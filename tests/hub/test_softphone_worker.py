@@ -13,7 +13,7 @@ import struct
 import numpy as np
 import pytest
 
-from hub.softphone.worker import public_candidates
+from hub.softphone.worker import DRAIN_AFTER, Bridge, public_candidates
 from hub.softphone.workers import WorkerClient, WorkerGone, port_slices
 from speech.g711 import ulaw_decode, ulaw_encode
 from tests.channels.voice.helpers import level_at
@@ -36,6 +36,28 @@ def test_host_candidates_carry_the_public_address() -> None:
     assert "203.0.113.9 40002 typ host" in out
     assert "198.51.100.7 40002 typ srflx" in out  # only host candidates change
     assert public_candidates(sdp, "") == sdp
+
+
+def test_a_standing_backlog_towards_the_browser_is_drained_but_jitter_is_not() -> None:
+    """Frames from the engine wait in the bridge for the 20 ms pacing. Three frames left
+    over from a burst would stand for the whole call (both clocks tick at 20 ms): they
+    are dropped one per DRAIN_AFTER ticks. A queue that swings 0–2 (jitter) keeps all."""
+    frames = [np.full(160, n, dtype=np.int16) for n in range(400)]
+    bridge = Bridge(("127.0.0.1", 9))
+    bridge.incoming.extend(frames[:3])
+    played = []
+    for tick in range(4 * DRAIN_AFTER):
+        bridge.incoming.append(frames[3 + tick])
+        played.append(int(bridge.next_frame()[0]))
+    assert bridge.drained == 3 and len(bridge.incoming) == 0
+    assert played == sorted(played)  # in order, only the oldest dropped
+
+    jittery = Bridge(("127.0.0.1", 9))
+    for tick in range(4 * DRAIN_AFTER):
+        if tick % 2 == 0:  # two frames arrive together, then none
+            jittery.incoming.extend(frames[tick : tick + 2])
+        jittery.next_frame()
+    assert jittery.drained == 0
 
 
 def _tone_track(freq: float):
@@ -131,6 +153,7 @@ async def test_the_worker_bridges_a_peer_to_plain_rtp_both_ways() -> None:
         assert level_at(received, 1000.0) > 1200
         closed = await worker.request("close", leg="t1")
         assert closed["received"] > 40 and closed["sent"] > 40
+        assert closed["drained"] <= 2  # paced 1:1 here: no backlog to drain
     finally:
         for reader in readers:
             reader.cancel()
