@@ -482,32 +482,32 @@ def test_a_killed_worker_is_started_again_and_the_browser_reconnects(
     context = mic_browser.new_context(permissions=["microphone"])
     caller_sipp = None
     try:
-        carol = log_in(context, hub.base, "carol")
-        carol.goto(f"{hub.base}/console")
-        choose_device(carol, "browser")
-        go_ready(carol)
+        agent = log_in(context, hub.base, "alice")
+        agent.goto(f"{hub.base}/console")
+        choose_device(agent, "browser")
+        go_ready(agent)
         caller_sipp = hub.call(tmp_path, caller, party)
-        carol.locator("#offers .offer[data-channel=voice]").get_by_role(
+        agent.locator("#offers .offer[data-channel=voice]").get_by_role(
             "button", name="Accept"
         ).click()
-        connected(carol)
+        connected(agent)
         until_hears(party, BROWSER_HZ, present=True)
         (old,) = softphone_workers(hub)
 
         os.kill(old, signal.SIGKILL)
         until_hears(party, BROWSER_HZ, present=False)  # the bridge went with the worker
         until_hears(party, BROWSER_HZ, present=True, within=40.0)
-        browser_hears(carol, CALLER_HZ, present=True)
+        browser_hears(agent, CALLER_HZ, present=True)
         assert softphone_workers(hub) not in ([], [old])
         (iid,) = wait_for(
             hub.db,
             "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
-            " WHERE a.extension = '1003' AND i.state = 'active'",
+            " WHERE a.extension = '1001' AND i.state = 'active'",
         )[0]
-        carol.goto(f"{hub.base}/console?interaction={iid}")
-        card(carol, iid).locator("[data-control=hangup]").click()
+        agent.goto(f"{hub.base}/console?interaction={iid}")
+        card(agent, iid).locator("[data-control=hangup]").click()
         assert caller_sipp.wait(30) == 0, caller_sipp.errors()
-        close_wrapup(carol, then="offline")
+        close_wrapup(agent)
     finally:
         if caller_sipp is not None:
             caller_sipp.stop()
