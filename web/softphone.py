@@ -145,6 +145,7 @@ class SoftphoneStream:
     async def sync(self, mux: TopicMux) -> list[Message]:
         if self.softphone is None:
             return []
+        self.softphone.warm()  # a browser agent is here: its worker should be ready
         return [
             Message(event=EVENT, data=json.dumps(item))
             for item in self.softphone.active_tokens(self.agent_id)

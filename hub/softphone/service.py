@@ -110,6 +110,7 @@ class Softphone:
         self.workers: list[WorkerClient] = []
         self.enabled = False  # start(): on with HUB_SOFTPHONE_ENABLED
         self._starting = asyncio.Lock()
+        self._warming: asyncio.Task[None] | None = None
         self.pending: dict[str, _Pending] = {}
         self.legs: dict[str, BrowserLeg] = {}
 
@@ -151,6 +152,21 @@ class Softphone:
         agents all use SIP phones never pays for them)."""
         self.enabled = True
 
+    def warm(self) -> None:
+        """Start the workers in the background, without waiting: called when a console that
+        takes calls in the browser subscribes, so its first accept does not also wait for
+        a worker process to start (seconds on a loaded machine)."""
+        if self.enabled and not self.workers and self._warming is None:
+            self._warming = asyncio.create_task(self._warm(), name="softphone-warm")
+
+    async def _warm(self) -> None:
+        try:
+            await self._ensure_workers()
+        except Exception:
+            log.exception("the softphone workers did not start")
+        finally:
+            self._warming = None
+
     async def _ensure_workers(self) -> None:
         async with self._starting:
             if self.workers:
@@ -164,6 +180,9 @@ class Softphone:
 
     async def stop(self) -> None:
         self.enabled = False
+        if self._warming is not None:  # a worker being started is stopped below with the rest
+            with contextlib.suppress(Exception):
+                await self._warming
         for leg in list(self.legs.values()):
             with contextlib.suppress(Exception):
                 await leg.call.hangup()
@@ -263,6 +282,10 @@ class Softphone:
             if leg.call.state is CallState.ENDED:
                 raise SoftphoneError("this call has ended", 410)
             reply = await self._open(leg.worker, token, offer_sdp, leg.rtp)
+            # a restarted worker gave the leg a new bridge socket: the engine sends there now
+            bridge = (str(reply["bridge"][0]), int(reply["bridge"][1]))
+            with self.endpoint.engine.lock:
+                leg.rtp.configure(bridge, PCMU, None)
             return str(reply["sdp"])
         pending = self.pending.get(token)
         if pending is None or pending.future.done():
@@ -300,6 +323,7 @@ class Softphone:
         self, worker: WorkerClient, token: str, sdp: str, rtp: RtpSession
     ) -> dict[str, Any]:
         try:
+            await worker.ensure_running()  # a crashed worker is started again on its next use
             return await worker.request(
                 "open", leg=token, sdp=sdp, engine=[rtp.local_host, rtp.local_port]
             )

@@ -46,6 +46,10 @@ PCMU = 0
 _HEADER = struct.Struct("!BBHII")
 SILENCE = np.zeros(FRAME, dtype=np.int16)
 MAX_QUEUED = 4  # 80 ms: the engine's clock and ours drift; more is dropped (latency)
+# A queue that never fell below 2 frames for DRAIN_AFTER ticks (0.5 s) is standing latency,
+# not jitter (the engine's 20 ms clock and ours run at the same rate, so a backlog left by a
+# burst would stay): one frame is dropped, until the queue's floor is 0–1 frames again.
+DRAIN_AFTER = 25
 
 
 def limit_ports(loop: asyncio.AbstractEventLoop, port_min: int, port_max: int) -> None:
@@ -94,6 +98,8 @@ class Bridge(asyncio.DatagramProtocol):
         self._ts = struct.unpack("!I", os.urandom(4))[0]
         self.received = 0
         self.sent = 0
+        self.drained = 0  # frames dropped as standing latency
+        self._floor_ticks = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -108,6 +114,20 @@ class Bridge(asyncio.DatagramProtocol):
         self.incoming.append(ulaw_decode(data[offset:]))
         while len(self.incoming) > MAX_QUEUED:
             self.incoming.popleft()
+
+    def next_frame(self) -> np.ndarray:
+        """The frame for this 20 ms tick (silence when none came), draining a backlog that
+        stood for ``DRAIN_AFTER`` ticks by one frame."""
+        queue = self.incoming
+        if len(queue) >= 2:
+            self._floor_ticks += 1
+            if self._floor_ticks >= DRAIN_AFTER:
+                queue.popleft()
+                self.drained += 1
+                self._floor_ticks = 0
+        else:
+            self._floor_ticks = 0
+        return queue.popleft() if queue else SILENCE
 
     def send(self, pcm: np.ndarray) -> None:
         """One frame (any length) from the browser, as PCMU RTP to the engine."""
@@ -147,8 +167,7 @@ def _track_class() -> type:
                 wait = self._start + self._pts / RATE - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            queue = self.bridge.incoming
-            pcm = queue.popleft() if queue else SILENCE
+            pcm = self.bridge.next_frame()
             if pcm.shape[0] != FRAME:
                 pcm = np.resize(pcm, FRAME)
             frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
@@ -265,7 +284,7 @@ class Worker:
         await self._close_pc(leg)
         leg["transport"].close()
         bridge: Bridge = leg["bridge"]
-        return {"received": bridge.received, "sent": bridge.sent}
+        return {"received": bridge.received, "sent": bridge.sent, "drained": bridge.drained}
 
     async def handle(self, request: dict[str, Any]) -> None:
         reply: dict[str, Any] = {"id": request.get("id")}

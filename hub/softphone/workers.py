@@ -34,6 +34,7 @@ class WorkerClient:
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._restarting = asyncio.Lock()
 
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
@@ -46,6 +47,28 @@ class WorkerClient:
             limit=1 << 20,
         )
         self._reader = asyncio.create_task(self._read(), name="softphone-worker")
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    async def ensure_running(self) -> bool:
+        """Start the worker again if its process has exited (a crash, or killed): the next
+        leg is then served by a fresh process. True when it was restarted. Legs that were
+        on the old process have lost their media; a reconnecting page opens them again."""
+        async with self._restarting:  # two legs at once start one process
+            if self._proc is None or self.running:
+                return False
+            log.warning(
+                "the softphone worker (pid %s) exited with %s: starting it again",
+                self._proc.pid,
+                self._proc.returncode,
+            )
+            if self._reader is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._reader
+            await self.start()
+            return True
 
     async def _read(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None

@@ -10,6 +10,8 @@ in the page, by WebAudio analysis (an AnalyserNode's FFT peak) of the remote tra
 from __future__ import annotations
 
 import math
+import os
+import signal
 import struct
 import time
 import wave
@@ -95,8 +97,8 @@ def browser_hears(page, freq: float, *, present: bool, within: float = 20.0) -> 
 
 
 class Hub:
-    def __init__(self, base: str, env: dict[str, str], var: Path) -> None:
-        self.base, self.var = base, var
+    def __init__(self, base: str, env: dict[str, str], var: Path, pid: int) -> None:
+        self.base, self.var, self.pid = base, var, pid
         self.db = var / "hub.sqlite3"
         self.sip_port = int(env["HUB_VOICE_BIND_PORT"])
         self.trunk_port = int(env["HUB_VOICE_TRUNK_PORT"])
@@ -118,8 +120,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory, seeded_db: Path) -> Iterator[H
         "HUB_SOFTPHONE_PORT_MIN": str(low),
         "HUB_SOFTPHONE_PORT_MAX": str(low + 99),
     }
-    with hub_server(tmp / "var", seeded_db, **env) as (base, _process):
-        yield Hub(base, env, tmp / "var")
+    with hub_server(tmp / "var", seeded_db, **env) as (base, process):
+        yield Hub(base, env, tmp / "var", process.pid)
 
 
 @pytest.fixture(scope="module")
@@ -456,3 +458,58 @@ def test_a_blind_transfer_moves_the_call_to_a_second_agents_browser(
         party.close()
         context.close()
         bob_context.close()
+
+
+def softphone_workers(hub: Hub) -> list[int]:
+    """The pids of the hub's softphone worker processes."""
+    import psutil
+
+    return [
+        child.pid
+        for child in psutil.Process(hub.pid).children(recursive=True)
+        if "hub.softphone.worker" in " ".join(child.cmdline())
+    ]
+
+
+def test_a_killed_worker_is_started_again_and_the_browser_reconnects(
+    hub: Hub, mic_browser, tmp_path: Path
+) -> None:
+    """The softphone worker dies mid-call (killed, as a crash would end it): the page loses
+    its peer, negotiates a new one, the hub starts a new worker for it and points the
+    engine at the new bridge, and both sides hear each other again."""
+    caller = "+15551239304"
+    party = RtpParty(CALLER_HZ)
+    context = mic_browser.new_context(permissions=["microphone"])
+    caller_sipp = None
+    try:
+        agent = log_in(context, hub.base, "alice")
+        agent.goto(f"{hub.base}/console")
+        choose_device(agent, "browser")
+        go_ready(agent)
+        caller_sipp = hub.call(tmp_path, caller, party)
+        agent.locator("#offers .offer[data-channel=voice]").get_by_role(
+            "button", name="Accept"
+        ).click()
+        connected(agent)
+        until_hears(party, BROWSER_HZ, present=True)
+        (old,) = softphone_workers(hub)
+
+        os.kill(old, signal.SIGKILL)
+        until_hears(party, BROWSER_HZ, present=False)  # the bridge went with the worker
+        until_hears(party, BROWSER_HZ, present=True, within=40.0)
+        browser_hears(agent, CALLER_HZ, present=True)
+        assert softphone_workers(hub) not in ([], [old])
+        (iid,) = wait_for(
+            hub.db,
+            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
+            " WHERE a.extension = '1001' AND i.state = 'active'",
+        )[0]
+        agent.goto(f"{hub.base}/console?interaction={iid}")
+        card(agent, iid).locator("[data-control=hangup]").click()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        close_wrapup(agent)
+    finally:
+        if caller_sipp is not None:
+            caller_sipp.stop()
+        party.close()
+        context.close()

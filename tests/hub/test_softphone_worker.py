@@ -13,8 +13,8 @@ import struct
 import numpy as np
 import pytest
 
-from hub.softphone.worker import public_candidates
-from hub.softphone.workers import WorkerClient, port_slices
+from hub.softphone.worker import DRAIN_AFTER, Bridge, public_candidates
+from hub.softphone.workers import WorkerClient, WorkerGone, port_slices
 from speech.g711 import ulaw_decode, ulaw_encode
 from tests.channels.voice.helpers import level_at
 
@@ -36,6 +36,28 @@ def test_host_candidates_carry_the_public_address() -> None:
     assert "203.0.113.9 40002 typ host" in out
     assert "198.51.100.7 40002 typ srflx" in out  # only host candidates change
     assert public_candidates(sdp, "") == sdp
+
+
+def test_a_standing_backlog_towards_the_browser_is_drained_but_jitter_is_not() -> None:
+    """Frames from the engine wait in the bridge for the 20 ms pacing. Three frames left
+    over from a burst would stand for the whole call (both clocks tick at 20 ms): they
+    are dropped one per DRAIN_AFTER ticks. A queue that swings 0–2 (jitter) keeps all."""
+    frames = [np.full(160, n, dtype=np.int16) for n in range(400)]
+    bridge = Bridge(("127.0.0.1", 9))
+    bridge.incoming.extend(frames[:3])
+    played = []
+    for tick in range(4 * DRAIN_AFTER):
+        bridge.incoming.append(frames[3 + tick])
+        played.append(int(bridge.next_frame()[0]))
+    assert bridge.drained == 3 and len(bridge.incoming) == 0
+    assert played == sorted(played)  # in order, only the oldest dropped
+
+    jittery = Bridge(("127.0.0.1", 9))
+    for tick in range(4 * DRAIN_AFTER):
+        if tick % 2 == 0:  # two frames arrive together, then none
+            jittery.incoming.extend(frames[tick : tick + 2])
+        jittery.next_frame()
+    assert jittery.drained == 0
 
 
 def _tone_track(freq: float):
@@ -131,9 +153,50 @@ async def test_the_worker_bridges_a_peer_to_plain_rtp_both_ways() -> None:
         assert level_at(received, 1000.0) > 1200
         closed = await worker.request("close", leg="t1")
         assert closed["received"] > 40 and closed["sent"] > 40
+        assert closed["drained"] <= 2  # paced 1:1 here: no backlog to drain
     finally:
         for reader in readers:
             reader.cancel()
         await browser.close()
         await worker.stop()
         engine.close()
+
+
+async def test_a_crashed_worker_is_started_again_on_its_next_use() -> None:
+    """The worker process is killed (as a crash would end it): a request to it fails, and
+    the next leg is served by a fresh process, whose peer connects."""
+    events: list[dict] = []
+    worker = WorkerClient(
+        {"port_min": 47120, "port_max": 47139, "public_address": "", "stun": [], "turn": {}},
+        events.append,
+    )
+    assert await worker.ensure_running() is False  # never started: nothing to restart
+    await worker.start()
+    browser = aiortc.RTCPeerConnection()
+    try:
+        assert await worker.ensure_running() is False  # running: left alone
+        first = worker._proc
+        assert first is not None
+        first.kill()
+        await first.wait()
+        with pytest.raises(WorkerGone):
+            await worker.request("open", leg="t2", sdp="v=0", engine=["127.0.0.1", 9])
+        assert await worker.ensure_running() is True
+        assert worker.running and worker._proc is not first
+
+        browser.addTrack(_tone_track(1400.0))
+        await browser.setLocalDescription(await browser.createOffer())
+        reply = await worker.request(
+            "open", leg="t2", sdp=browser.localDescription.sdp, engine=["127.0.0.1", 9]
+        )
+        await browser.setRemoteDescription(
+            aiortc.RTCSessionDescription(sdp=reply["sdp"], type="answer")
+        )
+        for _ in range(200):
+            if any(e.get("state") == "connected" for e in events):
+                break
+            await asyncio.sleep(0.05)
+        assert any(e.get("leg") == "t2" and e.get("state") == "connected" for e in events)
+    finally:
+        await browser.close()
+        await worker.stop()
