@@ -171,6 +171,28 @@ def choose_device(page, device: str) -> None:
     page.locator(f"#softphone[data-device={device}]").wait_for()
 
 
+def browser_accepts(hub: Hub, page, tmp_path: Path, caller: str, party: RtpParty) -> Sipp:
+    """The agent on ``page`` takes calls in the browser and is ready; ``caller`` calls and
+    the agent accepts in the page; returns the caller's SIPp once the page's peer is up."""
+    page.goto(f"{hub.base}/console")
+    choose_device(page, "browser")
+    go_ready(page)
+    caller_sipp = hub.call(tmp_path, caller, party)
+    page.locator("#offers .offer[data-channel=voice]").get_by_role("button", name="Accept").click()
+    connected(page)
+    return caller_sipp
+
+
+def active_call_of(hub: Hub, extension: str) -> int:
+    (iid,) = wait_for(
+        hub.db,
+        "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
+        " WHERE a.extension = ? AND i.state = 'active'",
+        extension,
+    )[0]
+    return iid
+
+
 def test_an_agent_on_an_external_number_is_called_through_the_trunk(
     hub: Hub, mic_browser, tmp_path: Path
 ) -> None:
@@ -201,11 +223,7 @@ def test_an_agent_on_an_external_number_is_called_through_the_trunk(
         sipps.append(hub.call(tmp_path, caller, party))
         until_hears(party, EXTERNAL_HZ, present=True)
         until_hears(mobile, CALLER_HZ, present=True)
-        (iid,) = wait_for(
-            hub.db,
-            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
-            " WHERE a.extension = '1003' AND i.state = 'active'",
-        )[0]
+        iid = active_call_of(hub, "1003")
         carol.goto(f"{hub.base}/console?interaction={iid}")
         card(carol, iid).locator("[data-control=hangup]").click()
         for sipp in sipps:
@@ -248,11 +266,7 @@ def test_agent_answers_in_the_browser_both_hear_hold_and_hang_up(
         # each side hears the other: the caller's RTP, and the page's remote track
         until_hears(party, BROWSER_HZ, present=True)
         browser_hears(agent, CALLER_HZ, present=True)
-        (iid,) = wait_for(
-            hub.db,
-            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
-            " WHERE a.extension = '1001' AND i.state = 'active'",
-        )[0]
+        iid = active_call_of(hub, "1001")
         legs = query(
             hub.db,
             "SELECT remote_uri FROM callleg WHERE interaction_id = ? AND kind = 'agent'",
@@ -330,20 +344,9 @@ def test_a_supervisor_listens_whispers_and_barges_from_the_browser(
         sam.goto(f"{hub.base}/supervisor/")
         choose_device(sam, "browser")
         alice = log_in(context, hub.base, "alice")
-        alice.goto(f"{hub.base}/console")
-        choose_device(alice, "browser")
-        go_ready(alice)
-        caller_sipp = hub.call(tmp_path, caller, party)
-        alice.locator("#offers .offer[data-channel=voice]").get_by_role(
-            "button", name="Accept"
-        ).click()
-        connected(alice)
+        caller_sipp = browser_accepts(hub, alice, tmp_path, caller, party)
         until_hears(party, BROWSER_HZ, present=True)
-        (iid,) = wait_for(
-            hub.db,
-            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
-            " WHERE a.extension = '1001' AND i.state = 'active'",
-        )[0]
+        iid = active_call_of(hub, "1001")
 
         # listen: sam's browser hears the caller and alice; nobody hears sam
         row = sam.locator(f"#call-row-{iid}")
@@ -407,19 +410,8 @@ def test_a_blind_transfer_moves_the_call_to_a_second_agents_browser(
     caller_sipp = None
     try:
         alice = log_in(context, hub.base, "alice")
-        alice.goto(f"{hub.base}/console")
-        choose_device(alice, "browser")
-        go_ready(alice)
-        caller_sipp = hub.call(tmp_path, caller, party)
-        alice.locator("#offers .offer[data-channel=voice]").get_by_role(
-            "button", name="Accept"
-        ).click()
-        connected(alice)
-        (iid,) = wait_for(
-            hub.db,
-            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
-            " WHERE a.extension = '1001' AND i.state = 'active'",
-        )[0]
+        caller_sipp = browser_accepts(hub, alice, tmp_path, caller, party)
+        iid = active_call_of(hub, "1001")
         until_hears(party, BROWSER_HZ, present=True)
 
         bob = log_in(bob_context, hub.base, "bob")
@@ -483,14 +475,7 @@ def test_a_killed_worker_is_started_again_and_the_browser_reconnects(
     caller_sipp = None
     try:
         agent = log_in(context, hub.base, "alice")
-        agent.goto(f"{hub.base}/console")
-        choose_device(agent, "browser")
-        go_ready(agent)
-        caller_sipp = hub.call(tmp_path, caller, party)
-        agent.locator("#offers .offer[data-channel=voice]").get_by_role(
-            "button", name="Accept"
-        ).click()
-        connected(agent)
+        caller_sipp = browser_accepts(hub, agent, tmp_path, caller, party)
         until_hears(party, BROWSER_HZ, present=True)
         (old,) = softphone_workers(hub)
 
@@ -499,11 +484,7 @@ def test_a_killed_worker_is_started_again_and_the_browser_reconnects(
         until_hears(party, BROWSER_HZ, present=True, within=40.0)
         browser_hears(agent, CALLER_HZ, present=True)
         assert softphone_workers(hub) not in ([], [old])
-        (iid,) = wait_for(
-            hub.db,
-            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
-            " WHERE a.extension = '1001' AND i.state = 'active'",
-        )[0]
+        iid = active_call_of(hub, "1001")
         agent.goto(f"{hub.base}/console?interaction={iid}")
         card(agent, iid).locator("[data-control=hangup]").click()
         assert caller_sipp.wait(30) == 0, caller_sipp.errors()
