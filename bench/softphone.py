@@ -616,7 +616,7 @@ def accept_run(calls: int) -> None:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.e2e.conftest import CHROMIUM_ARGS
+    from tests.e2e.conftest import fake_mic_args
     from tests.e2e.hub_process import free_sip_port, hub_server, seed_database, voice_env
     from tests.e2e.rtp_party import RtpParty
     from tests.e2e.test_call_controls import close_wrapup, party_caller
@@ -646,13 +646,7 @@ def accept_run(calls: int) -> None:
             wav = tone_wav(tmp / "tone.wav", browser_hz)
             browser = pw.chromium.launch(
                 executable_path="/usr/bin/chromium",
-                args=[
-                    *CHROMIUM_ARGS,
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-audio-capture={wav}",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
+                args=fake_mic_args(wav),
             )
             context = browser.new_context(permissions=["microphone"])
             agent = log_in(context, base, "alice")
@@ -812,7 +806,7 @@ async def chrome_run(window: float) -> None:
     from playwright.async_api import async_playwright
 
     from hub.softphone.workers import WorkerClient
-    from tests.e2e.conftest import CHROMIUM_ARGS
+    from tests.e2e.conftest import fake_mic_args
 
     pin(os.getpid(), 1)
     emit(bench="softphone-chrome", cores=os.cpu_count(), window_s=window, load=os.getloadavg())
@@ -826,13 +820,7 @@ async def chrome_run(window: float) -> None:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
                 executable_path="/usr/bin/chromium",
-                args=[
-                    *CHROMIUM_ARGS,
-                    "--use-fake-ui-for-media-stream",
-                    "--use-fake-device-for-media-stream",
-                    f"--use-file-for-fake-audio-capture={wav}",
-                    "--autoplay-policy=no-user-gesture-required",
-                ],
+                args=fake_mic_args(wav),
             )
             for child in psutil.Process().children(recursive=True):
                 pin(child.pid, 1)

@@ -20,6 +20,18 @@ CHROMIUM_ARGS = [
 ]
 
 
+def fake_mic_args(wav: Path) -> list[str]:
+    """Chromium flags for a page whose microphone plays ``wav`` (granted without a prompt)
+    and whose audio plays without a user gesture."""
+    return [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={wav}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+
+
 @pytest.fixture(scope="session")
 def seeded_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("e2e-seed") / "hub.sqlite3"

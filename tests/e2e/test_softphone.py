@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM_ARGS, fake_mic_args
 from tests.e2e.hub_process import free_sip_port, hub_server, voice_env
 from tests.e2e.rtp_party import ABSENT, RtpParty, hears_moh
 from tests.e2e.test_call_controls import card, close_wrapup, party_caller
@@ -137,14 +137,7 @@ def launch_with_tone(playwright, tmp: Path, freq: float):
     """Chromium whose microphone plays ``freq`` (and grants it without asking)."""
     executable = require_tool("chromium")
     wav = tone_wav(tmp / f"tone-{freq:.0f}.wav", freq)
-    args = [
-        *CHROMIUM_ARGS,
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={wav}",
-        "--autoplay-policy=no-user-gesture-required",
-    ]
-    return playwright.chromium.launch(executable_path=executable, args=args)
+    return playwright.chromium.launch(executable_path=executable, args=fake_mic_args(wav))
 
 
 @pytest.fixture(scope="module")
