@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import NamedTuple
 
 from models import WAIT_BINS, InteractionState
@@ -73,6 +74,9 @@ ADDITIVE = (
     "callbacks_requested",
     "callbacks_completed",
 )
+
+
+_additive = attrgetter(*ADDITIVE)
 
 
 def bucket_of(moment: datetime) -> datetime:
@@ -296,8 +300,8 @@ def interaction_facts(
 
 def add_into(total: Fact, fact: Fact) -> None:
     """Sum ``fact`` into ``total`` (the same row key)."""
-    for name in ADDITIVE:
-        setattr(total, name, getattr(total, name) + getattr(fact, name))
+    for name, mine, other in zip(ADDITIVE, _additive(total), _additive(fact), strict=True):
+        setattr(total, name, mine + other)
     total.wait_max_seconds = max(total.wait_max_seconds, fact.wait_max_seconds)
     for index, count in enumerate(fact.answered_hist):
         total.answered_hist[index] += count
@@ -317,7 +321,7 @@ def copy_of(fact: Fact, *, agent: bool = True) -> Fact:
         fact.wait_max_seconds,
         list(fact.answered_hist),
         list(fact.abandoned_hist),
-        **{name: getattr(fact, name) for name in ADDITIVE},
+        **dict(zip(ADDITIVE, _additive(fact), strict=True)),
     )
 
 

@@ -136,6 +136,7 @@ def _facts(db: Session, chosen: list[int] | sa.Select, rules: dict[int, QueueRul
         .order_by(_ev.c.interaction_id, _ev.c.at, _ev.c.id)
     ):
         by_interaction[row[0]].append(Event(*row[1:]))
+    mixed: set[int] = set()  # interactions with call controls or callbacks among their events
     for interaction_id, at, kind, detail in db.execute(
         sa.select(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.kind, _ctl.c.detail)
         .where(_ctl.c.interaction_id.in_(chosen), _ctl.c.kind.in_(CONTROL_KINDS))
@@ -147,6 +148,7 @@ def _facts(db: Session, chosen: list[int] | sa.Select, rules: dict[int, QueueRul
             kind = TRANSFER_OUT
         if interaction_id in by_interaction:
             by_interaction[interaction_id].append(Event(at, None, CONTROL + kind, None, None, None))
+            mixed.add(interaction_id)
     for interaction_id, created_at, state, finished_at in db.execute(
         sa.select(_cb.c.interaction_id, _cb.c.created_at, _cb.c.state, _cb.c.finished_at).where(
             _cb.c.interaction_id.in_(chosen)
@@ -155,11 +157,12 @@ def _facts(db: Session, chosen: list[int] | sa.Select, rules: dict[int, QueueRul
         if interaction_id in by_interaction:
             events = by_interaction[interaction_id]
             events.append(Event(created_at, None, CALLBACK_REQUESTED, None, None, None))
+            mixed.add(interaction_id)
             if state == CallbackState.CONNECTED and finished_at is not None:
                 events.append(Event(finished_at, None, CALLBACK_COMPLETED, None, None, None))
     facts: list[Fact] = []
     for interaction_id, events in by_interaction.items():
-        if len(events) > 1:
+        if interaction_id in mixed:  # the state changes alone come in order already
             events.sort(key=_at)  # stable: state changes first
         channel, inbox_id = meta[interaction_id]
         facts.extend(interaction_facts(channel, inbox_id, events, rules))
