@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Text
+from sqlalchemy import Column, DateTime, Index, Text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from models.base import created_at_field, json_field, timestamp_field
@@ -56,6 +56,8 @@ OPEN_STATES = frozenset(
 
 
 class Interaction(SQLModel, table=True):
+    # repeat contacts (hub.reports.rollups) read the interactions created in a window
+    __table_args__ = (Index("ix_interaction_created_at", "created_at"),)
     id: int | None = Field(default=None, primary_key=True)
     inbox_id: int = Field(foreign_key="inbox.id", index=True)
     contact_id: int = Field(foreign_key="contact.id", index=True)

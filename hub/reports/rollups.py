@@ -10,7 +10,6 @@ the job enqueues its successor in the same transaction that writes the rows.
 from __future__ import annotations
 
 import logging
-from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,7 +31,6 @@ from hub.reports.facts import (
     Event,
     Fact,
     QueueRule,
-    add_into,
     aggregate,
     bucket_of,
     interaction_facts,
@@ -102,63 +100,77 @@ def facts_of(
     """Every fact of these interactions, from their raw events."""
     facts: list[Fact] = []
     for chunk in _chunks(sorted(set(interaction_ids))):
-        meta = {
-            row[0]: (row[1], row[2])
-            for row in db.execute(
-                sa.select(_ix.c.id, _ix.c.channel, _ix.c.inbox_id).where(_ix.c.id.in_(chunk))
-            )
-        }
-        by_interaction: dict[int, list[Event]] = defaultdict(list)
-        for row in db.execute(
-            sa.select(
-                _ev.c.interaction_id,
-                _ev.c.at,
-                _ev.c.from_state,
-                _ev.c.to_state,
-                _ev.c.agent_id,
-                _ev.c.queue_id,
-                _ev.c.reason,
-            )
-            .where(_ev.c.interaction_id.in_(chunk))
-            .order_by(_ev.c.interaction_id, _ev.c.at, _ev.c.id)
-        ):
-            by_interaction[row[0]].append(Event(*row[1:]))
-        for interaction_id, at, kind, detail in db.execute(
-            sa.select(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.kind, _ctl.c.detail)
-            .where(_ctl.c.interaction_id.in_(chunk), _ctl.c.kind.in_(CONTROL_KINDS))
-            .order_by(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.id)
-        ):
-            if kind == "transfer":  # only the request counts, not its outcome rows
-                if (detail or {}).get("to") != "external":
-                    continue
-                kind = TRANSFER_OUT
-            if interaction_id in by_interaction:
-                by_interaction[interaction_id].append(
-                    Event(at, None, CONTROL + kind, None, None, None)
-                )
-        for interaction_id, created_at, state, finished_at in db.execute(
-            sa.select(_cb.c.interaction_id, _cb.c.created_at, _cb.c.state, _cb.c.finished_at).where(
-                _cb.c.interaction_id.in_(chunk)
-            )
-        ):
-            if interaction_id in by_interaction:
-                events = by_interaction[interaction_id]
-                events.append(Event(created_at, None, CALLBACK_REQUESTED, None, None, None))
-                if state == CallbackState.CONNECTED and finished_at is not None:
-                    events.append(Event(finished_at, None, CALLBACK_COMPLETED, None, None, None))
-        for interaction_id, events in by_interaction.items():
-            events.sort(key=lambda event: _aware(event.at))  # stable: state changes first
-            channel, inbox_id = meta[interaction_id]
-            facts.extend(interaction_facts(channel, inbox_id, events, rules))
+        facts.extend(_facts(db, chunk, rules))
     return facts
 
 
-def _interactions_with_events_in(db: Session, start: datetime, end: datetime) -> set[int]:
-    return set(
-        db.execute(
-            sa.select(_ev.c.interaction_id).where(_ev.c.at >= start, _ev.c.at < end).distinct()
-        ).scalars()
-    )
+def facts_in(
+    db: Session, start: datetime, end: datetime, rules: dict[int, QueueRule]
+) -> list[Fact]:
+    """Every fact of the interactions with an event in [start, end), in set-based queries
+    (the interactions are chosen in the database, not sent to it as lists of ids)."""
+    touched = sa.select(_ev.c.interaction_id).where(_ev.c.at >= start, _ev.c.at < end)
+    return _facts(db, touched, rules)
+
+
+def _facts(db: Session, chosen: list[int] | sa.Select, rules: dict[int, QueueRule]) -> list[Fact]:
+    """The facts of the interactions ``chosen`` (their ids, or a query of them)."""
+    meta = {
+        row[0]: (row[1], row[2])
+        for row in db.execute(
+            sa.select(_ix.c.id, _ix.c.channel, _ix.c.inbox_id).where(_ix.c.id.in_(chosen))
+        )
+    }
+    by_interaction: dict[int, list[Event]] = defaultdict(list)
+    for row in db.execute(
+        sa.select(
+            _ev.c.interaction_id,
+            _ev.c.at,
+            _ev.c.from_state,
+            _ev.c.to_state,
+            _ev.c.agent_id,
+            _ev.c.queue_id,
+            _ev.c.reason,
+        )
+        .where(_ev.c.interaction_id.in_(chosen))
+        .order_by(_ev.c.interaction_id, _ev.c.at, _ev.c.id)
+    ):
+        by_interaction[row[0]].append(Event(*row[1:]))
+    mixed: set[int] = set()  # interactions with call controls or callbacks among their events
+    for interaction_id, at, kind, detail in db.execute(
+        sa.select(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.kind, _ctl.c.detail)
+        .where(_ctl.c.interaction_id.in_(chosen), _ctl.c.kind.in_(CONTROL_KINDS))
+        .order_by(_ctl.c.interaction_id, _ctl.c.at, _ctl.c.id)
+    ):
+        if kind == "transfer":  # only the request counts, not its outcome rows
+            if (detail or {}).get("to") != "external":
+                continue
+            kind = TRANSFER_OUT
+        if interaction_id in by_interaction:
+            by_interaction[interaction_id].append(Event(at, None, CONTROL + kind, None, None, None))
+            mixed.add(interaction_id)
+    for interaction_id, created_at, state, finished_at in db.execute(
+        sa.select(_cb.c.interaction_id, _cb.c.created_at, _cb.c.state, _cb.c.finished_at).where(
+            _cb.c.interaction_id.in_(chosen)
+        )
+    ):
+        if interaction_id in by_interaction:
+            events = by_interaction[interaction_id]
+            events.append(Event(created_at, None, CALLBACK_REQUESTED, None, None, None))
+            mixed.add(interaction_id)
+            if state == CallbackState.CONNECTED and finished_at is not None:
+                events.append(Event(finished_at, None, CALLBACK_COMPLETED, None, None, None))
+    facts: list[Fact] = []
+    for interaction_id, events in by_interaction.items():
+        if interaction_id in mixed:  # the state changes alone come in order already
+            events.sort(key=_at)  # stable: state changes first
+        channel, inbox_id = meta[interaction_id]
+        facts.extend(interaction_facts(channel, inbox_id, events, rules))
+    return facts
+
+
+def _at(event: Event) -> datetime:
+    return _aware(event.at)
 
 
 def repeat_days(text: str) -> list[int]:
@@ -174,13 +186,12 @@ def refresh(db: Session, buckets: Iterable[datetime], *, days: list[int] | None 
     rules = queue_rules(db)
     written = 0
     for start, end in ranges(bucket_of(b) for b in buckets):
-        ids = _interactions_with_events_in(db, start, end)
-        rows = aggregate(f for f in facts_of(db, ids, rules) if start <= f.bucket < end)
+        rows = aggregate(f for f in facts_in(db, start, end, rules) if start <= f.bucket < end)
         for table in (_rollup, _by_queue):
             db.execute(table.delete().where(table.c.bucket >= start, table.c.bucket < end))
         if rows:
             db.execute(_rollup.insert(), [_row(fact) for fact in rows.values()])
-            queue_rows = aggregate(without_agent(fact) for fact in rows.values())
+            queue_rows = aggregate(rows.values(), agent=False)
             db.execute(
                 _by_queue.insert(),
                 [
@@ -191,13 +202,6 @@ def refresh(db: Session, buckets: Iterable[datetime], *, days: list[int] | None 
         written += len(rows)
         _refresh_repeats(db, start, end, days or [])
     return written
-
-
-def without_agent(fact: Fact) -> Fact:
-    """The same figures keyed without the agent (``ReportRollupQueue``)."""
-    copy = Fact(fact.bucket, fact.queue_id, fact.channel, fact.inbox_id)
-    add_into(copy, fact)
-    return copy
 
 
 def _row(fact: Fact) -> dict:
@@ -215,51 +219,53 @@ def _row(fact: Fact) -> dict:
 
 
 def _refresh_repeats(db: Session, start: datetime, end: datetime, days: list[int]) -> None:
-    """Contacts created in [start, end), and which of them are repeats within each N days."""
+    """Contacts created in [start, end), and which of them are repeats within each N days.
+
+    A contact is a repeat within N days when the same customer has another interaction
+    created at most N days before it (one created at the same moment counts when its id is
+    lower). That other interaction exists exactly when the customer's previous interaction,
+    in the order (created_at, id), is at most N days older: the database finds that one
+    (``lag`` over the customer's interactions of the last max(N) days)."""
     db.execute(_repeat.delete().where(_repeat.c.bucket >= start, _repeat.c.bucket < end))
     if not days:
         return
-    created = db.execute(
+    longest = timedelta(days=max(days))
+    window = (
         sa.select(
-            _ix.c.id,
-            _ix.c.contact_id,
             _ix.c.created_at,
             _ix.c.channel,
             _ix.c.inbox_id,
             _ix.c.queue_id,
-        ).where(_ix.c.created_at >= start, _ix.c.created_at < end)
-    ).all()
-    if not created:
-        return
-    longest = timedelta(days=max(days))
-    earlier: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for chunk in _chunks(sorted({row[1] for row in created})):
-        for contact_id, created_at, interaction_id in db.execute(
-            sa.select(_ix.c.contact_id, _ix.c.created_at, _ix.c.id).where(
-                _ix.c.contact_id.in_(chunk),
-                _ix.c.created_at >= start - longest,
-                _ix.c.created_at < end,
-            )
-        ):
-            earlier[contact_id].append((_aware(created_at), interaction_id))
-    for entries in earlier.values():
-        entries.sort()
+            sa.func.lag(_ix.c.created_at, type_=_ix.c.created_at.type)
+            .over(partition_by=_ix.c.contact_id, order_by=(_ix.c.created_at, _ix.c.id))
+            .label("previous"),
+        )
+        .where(_ix.c.created_at >= start - longest, _ix.c.created_at < end)
+        .subquery()
+    )
+    spans = [(n, timedelta(days=n)) for n in days]
     counts: dict[tuple, list[int]] = defaultdict(lambda: [0, 0])
-    for interaction_id, contact_id, created_at, channel, inbox_id, queue_id in created:
+    buckets: dict[datetime, datetime] = {}
+    for created_at, channel, inbox_id, queue_id, previous in db.execute(
+        sa.select(
+            window.c.created_at,
+            window.c.channel,
+            window.c.inbox_id,
+            window.c.queue_id,
+            window.c.previous,
+        ).where(window.c.created_at >= start)
+    ):
         created_at = _aware(created_at)
-        entries = earlier[contact_id]
-        for n in days:
-            repeat = False
-            index = bisect_left(entries, (created_at - timedelta(days=n), 0))
-            while index < len(entries) and entries[index][0] <= created_at:
-                at, other = entries[index]
-                if other != interaction_id and (at < created_at or other < interaction_id):
-                    repeat = True
-                    break
-                index += 1
-            row = counts[(bucket_of(created_at), n, queue_id, channel, inbox_id)]
+        bucket = buckets.get(created_at)
+        if bucket is None:
+            bucket = buckets[created_at] = bucket_of(created_at)
+        previous = None if previous is None else _aware(previous)
+        for n, span in spans:
+            row = counts[(bucket, n, queue_id, channel, inbox_id)]
             row[0] += 1
-            row[1] += int(repeat)
+            row[1] += int(previous is not None and previous >= created_at - span)
+    if not counts:
+        return
     db.execute(
         _repeat.insert(),
         [
