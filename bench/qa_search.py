@@ -23,12 +23,15 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's hub, not the venv's
 
 from hub.db import make_engine, make_sessionmaker, migrate
 from hub.qa.search import SearchFilters, search
