@@ -3,14 +3,21 @@
 Prints one JSON line per figure. Targets (issue 15):
 
 - ``qa_pipeline_throughput``: seconds of call audio per second of wall time through the whole
-  QA pipeline as the hub runs it (``hub.transcription.worker.analyse_recording`` in a
-  worker process: both channels transcribed with word timings, right channel labelled, one
-  redaction batch, the redacted audio copy, metrics). Target >= 5.6x real time. Search
-  indexing and categorizing are not in this branch: the line says so.
+  QA pipeline as the hub runs it, on a migrated, seeded SQLite hub database with five
+  category rules: the ``qa.transcribe`` job's handler (``CallTranscriber.transcribe``: in a
+  ``TranscriptionPool`` worker ``analyse_recording`` transcribes both channels with word
+  timings, labels the right channel, redacts the whole transcript in one batch, writes the
+  redacted audio copy and the metrics; the hub process stores it all), then the search
+  indexer's passes (``QaIndexer.run_once``: index the new segments, categorize their
+  interactions). Target >= 5.6x real time. The recording is made before timing by the call
+  service's database steps (``tests/hub/transcription/recorded.py``).
   ``ratio`` is taken to raw faster-whisper (``WhisperModel.transcribe`` with the same model,
   beam 5, Silero VAD filter and word timestamps, as the pipeline asks for) transcribing each
   channel of the same files separately, in the same worker process, in the same run; target
   >= 0.85. Runs alternate pipeline and raw per file and keep the best of ``--repeat``.
+  ``ratio_cpu`` is the same ratio in CPU seconds (worker and hub process), which a loaded
+  machine disturbs less. ``--beside-ivr N`` times it while ``bench/speech_ivr.py`` runs N
+  callers, and reports that bench's level figures with it.
 - ``qa_pii``: recall and precision per entity type on a fixed set of 240 utterances (40 each
   of cards, phones, emails, names, addresses, and 40 without personal data), generated from
   a fixed seed, spoken by Piper, passed through 8 kHz G.711 mu-law, transcribed by Whisper
@@ -20,6 +27,7 @@ Prints one JSON line per figure. Targets (issue 15):
   (a card heard as a run of digits is still taken out).
 
     .venv/bin/python bench/qa.py [--quick] [--only throughput|pii] [--heard heard.json]
+        [--seed 16] [--repeat 2] [--nice N --idle] [--beside-ivr 5 --ivr-seconds 420]
 """
 
 from __future__ import annotations
@@ -38,8 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hub.transcription.speakers import LegWindow
-from hub.transcription.worker import Request, TranscriptionPool, analyse_recording
+from hub.transcription.worker import TranscriptionPool
 from tests.hub.transcription.call_audio import SCRIPT, Line, build_call
 
 SEED = 15  # the PII set: fixed before any tuning
@@ -108,64 +115,299 @@ def raw_channels(path: str) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
-def pipeline(request: Request) -> tuple[float, float]:
-    """Wall and CPU seconds (every thread of the worker process) for one recording."""
-    started, cpu = time.perf_counter(), time.process_time()
-    analyse_recording(request)
-    return time.perf_counter() - started, time.process_time() - cpu
+def _worker_cpu() -> float:
+    """CPU seconds of the worker process so far (every thread), asked in the worker."""
+    return time.process_time()
 
 
-async def throughput(work: Path, repeat: int, nice: int, idle: bool) -> None:
-    files: list[tuple[Path, float, list[LegWindow], list[str]]] = []
+# Rules of the kinds the issue names (phrase with speaker and time window, negation, NEAR,
+# wildcard, metric conditions): every one is evaluated on every transcribed call.
+CATEGORY_RULES: dict[str, dict[str, Any]] = {
+    "recording disclosure": {
+        "match": "all",
+        "phrases": [{"query": '"may be recorded"', "speaker": "ivr", "first_seconds": 30}],
+    },
+    "no agent greeting": {
+        "match": "all",
+        "phrases": [{"query": "help OR calling", "speaker": "agent", "negate": True}],
+    },
+    "refund": {"match": "any", "phrases": [{"query": "refund* NEAR/5 charge*"}]},
+    "long silence": {
+        "match": "any",
+        "metrics": [{"metric": "longest_silence_seconds", "op": ">", "value": 3}],
+    },
+    "unhappy at the end": {
+        "match": "all",
+        "phrases": [{"query": "happy OR angry OR twice", "speaker": "customer"}],
+        "metrics": [{"metric": "customer_sentiment_end", "op": "<", "value": 0}],
+    },
+}
+
+
+class TimedPool(TranscriptionPool):
+    """The hub's pool, also keeping the wall time of the handler's call into the worker
+    (``analyse``: the recording's analysis and the round trip), so the rest of the handler's
+    time (its database reads and the store) can be told from it."""
+
+    analyse_wall = 0.0
+
+    async def analyse(self, request: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            return await super().analyse(request)
+        finally:
+            self.analyse_wall += time.perf_counter() - started
+
+
+class Hub:
+    """The hub's own QA services over a migrated, seeded SQLite database in ``work``: the
+    ``qa.transcribe`` handler (``CallTranscriber``, its worker pool) and the search indexer
+    (``QaIndexer``, which categorizes what it indexed), as ``Services.start`` builds them."""
+
+    def __init__(self, work: Path, pool: TimedPool) -> None:
+        self.work, self.pool = work, pool
+
+    async def __aenter__(self) -> Hub:
+        from hub.db import migrate
+        from hub.events import make_backend, make_channels_plugin
+        from hub.qa.categories import validate_rule
+        from hub.qa.indexer import QaIndexer
+        from hub.seed import seed_demo
+        from hub.services import Services
+        from hub.settings import Settings
+        from hub.transcription.service import CallTranscriber
+        from models import Category
+        from tests.support import cached_hash, demo_password
+
+        self.work.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite+aiosqlite:///{self.work / 'hub.sqlite3'}"
+        await asyncio.to_thread(migrate, url)
+        self.plugin = make_channels_plugin(make_backend(""))
+        await self.plugin._on_startup()
+        settings = Settings(var_dir=self.work / "var", database_url=url)
+        settings.ensure_dirs()
+        self.services = Services.build(settings, self.plugin)
+        async with self.services.sessionmaker() as db:
+            await seed_demo(db, password_for=demo_password, hasher=cached_hash)
+        async with self.services.sessionmaker() as db:
+            for name, rule in CATEGORY_RULES.items():
+                db.add(Category(name=name, rule=validate_rule(rule)))
+            await db.commit()
+        self.transcriber = CallTranscriber(self.services, self.pool)
+        self.indexer = QaIndexer(self.services)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.services.close()
+        await self.plugin._on_shutdown()
+
+    async def recorded(self, wav: Path, placed: list[Any], name: str) -> int:
+        """A finished call's recording, queued for transcription (tests' own helper, which
+        goes through the call service's database steps); not timed."""
+        from tests.hub.transcription.recorded import agent_named, recorded_call
+
+        agent_id, _ = await agent_named(self.services, "alice")
+        return await recorded_call(self.services, wav, placed, agent_id=agent_id, name=name)
+
+    async def process(self, recording_id: int) -> dict[str, Any]:
+        """What the hub does with one recording after hang-up, timed per stage: the job's
+        handler (worker: transcribe, label, redact text and audio, metrics; hub: store), then
+        the indexer's passes until nothing is new (index, then categorize)."""
+        from sqlmodel import select
+
+        from models import InteractionCategory, Recording, Transcript, TranscriptStatus
+
+        wcpu0 = await self.pool.call(_worker_cpu)
+        self.pool.analyse_wall = 0.0
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        await self.transcriber.transcribe(recording_id)
+        wall1, cpu1 = time.perf_counter(), time.process_time()
+        docs = 0
+        while found := await self.indexer.run_once():
+            docs += found
+        wall2, cpu2 = time.perf_counter(), time.process_time()
+        wcpu1 = await self.pool.call(_worker_cpu)
+        async with self.services.sessionmaker() as db:
+            transcript = (
+                await db.exec(select(Transcript).where(Transcript.recording_id == recording_id))
+            ).one()
+            recording = await db.get(Recording, recording_id)
+            assert recording is not None
+            tags = (
+                await db.exec(
+                    select(InteractionCategory.category_id).where(
+                        InteractionCategory.interaction_id == recording.interaction_id
+                    )
+                )
+            ).all()
+        if transcript.status != TranscriptStatus.DONE:
+            raise RuntimeError(f"recording {recording_id}: {transcript.status} {transcript.error}")
+        if not docs:
+            raise RuntimeError(f"recording {recording_id}: nothing was indexed")
+        return {
+            "wall": wall2 - wall0,
+            "transcribe_wall": wall1 - wall0,
+            "worker_call_wall": self.pool.analyse_wall,
+            "index_categorize_wall": wall2 - wall1,
+            "cpu": (cpu2 - cpu0) + (wcpu1 - wcpu0),
+            "worker_cpu": wcpu1 - wcpu0,
+            "hub_cpu": cpu2 - cpu0,
+            "index_categorize_cpu": cpu2 - cpu1,
+            "docs": docs,
+            "categories": len(tags),
+        }
+
+
+class BesideIvr:
+    """``bench/speech_ivr.py`` at ``callers`` concurrent callers, running while the timed
+    part runs: entered once its SIPp callers are up, left once the timed part is done (then
+    its result, which it prints when its calls end, is read and returned)."""
+
+    def __init__(self, callers: int, seconds: float) -> None:
+        self.callers, self.seconds = callers, seconds
+        self.result: dict[str, Any] = {}
+        self.overlapped = False
+
+    def _callers_up(self) -> bool:
+        import psutil
+
+        try:
+            children = psutil.Process(self.proc.pid).children(recursive=True)
+            return any(c.name() == "sipp" for c in children)
+        except psutil.NoSuchProcess:
+            return False
+
+    async def __aenter__(self) -> BesideIvr:
+        script = Path(__file__).resolve().parent / "speech_ivr.py"
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            "--levels",
+            str(self.callers),
+            "--seconds",
+            str(self.seconds),
+            "--note",
+            "beside bench/qa.py throughput",
+            stdout=asyncio.subprocess.PIPE,
+        )
+        while not self._callers_up():
+            if self.proc.returncode is not None:
+                raise RuntimeError("bench/speech_ivr.py ended before its callers started")
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(10)  # every caller has dialled in (they start within 8 s)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.overlapped = self._callers_up()  # still calling when the timed part ended
+        out, _ = await self.proc.communicate()
+        for line in out.decode().splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record.get("figure") == "level":
+                    self.result = record
+
+
+async def throughput(
+    work: Path,
+    repeat: int,
+    nice: int,
+    idle: bool,
+    note: str = "",
+    beside: BesideIvr | None = None,
+) -> None:
+    files: list[tuple[Path, float, list[Any]]] = []
     for index, script in enumerate(CALLS):
         path = work / f"call{index}.wav"
         placed = build_call(path, script)
-        agent = next(p for p in placed if p.speaker == "agent")
-        windows = [LegWindow("agent", agent.start - 0.3, float("inf"), 1, "Agent")]
-        prompts = [p.text for p in placed if p.speaker == "ivr"]
-        files.append((path, placed[-1].end + 0.8, windows, prompts))
-    pool = TranscriptionPool(workers=1, nice=nice, idle=idle)
+        files.append((path, placed[-1].end + 0.8, placed))
+    load_before = os.getloadavg()
+    pool = TimedPool(workers=1, nice=nice, idle=idle)
     try:
-        first = files[0]
-        await pool.call(
-            pipeline, Request(str(first[0]), str(work / "warm.wav"), first[2], first[3])
-        )
-        await pool.call(raw_channels, str(first[0]))  # models loaded, caches warm
-        audio = sum(f[1] for f in files)
-        best_pipe, best_raw = float("inf"), float("inf")
-        cpu_pipe, cpu_raw = float("inf"), float("inf")
-        for _ in range(repeat):
-            pipe_total = raw_total = pipe_cpu = raw_cpu = 0.0
-            for path, _seconds, windows, prompts in files:
-                request = Request(
-                    str(path), str(work / f"{path.stem}.redacted.wav"), windows, prompts
+        async with Hub(work / "hub", pool) as hub:
+            first = files[0]  # models loaded, caches warm, not timed
+            await hub.process(await hub.recorded(first[0], first[2], "warm"))
+            await pool.call(raw_channels, str(first[0]))
+            audio = sum(f[1] for f in files)
+            best: dict[str, float] = {}
+            stages: dict[str, float] = {}
+            docs = tags = 0
+            if beside is not None:
+                await beside.__aenter__()
+            for rep in range(repeat):
+                run = dict.fromkeys(["wall", "cpu", "raw_wall", "raw_cpu"], 0.0)
+                run_stages = dict.fromkeys(
+                    [
+                        "transcribe_wall",
+                        "worker_call_wall",
+                        "index_categorize_wall",
+                        "worker_cpu",
+                        "hub_cpu",
+                        "index_categorize_cpu",
+                    ],
+                    0.0,
                 )
-                wall, cpu = await pool.call(pipeline, request)
-                pipe_total, pipe_cpu = pipe_total + wall, pipe_cpu + cpu
-                wall, cpu = await pool.call(raw_channels, str(path))
-                raw_total, raw_cpu = raw_total + wall, raw_cpu + cpu
-            best_pipe, best_raw = min(best_pipe, pipe_total), min(best_raw, raw_total)
-            cpu_pipe, cpu_raw = min(cpu_pipe, pipe_cpu), min(cpu_raw, raw_cpu)
+                docs = tags = 0
+                for index, (path, _seconds, placed) in enumerate(files):
+                    recording_id = await hub.recorded(path, placed, f"r{rep}c{index}")
+                    got = await hub.process(recording_id)
+                    run["wall"] += got["wall"]
+                    run["cpu"] += got["cpu"]
+                    for key in run_stages:
+                        run_stages[key] += got[key]
+                    docs, tags = docs + got["docs"], tags + got["categories"]
+                    wall, cpu = await pool.call(raw_channels, str(path))
+                    run["raw_wall"] += wall
+                    run["raw_cpu"] += cpu
+                if not best or run["wall"] < best["wall"]:
+                    stages = run_stages
+                for key, value in run.items():
+                    best[key] = min(best.get(key, float("inf")), value)
+            load_timed = os.getloadavg()
+            if beside is not None:
+                await beside.__aexit__(None, None, None)
     finally:
         await pool.close()
     emit(
         {
             "figure": "qa_pipeline_throughput",
-            "stages": ["transcribe", "label", "redact", "redacted_audio", "metrics"],
-            "not_in_branch": ["index", "categorize"],
+            "stages": [
+                "transcribe",
+                "label",
+                "redact",
+                "redacted_audio",
+                "metrics",
+                "store",
+                "index",
+                "categorize",
+            ],
             "calls": len(files),
             "audio_seconds": round(audio, 1),
-            "pipeline_seconds": round(best_pipe, 2),
-            "realtime_x": round(audio / best_pipe, 2),
-            "raw_whisper_seconds": round(best_raw, 2),
-            "raw_realtime_x": round(audio / best_raw, 2),
-            "ratio": round(best_raw / best_pipe, 3),
-            "pipeline_cpu_seconds": round(cpu_pipe, 2),
-            "raw_cpu_seconds": round(cpu_raw, 2),
-            "ratio_cpu": round(cpu_raw / cpu_pipe, 3),
-            "load_average": os.getloadavg()[0],
+            "pipeline_seconds": round(best["wall"], 2),
+            "realtime_x": round(audio / best["wall"], 2),
+            "raw_whisper_seconds": round(best["raw_wall"], 2),
+            "raw_realtime_x": round(audio / best["raw_wall"], 2),
+            "ratio": round(best["raw_wall"] / best["wall"], 3),
+            "pipeline_cpu_seconds": round(best["cpu"], 2),
+            "raw_cpu_seconds": round(best["raw_cpu"], 2),
+            "ratio_cpu": round(best["raw_cpu"] / best["cpu"], 3),
+            "best_run_stages_s": {k: round(v, 2) for k, v in stages.items()},
+            "docs_indexed": docs,
+            "category_tags": tags,
+            "categories_defined": len(CATEGORY_RULES),
+            "repeat": repeat,
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in load_timed],
             "worker_nice": nice,
             "worker_sched_idle": idle,
+            "note": note,
+            "beside_speech_ivr": None
+            if beside is None
+            else {
+                "callers": beside.callers,
+                "ivr_calls_still_running_at_end": beside.overlapped,
+                "level": beside.result,
+            },
+            "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "target": {"realtime_x": 5.6, "ratio": 0.85},
         }
     )
@@ -369,11 +611,31 @@ def main() -> None:
         help="JSON file of what Whisper heard per utterance: read if present, else written",
     )
     parser.add_argument("--seed", type=int, default=SEED, help=f"PII set (fixed: {SEED})")
+    parser.add_argument(
+        "--beside-ivr",
+        type=int,
+        metavar="CALLERS",
+        help="time the pipeline while bench/speech_ivr.py runs that many callers",
+    )
+    parser.add_argument(
+        "--ivr-seconds", type=float, default=420.0, help="each IVR caller's call (--beside-ivr)"
+    )
+    parser.add_argument("--note", default="", help="machine conditions, for the record")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "throughput"):
+            beside = None
+            if args.beside_ivr:
+                beside = BesideIvr(args.beside_ivr, args.ivr_seconds)
             asyncio.run(
-                throughput(Path(tmp), 1 if args.quick else args.repeat, args.nice, args.idle)
+                throughput(
+                    Path(tmp),
+                    1 if args.quick else args.repeat,
+                    args.nice,
+                    args.idle,
+                    args.note,
+                    beside,
+                )
             )
         if args.only in (None, "pii"):
             pii(args.quick, args.heard, args.seed)

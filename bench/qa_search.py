@@ -23,12 +23,15 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree's hub, not the venv's
 
 from hub.db import make_engine, make_sessionmaker, migrate
 from hub.qa.search import SearchFilters, search
@@ -48,16 +51,21 @@ def words() -> list[str]:
     return sorted(out, key=lambda w: (len(w), w))
 
 
-def corpus(n: int, vocab: list[str]):
+def corpus(n: int, vocab: list[str], per_year: int | None = None):
+    """``n`` segments; ``per_year`` of them a year (all ``n`` in one year by default). With
+    ``per_year`` < ``n`` the dates run on past the first year at the same rate: a corpus grown
+    from 1,000,000 to 3,000,000 this way is three years of the same traffic, and its first
+    ``per_year`` rows are exactly the one-year corpus of that size."""
     rng = random.Random(11)
     weights = [1 / (r + 1) for r in range(VOCAB)]
     cum = list(_accumulate(weights))
     span = 365 * 86400
+    per_year = per_year or n
     batch = []
     for i in range(n):
         k = rng.randint(8, 20)
         text = " ".join(rng.choices(vocab, cum_weights=cum, k=k))
-        at = START + timedelta(seconds=span * i / n)
+        at = START + timedelta(seconds=span * i / per_year)
         batch.append(
             {
                 "interaction_id": i // PER_CALL + 1,
@@ -83,7 +91,9 @@ def _accumulate(values):
         yield total
 
 
-async def build(url: str, n: int, vocab: list[str]) -> float:
+async def build(url: str, sizes: list[int], vocab: list[str]):
+    """Insert the corpus in stages: after each size in ``sizes`` (ascending) is reached and
+    analysed, yield (size, seconds since the start); the caller times the queries there."""
     engine = make_engine(url)
     t0 = time.perf_counter()
     async with engine.begin() as conn:
@@ -101,30 +111,38 @@ async def build(url: str, n: int, vocab: list[str]) -> float:
             ),
             {"f": False, "now": START},
         )
-    calls = (n + PER_CALL - 1) // PER_CALL
-    async with engine.begin() as conn:
-        rows = [
-            {"id": i, "at": START + timedelta(seconds=365 * 86400 * (i - 1) / calls)}
-            for i in range(1, calls + 1)
-        ]
-        await conn.execute(
-            sa.text(
-                "INSERT INTO interaction (id, inbox_id, contact_id, channel, state, priority, "
-                "required_skills, data, wrapup_notes, overflowed, created_at) VALUES "
-                "(:id, 1, 1, 'voice', 'closed', 0, '{}', '{}', '', :f, :at)"
-            ),
-            [{**r, "f": False} for r in rows],
-        )
+    per_year = sizes[0]
+    calls_per_year = (per_year + PER_CALL - 1) // PER_CALL
     insert = sa.text(
         "INSERT INTO qadoc (interaction_id, source, source_id, speaker, at, start_ms, text) "
         "VALUES (:interaction_id, :source, :source_id, :speaker, :at, :start_ms, :text)"
     ).bindparams(sa.bindparam("at", type_=sa.DateTime(timezone=True)))
-    for batch in corpus(n, vocab):
+    batches = corpus(sizes[-1], vocab, per_year)
+    done = calls_done = 0
+    for size in sizes:
+        calls = (size + PER_CALL - 1) // PER_CALL
         async with engine.begin() as conn:
-            await conn.execute(insert, batch)
-    await engine.dispose()
-    await analyse(url)
-    return time.perf_counter() - t0
+            rows = [
+                {"id": i, "at": START + timedelta(seconds=365 * 86400 * (i - 1) / calls_per_year)}
+                for i in range(calls_done + 1, calls + 1)
+            ]
+            await conn.execute(
+                sa.text(
+                    "INSERT INTO interaction (id, inbox_id, contact_id, channel, state, "
+                    "priority, required_skills, data, wrapup_notes, overflowed, created_at) "
+                    "VALUES (:id, 1, 1, 'voice', 'closed', 0, '{}', '{}', '', :f, :at)"
+                ),
+                [{**r, "f": False} for r in rows],
+            )
+        calls_done = calls
+        while done < size:
+            batch = next(batches)
+            async with engine.begin() as conn:
+                await conn.execute(insert, batch)
+            done += len(batch)
+        await engine.dispose()
+        await analyse(url)
+        yield size, time.perf_counter() - t0
 
 
 async def analyse(url: str) -> None:
@@ -197,7 +215,7 @@ async def measure(url: str, backend: str, n: int, vocab: list[str]) -> list[floa
 
 async def run_backend(
     backend: str,
-    n: int,
+    sizes: list[int],
     vocab: list[str],
     postgres_url: str,
     pg_db: str = "qa_bench",
@@ -246,20 +264,26 @@ async def run_backend(
             ),
             flush=True,
         )
-    else:
-        seconds = await build(url, n, vocab)
+        times = await measure(url, backend, sizes[-1], vocab)
+        report_p95(backend, sizes[-1], times)
+        return
+    async for size, seconds in build(url, sizes, vocab):
         print(
             json.dumps(
                 {
                     "figure": "qa_index_build_s",
                     "backend": backend,
-                    "segments": n,
+                    "segments": size,
+                    "years": round(size / sizes[0], 2),
                     "seconds": round(seconds, 1),
                 }
             ),
             flush=True,
         )
-    times = await measure(url, backend, n, vocab)
+        report_p95(backend, size, await measure(url, backend, size, vocab))
+
+
+def report_p95(backend: str, n: int, times: list[float]) -> None:
     print(
         json.dumps(
             {
@@ -276,7 +300,12 @@ async def run_backend(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--segments", type=int, default=1_000_000)
+    parser.add_argument(
+        "--segments",
+        default="1000000",
+        help="corpus size, or ascending sizes (1000000,3000000): the corpus grows in stages, "
+        "the first size a year of traffic, and the queries are timed at each",
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--pg-db", default="qa_bench", help="scratch database (dropped first)")
@@ -289,13 +318,18 @@ def main() -> None:
     args = parser.parse_args()
     if not args.pg_db.isidentifier():
         parser.error("--pg-db must be a plain identifier")
+    sizes = [int(x) for x in args.segments.replace("_", "").split(",")]
+    if sizes != sorted(set(sizes)):
+        parser.error("--segments: ascending sizes")
+    if args.reuse and len(sizes) > 1:
+        parser.error("--reuse times one corpus: give one size")
     vocab = words()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     for backend in backends:
         asyncio.run(
             run_backend(
                 backend,
-                args.segments,
+                sizes,
                 vocab,
                 args.postgres,
                 args.pg_db,

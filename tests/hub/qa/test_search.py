@@ -133,6 +133,17 @@ async def test_filters_order_snippets_and_indexing(services, corpus):
     assert result.total == 3 and result.capped  # four documents say refund
     assert len(result.hits) == 2
     assert result.hits[0].doc_id > result.hits[1].doc_id
+    # within the cap, PostgreSQL sorts the matches instead of walking the ids backward:
+    # the same newest hits, pages included
+    async with services.sessionmaker() as db:
+        within = await search(db, "refund", limit=2, cap=1000)
+        page = await search(db, "refund", limit=2, offset=2, cap=1000)
+        walked = await search(db, "refund", limit=2, offset=2, cap=3)
+    assert not within.capped and within.total == 5  # two segments, one more, two messages
+    assert [h.doc_id for h in within.hits] == [h.doc_id for h in result.hits]
+    ids = [h.doc_id for h in page.hits]
+    assert len(ids) == 2 and ids[0] > ids[1] and ids[0] < result.hits[1].doc_id
+    assert ids == [h.doc_id for h in walked.hits]
     async with services.sessionmaker() as db:
         result = await search(db, '"broken headphones"')
     (hit,) = result.hits
