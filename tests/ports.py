@@ -2,20 +2,23 @@
 
 A port picked here is free now but stays unbound until the hub or SIPp under test binds it,
 so nothing stops the next pick (in this process or another worker) from returning it again.
-Each worker therefore takes only ports of its own residue (``port % workers``), never hands
-one out twice, and draws RTP ranges from its own slice of 20000–59999.
+So each worker owns a slice of 20000–59999 (one per worker): free ports come from the slice's
+lower half, picked at random and never handed out twice, and RTP ranges from its upper half.
+(The kernel's own choice, ``bind(0)``, cannot be steered into a slice: it even keeps to one
+parity for TCP.)
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
-import time
 
-RTP_LOW, RTP_HIGH = 20_000, 60_000
+PORTS_LOW, PORTS_HIGH = 20_000, 60_000
 RTP_SPAN = 200
 
 _HANDED_OUT: set[int] = set()
+_RANDOM = random.Random()  # its own: a test seeding `random` must not steer the picks
 
 
 def worker() -> tuple[int, int]:
@@ -25,32 +28,41 @@ def worker() -> tuple[int, int]:
     return int(name.removeprefix("gw") or 0) % count, count
 
 
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port free now for both TCP and UDP on 127.0.0.1, of this worker's residue, and
-    never handed out before in this process."""
+def _halves() -> tuple[range, range]:
+    """(free ports, RTP ports) of this worker's slice."""
     index, count = worker()
-    other = socket.SOCK_DGRAM if kind == socket.SOCK_STREAM else socket.SOCK_STREAM
+    width = (PORTS_HIGH - PORTS_LOW) // count
+    low = PORTS_LOW + index * width
+    middle = low + width // 2
+    return range(low, middle), range(middle, low + width)
+
+
+def _bindable(port: int, kind: int) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A port free now for both TCP and UDP on 127.0.0.1, from this worker's slice, never
+    handed out before in this process."""
+    ports, _ = _halves()
     while True:
-        with socket.socket(socket.AF_INET, kind) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port % count != index or port in _HANDED_OUT:
+        port = _RANDOM.choice(ports)
+        if port in _HANDED_OUT:
             continue
-        with socket.socket(socket.AF_INET, other) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _HANDED_OUT.add(port)
-        return port
+        if _bindable(port, socket.SOCK_STREAM) and _bindable(port, socket.SOCK_DGRAM):
+            _HANDED_OUT.add(port)
+            return port
 
 
 def rtp_range() -> tuple[int, int]:
     """An even-based RTP port range in this worker's slice (the hub's port pool skips a
     port that is taken anyway)."""
-    index, count = worker()
-    width = (RTP_HIGH - RTP_LOW) // count
-    low = RTP_LOW + index * width
-    base = low + (os.getpid() * 7919 + time.monotonic_ns() // 1000) % (width - RTP_SPAN)
+    _, ports = _halves()
+    base = _RANDOM.randrange(ports.start, ports.stop - RTP_SPAN)
     base -= base % 2
     return base, base + RTP_SPAN
