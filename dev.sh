@@ -39,7 +39,8 @@ python_deps() {
     log "installing Python dependencies from $lock"
     "$PY" -m pip install -q --upgrade pip
     "$PY" -m pip install -q -r "$lock"
-    "$PY" -m pip install -q --no-deps -e .
+    # setuptools' notice about editable installs reads like a fault to someone starting out
+    PYTHONWARNINGS="ignore:Editable installation" "$PY" -m pip install -q --no-deps -e .
     rm -f "$VENV"/.stamp-*
     touch "$stamp"
   fi

@@ -219,6 +219,7 @@ class Hub:
         rtp_range: tuple[int, int],
         *,
         seeded: bool = False,
+        env: dict[str, str] | None = None,
     ) -> None:
         from tests.e2e.hub_process import free_port, free_sip_port, seed_database
 
@@ -231,7 +232,7 @@ class Hub:
             asyncio.run(add_agents(f"sqlite+aiosqlite:///{self.db}", creds))
         self.http_port, self.sip_port = free_port(), free_sip_port()
         self.base = f"http://127.0.0.1:{self.http_port}"
-        env = {
+        environ = {
             **os.environ,
             "HUB_VAR_DIR": str(var),
             "HUB_PORT": str(self.http_port),
@@ -240,14 +241,15 @@ class Hub:
             "HUB_VOICE_RTP_PORT_MAX": str(rtp_range[1]),
             "HUB_VOICE_DRAIN_SECONDS": "2",
             "HUB_PRESENCE_GRACE_SECONDS": "86400",  # bench agents have no console open
+            **(env or {}),
         }
         for name in ("HUB_DATABASE_URL", "HUB_REDIS_URL"):
-            env.pop(name, None)
+            environ.pop(name, None)
         self.log = open(var / "run.log", "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-c", "from hub.cli import main; main()", "run"],
             cwd=ROOT,
-            env=env,
+            env=environ,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )

@@ -25,7 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from channels.voice.call import Call, CallEvent, CallState
 from hub import call_records as records
 from hub.call_records import epoch_to_dt
-from hub.events import SUPERVISOR_TOPIC, agent_topic, interaction_topic
+from hub.events import SUPERVISOR_TOPIC, interaction_topic
 from models import CallLeg, ControlEvent, ControlKind, InteractionSegment, SegmentRole, utcnow
 
 if TYPE_CHECKING:
@@ -145,12 +145,15 @@ class CallControls:
 
     def _on_agent_phone(self, interaction_id: int, event: CallEvent) -> None:
         """The agent's own phone held (or resumed) by re-INVITE: recorded and shown. Its
-        own transfer button (REFER) is refused: the console says why."""
+        own transfer button (REFER) is carried out by the hub (``hub.call_phone_transfer``)."""
         live = self.calls.live.get(interaction_id)
         if live is None:
             return
         if event.kind == "refer_requested":
-            task = asyncio.create_task(self._refuse_refer(live, str(event.detail.get("target"))))
+            from hub.call_phone_transfer import carry_out_refer
+
+            target = str(event.detail.get("target"))
+            task = asyncio.create_task(carry_out_refer(self, live, target))
             task.add_done_callback(_log_failure)
             return
         if event.kind not in ("remote_hold", "remote_unhold"):
@@ -168,24 +171,6 @@ class CallControls:
         """The call was handed to an external party: it outlives the agent's wrap-up."""
         st = self.state.get(live.interaction_id)
         return st is not None and st.handed_off
-
-    async def _refuse_refer(self, live: LiveCall, target: str) -> None:
-        """The phone's transfer is declined: its REFER's final NOTIFY carries ``603
-        Declined`` (RFC 3515 §2.4.5), so the phone ends its transfer and keeps the call."""
-        st = self.state.get(live.interaction_id)
-        agent_id = st.agent_id if st is not None else live.agent_id
-        why = "the hub keeps every transfer on the interaction"
-        if live.agent_call is not None:
-            live.agent_call.answer_refer(603, "Declined")
-        await self.record(live, ControlKind.TRANSFER, None, {"refused": target[:200], "why": why})
-        if agent_id is not None:
-            await self.services.bus.publish(
-                agent_topic(agent_id),
-                "supervisor-message",
-                text=f"Your phone's transfer (to {target[:200]}) was not made: {why}. "
-                "Use Transfer or Consult in the console.",
-                **{"from": "Contact Hub"},
-            )
 
     # -- the agent's verbs ---------------------------------------------------------------
 
@@ -426,7 +411,7 @@ class CallControls:
     # -- helpers ---------------------------------------------------------------------------
 
     async def _agent_name(self, agent_id: int) -> str:
-        from hub.routing.service import agent_name
+        from hub.routing.work import agent_name
 
         async with self.services.sessionmaker() as db:
             return await agent_name(db, agent_id)

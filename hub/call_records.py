@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -406,16 +407,40 @@ async def mark_dropped(db: AsyncSession, var_dir: Path, *, node: str | None) -> 
             repaired += 1
     abandon: list[int] = []
     wrap_up: list[tuple[int, int]] = []
-    for interaction_id in interactions:
-        interaction = await db.get(Interaction, interaction_id)
-        if interaction is None:
-            continue
-        if interaction.state in (S.NEW, S.SELF_SERVICE, S.QUEUED, S.OFFERED):
-            abandon.append(interaction_id)
-        elif interaction.state == S.ACTIVE and interaction.agent_id is not None:
-            wrap_up.append((interaction_id, interaction.agent_id))
+    for interaction in await _left_unfinished(db, node):
+        if interaction.state == S.ACTIVE:
+            if interaction.agent_id is not None:
+                wrap_up.append((interaction.id, interaction.agent_id))
+        else:
+            abandon.append(interaction.id)
     await db.commit()
     return Dropped(abandon, wrap_up, len(legs), repaired)
+
+
+async def _left_unfinished(db: AsyncSession, node: str | None) -> list[Interaction]:
+    """Calls waiting or with an agent, with no leg open, and a leg (of this node) dropped
+    since their state last changed. Not only the legs marked just now: a process that died
+    again after marking them, before ending their calls, left such calls for this start.
+    A call that moved on since (a callback back in its queue) is not one of them."""
+    dropped = select(CallLeg.id).where(
+        CallLeg.interaction_id == Interaction.id,
+        CallLeg.end_reason == "dropped",
+        col(CallLeg.ended_at)
+        >= sa.func.coalesce(Interaction.state_changed_at, Interaction.created_at),
+    )
+    if node is not None:
+        dropped = dropped.where(CallLeg.node == node)
+    still_open = select(CallLeg.interaction_id).where(col(CallLeg.ended_at).is_(None))
+    query = (
+        select(Interaction)
+        .where(
+            dropped.exists(),
+            col(Interaction.id).not_in(still_open),
+            col(Interaction.state).in_([S.NEW, S.SELF_SERVICE, S.QUEUED, S.OFFERED, S.ACTIVE]),
+        )
+        .order_by(col(Interaction.id))
+    )
+    return list((await db.exec(query)).all())
 
 
 async def close_after_self_service(

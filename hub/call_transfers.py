@@ -92,9 +92,25 @@ async def transfer_external(
         controls, interaction_id, agent_id, user_id, raw, "transfer"
     )
     assert agent_id is not None
+    await hand_off(controls, live, agent_id, user_id, number)
+    return number
+
+
+async def hand_off(
+    controls: CallControls,
+    live: LiveCall,
+    agent_id: int,
+    user_id: int,
+    number: str,
+    by: dict[str, str] | None = None,
+) -> None:
+    """Release the agent and call ``number`` (already checked) for the caller; ``by`` adds
+    to the control row (who asked, when not the console)."""
+    interaction_id = live.interaction_id
     st = controls.state.setdefault(interaction_id, ControlState())
     st.handed_off = True  # from now on the call outlives the agent's wrap-up
-    await controls.record(live, ControlKind.TRANSFER, user_id, {"to": "external", "number": number})
+    detail = {"to": "external", "number": number, **(by or {})}
+    await controls.record(live, ControlKind.TRANSFER, user_id, detail)
     # wrap-up first: a call without an agent leg that is still ACTIVE would ring them again
     with contextlib.suppress(LookupError, ValueError, PermissionError):
         await controls.services.routing.wrap_up(interaction_id, agent_id=agent_id)
@@ -102,7 +118,6 @@ async def transfer_external(
     controls.calls._start_moh(live)
     task = asyncio.create_task(_connect(controls, live, number))
     task.add_done_callback(_log_failure)
-    return number
 
 
 async def _connect(controls: CallControls, live: LiveCall, number: str) -> None:

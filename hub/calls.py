@@ -173,6 +173,9 @@ class CallService:
         self.self_service: SelfService = queue_directly
         self.ready_to_answer: ReadyToAnswer | None = None
         self.nobody: NobodyAnswers | None = None  # voicemail, callbacks, forwards (optional)
+        # A call an agent's own phone places (``Call.phone_extension``) to a number that is
+        # not one of the hub's DIDs: the dialer takes it out through the trunk.
+        self.from_phone: Callable[[Call], Awaitable[None]] | None = None
         self.live: dict[int, LiveCall] = {}
         self.accepting = True
         self._moh_pcm: np.ndarray | None = None
@@ -224,6 +227,12 @@ class CallService:
         if not self.accepting:
             await call.reject(503, "Service Unavailable")
             return
+        if call.phone_extension is not None and self.from_phone is not None:
+            async with self.services.sessionmaker() as db:  # one of our DIDs: comes in
+                ours = await records.inbox_for_dnis(db, call.called_number) is not None
+            if not ours:
+                await self.from_phone(call)
+                return
         # The DNIS's inbox, the contact, the interaction and its leg: one transaction.
         created = await records.open_call(
             self.services.transactions,

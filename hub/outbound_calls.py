@@ -164,6 +164,46 @@ class OutboundDialer:
         """Store the outbound interaction and start calling; returns its id at once.
 
         Raises ``DialRefused`` (with the HTTP status) when the call cannot even start."""
+        placed, inbox = await self._open(agent_id, raw_number, inbox_id)
+        self._launch(placed, inbox, None, f"dial-{placed.interaction_id}")
+        return placed.interaction_id
+
+    async def from_phone(self, phone: Call) -> None:
+        """An agent dialled a number on their own desk phone (``Call.phone_extension``): the
+        same outbound interaction as click to dial, with the phone's INVITE as the agent's
+        leg. It rings (180: the phone plays its ringback) while the customer's call does,
+        and is answered when the customer answers. A call that cannot start is refused with
+        the matching SIP status and the reason as its phrase (RFC 3261 §21), as is one
+        whose customer is busy (486) or does not answer (480)."""
+        async with self.services.sessionmaker() as db:
+            agent = (
+                await db.exec(select(Agent).where(Agent.extension == phone.phone_extension))
+            ).first()
+        if agent is None or agent.id is None:
+            await phone.reject(404, "Not Found")
+            return
+        try:
+            placed, inbox = await self._open(agent.id, phone.called_number, None, phone=True)
+        except DialRefused as refused:
+            status = {422: 484, 409: 480}.get(refused.status, 403)  # §21.4.22, .18, .4
+            await phone.reject(status, _phrase(refused.reason))
+            return
+        await self._launch(placed, inbox, phone, f"phone-dial-{placed.interaction_id}")
+
+    def _launch(
+        self, placed: Placed, inbox: Inbox, phone: Call | None, name: str
+    ) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._run(placed, inbox, phone), name=name)
+        self.tasks.add(task)
+        self.setting_up.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    async def _open(
+        self, agent_id: int, raw_number: str, inbox_id: int | None, *, phone: bool = False
+    ) -> tuple[Placed, Inbox]:
+        """The checks, then the stored interaction; ``phone``: the agent's phone is the
+        one calling (so it need not be reachable to be called first)."""
         settings = self.endpoint.settings
         if not settings.trunk_host:
             raise DialRefused(
@@ -180,7 +220,7 @@ class OutboundDialer:
             extension = agent.extension
             if not extension:
                 raise DialRefused(409, "You have no SIP extension; an admin sets one up.")
-            if self.endpoint.registrar.lookup(extension) is None:
+            if not phone and self.endpoint.registrar.lookup(extension) is None:
                 raise DialRefused(
                     409,
                     f"Your phone (extension {extension}) is not registered with the hub, "
@@ -197,12 +237,7 @@ class OutboundDialer:
             raise DialRefused(refused.status, refused.reason) from refused
         did = caller_id(inbox)
         interaction_id = await self._store(agent_id, inbox, number, did)
-        placed = Placed(interaction_id, agent_id, extension, number, did)
-        task = asyncio.create_task(self._run(placed, inbox), name=f"dial-{interaction_id}")
-        self.tasks.add(task)
-        self.setting_up.add(task)
-        task.add_done_callback(self._done)
-        return interaction_id
+        return Placed(interaction_id, agent_id, extension, number, did), inbox
 
     async def _store(self, agent_id: int, inbox: Inbox, number: str, did: str) -> int:
         """The interaction, committed with the agent's new presence, then published. The
@@ -266,10 +301,7 @@ class OutboundDialer:
         self.on_failed[interaction_id] = on_failed
         self.on_connected[interaction_id] = on_connected
         placed = Placed(interaction_id, agent_id, extension, number, caller_id(inbox))
-        task = asyncio.create_task(self._run(placed, inbox), name=f"callback-{interaction_id}")
-        self.tasks.add(task)
-        self.setting_up.add(task)
-        task.add_done_callback(self._done)
+        self._launch(placed, inbox, None, f"callback-{interaction_id}")
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
@@ -341,12 +373,15 @@ class OutboundDialer:
 
     # -- the call --------------------------------------------------------------------------
 
-    async def _run(self, placed: Placed, inbox: Inbox) -> None:
+    async def _run(self, placed: Placed, inbox: Inbox, phone: Call | None) -> None:
         """``_place``, and whatever stops it half way (the hub stopping, a fault) still
         ends the interaction and hangs up, so no agent stays stuck on a call."""
-        calls: list[Call] = []
+        calls: list[Call] = [] if phone is None else [phone]
         try:
-            await self._place(placed, inbox, calls)
+            if phone is None:
+                await self._place(placed, inbox, calls)
+            else:
+                await self._place_from_phone(placed, inbox, calls, phone)
         except BaseException as exc:
             for call in calls:
                 if call.state is not CallState.ENDED:
@@ -400,10 +435,39 @@ class OutboundDialer:
         )
         assert customer_leg is not None and agent_leg is not None
         calls.clear()  # from here the call service's LiveCall owns both calls
-        current = asyncio.current_task()
-        if current is not None:
-            self.setting_up.discard(current)  # type: ignore[arg-type]
         await self._connected(placed, inbox, customer, customer_leg, agent_call, agent_leg)
+
+    async def _place_from_phone(
+        self, placed: Placed, inbox: Inbox, calls: list[Call], phone: Call
+    ) -> None:
+        """The customer while the agent's phone, which placed the call, hears it ring."""
+        await phone.ring()
+        customer_ringing: list[Call] = []
+        try:
+            customer = await self._watched(
+                placed, self._dial_customer(placed, customer_ringing, calls), also=phone
+            )
+        except (CallFailed, _EndedInConsole) as exc:
+            failure = exc if isinstance(exc, CallFailed) else None
+            outcome = outcome_of(failure) if failure is not None else "cancelled"
+            status = 486 if failure is not None and failure.status in BUSY else 480
+            await phone.reject(status, _phrase(outcome))  # no-op once the phone hung up
+            await self._store_leg(placed, CallLegKind.CUSTOMER, customer_ringing, None, failure)
+            await self._store_leg(
+                placed, CallLegKind.AGENT, [phone], None, failure, direction="inbound"
+            )
+            await self._end(placed, outcome)
+            return
+        await phone.answer()
+        customer_leg = await self._store_leg(
+            placed, CallLegKind.CUSTOMER, customer_ringing, customer, None
+        )
+        agent_leg = await self._store_leg(
+            placed, CallLegKind.AGENT, [phone], phone, None, direction="inbound"
+        )
+        assert customer_leg is not None and agent_leg is not None
+        calls.clear()  # from here the call service's LiveCall owns both calls
+        await self._connected(placed, inbox, customer, customer_leg, phone, agent_leg)
 
     async def _dial_customer(self, placed: Placed, ringing: list[Call], calls: list[Call]) -> Call:
         """INVITE through the trunk with the DID as caller ID (From and P-Asserted-Identity,
@@ -469,6 +533,7 @@ class OutboundDialer:
         ringing: list[Call],
         answered: Call | None,
         failure: CallFailed | None,
+        direction: str = "outbound",
     ) -> int | None:
         """The leg's row once its INVITE has an outcome (none if no INVITE went out)."""
         call = answered or (ringing[0] if ringing else None)
@@ -479,7 +544,7 @@ class OutboundDialer:
                 db,
                 placed.interaction_id,
                 kind=kind,
-                direction="outbound",
+                direction=direction,
                 sip_call_id=call.call_id,
                 remote_uri=call.remote_uri,
                 node=self.calls.node,
@@ -548,6 +613,10 @@ class OutboundDialer:
         """Bridged and recorded; the call service follows it like any answered call."""
         from hub.calls import LiveCall
 
+        current = asyncio.current_task()
+        if current is not None:
+            self.setting_up.discard(current)  # type: ignore[arg-type]  # connected now
+
         self.on_failed.pop(placed.interaction_id, None)
         connected = self.on_connected.pop(placed.interaction_id, None)
         if connected is not None:
@@ -600,6 +669,11 @@ class OutboundDialer:
             calls.live.pop(live.interaction_id, None)
             if not calls.live:
                 calls._idle.set()
+
+
+def _phrase(text: str) -> str:
+    """A reason phrase: one line of printable text (RFC 3261 §25.1 Reason-Phrase)."""
+    return " ".join(text.split())[:120].rstrip(".")
 
 
 class _EndedInConsole(Exception):

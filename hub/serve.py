@@ -94,8 +94,8 @@ def run(host: str | None, port: int | None, no_seed: bool) -> None:
         port=settings.port,
         log_level="info",
         proxy_headers=True,
-        # The stdlib loop: aiosipua's UDP transport asserts asyncio.DatagramTransport in
-        # connection_made, which uvloop's UDP transport is not (no SIP over UDP with it).
+        # The stdlib loop: the one the voice code (SIP, RTP, the media clock) is tested
+        # and measured on (bench/voice.py).
         loop="asyncio",
         # HTTPS when a certificate and key are set: browsers allow the softphone's
         # microphone only on a secure origin (HTTPS, or http://localhost)

@@ -31,12 +31,12 @@ from hub.routing.work import (
     ROUTABLE_PRESENCE,
     AfterCommit,
     agent_loads,
+    agent_name,
     lock_agent,
     lock_interaction,
     write_lock,
 )
 from models import (
-    Agent,
     ControlEvent,
     ControlKind,
     Direction,
@@ -46,7 +46,6 @@ from models import (
     Message,
     SegmentRole,
     SenderKind,
-    User,
     utcnow,
 )
 
@@ -55,12 +54,6 @@ if TYPE_CHECKING:
 
 JOINED_ROLES = (SegmentRole.CONSULT.value, SegmentRole.CONFERENCE.value)
 PARTICIPANTS_EVENT = "participants"  # on the interaction's topic: who else is on it changed
-
-
-async def agent_name(db: AsyncSession, agent_id: int) -> str:
-    rows = await db.exec(select(User.display_name).join(Agent).where(Agent.id == agent_id))
-    name = rows.first()
-    return name or f"agent {agent_id}"
 
 
 class CollabRefused(ValueError):

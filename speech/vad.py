@@ -106,9 +106,14 @@ class EndpointConfig:
     no_input_ms: int = 5000  # nothing said this long after start: "no input"
     max_speech_ms: int = 15_000  # an utterance is cut here
     pre_roll_ms: int = 200  # audio kept from before the detected start
+    # Silence this long after speech (shorter than end_silence_ms; 0: off) gives a
+    # ``speech_pause`` event with the turn so far, so recognition can start while the end is
+    # still undecided. The turn's audio stops 150 ms after its last speech, so from about
+    # 200 ms on the pause's audio is the very audio the turn ends with if nobody speaks again.
+    early_ms: int = 0
 
 
-EventKind = Literal["speech_start", "speech_end", "no_input", "max_speech"]
+EventKind = Literal["speech_start", "speech_pause", "speech_end", "no_input", "max_speech"]
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,8 @@ class EndpointEvent:
 
     kind: EventKind
     time: float
-    utterance: Audio | None = None  # with speech_end / max_speech: the caller's words
-    start: float | None = None  # with speech_end / max_speech: when the speech began
+    utterance: Audio | None = None  # with speech_pause / _end / max_speech: the words so far
+    start: float | None = None  # with speech_pause / _end / max_speech: when speech began
 
 
 class Endpointer:
@@ -160,6 +165,12 @@ class Endpointer:
     def time(self) -> float:
         """Seconds of audio fed since the last reset."""
         return self._samples_in / self.sample_rate
+
+    @property
+    def last_speech(self) -> float:
+        """Stream time of the current turn's last speech window (a ``speech_pause`` event
+        whose ``time`` differs from it is out of date: the caller spoke again)."""
+        return self._last_speech_window * WINDOW_SECONDS
 
     def _ms_to_windows(self, ms: int) -> int:
         return max(1, round(ms / 1000 / WINDOW_SECONDS))
@@ -214,6 +225,8 @@ class Endpointer:
             return self._finish("speech_end", start)
         if (self._window - self._start_window) * WINDOW_SECONDS * 1000 >= cfg.max_speech_ms:
             return self._finish("max_speech", start)
+        if cfg.early_ms and self._silent == self._ms_to_windows(cfg.early_ms):
+            return EndpointEvent("speech_pause", self.last_speech, self._utterance(), start)
         return None
 
     def _begin_capture(self, start: float) -> None:
@@ -226,14 +239,16 @@ class Endpointer:
         self._captured = [buffered[max(0, skip) :]]
         self._captured_from = keep_from
 
-    def _finish(self, kind: EventKind, start: float) -> EndpointEvent:
-        self.state = "done"
-        end = self._last_speech_window * WINDOW_SECONDS
+    def _utterance(self) -> Audio:
+        """The turn's audio up to a little after its last speech window."""
         audio = np.concatenate(self._captured) if self._captured else np.zeros(0, np.int16)
         tail = 0.15  # keep a little after the last speech window for the final consonant
-        stop = round((end + tail - self._captured_from) * self.sample_rate)
-        utterance = Audio(audio[: max(0, stop)].copy(), self.sample_rate)
-        return EndpointEvent(kind, end, utterance, start)
+        stop = round((self.last_speech + tail - self._captured_from) * self.sample_rate)
+        return Audio(audio[: max(0, stop)].copy(), self.sample_rate)
+
+    def _finish(self, kind: EventKind, start: float) -> EndpointEvent:
+        self.state = "done"
+        return EndpointEvent(kind, self.last_speech, self._utterance(), start)
 
 
 class BargeInDetector:

@@ -59,6 +59,22 @@ def free_port() -> int:
             return port
 
 
+def media_ports() -> int:
+    """The base of four consecutive free ports for SIPp's ``-mp``: it binds the base for
+    audio RTP, base+1 for RTCP and base+2, base+3 for video, so one free port is not enough
+    (a caller once failed on "Unable to bind video RTP socket": a hub's web port was
+    base+2). All four are handed out."""
+    ports, _ = _halves()
+    while True:
+        base = _RANDOM.randrange(ports.start, ports.stop - 4)
+        block = range(base, base + 4)
+        if any(port in _HANDED_OUT for port in block):
+            continue
+        if all(_bindable(p, socket.SOCK_STREAM) and _bindable(p, socket.SOCK_DGRAM) for p in block):
+            _HANDED_OUT.update(block)
+            return base
+
+
 def rtp_range() -> tuple[int, int]:
     """An even-based RTP port range in this worker's slice (the hub's port pool skips a
     port that is taken anyway)."""

@@ -27,7 +27,7 @@ from hub.qa.categories import METRICS, OPS, RuleError, queue_rerun, validate_rul
 from hub.qa.erasure import delete_files, erase_contact
 from hub.qa.query import QueryError
 from hub.qa.redaction import redact
-from hub.qa.search import SENTIMENTS, SPEAKERS, SearchFilters, SearchResult, search
+from hub.qa.search import SENTIMENTS, SPEAKERS, SearchFilters, SearchResult, browse, search
 from models import (
     Category,
     Contact,
@@ -132,26 +132,28 @@ async def qa_page(request: Request) -> Template:
     filters = filters_from(params)
     async with services.sessionmaker() as db:
         choices = await _choices(db)
-        if text:
+        offset = (page_no - 1) * PAGE_SIZE
+        if not text:  # no words: the newest conversations the filters allow
+            result = await browse(db, filters, limit=PAGE_SIZE, offset=offset)
+        else:
             try:
-                result = await search(
-                    db, text, filters, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE
-                )
+                result = await search(db, text, filters, limit=PAGE_SIZE, offset=offset)
             except QueryError as exc:
                 error = str(exc)
-            audited = await asyncio.to_thread(lambda: redact(text).text)
-            audit.record(
-                db,
-                user_id=user.id,
-                action="qa.search",
-                entity="qa",
-                after={
-                    "query": audited,
-                    "filters": {k: str(v) for k, v in vars(filters).items() if v is not None},
-                    "hits": result.total if result else 0,
-                },
-            )
-            await db.commit()
+        # every list of conversations shown is audited, a browse (no words) too
+        audited = await asyncio.to_thread(lambda: redact(text).text) if text else ""
+        audit.record(
+            db,
+            user_id=user.id,
+            action="qa.search",
+            entity="qa",
+            after={
+                "query": audited,
+                "filters": {k: str(v) for k, v in vars(filters).items() if v is not None},
+                "hits": result.total if result else 0,
+            },
+        )
+        await db.commit()
     template = page(
         "qa/page.html",
         request,

@@ -147,6 +147,7 @@ class Call:
         self.state = CallState.RINGING
         self.held = False  # we put the party on hold (it hears music)
         self.remote_held = False  # the party put us on hold (re-INVITE sendonly)
+        self.phone_extension: str | None = None  # inbound: an agent's own phone placed it
         self.muted = False  # the party's audio reaches no conference member
         self.recording_paused = False  # frames are not written while paused
         self.recorded_frames = 0  # 20 ms frames written: the recording's timeline

@@ -10,8 +10,10 @@ and the speech engines, so the sans-IO interpreter drives a live call:
   interrupted are kept as the start of the answer.
 - ``listen``: keys (RFC 4733 events, SIP INFO and in-band tones all arrive as the call's
   digits) or speech: the endpointer decides where the caller's turn ends, then faster-whisper
-  transcribes it with the menu's phrases as hints. It returns the ``Digit``/``Digits``,
-  ``Utterance``, ``NoInput`` or ``HangUp`` event the interpreter expects.
+  transcribes it with the menu's phrases as hints. A short answer's recognition starts at
+  the caller's pause (``early_asr_ms``), so it is mostly done when the end is decided. It
+  returns the ``Digit``/``Digits``, ``Utterance``, ``NoInput`` or ``HangUp`` event the
+  interpreter expects.
 - ``queue``, ``transfer``, ``voicemail``, ``callback``: handed to the callbacks the port's
   creator (the hub's call service) supplies; a dialog that reaches one without a callback
   raises :class:`ActionNotSupported`, never a silent no-op. ``hangup`` hangs up the call.
@@ -119,6 +121,9 @@ class IvrVoiceSettings:
     free_end_silence_ms: int = 1200  # free speech (a complaint, a date) may pause longer…
     free_max_speech_ms: int = 20_000  # …and last longer
     barge_in_ms: int = 200  # a turn this long stops a prompt (a click or a cough does not)
+    # A short answer's recognition starts after this much silence, before end_silence_ms
+    # decides the turn is over; if the caller speaks again it is thrown away (0: off).
+    early_asr_ms: int = 300
     inter_digit_timeout_s: float | None = None  # between keys; None: the listen's timeout
     prompt_cache_memory_mb: int = 64
 
@@ -141,6 +146,7 @@ class IvrVoiceSettings:
             negative_threshold=self.negative_threshold,
             min_speech_ms=self.min_speech_ms,
             end_silence_ms=self.free_end_silence_ms if free else self.end_silence_ms,
+            early_ms=0 if free else self.early_asr_ms,
             no_input_ms=NEVER_MS,
             max_speech_ms=self.free_max_speech_ms if free else self.max_speech_ms,
             pre_roll_ms=self.pre_roll_ms,
@@ -324,6 +330,24 @@ class IvrSpeech:
         await self.recognizer.close()
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass
+class _EarlyRecognition:
+    """A recognition started at a pause in the caller's turn, before its end was decided."""
+
+    start: float | None
+    end: float
+    hints: tuple[str, ...]
+    result: asyncio.Future[RecognizedTurn]
+
+    def matches(self, turn: EndpointEvent, hints: tuple[str, ...] | None) -> bool:
+        return (turn.start, turn.time, hints) == (self.start, self.end, self.hints)
+
+
 class _Capture:
     """The caller's audio, fed to one endpointer while the IVR listens for speech (or plays a
     prompt the caller may talk over)."""
@@ -333,6 +357,9 @@ class _Capture:
         self.settings = speech.settings
         self.barge_in_s = speech.settings.barge_in_ms / 1000
         self.endpointer = Endpointer(RATE, self.settings.endpointing(), speech.vad_model)
+        self.recognizer = speech.recognizer
+        self.hints: tuple[str, ...] | None = None  # the listen's phrases; None: no listen yet
+        self._early: _EarlyRecognition | None = None
         self.armed = False
         self.started = asyncio.Event()  # the caller's voice began a turn
         self.finished: asyncio.Future[EndpointEvent] = self._future()
@@ -350,10 +377,18 @@ class _Capture:
         """A turn has begun (maybe ended) and nobody has taken it yet."""
         return self.armed and self.started.is_set()
 
-    def arm(self, expect: str = "menu", on_barge_in: Callable[[], None] | None = None) -> None:
+    def arm(
+        self,
+        expect: str = "menu",
+        on_barge_in: Callable[[], None] | None = None,
+        hints: tuple[str, ...] | None = None,
+    ) -> None:
         """Listen for a new turn from now on; ``on_barge_in`` is called once the turn has
-        lasted ``barge_in_ms`` (the prompt it interrupts stops)."""
+        lasted ``barge_in_ms`` (the prompt it interrupts stops). ``hints`` are the listen's
+        phrases (None while a prompt plays: its turn is recognized when the listen comes)."""
         self.endpointer.reset(self.settings.endpointing(expect))
+        self._drop_early()
+        self.hints = hints
         self.started.clear()
         if not self.finished.done():
             self.finished.cancel()
@@ -363,17 +398,45 @@ class _Capture:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._pump(), name="ivr-audio")
 
-    def keep_listening(self, expect: str) -> None:
+    def keep_listening(self, expect: str, hints: tuple[str, ...]) -> None:
         """The prompt is over but the turn goes on: what was heard during it is kept, and
         the turn ends as the listen's kind of answer does."""
         self.endpointer.config = self.settings.endpointing(expect)
         self.on_barge_in = None
+        self.hints = hints
 
     def disarm(self) -> None:
         self.armed = False
         self.on_barge_in = None
+        self._drop_early()
         if not self.finished.done():
             self.finished.cancel()
+
+    def take_early(self, turn: EndpointEvent) -> asyncio.Future[RecognizedTurn] | None:
+        """The recognition started at the turn's last pause, if it heard this very turn."""
+        early, self._early = self._early, None
+        if early is not None and early.matches(turn, self.hints):
+            return early.result
+        if early is not None:
+            early.result.cancel()
+        return None
+
+    def _recognize_early(self, pause: EndpointEvent) -> None:
+        """Start recognizing the turn so far: if the caller says nothing more, it is the
+        whole turn, and its words are ready sooner (``IvrVoiceSettings.early_asr_ms``)."""
+        self._drop_early()
+        if self.hints is None or pause.utterance is None or pause.utterance.frames == 0:
+            return
+        result = asyncio.ensure_future(
+            self.recognizer.transcribe_utterance(pause.utterance, list(self.hints) or None)
+        )
+        result.add_done_callback(_retrieve)  # a dropped one's failure is nobody's to log
+        self._early = _EarlyRecognition(pause.start, pause.time, self.hints, result)
+
+    def _drop_early(self) -> None:
+        early, self._early = self._early, None
+        if early is not None:
+            early.result.cancel()
 
     async def _pump(self) -> None:
         async for frame in self.call.audio_stream():
@@ -383,7 +446,9 @@ class _Capture:
     def _feed(self, frame: Pcm) -> None:
         for event in self.endpointer.feed(frame):
             log.debug("%s: %s at %.2f s", self.call.call_id, event.kind, event.time)
-            if event.kind == "speech_start":
+            if event.kind == "speech_pause":
+                self._recognize_early(event)
+            elif event.kind == "speech_start":
                 self.started.set()
                 self._started_at = event.time
             elif event.kind not in ("speech_end", "max_speech") or self.finished.done():
@@ -395,6 +460,8 @@ class _Capture:
             else:
                 self.decided_at = time.monotonic()
                 self.finished.set_result(event)
+        if self._early is not None and self._early.end != self.endpointer.last_speech:
+            self._drop_early()  # the caller spoke again: that recognition heard half a turn
         if (
             self.on_barge_in is not None
             and self.endpointer.state == "speech"
@@ -634,10 +701,11 @@ class VoicePort:
         if call.state is CallState.ENDED:
             return HangUp()
         capture = self._capturer()
+        hints = tuple(action.hints)
         if capture.armed:
-            capture.keep_listening(action.expect)  # straight on from a barge-in prompt
+            capture.keep_listening(action.expect, hints)  # straight on from a barge-in prompt
         else:
-            capture.arm(action.expect)
+            capture.arm(action.expect, hints=hints)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + action.timeout_s
         # The first key, with no limit of its own: the silence timer below decides.
@@ -662,9 +730,11 @@ class VoicePort:
                         return await self._keys(collected.digits, action)
                     return HangUp()  # collection ends without a key only at the hang-up
                 if finished.done() and not finished.cancelled():
+                    turn = finished.result()
+                    early = capture.take_early(turn)
                     capture.disarm()
                     self._turn_ended_at = capture.decided_at
-                    return await self._recognize(finished.result(), action)
+                    return await self._recognize(turn, action, early)
                 if not done:
                     capture.disarm()
                     return NoInput()
@@ -690,14 +760,23 @@ class VoicePort:
         ended = action.terminator if rest.ended_by == "terminator" and action.terminator else ""
         return Digits(first + rest.digits + ended)
 
-    async def _recognize(self, turn: EndpointEvent, action: Listen) -> Event:
-        """What the caller said, with the menu's phrases as hints for the recognizer."""
+    async def _recognize(
+        self,
+        turn: EndpointEvent,
+        action: Listen,
+        early: asyncio.Future[RecognizedTurn] | None = None,
+    ) -> Event:
+        """What the caller said, with the menu's phrases as hints for the recognizer;
+        ``early`` is its recognition already under way since the turn's last pause."""
         if turn.utterance is None or turn.utterance.frames == 0:
             return NoInput()
         hints = list(action.hints) or None
         started = time.monotonic()
         try:
-            heard = await self.speech.recognizer.transcribe_utterance(turn.utterance, hints)
+            if early is None:
+                heard = await self.speech.recognizer.transcribe_utterance(turn.utterance, hints)
+            else:
+                heard = await early
         except Exception:  # a failed recognition is a no-match (the dialog can offer keys)
             log.exception("%s: recognition failed", self.call.call_id)
             self.log.add(self.log.recognitions, {"node": action.node, "error": "failed"})
@@ -715,6 +794,7 @@ class VoicePort:
                 "confidence": round(confidence, 3),
                 "seconds": round(heard.duration, 2),
                 "end": turn.kind,
+                "early": early is not None,
                 "asr_ms": round((time.monotonic() - started) * 1000, 1),
             },
         )

@@ -5,6 +5,14 @@ Packets are keyed by their extended sequence number (RFC 3550 §A.1). Playout st
 missing frame yields ``None`` (the caller conceals it with silence), a late frame is
 dropped, and a buffer that grows past ``max_frames`` (clock drift, a burst) is trimmed to
 the newest frames. A large sequence jump or a new SSRC restarts playout.
+
+Below ``max_frames`` a backlog would otherwise stand for the rest of the call: after a
+stall, the frames that arrived at once are played one per tick while new ones keep coming,
+so the party hears everything that much later from then on (the sender's clock running a
+little fast does the same, slowly). Steady playout leaves ``prefill`` - 1 frames after a
+pop, fewer with jitter; when for a whole ``shrink_window`` of pops more than ``prefill``
+were always left, one frame is skipped: 20 ms a second at most, which a listener does not
+notice, until the backlog is gone.
 """
 
 from __future__ import annotations
@@ -22,10 +30,15 @@ class JitterBuffer:
     next_seq: int | None = None
     late: int = 0
     concealed: int = 0
+    skipped: int = 0  # frames dropped to shrink a standing backlog
+    shrink_window: int = 50  # pops (1 s at 20 ms) the backlog must last before a skip
+    _low: int = 1 << 30  # fewest frames left after a pop in this window
+    _pops: int = 0
 
     def reset(self) -> None:
         self.frames.clear()
         self.next_seq = None
+        self._low, self._pops = 1 << 30, 0
 
     def put(self, ext_seq: int, payload: bytes) -> None:
         nxt = self.next_seq
@@ -55,7 +68,20 @@ class JitterBuffer:
             if not self.frames:
                 # underrun: wait for the stream to come back and re-prefill
                 self.next_seq = None
+                self._low = 0
                 return None
             self.concealed += 1
         self.next_seq += 1
+        self._shrink()
         return payload
+
+    def _shrink(self) -> None:
+        self._low = min(self._low, len(self.frames))
+        self._pops += 1
+        if self._pops < self.shrink_window:
+            return
+        if self._low > self.prefill and self.next_seq in self.frames:
+            del self.frames[self.next_seq]
+            self.next_seq += 1
+            self.skipped += 1
+        self._low, self._pops = 1 << 30, 0

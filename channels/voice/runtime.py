@@ -69,7 +69,8 @@ class VoiceRuntime:
         self.endpoint.on_call = self.calls.on_call
         self.ivr = VoiceIvr(services)  # the inbox's published dialog answers first
         self.calls.self_service = self.ivr
-        self.dialer = OutboundDialer(self.calls)  # click to dial
+        self.dialer = OutboundDialer(self.calls)  # click to dial, and dialling on a desk phone
+        self.calls.from_phone = self.dialer.from_phone
         # When nobody can answer: voicemail, queued callbacks, on-duty forwards, retention.
         from hub.callbacks import CallbackRunner
         from hub.nobody_answers import NobodyAnswers

@@ -407,10 +407,33 @@ class SipEndpoint:
         call._note("SDP answer received in the ACK")
 
     def _admit(self, stack: _Stack, request: SipRequest, addr: tuple[str, int]) -> bool:
-        """Inbound calls come only from trusted gateways or authenticated ones."""
+        """Inbound calls come only from trusted gateways, authenticated ones, or an agent's
+        registered phone placing a call, with its extension's digest (RFC 3261 §22.2)."""
+        extension = self._calling_phone(request, addr)
+        if extension is not None:
+            password = self.registrar.passwords[extension]
+            return self._digest_admits(stack, request, {extension: password})
         if addr[0] in self.settings.trusted_gateways:
             return True
-        creds = self.settings.gateway_credentials
+        return self._digest_admits(stack, request, self.settings.gateway_credentials)
+
+    def _calling_phone(self, request: SipRequest, addr: tuple[str, int]) -> str | None:
+        """The extension whose registered phone sent this INVITE: its From names the
+        extension and it comes from where the phone registered from or is reached at."""
+        sender = request.from_addr
+        user = sender.uri.user if sender is not None and sender.uri is not None else None
+        if not user or user not in self.registrar.passwords:
+            return None
+        binding = self.registrar.lookup(user)
+        if binding is None or addr not in (binding.source, binding.contact_addr):
+            return None
+        return user
+
+    def _digest_admits(
+        self, stack: _Stack, request: SipRequest, creds: dict[str, str] | None
+    ) -> bool:
+        """Challenge a request without credentials (401), admit one whose digest is right,
+        refuse the rest (403)."""
         authorization = request.get_header("authorization")
         if not is_digest(authorization):
             authorization = None  # an unknown scheme: challenged as if absent (§22.1)
@@ -531,6 +554,7 @@ class SipEndpoint:
         if media is not None:
             rtp.configure(media.remote_addr, media.payload_type, media.dtmf_payload_type)
         call = Call(self, call_id, "inbound", inc.caller, inc.callee, rtp)
+        call.phone_extension = self._calling_phone(inc.invite, inc.source_addr)
         call.media = media
         call.inband_dtmf = media is not None and media.dtmf_payload_type is None
         call._note(f"INVITE received from {inc.source_addr[0]}:{inc.source_addr[1]}")

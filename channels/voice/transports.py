@@ -39,6 +39,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiosipua import SipRequest, SipResponse, TcpSipTransport, UdpSipTransport
 from aiosipua.headers import parse_via
@@ -590,10 +591,33 @@ class _Guard:
         return self._client_filter(msg)
 
 
+class _Datagrams(asyncio.DatagramProtocol):
+    """Each datagram to the transport. aiosipua's own protocol asserts that the loop's
+    transport is an ``asyncio.DatagramTransport``, which Python 3.11's selector transport
+    does not subclass: every start logged an AssertionError traceback (and uvloop's
+    transport would fail the same way). This one takes the transport it is given."""
+
+    def __init__(self, owner: GuardedUdpTransport) -> None:
+        self._owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self._owner._dispatch(data, (str(addr[0]), int(addr[1])))  # IPv6 adds flow, scope
+
+    def error_received(self, exc: Exception) -> None:
+        log.warning("SIP over UDP: %s", exc)  # e.g. ICMP port unreachable for a reply
+
+
 class GuardedUdpTransport(_Guard, UdpSipTransport):
     def __init__(self, local_addr: Addr) -> None:
         super().__init__(local_addr=local_addr)
         self._guard_init()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self), local_addr=self.local_addr
+        )
+        self._udp_transport = transport  # type: ignore[assignment]
 
     def _dispatch(self, data: bytes, addr: Addr) -> None:
         self._guarded_dispatch(data, addr)

@@ -19,7 +19,6 @@ import hmac
 import logging
 import re
 import secrets
-import time
 from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import urlencode
@@ -603,7 +602,12 @@ async def chat_attachment(
 
 
 class ChatStream:
-    """The customer's stream: its own interaction topic only, customer-visible content only."""
+    """The customer's stream: its own interaction topic only, customer-visible content only.
+
+    The stream subscribes, then sends the whole transcript (``sync``), so a message or state
+    change committed in between arrives twice: in the transcript and as its event. Each line
+    is sent once: ``shown`` holds the ids of the lines sent (``c-<message>``, ``e-<event>``),
+    and a state event's notice is the oldest matching ``InteractionEvent`` not yet shown."""
 
     def __init__(self, request: Request, interaction_id: int) -> None:
         self.request = request
@@ -611,6 +615,7 @@ class ChatStream:
         self.env = _env(request)
         self.interaction_id = interaction_id
         self.urls = chat_urls(request)
+        self.shown: set[str] = set()
 
     def _line(self, line: dict[str, Any]) -> str:
         return self.env.get_template("chat/_line_oob.html").render(line=line, **self.urls)
@@ -625,8 +630,26 @@ class ChatStream:
             interaction = await db.get(Interaction, self.interaction_id)
             assert interaction is not None
             lines = await transcript(db, interaction)
+        self.shown = {line["id"] if "id" in line else f"c-{line['m'].id}" for line in lines}
         html = self.env.get_template("chat/_lines.html").render(lines=lines, **self.urls)
         return [SSE(event="transcript", data=html), await self._status()]
+
+    async def _unshown_change(self, db: AsyncSession, state: str) -> InteractionEvent | None:
+        """The oldest change of the interaction to ``state`` that the customer has not been
+        shown yet (None: the transcript already holds it); marked as shown."""
+        changes = await db.exec(
+            select(InteractionEvent)
+            .where(
+                InteractionEvent.interaction_id == self.interaction_id,
+                InteractionEvent.to_state == state,
+            )
+            .order_by(col(InteractionEvent.id))
+        )
+        for change in changes.all():
+            if f"e-{change.id}" not in self.shown:
+                self.shown.add(f"e-{change.id}")
+                return change
+        return None
 
     async def _status(self) -> Any:
         from web.sse import Message as SSE
@@ -664,28 +687,23 @@ class ChatStream:
                         message is None
                         or message.private
                         or message.interaction_id != self.interaction_id
+                        or f"c-{message.id}" in self.shown
                     ):
                         continue
+                    self.shown.add(f"c-{message.id}")
                     line = {
                         "kind": "message",
                         "m": message,
                         "who": _who(message, names),
                     }
-                    html = self.env.get_template("chat/_line_oob.html").render(
-                        line=line, **self.urls
-                    )
-                    out.append(SSE(event="message", data=html))
+                    out.append(SSE(event="message", data=self._line(line)))
                 elif event.name == "state":
                     want_status = True
-                    state = str(event.data.get("state", ""))
-                    agent_id = event.data.get("agent_id")
-                    notice = _notice(state, names.get(agent_id if isinstance(agent_id, int) else 0))
-                    if notice:
-                        line = {"kind": "notice", "text": notice, "id": f"s-{time.time_ns()}"}
-                        html = self.env.get_template("chat/_line_oob.html").render(
-                            line=line, **self.urls
-                        )
-                        out.append(SSE(event="message", data=html))
+                    change = await self._unshown_change(db, str(event.data.get("state", "")))
+                    notice = change and _notice(change.to_state, names.get(change.agent_id or 0))
+                    if change is not None and notice:
+                        line = {"kind": "notice", "text": notice, "id": f"e-{change.id}"}
+                        out.append(SSE(event="message", data=self._line(line)))
         if want_status:
             out.append(await self._status())
         return out

@@ -311,14 +311,18 @@ _SPOKEN_EMAIL = re.compile(
 )
 # After the words "email (address) is", what runs to the first top-level domain is the address,
 # however speech recognition glued or split it: "david.smithatmail.com",
-# "anad.davis.acme.org", "Michael dot Garcia at that me dot org". Up to 7 words, no commas.
+# "anad.davis.acme.org", "Michael dot Garcia at that me dot org", "John .Smith .example
+# .com". Up to 7 words, no commas. The cue may be the other side's question, answered in
+# the next turn: "your email address, please? It is …".
 _EMAIL_CUE = re.compile(
-    r"\b(?:e-?mail|mail)(?:\s+address)?(?:\s+(?:is|it's|its|was|to|me|at))*[\s:]*",
+    r"\b(?:e-?mail|mail)(?:\s+address)?"
+    r"(?:[\s,?!.:]+(?:please|sure|yes|yeah|okay|ok|so))*"
+    r"(?:[\s,?!.:]+(?:it's|its|it\s+is|that's|that\s+is|is|was|to|me|at)\b)*[\s,?!.:]*",
     re.IGNORECASE,
 )
 _CUED_EMAIL = re.compile(
-    rf"[a-z0-9][\w.+-]*(?:\s+[\w.+-]+){{0,6}}?(?:\.|\s+dot\s+){_TLDS}\b"
-    rf"(?:(?:\.|\s+dot\s+){_TLDS}\b)?",
+    rf"[a-z0-9][\w.+-]*(?:\s+[\w.+-]+){{0,6}}?(?:\s*\.|\s+dot\s+){_TLDS}\b"
+    rf"(?:(?:\s*\.|\s+dot\s+){_TLDS}\b)?",
     re.IGNORECASE,
 )
 _STREET_SUFFIX = (
@@ -500,29 +504,50 @@ def redact(text: str, *, region: str = DEFAULT_REGION) -> Redacted:
 _JOIN = " "
 
 
-def find_pii_batch(texts: Sequence[str], *, region: str = DEFAULT_REGION) -> list[list[PiiSpan]]:
+def find_pii_batch(
+    texts: Sequence[str],
+    *,
+    region: str = DEFAULT_REGION,
+    speakers: Sequence[str] | None = None,
+) -> list[list[PiiSpan]]:
     """Findings per text, with the texts analysed together as one conversation.
 
     Digits, an email or a name split across two segments are found as one item; the part of
-    it in each segment is returned for that segment (with the same kind)."""
-    joined = _JOIN.join(texts)
-    bounds: list[tuple[int, int]] = []
-    pos = 0
-    for t in texts:
-        bounds.append((pos, pos + len(t)))
-        pos += len(t) + len(_JOIN)
+    it in each segment is returned for that segment (with the same kind). With ``speakers``
+    (one per text) each speaker's texts are also analysed on their own: the other side's
+    words between two parts of one card number ("…one one one one," "Thank you." "one one
+    one.") would otherwise split it into runs too short to be one."""
+    groups = [list(range(len(texts)))]
+    if speakers is not None and len(set(speakers)) > 1:  # one speaker: the same text again
+        for who in dict.fromkeys(speakers):
+            groups.append([i for i, s in enumerate(speakers) if s == who])
     per_text: list[list[PiiSpan]] = [[] for _ in texts]
-    for span in find_pii(joined, region=region):
-        for idx, (lo, hi) in enumerate(bounds):
-            start, end = max(span.start, lo), min(span.end, hi)
-            if start < end:
-                per_text[idx].append(PiiSpan(span.kind, start - lo, end - lo))
-    return per_text
+    for group in groups:
+        parts = [texts[i] for i in group]
+        bounds: list[tuple[int, int]] = []
+        pos = 0
+        for t in parts:
+            bounds.append((pos, pos + len(t)))
+            pos += len(t) + len(_JOIN)
+        for span in find_pii(_JOIN.join(parts), region=region):
+            for idx, (lo, hi) in zip(group, bounds, strict=True):
+                start, end = max(span.start, lo), min(span.end, hi)
+                if start < end:
+                    per_text[idx].append(PiiSpan(span.kind, start - lo, end - lo))
+    return [_merge(spans) for spans in per_text]
 
 
-def redact_batch(texts: Sequence[str], *, region: str = DEFAULT_REGION) -> list[Redacted]:
-    """``redact`` for a whole transcript (its segments' texts in order), analysed in one batch."""
+def redact_batch(
+    texts: Sequence[str],
+    *,
+    region: str = DEFAULT_REGION,
+    speakers: Sequence[str] | None = None,
+) -> list[Redacted]:
+    """``redact`` for a whole transcript (its segments' texts in order), analysed in one batch
+    (and per speaker, given ``speakers``)."""
     return [
         Redacted(apply_spans(t, spans), spans)
-        for t, spans in zip(texts, find_pii_batch(texts, region=region), strict=True)
+        for t, spans in zip(
+            texts, find_pii_batch(texts, region=region, speakers=speakers), strict=True
+        )
     ]

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from markupsafe import Markup, escape
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.qa.query import Query, parse, to_fts5, to_tsquery
+from hub.qa.query import Query, parse, to_fts5, to_tsquery, to_tsquery_candidates
 
 # the FTS5 table and its triggers, the GIN index, and the stored tsvector column (PostgreSQL)
 INDEX_OBJECTS = ("qadoc_fts", "ix_qadoc_fts", "fts_vector")
@@ -78,7 +78,7 @@ class SearchHit:
 
 @dataclass
 class SearchResult:
-    query: Query
+    query: Query | None  # None: a browse by filters alone
     hits: list[SearchHit] = field(default_factory=list)
     total: int = 0
     capped: bool = False  # total stopped at the cap: there are more
@@ -115,19 +115,26 @@ async def _id_range(conn: Any, f: SearchFilters) -> tuple[int, int] | None:
     return None if row[0] is None else (row[0], row[1])
 
 
-def _filters(f: SearchFilters, dialect: str) -> tuple[list[str], dict[str, Any], list[Any]]:
+def _filters(
+    f: SearchFilters, dialect: str, *, per_interaction: bool = False
+) -> tuple[list[str], dict[str, Any], list[Any]]:
+    """The conditions on a document ``d`` of interaction ``i``; ``per_interaction``: on
+    ``i`` alone (a browse: its dates are the interaction's, and ``speaker`` is left to
+    the caller)."""
     where: list[str] = []
     params: dict[str, Any] = {}
     binds: list[Any] = []
+    owner, at = ("i.id", "i.created_at") if per_interaction else ("d.interaction_id", "d.at")
     if f.speaker:
-        where.append("d.speaker = :speaker")
+        if not per_interaction:
+            where.append("d.speaker = :speaker")
         params["speaker"] = f.speaker
     if f.date_from:
-        where.append("d.at >= :date_from")
+        where.append(f"{at} >= :date_from")
         params["date_from"] = _day_start(f.date_from)
         binds.append(sa.bindparam("date_from", type_=sa.DateTime(timezone=True)))
     if f.date_to:
-        where.append("d.at < :date_to")
+        where.append(f"{at} < :date_to")
         params["date_to"] = _day_start(f.date_to + timedelta(days=1))
         binds.append(sa.bindparam("date_to", type_=sa.DateTime(timezone=True)))
     for name in ("queue_id", "agent_id", "channel", "disposition_id"):
@@ -141,7 +148,7 @@ def _filters(f: SearchFilters, dialect: str) -> tuple[list[str], dict[str, Any],
     if f.category_id is not None:
         where.append(
             "EXISTS (SELECT 1 FROM interactioncategory ic WHERE ic.interaction_id = "
-            "d.interaction_id AND ic.category_id = :category_id)"
+            f"{owner} AND ic.category_id = :category_id)"
         )
         params["category_id"] = f.category_id
     metric = _metric_sql(dialect)
@@ -153,14 +160,13 @@ def _filters(f: SearchFilters, dialect: str) -> tuple[list[str], dict[str, Any],
             "neutral": f"{end} BETWEEN :neg AND :pos",
         }[f.sentiment]
         where.append(
-            "EXISTS (SELECT 1 FROM transcript t WHERE t.interaction_id = d.interaction_id "
-            f"AND {condition})"
+            f"EXISTS (SELECT 1 FROM transcript t WHERE t.interaction_id = {owner} AND {condition})"
         )
         params.update(neg=NEGATIVE_BELOW, pos=POSITIVE_ABOVE)
     if f.min_silence_seconds is not None:
         longest = metric("longest_silence_seconds")
         where.append(
-            "EXISTS (SELECT 1 FROM transcript t WHERE t.interaction_id = d.interaction_id "
+            f"EXISTS (SELECT 1 FROM transcript t WHERE t.interaction_id = {owner} "
             f"AND {longest} >= :silence)"
         )
         params["silence"] = f.min_silence_seconds
@@ -218,9 +224,18 @@ async def search(
         )
     else:
         params["q"] = to_tsquery(query)
+        match = "d.fts_vector @@ to_tsquery('simple', :q)"
+        if candidates := to_tsquery_candidates(query):
+            # NEAR: the index finds the rows by the words, the full query checks them (a
+            # function call, which the planner does not take to the index)
+            params["candidates"] = candidates
+            match = (
+                "d.fts_vector @@ to_tsquery('simple', :candidates) "
+                "AND ts_match_vq(d.fts_vector, to_tsquery('simple', :q))"
+            )
         base = (
             "FROM qadoc d JOIN interaction i ON i.id = d.interaction_id "
-            "WHERE d.fts_vector @@ to_tsquery('simple', :q)" + "".join(f" AND {w}" for w in where)
+            f"WHERE {match}" + "".join(f" AND {w}" for w in where)
         )
     count_sql = f"SELECT count(*) FROM (SELECT 1 {base} LIMIT :cap) c"
     total = (
@@ -249,21 +264,78 @@ async def search(
             {**params, "limit": limit, "offset": offset},
         )
     ).all()
-    hits = [
-        SearchHit(
-            doc_id=r[0],
-            interaction_id=r[1],
-            source=r[2],
-            source_id=r[3],
-            speaker=r[4],
-            start_ms=r[5],
-            at=_as_datetime(r[6]),
-            channel=r[7],
-            snippet=snippet_html(r[8] or ""),
-        )
-        for r in rows
-    ]
+    hits = [_hit(r, snippet_html(r[8] or "")) for r in rows]
     return SearchResult(query, hits, min(total, cap), total > cap)
+
+
+async def browse(
+    db: AsyncSession,
+    filters: SearchFilters | None = None,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+    cap: int = DEFAULT_CAP,
+) -> SearchResult:
+    """The newest interactions that match ``filters``, with no words to look for: a QA
+    reviewer's list of, say, one agent's calls last week that ended on a negative note.
+
+    One hit per interaction that has searchable lines (of ``speaker``, when the filter names
+    one), its first such line as the snippet. Interactions are walked newest first by their
+    primary key, a twentieth of the documents of calls, and the count stops at ``cap``."""
+    filters = filters or SearchFilters()
+    dialect = db.get_bind().dialect.name
+    conn = await db.connection()
+    if dialect != "sqlite":  # as in ``search``: a plan for these values
+        await conn.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    where, params, binds = _filters(filters, dialect, per_interaction=True)
+    by_speaker = " AND x.speaker = :speaker" if filters.speaker else ""
+    candidates = (
+        "SELECT i.id, i.channel, (SELECT min(x.id) FROM qadoc x WHERE x.interaction_id = i.id"
+        f"{by_speaker}) AS first_id FROM interaction i"
+        + (" WHERE " + " AND ".join(where) if where else "")
+    )
+    listed = f"SELECT * FROM ({candidates}) f WHERE f.first_id IS NOT NULL"
+    total = (
+        await conn.execute(
+            sa.text(f"SELECT count(*) FROM ({listed} LIMIT :cap) c").bindparams(*binds),
+            {**params, "cap": cap + 1},
+        )
+    ).scalar_one()
+    rows = (
+        await conn.execute(
+            sa.text(
+                "SELECT d.id, d.interaction_id, d.source, d.source_id, d.speaker, d.start_ms, "
+                f"d.at, p.channel, d.text FROM ({listed} ORDER BY f.id DESC "
+                "LIMIT :limit OFFSET :offset) p JOIN qadoc d ON d.id = p.first_id "
+                "ORDER BY d.interaction_id DESC"
+            ).bindparams(*binds),
+            {**params, "limit": limit, "offset": offset},
+        )
+    ).all()
+    hits = [_hit(r, escape(_clipped(r[8] or ""))) for r in rows]
+    return SearchResult(None, hits, min(total, cap), total > cap)
+
+
+def _hit(row: Any, snippet: Markup) -> SearchHit:
+    """A hit from a row of (doc id, interaction, source, source id, speaker, start, at,
+    channel, …)."""
+    return SearchHit(
+        doc_id=row[0],
+        interaction_id=row[1],
+        source=row[2],
+        source_id=row[3],
+        speaker=row[4],
+        start_ms=row[5],
+        at=_as_datetime(row[6]),
+        channel=row[7],
+        snippet=snippet,
+    )
+
+
+def _clipped(text: str, words: int = 24) -> str:
+    """The first ``words`` words of a line, as long as a search's snippet."""
+    parts = text.split()
+    return " ".join(parts[:words]) + (" …" if len(parts) > words else "")
 
 
 def _as_datetime(value: Any) -> datetime:

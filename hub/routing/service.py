@@ -82,6 +82,7 @@ from hub.routing.work import (
     ROUTABLE_PRESENCE,
     AfterCommit,
     agent_loads,
+    agent_name,
     lock_agent,
     lock_interaction,
     write_lock,
@@ -99,7 +100,6 @@ from models import (
     PresenceState,
     Queue,
     SenderKind,
-    User,
     utcnow,
 )
 
@@ -154,14 +154,6 @@ def _placement(interaction: Interaction) -> dict[str, Any]:
         "queue_id": interaction.queue_id,
         "agent_id": interaction.agent_id,
     }
-
-
-async def agent_name(db: AsyncSession, agent_id: int) -> str:
-    """An agent as people know them (errors name the agent, not an id)."""
-    name = (
-        await db.exec(select(User.display_name).join(Agent).where(Agent.id == agent_id))
-    ).first()
-    return name or f"agent {agent_id}"
 
 
 class OfferGone(Exception):

@@ -23,7 +23,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import writer_lock
 from hub.events import EventBus
-from models import Agent, Interaction, InteractionSegment, InteractionState, PresenceState
+from models import (
+    Agent,
+    Interaction,
+    InteractionSegment,
+    InteractionState,
+    PresenceState,
+    User,
+)
 
 # Interactions that take a slot of the agent's per-channel capacity.
 LOAD_STATES = (
@@ -155,3 +162,11 @@ async def agent_work_states(db: AsyncSession, agent_id: int) -> list[str]:
         )
     )
     return [str(state) for state in rows.all()]
+
+
+async def agent_name(db: AsyncSession, agent_id: int) -> str:
+    """An agent as people know them (messages and errors name the agent, not an id)."""
+    name = (
+        await db.exec(select(User.display_name).join(Agent).where(Agent.id == agent_id))
+    ).first()
+    return name or f"agent {agent_id}"

@@ -181,7 +181,11 @@ def analyse_recording(request: Request) -> dict[str, Any]:
         segments.extend(label_right_channel(list(found), request.windows, request.prompts))
     segments.sort(key=lambda s: (s["start_ms"], s["end_ms"]))
 
-    redacted = redact_batch([s["text"] for s in segments], region=request.region)
+    redacted = redact_batch(
+        [s["text"] for s in segments],
+        region=request.region,
+        speakers=[s["speaker"] for s in segments],
+    )
     mute: list[tuple[int, int, int]] = []
     entities: dict[str, int] = {}
     for seg, result in zip(segments, redacted, strict=True):

@@ -80,9 +80,7 @@ class RtpParty:
                 start = time.monotonic() - seq * 0.02
                 continue
             if peer is not None:
-                n = np.arange(seq * 160, (seq + 1) * 160) / 8000
-                level = self.amplitude if self.talking else 0.0
-                pcm = (np.sin(2 * np.pi * self.freq * n) * level * 32767).astype(np.int16)
+                pcm = self._frame(seq)
                 header = struct.pack(
                     "!BBHII", 0x80, 0, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, ssrc
                 )
@@ -92,6 +90,12 @@ class RtpParty:
                     return
             seq += 1
             time.sleep(max(0.0, start + seq * 0.02 - time.monotonic()))
+
+    def _frame(self, seq: int) -> npt.NDArray[np.int16]:
+        """The 20 ms frame numbered ``seq``: the party's tone, or silence."""
+        n = np.arange(seq * 160, (seq + 1) * 160) / 8000
+        level = self.amplitude if self.talking else 0.0
+        return (np.sin(2 * np.pi * self.freq * n) * level * 32767).astype(np.int16)
 
     def send_dtmf(self, digits: str) -> None:
         """Key ``digits`` as RFC 4733 telephone-events (payload type 101), in place of the
@@ -180,3 +184,27 @@ def hears_moh(party: RtpParty, within: float = 20.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"party {party.freq:.0f} Hz did not hear the music on hold")
+
+
+class SpeechParty(RtpParty):
+    """A party that speaks: what ``say`` is given is sent in 20 ms frames, silence between."""
+
+    def __init__(self) -> None:
+        self._speech = np.zeros(0, dtype=np.int16)
+        super().__init__(freq=0.0)
+
+    def _frame(self, seq: int) -> npt.NDArray[np.int16]:
+        with self._lock:
+            frame, self._speech = self._speech[:160], self._speech[160:]
+        return np.pad(frame, (0, 160 - frame.shape[0]))
+
+    def say(self, pcm: npt.NDArray[np.int16]) -> None:
+        """Speak ``pcm`` (8 kHz) and return once the last of it has been sent."""
+        with self._lock:
+            self._speech = np.concatenate([self._speech, pcm.astype(np.int16)])
+        while True:
+            with self._lock:
+                if not self._speech.shape[0]:
+                    break
+            time.sleep(0.02)
+        time.sleep(0.04)

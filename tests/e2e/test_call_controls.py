@@ -66,13 +66,17 @@ class Voice:
         scenario: str = "party_phone.xml",
         pause_ms: int = 0,
         calls: int = 1,
+        refer_to: str | None = None,
     ) -> Sipp:
         """The person's desk phone: picks up at once; media at their party. ``pause_ms``
-        is how long ``phone_holds.xml`` / ``phone_hangs_up.xml`` wait before acting."""
+        is how long ``phone_holds.xml`` / ``phone_hangs_up.xml`` wait before acting;
+        ``refer_to`` is what ``phone_refers.xml`` dials on its transfer key."""
         args = sipp_args(scenario, local_port=self.phone_ports[name], calls=calls, timeout=240)
         args += ["-key", "rtp_port", str(self.parties[name].port)]
         if pause_ms:
             args += ["-d", str(pause_ms)]
+        if refer_to is not None:
+            args += ["-key", "refer_to", refer_to, "-trace_logs"]
         phone = Sipp(tmp / f"phone-{name}", args)
         deadline = time.monotonic() + 10
         from tests.e2e.test_voice_calls import _udp_bound
@@ -419,12 +423,39 @@ def test_supervisor_listens_whispers_barges_live_and_force_releases(
         sam_context.close()
 
 
+def transfer_details(voice: Voice, iid: int) -> list[dict[str, Any]]:
+    rows = query(
+        voice.db,
+        "SELECT detail FROM controlevent WHERE interaction_id = ? AND kind = 'transfer'"
+        " ORDER BY id",
+        iid,
+    )
+    return [json.loads(d) for (d,) in rows]
+
+
+def talk_until_the_external_party_hangs_up(
+    voice: Voice, iid: int, party: RtpParty, trunk: Sipp, caller_sipp: Sipp
+) -> None:
+    """After a blind transfer out: the caller and the external party hear each other until
+    it hangs up; the caller then gets a BYE and no leg of the call is left open."""
+    until_hears(party, EXTERNAL_HZ, present=True)
+    until_hears(voice.parties["external"], CALLER_HZ, present=True)
+    assert trunk.wait(60) == 0, trunk.errors()
+    assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+    wait_for(
+        voice.db,
+        "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM callleg"
+        " WHERE interaction_id = ? AND ended_at IS NULL)",
+        iid,
+    )
+
+
 def test_blind_transfer_to_an_external_number_through_the_trunk(
     voice: Voice, chromium, tmp_path: Path
 ) -> None:
     """The agent wraps up at once; caller and the external party talk until it hangs up."""
     caller = "+15551239004"
-    party, external = RtpParty(CALLER_HZ), voice.parties["external"]
+    party = RtpParty(CALLER_HZ)
     context = chromium.new_context()
     sipps: list[Sipp] = []
     try:
@@ -439,16 +470,7 @@ def test_blind_transfer_to_an_external_number_through_the_trunk(
         box.locator("details.transfer-out").get_by_role("button", name="Transfer").click()
         assert phone_a.wait(30) == 0, phone_a.errors()
         close_wrapup(alice)  # the agent is free while the call goes on
-        until_hears(party, EXTERNAL_HZ, present=True)
-        until_hears(external, CALLER_HZ, present=True)
-        assert trunk.wait(60) == 0, trunk.errors()  # it hung up: the caller gets a BYE
-        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
-        wait_for(
-            voice.db,
-            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM callleg"
-            " WHERE interaction_id = ? AND ended_at IS NULL)",
-            iid,
-        )
+        talk_until_the_external_party_hangs_up(voice, iid, party, trunk, caller_sipp)
         legs = query(
             voice.db,
             "SELECT kind, remote_uri FROM callleg WHERE interaction_id = ? ORDER BY id",
@@ -457,13 +479,7 @@ def test_blind_transfer_to_an_external_number_through_the_trunk(
         assert [k for k, _ in legs] == ["customer", "agent", "external"]
         assert "+14155550123@" in legs[2][1]
         assert query(voice.db, "SELECT state FROM interaction WHERE id = ?", iid) == [("closed",)]
-        details = query(
-            voice.db,
-            "SELECT detail FROM controlevent WHERE interaction_id = ? AND kind = 'transfer'"
-            " ORDER BY id",
-            iid,
-        )
-        assert [json.loads(d) for (d,) in details] == [
+        assert transfer_details(voice, iid) == [
             {"to": "external", "number": "+14155550123"},
             {"connected": "+14155550123"},
         ]
@@ -660,28 +676,141 @@ def test_consult_cancelled_back_to_the_caller_then_conference_then_completed(
         bob_context.close()
 
 
-def test_the_agents_phone_transfer_button_is_refused_with_a_console_message(
+def final_notify(phone: Sipp) -> list[str]:
+    """The sipfrag statuses of the final NOTIFYs the phone logged (``phone_refers.xml``)."""
+    return phone.logged(r"final NOTIFY: (\d{3})")
+
+
+def test_the_agents_phone_transfer_key_hands_the_caller_to_another_agents_extension(
     voice: Voice, chromium, tmp_path: Path
 ) -> None:
+    """alice's desk phone dials bob's extension on its transfer key (REFER): the hub offers
+    the call to bob, answers the REFER with 200 and releases alice's phone."""
     caller = "+15551239007"
+    party = RtpParty(CALLER_HZ)
+    context, bob_context = chromium.new_context(), chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, voice.base, "alice")
+        iid, phone_a, caller_sipp = connected_to_alice(
+            voice,
+            alice,
+            tmp_path,
+            caller,
+            party,
+            scenario="phone_refers.xml",
+            pause_ms=10_000,
+            refer_to=PHONES["bob"],
+        )
+        sipps += [phone_a, caller_sipp]
+        bob = log_in(bob_context, voice.base, "bob")
+        go_ready(bob)  # after alice has the call: it is not offered to bob first
+        phone_b = voice.phone("bob", tmp_path)
+        sipps.append(phone_b)
+
+        assert phone_a.wait(60) == 0, phone_a.errors()
+        assert final_notify(phone_a) == ["200"]
+        alice.locator("#popups .popup", has_text="Your phone transferred the call to").wait_for()
+        voice.active_call(caller, "bob")
+        until_hears(party, BOB_HZ, present=True)
+        until_hears(voice.parties["bob"], CALLER_HZ, present=True)
+        bob.goto(f"{voice.base}/console?interaction={iid}")
+        card(bob, iid).locator("[data-control=hangup]").click()
+        assert caller_sipp.wait(30) == 0, caller_sipp.errors()
+        assert phone_b.wait(30) == 0, phone_b.errors()
+        close_wrapup(bob, then="offline")  # takes no more calls in this module
+        [detail] = transfer_details(voice, iid)
+        assert detail["by"] == "phone" and detail["to"] == "agent"
+        assert query(
+            voice.db,
+            "SELECT u.username, s.role FROM interactionsegment s"
+            " JOIN agent a ON a.id = s.agent_id JOIN user u ON u.id = a.user_id"
+            " WHERE s.interaction_id = ? ORDER BY s.id",
+            iid,
+        ) == [("alice", "agent"), ("bob", "agent")]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
+        bob_context.close()
+
+
+def test_the_agents_phone_transfer_key_to_a_number_goes_through_the_trunk(
+    voice: Voice, chromium, tmp_path: Path
+) -> None:
+    """A number dialled on the phone's transfer key: checked and counted like every call out,
+    the phone released, alice in wrap-up, the caller bridged to the external party."""
+    caller = "+15551239009"
+    party = RtpParty(CALLER_HZ)
+    context = chromium.new_context()
+    sipps: list[Sipp] = []
+    try:
+        alice = log_in(context, voice.base, "alice")
+        trunk = voice.phone("external", tmp_path, "phone_hangs_up.xml", pause_ms=6000)
+        sipps.append(trunk)
+        iid, phone_a, caller_sipp = connected_to_alice(
+            voice,
+            alice,
+            tmp_path,
+            caller,
+            party,
+            scenario="phone_refers.xml",
+            pause_ms=3000,
+            refer_to="4155550124",
+        )
+        sipps += [phone_a, caller_sipp]
+        assert phone_a.wait(60) == 0, phone_a.errors()
+        assert final_notify(phone_a) == ["200"]
+        close_wrapup(alice)  # the agent is free while the call goes on
+        talk_until_the_external_party_hangs_up(voice, iid, party, trunk, caller_sipp)
+        assert transfer_details(voice, iid) == [
+            {"to": "external", "number": "+14155550124", "by": "phone"},
+            {"connected": "+14155550124"},
+        ]
+        assert query(
+            voice.db, "SELECT kind, number, allowed FROM callout WHERE interaction_id = ?", iid
+        ) == [("transfer", "+14155550124", 1)]
+    finally:
+        for sipp in sipps:
+            sipp.stop()
+        party.close()
+        context.close()
+
+
+def test_the_agents_phone_transfer_to_nobody_is_refused_and_the_call_stays(
+    voice: Voice, chromium, tmp_path: Path
+) -> None:
+    caller = "+15551239008"
     party = RtpParty(CALLER_HZ)
     context = chromium.new_context()
     sipps: list[Sipp] = []
     try:
         alice = log_in(context, voice.base, "alice")
         iid, phone_a, caller_sipp = connected_to_alice(
-            voice, alice, tmp_path, caller, party, scenario="phone_refers.xml", pause_ms=6000
+            voice,
+            alice,
+            tmp_path,
+            caller,
+            party,
+            scenario="phone_refers.xml",
+            pause_ms=3000,
+            refer_to="nobody%20here",
         )
         sipps += [phone_a, caller_sipp]
-        popup = alice.locator("#popups .popup", has_text="Use Transfer or Consult")
+        popup = alice.locator("#popups .popup", has_text="Your phone's transfer was not made")
         popup.wait_for()
-        assert "sip:1002@" in popup.inner_text()
+        assert "nobody here is not an agent's extension, a queue or a phone number" in (
+            popup.inner_text()
+        )
         until_hears(party, ALICE_HZ, present=True)  # the call stays as it was
         card(alice, iid).locator("[data-control=hangup]").click()
         assert phone_a.wait(30) == 0, phone_a.errors()
+        assert final_notify(phone_a) == ["404"]
         assert caller_sipp.wait(30) == 0, caller_sipp.errors()
         close_wrapup(alice)
         assert control_kinds(voice, iid) == ["transfer"]
+        assert transfer_details(voice, iid)[0]["refused"].startswith("sip:nobody%20here@")
     finally:
         for sipp in sipps:
             sipp.stop()

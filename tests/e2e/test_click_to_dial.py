@@ -21,6 +21,7 @@ from tests.e2e.test_voice_calls import (
     Sipp,
     channel_rms,
     query,
+    recorded_audio,
     register_phone,
     sipp_args,
     start_phone,
@@ -172,14 +173,14 @@ def test_agent_calls_a_customer_busy_first_then_from_the_screen_pop(
         assert [leg[0] for leg in legs] == ["agent", "customer"]
         for _kind, answered_at, ended_at, rtp in legs:
             assert answered_at and ended_at and json.loads(rtp)["packets_received"] > 0
-        path, duration, legs_json = wait_for(
+        duration, legs_json = wait_for(
             db,
-            "SELECT path, duration_seconds, legs FROM recording"
+            "SELECT duration_seconds, legs FROM recording"
             " WHERE interaction_id = ? AND complete = 1",
             second,
         )[0]
         assert duration > 2 and len(json.loads(legs_json)) == 2
-        left, right = channel_rms(var / path)
+        left, right = channel_rms(recorded_audio(db, var, second))
         assert left > 100 and right > 100  # the customer left, the agent (hub side) right
 
         # wrap-up as for any call
@@ -259,6 +260,108 @@ def _log_in(client: httpx.Client, username: str) -> None:
         },
     )
     client.headers["x-csrftoken"] = client.cookies.get("csrftoken", "")
+
+
+def dial_on_the_phone(
+    tmp: Path, sip_port: int, phone_port: int, ext: str, password: str, number: str
+) -> Sipp:
+    """The agent's registered phone (``phone_port``) dials ``number`` itself (phone_dials.xml),
+    authenticating as ``ext``; it talks 3 s once answered, then hangs up."""
+    args = sipp_args("phone_dials.xml", local_port=phone_port, calls=1, timeout=60)
+    args += [f"127.0.0.1:{sip_port}", "-key", "ext", ext, "-key", "dialled", number]
+    args += ["-au", ext, "-ap", password, "-d", "3000", "-trace_logs"]
+    return Sipp(tmp / f"dials-{len(list(tmp.glob('dials-*')))}", args)  # a folder each
+
+
+def final_response(sipp: Sipp) -> list[str]:
+    """The final responses to the phone's INVITE, as ``phone_dials.xml`` logged them."""
+    return sipp.logged(r"final: ([^\n]*)")
+
+
+def test_an_agent_dials_a_customer_on_the_desk_phone(
+    dial_hub: tuple, chromium, tmp_path: Path
+) -> None:
+    """The phone's own INVITE (digest-authenticated as the agent's extension) becomes the
+    same outbound interaction as click to dial: refused with a SIP status and the reason
+    when the trunk's limits refuse the number, else the customer is called through the
+    trunk with the DID as caller ID, the two are bridged and recorded, and the agent's
+    hang-up leads to wrap-up."""
+    base, sip_port, db, var, trunk_port = dial_hub
+    phone_port = free_sip_port()
+    password = sip_password("dave")
+    register_phone(tmp_path, sip_port, "1004", password, phone_port)
+    answering = trunk(tmp_path, trunk_port, "trunk_answer.xml")
+    context = chromium.new_context()
+    try:
+        agent = log_in(context, base, "dave")
+        go_ready(agent)
+        # the phone's INVITE must carry the extension's digest, loopback or not
+        guess = dial_on_the_phone(tmp_path, sip_port, phone_port, "1004", "guess", "4155550123")
+        assert guess.wait(30) == 0, guess.errors()
+        assert final_response(guess) == ["403 Forbidden"]
+        premium = dial_on_the_phone(tmp_path, sip_port, phone_port, "1004", password, "19005551234")
+        assert premium.wait(30) == 0, premium.errors()
+        [refused] = final_response(premium)
+        assert refused.startswith("403 ") and "premium" in refused, refused
+
+        phone = dial_on_the_phone(tmp_path, sip_port, phone_port, "1004", password, "4155550123")
+        # the call shows in the agent's conversations at once (no reload), and opens
+        conversation = agent.locator("#conversations a", has_text="voice")
+        conversation.wait_for()
+        conversation.click()
+        agent.locator(".conv-head", has_text=f"outbound to {CUSTOMER}").wait_for()
+        assert phone.wait(60) == 0, phone.errors()
+        assert final_response(phone) == ["200"]
+        assert answering.wait(30) == 0, answering.errors()  # the hub hung up on the customer
+        invite = invite_seen_by(answering)
+        assert f"sip:{CUSTOMER}@127.0.0.1" in invite.splitlines()[0]
+        assert f"sip:{DID}@" in next(h for h in invite.splitlines() if h.startswith("From:"))
+        (iid,) = wait_for(
+            db,
+            "SELECT i.id FROM interaction i JOIN agent a ON a.id = i.agent_id"
+            " JOIN user u ON u.id = a.user_id WHERE u.username = 'dave'"
+            " AND i.state = 'wrap_up'",
+        )[0]
+        wait_for(
+            db,
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM callleg"
+            " WHERE interaction_id = ? AND ended_at IS NULL)",
+            iid,
+        )
+        legs = query(
+            db,
+            "SELECT kind, direction, answered_at IS NOT NULL FROM callleg"
+            " WHERE interaction_id = ? ORDER BY id",
+            iid,
+        )
+        assert legs == [("customer", "outbound", 1), ("agent", "inbound", 1)]
+        left, right = channel_rms(recorded_audio(db, var, iid))
+        assert left > 100 and right > 100  # the customer left, the agent's phone right
+        assert query(
+            db,
+            "SELECT kind, number, allowed FROM callout WHERE agent_id ="
+            " (SELECT a.id FROM agent a JOIN user u ON u.id = a.user_id WHERE u.username = 'dave')"
+            " ORDER BY id",
+        ) == [("dial", "+19005551234", 0), ("dial", CUSTOMER, 1)]
+        wrapup = agent.locator("form.wrapup")
+        wrapup.locator("select[name=disposition_id]").select_option(index=1)
+        wrapup.get_by_role("button", name="Close conversation").click()
+        wait_for(db, "SELECT 1 FROM interaction WHERE id = ? AND state = 'closed'", iid)
+
+        # the hub's own number, dialled on the phone, comes in like any call (an agent
+        # trying the menu): self-service first, abandoned when the phone hangs up
+        agent.select_option("#presence-select", "offline")  # not offered to dave himself
+        own = dial_on_the_phone(tmp_path, sip_port, phone_port, "1004", password, DID)
+        assert own.wait(60) == 0, own.errors()
+        assert final_response(own) == ["200"]
+        (inbound,) = wait_for(
+            db, "SELECT id FROM interaction WHERE id > ? AND state = 'abandoned'", iid
+        )[0]
+        states = states_of(db, inbound)
+        assert states[0] == "self_service" and states[-1] == "abandoned", states
+    finally:
+        context.close()
+        answering.stop()
 
 
 def test_refusals_name_the_problem(dial_hub: tuple, tmp_path: Path) -> None:

@@ -43,6 +43,27 @@ def composer_value(page) -> str:
     return page.input_value("#workspace form.composer textarea[name=reply]")
 
 
+def assert_a_late_event_adds_no_second_copy(agent, message_id: str) -> None:
+    """The view was rendered after the message was committed, and the stream's event for
+    it comes after: the live append (the stream's out-of-band fragment) is dropped, and a
+    new message in the same fragment is still appended."""
+    shown = agent.evaluate(
+        """id => {
+            const msg = document.getElementById(id);
+            const box = msg.parentElement;
+            const fresh = msg.cloneNode(true);
+            fresh.id = "m-999999999";
+            htmx.swap(document.body, `<div hx-swap-oob="beforeend:#${box.id}">`
+                + msg.outerHTML + fresh.outerHTML + "</div>", {swapStyle: "none"});
+            return [document.querySelectorAll(`[id="${id}"]`).length,
+                    document.querySelectorAll("#m-999999999").length];
+        }""",
+        message_id,
+    )
+    assert shown == [1, 1]
+    agent.evaluate("document.getElementById('m-999999999').remove()")
+
+
 def test_keyboard_accept_canned_response_and_a_file_reach_the_customer(hub: str, chromium):
     contexts = [chromium.new_context() for _ in range(5)]
     admin_ctx, agent_ctx, customer_ctx, second_ctx, third_ctx = contexts
@@ -58,7 +79,9 @@ def test_keyboard_accept_canned_response_and_a_file_reach_the_customer(hub: str,
 
         agent.locator("#offers .offer", has_text="Nora Customer").wait_for()
         agent.keyboard.press("Alt+KeyA")  # accept the newest offer
-        agent.locator(".messages .msg.in", has_text="Where is my parcel?").wait_for()
+        asked = agent.locator(".messages .msg.in", has_text="Where is my parcel?")
+        asked.wait_for()
+        assert_a_late_event_adds_no_second_copy(agent, asked.get_attribute("id"))
         # The composer has the focus: the agent types on.
         agent.wait_for_function("document.activeElement && document.activeElement.name === 'reply'")
 

@@ -116,12 +116,26 @@ def test_the_run_venv_has_no_test_extras(fresh_hub: tuple[str, Path, str]) -> No
     assert missing == "None"
 
 
+def test_the_first_start_prints_no_error(fresh_hub: tuple[str, Path, str]) -> None:
+    """An error, a traceback or a warning in the first screenful (the install's included)
+    reads as a failed start, even when it comes from a library and changes nothing."""
+    _, _, output = fresh_hub
+    errors = [
+        line
+        for line in output.splitlines()
+        if line.startswith(("ERROR", "CRITICAL", "Traceback")) or "Warning:" in line
+    ]
+    assert errors == [], output[-4000:]
+
+
 def test_health_and_login_page(fresh_hub: tuple[str, Path, str]) -> None:
     base, _, _ = fresh_hub
     assert httpx.get(f"{base}/health").json() == {"status": "ok"}
     page = httpx.get(f"{base}/login")
     assert page.status_code == 200
     assert 'name="password"' in page.text
+    icon = httpx.get(f"{base}/static/icon.svg")  # no 404 in the browser's console
+    assert icon.status_code == 200 and 'rel="icon" href="/static/icon.svg"' in page.text
 
 
 def test_a_printed_demo_login_opens_the_console(fresh_hub: tuple[str, Path, str]) -> None:

@@ -241,7 +241,9 @@ def test_agent_answers_every_channel_in_one_console(
                     # The preview swaps into its own box (it must not inherit the
                     # composer's hx-swap="none"): a cover and the reply's page.
                     conv.get_by_role("button", name="Preview fax pages").click()
-                    conv.locator("[id^=fax-preview-] img").nth(1).wait_for()
+                    # rendered on the fax channel's worker pool: on a loaded CI machine
+                    # (both xdist workers busy) it once took over 15 s
+                    conv.locator("[id^=fax-preview-] img").nth(1).wait_for(timeout=60_000)
                 # The send button's label depends on the channel; it is the composer's submit.
                 conv.locator("form.composer button[type=submit]").click()
                 sent = conv.locator(".messages .msg.out", has_text=reply)

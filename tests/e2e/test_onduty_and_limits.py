@@ -22,7 +22,13 @@ from tests.e2e.scripted_caller import Script, scripted_call
 from tests.e2e.test_click_to_dial import invite_seen_by, trunk
 from tests.e2e.test_console_browser import log_in
 from tests.e2e.test_nobody_answers import configure, go_offline, wait_for_speech
-from tests.e2e.test_voice_calls import channel_rms, query, states_of, wait_for
+from tests.e2e.test_voice_calls import (
+    channel_rms,
+    query,
+    recorded_audio,
+    states_of,
+    wait_for,
+)
 from tests.e2e.test_voice_ivr import heard_by_caller
 from tests.support import require_tool
 
@@ -152,7 +158,7 @@ def test_no_agent_forwards_to_on_duty_a_cap_stops_the_next_and_retention_deletes
             forwarded,
         )[0]
         assert len(json.loads(legs_json)) == 2  # both sides are in the recording
-        left, right = channel_rms(var / path)
+        left, right = channel_rms(recorded_audio(db, var, forwarded))
         assert left > 100 and right > 100
         assert query(db, "SELECT allowed FROM callout WHERE kind = 'forward'") == [(1,)]
 

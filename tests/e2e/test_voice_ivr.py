@@ -22,6 +22,7 @@ from tests.e2e.test_voice_calls import (
     Sipp,
     interaction_of,
     query,
+    recorded_audio,
     register_phone,
     start_phone,
     states_of,
@@ -113,10 +114,7 @@ def heard_by_caller(var: Path, db: Path, interaction_id: int) -> str:
     from speech.asr import WhisperRecognizer, normalize_phrase
     from speech.audio import read_wav, split_stereo
 
-    (path,) = wait_for(
-        db, "SELECT path FROM recording WHERE interaction_id = ? AND complete = 1", interaction_id
-    )[0]
-    _caller, hub_side = split_stereo(read_wav(var / path))
+    _caller, hub_side = split_stereo(read_wav(recorded_audio(db, var, interaction_id)))
     return normalize_phrase(WhisperRecognizer().transcribe(hub_side).text)
 
 

@@ -6,8 +6,16 @@ from sqlmodel import select
 
 from hub import call_records as records
 from hub.call_controls import close_dropped_segments
+from hub.interactions import change_state
 from hub.services import Services
-from models import Agent, CallLegKind, InteractionSegment, utcnow
+from models import (
+    Agent,
+    CallLegKind,
+    Interaction,
+    InteractionSegment,
+    InteractionState,
+    utcnow,
+)
 from tests.hub.test_calls import incoming
 
 
@@ -54,3 +62,30 @@ async def test_a_dead_processes_open_segments_end_with_its_dropped_legs(
         ("supervisor", "left by the supervisor"),
     ]
     assert all(s.ended_at is not None for s in rows)
+
+
+async def test_a_call_a_dead_process_left_unended_is_ended_on_the_next_start(
+    services: Services, tmp_path
+):
+    """The legs are marked in one commit and the calls ended in the next: a process that
+    dies in between must not leave the caller queued for ever."""
+    waiting = await incoming(services, "+15551230078", call_id="waiting")
+    moved_on = await incoming(services, "+15551230079", call_id="moved-on")
+    async with services.sessionmaker() as db:
+        first = await records.mark_dropped(db, tmp_path, node=None)
+    assert (first.legs, sorted(first.abandon)) == (
+        2,
+        [waiting.interaction_id, moved_on.interaction_id],
+    )
+    async with services.sessionmaker() as db:  # the second: a callback back in its queue
+        interaction = await db.get(Interaction, moved_on.interaction_id)
+        assert interaction is not None
+        change_state(db, interaction, InteractionState.QUEUED, reason="callback try 2")
+        await db.commit()
+    # ...and nothing ended the first before the process died again: the next start does
+    async with services.sessionmaker() as db:
+        again = await records.mark_dropped(db, tmp_path, node=None)
+    assert (again.legs, again.abandon, again.wrap_up) == (0, [waiting.interaction_id], [])
+    await services.routing.abandon(waiting.interaction_id, reason="call dropped")
+    async with services.sessionmaker() as db:
+        assert (await records.mark_dropped(db, tmp_path, node=None)).abandon == []

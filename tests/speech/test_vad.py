@@ -65,6 +65,32 @@ def test_silence_timeout_is_a_setting(caller: Audio) -> None:
     assert hasty[1].time < patient[1].time - 2.0  # ended after the first sentence
 
 
+def test_a_pause_hands_over_the_turn_so_far_before_its_end_is_decided(caller: Audio) -> None:
+    """``early_ms``: a pause gives the turn's audio as it will end if nobody speaks again
+    (the very samples of ``speech_end``); speech after the pause makes that one out of date."""
+    once = with_silence(caller, before=0.5, after=1.0)
+    config = EndpointConfig(end_silence_ms=700, early_ms=300)
+    endpointer = Endpointer(8000, config)
+    events = _run(endpointer, once)
+    assert [e.kind for e in events] == ["speech_start", "speech_pause", "speech_end"]
+    _, pause, end = events
+    assert pause.utterance is not None and end.utterance is not None
+    assert (pause.start, pause.time) == (end.start, end.time)
+    assert np.array_equal(pause.utterance.samples, end.utterance.samples)
+
+    gap = with_silence(caller, before=0.5, after=0.6)  # a pause between two sentences
+    twice = Audio(np.concatenate([gap.samples, caller.samples, np.zeros(16000, np.int16)]), 8000)
+    events = _run(Endpointer(8000, EndpointConfig(end_silence_ms=1200, early_ms=300)), twice)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "speech_start" and kinds[-1] == "speech_end", kinds
+    pauses = [e for e in events if e.kind == "speech_pause"]
+    assert len(pauses) >= 2  # one in the gap, one at the end
+    assert pauses[0].time < events[-1].time - 2.0  # the first is out of date…
+    assert pauses[-1].time == events[-1].time  # …the last is the turn
+    off = _run(Endpointer(8000, EndpointConfig(end_silence_ms=700)), once)
+    assert [e.kind for e in off] == ["speech_start", "speech_end"]  # 0: no pause events
+
+
 def test_no_input_and_max_speech(caller: Audio) -> None:
     quiet = Audio(np.random.default_rng(1).normal(0, 40, 8000 * 4).astype(np.int16), 8000)
     events = _run(Endpointer(8000, EndpointConfig(no_input_ms=3000)), quiet)

@@ -58,6 +58,18 @@ async def test_qa_searches_and_opens_an_interaction(client: httpx.AsyncClient, s
     page = await client.get("/qa")
     assert page.status_code == 200 and "Search conversations" in page.text
     assert "no page of its own" not in page.text
+    # with no words, the newest conversations: the chat (escaped), then the call
+    assert "2 conversations, newest first" in page.text
+    assert page.text.index(f"/qa/interactions/{ids['chat']}?doc=") < page.text.index(
+        f"/qa/interactions/{ids['call']}?doc="
+    )
+    assert "&lt;b&gt;parcel&lt;/b&gt; lost" in page.text and "<b>parcel" not in page.text
+    negative = await client.get("/qa", params={"sentiment": "negative", "min_silence": "5"})
+    assert "1 conversation, newest first" in negative.text
+    assert f"/qa/interactions/{ids['call']}?doc=" in negative.text
+    assert "Thanks for calling, this call is recorded." in negative.text
+    none = await client.get("/qa", params={"channel": "email"})
+    assert "0 conversations" in none.text and "No transcribed call or conversation" in none.text
 
     found = await client.get("/qa", params={"q": "parcel"})
     assert found.status_code == 200
@@ -91,6 +103,10 @@ async def test_qa_searches_and_opens_an_interaction(client: httpx.AsyncClient, s
         ).all()
     searches = [e.after["query"] for e in entries if e.action == "qa.search"]
     assert "parcel" in searches and '"[CARD]"' in searches  # the card number is not kept
+    browsed = [
+        e.after["filters"] for e in entries if e.action == "qa.search" and not e.after["query"]
+    ]
+    assert {"sentiment": "negative", "min_silence_seconds": "5.0"} in browsed
     assert sum(e.action == "qa.open" for e in entries) == 2
 
 

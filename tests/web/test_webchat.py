@@ -304,3 +304,47 @@ async def test_end_chat_without_a_chat_is_a_clear_400(client: httpx.AsyncClient)
     response = await client.post("/chat/end", headers=hx(client))
     assert response.status_code == 400
     assert "no chat to end" in response.text
+
+
+async def test_the_chat_stream_sends_each_line_once(
+    app, client: httpx.AsyncClient, browser: httpx.AsyncClient, services: Services
+):
+    """The stream subscribes, then sends the whole transcript: a message or a state change
+    committed in between comes again as its event, and must not be shown twice."""
+    from litestar import Request
+
+    from channels.webchat.routes import ChatStream
+    from hub.events import interaction_topic
+    from tests.web.conftest import login
+    from tests.web.test_console import agent_id_of, customer_writes, pending_offer
+    from web.sse import run_stream
+
+    await customer_writes(browser, "first words")
+    await login(client, "alice")
+    await client.post("/console/presence", data={"state": "ready"}, headers=hx(client))
+    alice = await agent_id_of(services, "alice")
+    offer = await pending_offer(services, alice)
+    await client.post(f"/console/offers/{offer.id}/accept", headers=hx(client))
+    async with services.sessionmaker() as db:
+        first = (await db.exec(select(Message).where(Message.body == "first words"))).one()
+    scope = {"type": "http", "method": "GET", "path": "/chat/events", "headers": []}
+    scope |= {"query_string": b"", "path_params": {}, "app": app, "litestar_app": app}
+    request: Request = Request(scope)  # type: ignore[arg-type]
+    stream = run_stream(services, ChatStream(request, offer.interaction_id), heartbeat=0.2)
+    assert (await anext(stream)).comment == "connected"
+    synced = await anext(stream)
+    assert synced.event == "transcript"
+    assert "first words" in str(synced.data) and "has joined the chat." in str(synced.data)
+
+    # the two commits that raced the snapshot arrive now as their events
+    topic = interaction_topic(offer.interaction_id)
+    await services.bus.publish(topic, "state", state="active", agent_id=alice)
+    await services.bus.publish(topic, "message", message_id=first.id)
+    await customer_writes(browser, "second words")
+    sent = []
+    while not any("second words" in str(m.data) for m in sent):
+        message = await anext(stream)
+        if message.event == "message":
+            sent.append(message)
+    assert len(sent) == 1, [str(m.data) for m in sent]  # only the new message
+    await stream.aclose()

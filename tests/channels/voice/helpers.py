@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from speech.g711 import alaw_decode, ulaw_decode, ulaw_encode
-from tests.ports import free_port
+from tests.ports import free_port, media_ports
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
@@ -67,7 +67,7 @@ async def run_sipp(
         "-p",
         str(local_port or free_port()),
         "-mp",
-        str(free_port()),
+        str(media_ports()),
         "-m",
         str(calls),
         "-nostdin",

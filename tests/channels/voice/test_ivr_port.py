@@ -161,7 +161,8 @@ def test_one_word_answers_are_heard_at_every_frame_alignment_and_line_noise_is_n
                 [np.zeros(8000 + offset, np.int16), pcm, np.zeros(12000, np.int16)]
             )
             events = turns(endpointer, line)
-            assert [e.kind for e in events] == ["speech_start", "speech_end"], (word, offset)
+            kinds = [e.kind for e in events]
+            assert kinds == ["speech_start", "speech_pause", "speech_end"], (word, offset)
             turn = events[-1].utterance
             assert turn is not None and turn.duration >= len(pcm) / 8000, (word, offset)
     noise = np.random.default_rng(7).normal(0.0, 1000.0, 8000 * 10)  # about -30 dBFS
@@ -187,7 +188,7 @@ def test_a_free_answer_may_pause_where_a_menu_answer_ends(synthesizer: Synthesiz
     )
     menu = turns(Endpointer(8000, settings.endpointing("menu")), line)
     free = turns(Endpointer(8000, settings.endpointing("speech")), line)
-    assert [e.kind for e in menu] == ["speech_start", "speech_end"]
+    assert [e.kind for e in menu] == ["speech_start", "speech_pause", "speech_end"]
     assert menu[-1].time < (4000 + len(first) + 7200) / 8000  # ended before "Since Monday"
     assert [e.kind for e in free] == ["speech_start", "speech_end"]
     assert free[-1].time > (4000 + len(first) + 7200) / 8000  # both sentences in one turn
@@ -370,8 +371,11 @@ async def test_a_spoken_billing_is_recognized_with_the_menu_hints(
     # The next prompt records how long the caller waited after the endpointer ended the
     # turn, which includes the recognition; the menu before any turn has no such gap.
     assert "turn_to_prompt_ms" not in trace["voice"]["prompts"][0]
+    # The recognition began at the pause after "please" (early_asr_ms), so by the end of
+    # the turn only what was left of it was waited for.
+    assert recognitions[0]["early"] is True
     asr_ms = recognitions[0]["asr_ms"]
-    assert 0 < asr_ms <= trace["voice"]["prompts"][1]["turn_to_prompt_ms"]
+    assert 0 <= asr_ms <= trace["voice"]["prompts"][1]["turn_to_prompt_ms"]
     assert trace["nodes"] == ["main", "ask_account", "billing_unidentified"]
     assert [(i["node"], i["event"]) for i in trace["inputs"][1:]] == [("ask_account", "noinput")]
     assert queued == [Queue("billing", 2, ("billing",), {"reason": "account not given"})]

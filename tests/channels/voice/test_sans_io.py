@@ -1,6 +1,10 @@
-"""The sans-IO parts on their own: offer/answer, digest, jitter buffer, ptime, mixer."""
+"""The sans-IO parts on their own: offer/answer, digest, jitter buffer, ptime, mixer; and the
+RTP session draining its socket."""
 
 from __future__ import annotations
+
+import socket
+import struct
 
 import numpy as np
 import pytest
@@ -11,8 +15,9 @@ from channels.voice.jitter_buffer import JitterBuffer
 from channels.voice.media_engine import _take_frame
 from channels.voice.mixer import Conference, Role
 from channels.voice.offer_answer import OfferError, answer, parse_media
-from channels.voice.rtp_session import RtpSession
+from channels.voice.rtp_session import PortPool, RtpSession
 from speech.g711 import alaw_decode, alaw_encode
+from tests.ports import rtp_range
 
 OFFER = (
     "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n"
@@ -59,6 +64,44 @@ def test_jitter_buffer_reorders_and_conceals() -> None:
     assert jb.late == 1
 
 
+def test_a_backlog_after_a_stall_drains_and_a_jittery_stream_keeps_every_frame() -> None:
+    """After a stall, ten frames arrive at once; with one frame in and one out per tick the
+    backlog would stand for the rest of the call. It is skipped away, a frame a second, and
+    ends within ``shrink_window`` pops of steady state; a stream that is only jittery (two
+    packets, then none) loses nothing."""
+    jb = JitterBuffer(prefill=2)
+    seq = 0
+    for seq in range(2):  # playout starts
+        jb.put(seq, bytes([seq % 256]))
+    for _ in range(10):  # steady: a frame out at each tick, the next one in before the next
+        assert jb.pop() is not None
+        seq += 1
+        jb.put(seq, bytes([seq % 256]))
+    for _ in range(10):  # the stall's frames come at once
+        seq += 1
+        jb.put(seq, bytes([seq % 256]))
+    depths = []
+    for _ in range(50 * 15):  # 15 s of steady stream
+        assert jb.pop() is not None
+        depths.append(len(jb.frames))
+        seq += 1
+        jb.put(seq, bytes([seq % 256]))
+    assert depths[0] == 11 and depths[-1] <= 2, (depths[0], depths[-1])
+    assert jb.skipped == 9 and jb.concealed == 0
+
+    jittery = JitterBuffer(prefill=2)
+    played = []
+    for tick in range(50 * 15):
+        if tick % 2 == 0:  # two packets every other tick
+            jittery.put(tick, b"a")
+            jittery.put(tick + 1, b"b")
+        payload = jittery.pop()
+        if payload is not None:
+            played.append(payload)
+    assert jittery.skipped == 0 and jittery.concealed == 0
+    assert len(played) >= 50 * 15 - 2
+
+
 def test_30_ms_packets_are_replayed_as_20_ms_frames_without_loss() -> None:
     rtp = RtpSession("127.0.0.1", 0)
     rtp.payload_type = 8
@@ -87,3 +130,26 @@ def test_mixer_roles() -> None:
     loud = {k: np.full(160, 30000, dtype=np.int16) for k in ones}
     conf.add("boss")
     assert conf.mix(loud)["agent"][0] == 32767  # clipped, not wrapped
+
+
+async def test_a_wake_up_takes_every_datagram_queued_on_the_socket() -> None:
+    """asyncio hands a datagram protocol one datagram per ready socket per loop pass; a
+    media loop whose pass outlasts the 20 ms packet interval (hundreds of legs) would fall
+    behind by a packet a pass until the kernel dropped them. The session drains its socket
+    on each wake-up instead."""
+    low, high = rtp_range()
+    session = await PortPool("127.0.0.1", low, high).open(lambda p: RtpSession("127.0.0.1", p))
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender.bind(("127.0.0.1", 0))
+        session.configure(sender.getsockname(), 8, None)
+        target = ("127.0.0.1", session.local_port)
+        for seq in range(40):  # a media loop 0.8 s behind on this leg
+            sender.sendto(struct.pack("!BBHII", 0x80, 8, seq, seq * 160, 7) + bytes(160), target)
+        assert session._sock is not None
+        first, addr = session._sock.recvfrom(2048)  # what the transport would hand over
+        session.datagram_received(first, addr)  # one wake-up, no loop pass in between
+        assert session.stats.packets_received == 40
+    finally:
+        sender.close()
+        session.close()

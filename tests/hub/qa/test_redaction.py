@@ -178,10 +178,34 @@ def test_what_follows_my_email_is_up_to_a_domain_is_an_email(heard: str) -> None
     assert out.text.split("[EMAIL]")[1] in ("", ".", ", thanks")
 
 
+def test_an_email_given_in_answer_to_the_other_sides_question_is_an_email() -> None:
+    """Heard through the running hub: the cue is the agent's question, the address (with
+    dots Whisper set before the words) the customer's next turn."""
+    asked, answered = redact_batch(
+        ["And your email address, please?", "It is John .Smith .example .com."]
+    )
+    assert asked.text == "And your email address, please?"
+    assert answered.text == "It is [EMAIL]."
+    assert [s.kind for s in answered.spans] == [PiiKind.EMAIL]
+
+
+def test_a_card_number_the_other_side_broke_into_is_one_card_per_speaker() -> None:
+    """Heard through the running hub: the card's last digits came as a segment of their
+    own, after the agent's next words. Per speaker they still join the rest of the card."""
+    texts = ["It is 4111, 1111, 1111, 1,", "Thank you. What phone number is it?", "111."]
+    speakers = ["customer", "agent", "customer"]
+    assert redact_batch(texts)[2].text == "111."  # the conversation alone misses it
+    card, thanks, tail = redact_batch(texts, speakers=speakers)
+    assert "[CARD]" in card.text and tail.text == "[CARD]."
+    assert thanks.text == texts[1]
+
+
 @pytest.mark.parametrize(
     "text",
     [
         "my email is not working since monday",
+        "What is your email address? Is it the one on file at work.",
+        "Please send it to my email. I will check it tomorrow.",
         "I sent an email yesterday about my order.",
         "the mail is late again, see example.com for the tracking",
         "I paid for 2 items, for 1500 dollars",

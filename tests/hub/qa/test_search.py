@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from hub.qa.indexer import QaIndexer
 from hub.qa.query import QueryError
-from hub.qa.search import SearchFilters, search
+from hub.qa.search import SearchFilters, browse, search
 from hub.services import Services
 from tests.hub.qa.helpers import agent_id, make_call, make_text, queue_id
 
@@ -181,6 +181,51 @@ async def test_filters_order_snippets_and_indexing(services, corpus):
                 await search(db, bad)
 
 
+async def browsed(services: Services, **filters) -> list[int]:
+    async with services.sessionmaker() as db:
+        result = await browse(db, SearchFilters(**filters))
+    assert result.total == len(result.hits) and not result.capped
+    return [h.interaction_id for h in result.hits]
+
+
+async def test_filters_alone_list_interactions_newest_first(services, corpus):
+    """No words: one hit per interaction, its first line as the snippet, by the same
+    filters as a search."""
+    everything = [corpus["email"], corpus["chat"], corpus["old_call"], corpus["call"]]
+    assert await browsed(services) == everything  # by interaction id, newest first
+    assert await browsed(services, agent_id=corpus["bob"]) == [corpus["chat"], corpus["old_call"]]
+    assert await browsed(services, queue_id=corpus["billing"]) == [corpus["call"]]
+    assert await browsed(services, channel="email") == [corpus["email"]]
+    assert await browsed(services, sentiment="negative") == [corpus["call"]]
+    assert await browsed(services, min_silence_seconds=5) == [corpus["call"]]
+    today = datetime.now(UTC).date()
+    assert corpus["old_call"] not in await browsed(services, date_from=today - timedelta(days=7))
+    assert await browsed(services, date_to=today - timedelta(days=30)) == [corpus["old_call"]]
+    assert await browsed(services, date_from=date(2000, 1, 1), date_to=date(2000, 1, 2)) == []
+    async with services.sessionmaker() as db:
+        call = (await browse(db, SearchFilters(queue_id=corpus["billing"]))).hits[0]
+        said = await browse(db, SearchFilters(queue_id=corpus["billing"], speaker="customer"))
+        page = await browse(db, limit=2, offset=2, cap=3)
+    assert call.snippet == "Thank you for calling, this call is recorded for quality."
+    assert call.speaker == "agent" and call.start_ms == 0
+    assert said.hits[0].snippet.startswith("I want a refund") and said.hits[0].start_ms == 3000
+    assert page.total == 3 and page.capped
+    assert [h.interaction_id for h in page.hits] == everything[2:]
+
+    # what people wrote is escaped, and a long first line is cut like a snippet
+    async with services.sessionmaker() as db:
+        await make_text(
+            db,
+            channel="sms",
+            agent=None,
+            messages=[("contact", "<b>bold</b> " + "word " * 40)],
+        )
+    await QaIndexer(services).run_once()
+    async with services.sessionmaker() as db:
+        (hit,) = (await browse(db, SearchFilters(channel="sms"))).hits
+    assert hit.snippet.startswith("&lt;b&gt;bold&lt;/b&gt; word") and hit.snippet.endswith("…")
+
+
 async def test_a_date_range_is_searched_as_the_id_range_of_its_days(services, corpus):
     """``qadocday`` (kept by a trigger on insert) holds each day's lowest and highest document
     id; a date filter walks that range. A day indexed again later, after newer days, widens
@@ -218,3 +263,46 @@ async def test_a_date_range_is_searched_as_the_id_range_of_its_days(services, co
     lo, hi = ranges[old_day.isoformat()]
     assert lo <= min(r[0] for r in docs) and max(r[0] for r in docs) <= hi
     assert len(ranges) == 2  # the old day and today (the chat, the email and the call)
+
+
+async def test_near_finds_the_same_hits_within_the_cap_and_above_it(services, corpus):
+    """On PostgreSQL the index looks NEAR up by its words alone and the NEAR itself is checked
+    on those rows: words further apart are still left out, and the newest hits are the same
+    whether the matches are collected (within the cap) or the ids walked (above it)."""
+    async with services.sessionmaker() as db:
+        near = await make_text(
+            db,
+            channel="webchat",
+            agent=None,
+            messages=[
+                ("contact", "Please refund the card."),
+                ("contact", "The card refund never came."),
+                ("contact", "Where is my card refund?"),
+            ],
+        )
+        far = await make_text(
+            db,
+            channel="webchat",
+            agent=None,
+            messages=[("contact", "My card was lost, and the shop then offered me a refund.")],
+        )
+    indexer = QaIndexer(services)
+    while await indexer.run_once():
+        pass
+    text = "card NEAR/2 refund"
+    async with services.sessionmaker() as db:
+        within = await search(db, text, limit=10, cap=1000)
+        walked = await search(db, text, limit=10, cap=2)
+        page = await search(db, text, limit=2, offset=1, cap=1000)
+        walked_page = await search(db, text, limit=2, offset=1, cap=2)
+    ids = [h.doc_id for h in within.hits]
+    assert not within.capped and within.total == 4  # three here, "a refund to your card"
+    assert [h.interaction_id for h in within.hits] == [near.id] * 3 + [corpus["call"]]
+    assert far.id not in {h.interaction_id for h in within.hits}
+    assert ids == sorted(ids, reverse=True)
+    assert walked.capped and walked.total == 2 and [h.doc_id for h in walked.hits] == ids
+    assert [h.doc_id for h in page.hits] == [h.doc_id for h in walked_page.hits] == ids[1:3]
+    async with services.sessionmaker() as db:
+        excluded = await search(db, "card -(card NEAR/2 refund)", limit=10)
+    assert near.id not in {h.interaction_id for h in excluded.hits}
+    assert far.id in {h.interaction_id for h in excluded.hits}
