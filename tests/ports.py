@@ -2,10 +2,15 @@
 
 A port picked here is free now but stays unbound until the hub or SIPp under test binds it,
 so nothing stops the next pick (in this process or another worker) from returning it again.
-So each worker owns a slice of 20000–59999 (one per worker): free ports come from the slice's
-lower half, picked at random and never handed out twice, and RTP ranges from its upper half.
-(The kernel's own choice, ``bind(0)``, cannot be steered into a slice: it even keeps to one
-parity for TCP.)
+So each worker owns a slice of the test ports (one per worker): free ports come from the
+slice's lower half, picked at random and never handed out twice, and RTP ranges from its upper
+half. (The kernel's own choice, ``bind(0)``, cannot be steered into a slice: it even keeps to
+one parity for TCP.)
+
+The test ports stay out of the kernel's ephemeral range (``ip_local_port_range``): every
+outgoing connection (a browser's, an HTTP client's, a database driver's) takes its local port
+from there, so a port picked there could be taken before the hub binds it. CI once failed on
+exactly that: a hub's SIP port, picked free, was in use a moment later.
 """
 
 from __future__ import annotations
@@ -13,9 +18,28 @@ from __future__ import annotations
 import os
 import random
 import socket
+from pathlib import Path
 
-PORTS_LOW, PORTS_HIGH = 20_000, 60_000
 RTP_SPAN = 200
+LOWEST = 10_000  # below it: well-known services (PostgreSQL, Redis, RabbitMQ, NATS, ...)
+
+
+def _ephemeral() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32_768, 60_999  # Linux's default
+
+
+def _test_ports() -> range:
+    """The larger run of ports from LOWEST up that the kernel never hands out on its own."""
+    low, high = _ephemeral()
+    below, above = range(LOWEST, max(LOWEST, low)), range(max(LOWEST, high + 1), 65_536)
+    return max(below, above, key=len)
+
+
+TEST_PORTS = _test_ports()
 
 _HANDED_OUT: set[int] = set()
 _RANDOM = random.Random()  # its own: a test seeding `random` must not steer the picks
@@ -31,8 +55,8 @@ def worker() -> tuple[int, int]:
 def _halves() -> tuple[range, range]:
     """(free ports, RTP ports) of this worker's slice."""
     index, count = worker()
-    width = (PORTS_HIGH - PORTS_LOW) // count
-    low = PORTS_LOW + index * width
+    width = len(TEST_PORTS) // count
+    low = TEST_PORTS.start + index * width
     middle = low + width // 2
     return range(low, middle), range(middle, low + width)
 
@@ -77,8 +101,9 @@ def media_ports() -> int:
 
 def rtp_range() -> tuple[int, int]:
     """An even-based RTP port range in this worker's slice (the hub's port pool skips a
-    port that is taken anyway)."""
+    port that is taken anyway). The span after it is in the slice too: a softphone hub puts
+    its ICE range there."""
     _, ports = _halves()
-    base = _RANDOM.randrange(ports.start, ports.stop - RTP_SPAN)
+    base = _RANDOM.randrange(ports.start, ports.stop - 2 * RTP_SPAN)
     base -= base % 2
     return base, base + RTP_SPAN

@@ -62,23 +62,30 @@ def _open_in_list(page, iid: int) -> None:
     page.locator(f"#conv-{iid}").wait_for()
 
 
-# What the "state" SSE event does to the page, replayed: the actions block, drawn again by
-# the server for the same state, swapped in out of band.
+# The two draws of the wrap-up form that can come after the agent chose, replayed: the
+# "state" SSE event (the actions block, drawn again, swapped in out of band) and the End
+# click's response (the whole workspace drawn again).
 REPLAY_STATE_EVENT = """(iid) => {
   const el = document.getElementById("actions-" + iid);
   const html = el.outerHTML.replace('class="actions"', 'hx-swap-oob="true" class="actions"');
   htmx.swap(document.body, html, {swapStyle: "none"});
 }"""
+REPLAY_WORKSPACE = """(iid) => {
+  document.getElementById("conv-" + iid).dataset.before = "redraw";
+  return htmx.ajax("GET", "/console/interactions/" + iid, "#workspace");
+}"""
 
 
-def _close(page, iid: int, next_state: str = "offline", late_state_event: bool = False) -> None:
+def _close(page, iid: int, next_state: str = "offline", late_redraws: bool = False) -> None:
     page.locator(f"#actions-{iid}").get_by_role("button", name="End conversation").click()
     wrapup = page.locator("form.wrapup")
     wrapup.wait_for()
     wrapup.locator("select[name=disposition_id]").select_option(label="Resolved")
     wrapup.locator("select[name=next]").select_option(next_state)
-    if late_state_event:  # it arrives after the agent chose: the choices stay
+    if late_redraws:  # they arrive after the agent chose: the choices stay
         page.evaluate(REPLAY_STATE_EVENT, iid)
+        page.evaluate(REPLAY_WORKSPACE, iid)
+        page.locator(f"#conv-{iid}:not([data-before])").wait_for()
         assert wrapup.locator("select[name=next]").input_value() == next_state
         assert wrapup.locator("select[name=disposition_id] option:checked").inner_text() == (
             "Resolved"
@@ -173,7 +180,7 @@ def test_consult_with_private_notes_closed_then_turned_into_a_transfer(
             ("bob", "agent", 1),
         ]
         assert _query(db, "SELECT COUNT(*) FROM interaction WHERE id = ?", iid) == [(1,)]
-        _close(bob, iid, late_state_event=True)
+        _close(bob, iid, late_redraws=True)
         alice.locator("#presence-select").select_option("offline")
     finally:
         for context in contexts:

@@ -119,19 +119,6 @@
       el.scrollTop = el.scrollHeight;
     });
   });
-
-  // The End click's response and the "state" SSE event both draw the wrap-up form; when
-  // the event comes second (a busy hub), it must not redraw the form the agent is already
-  // filling in, or their disposition and notes are lost.
-  document.addEventListener("htmx:oobBeforeSwap", function (evt) {
-    var target = evt.detail.target;
-    var incoming = evt.detail.fragment && evt.detail.fragment.firstElementChild;
-    if (target && incoming && target.classList.contains("actions")
-        && target.dataset.state === "wrap_up" && incoming.getAttribute("data-state") === "wrap_up"
-        && target.querySelector("form.wrapup") && incoming.querySelector("form.wrapup")) {
-      evt.detail.shouldSwap = false;
-    }
-  });
 })();
 
 // Buttons that close their container (supervisor pop-ups), and Enter-to-send in the chat.

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.ports import free_port
 from tests.support import unavailable
 
 CONFIG = """\
@@ -69,9 +69,7 @@ class Dovecot:
         binary = shutil.which("dovecot") or "/usr/sbin/dovecot"
         if not Path(binary).exists():
             unavailable("dovecot is not installed (Debian: dovecot-imapd)")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
+        self.port = free_port()
         for sub in ("run", "state", "home"):
             (self.root / sub).mkdir()
         self.root.chmod(0o755)

@@ -4,7 +4,6 @@ offset moving only after commit, duplicates, and replies out."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 
 import pytest
@@ -25,6 +24,7 @@ from tests.channels.telegram.botapi import (
     voice_update,
 )
 from tests.channels.telegram.conftest import TOKEN
+from tests.ports import free_port
 
 JPEG_LARGE = b"\xff\xd8\xff\xe0" + b"large photo" * 50
 JPEG_SMALL = b"\xff\xd8\xff\xe0small"
@@ -278,9 +278,7 @@ def test_inbound_attachment_type_is_shared() -> None:
 async def test_hub_starts_while_the_bot_api_is_down_and_polls_once_it_is_up(
     services: Services,
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     settings = TelegramSettings(
         token=TOKEN, mode="polling", api_base_url=f"http://127.0.0.1:{port}", poll_timeout=1
     )
