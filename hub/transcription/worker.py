@@ -165,7 +165,12 @@ def redact_words(seg: dict[str, Any], spans: list[Any]) -> list[tuple[int, int]]
 def analyse_recording(request: Request) -> dict[str, Any]:
     """Transcribe, label, redact (text and audio) and measure one stereo recording."""
     from hub.qa.redaction import redact_batch
-    from hub.transcription.audio_redaction import CUSTOMER_CHANNEL, HUB_CHANNEL, silence_spans
+    from hub.transcription.audio_redaction import (
+        CUSTOMER_CHANNEL,
+        HUB_CHANNEL,
+        bridge_gaps,
+        silence_spans,
+    )
     from hub.transcription.metrics import conversation_metrics, sentiment
     from speech.audio import read_wav, split_stereo
 
@@ -187,18 +192,21 @@ def analyse_recording(request: Request) -> dict[str, Any]:
         speakers=[s["speaker"] for s in segments],
     )
     mute: list[tuple[int, int, int]] = []
+    kept: list[tuple[int, int, int]] = []  # the words left as said, as (channel, start, end)
     entities: dict[str, int] = {}
     for seg, result in zip(segments, redacted, strict=True):
         seg["original_text"] = seg["text"]
         seg["text"] = result.text
         channel = CUSTOMER_CHANNEL if seg["speaker"] == Speaker.CUSTOMER else HUB_CHANNEL
+        said = {id(word) for word in seg["words"]}
         for start, end in redact_words(seg, result.spans):
             mute.append((channel, start, end))
+        kept.extend((channel, w["start_ms"], w["end_ms"]) for w in seg["words"] if id(w) in said)
         for span in result.spans:
             entities[str(span.kind)] = entities.get(str(span.kind), 0) + 1
         seg["sentiment"] = sentiment(seg["text"])
     silenced = silence_spans(
-        Path(request.path), Path(request.redacted_path), mute, request.margin_ms
+        Path(request.path), Path(request.redacted_path), bridge_gaps(mute, kept), request.margin_ms
     )
     metrics = conversation_metrics(
         segments, audio.duration, silence_seconds=request.silence_seconds

@@ -8,6 +8,7 @@ hub's job runner and its heavy part in a niced worker process.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import wave
@@ -98,14 +99,20 @@ async def test_a_recorded_call_is_transcribed_per_speaker_and_redacted(
         recording = await db.get(Recording, recording_id)
         assert recording is not None
 
-    # per speaker, in order: the IVR's prompt, then agent and customer taking turns
-    speakers = [s.speaker for s in segments]
-    assert speakers == [p.speaker for p in placed], [(s.speaker, s.text) for s in segments]
+    # per speaker, in order: the IVR's prompt, then agent and customer taking turns. A turn
+    # may come as two segments (Piper's voice differs a little from run to run, and so
+    # does where Whisper splits), so the checks read turns: one speaker's segments in a row.
+    turns = [
+        (speaker, " ".join(s.text for s in run))
+        for speaker, run in itertools.groupby(segments, key=lambda s: s.speaker)
+    ]
+    assert [t[0] for t in turns] == [p.speaker for p in placed], turns
     assert all(s.agent_id == agent_id for s in segments if s.speaker == "agent")
     assert all(s.agent_id is None for s in segments if s.speaker != "agent")
-    assert "hold for the next agent" in segments[0].text.lower()  # the IVR, not the agent
-    assert "wonderful day" in segments[-2].text.lower()
-    assert "update my card" in segments[2].text.lower()
+    said_in = [text for _speaker, text in turns]
+    assert "hold for the next agent" in said_in[0].lower()  # the IVR, not the agent
+    assert "wonderful day" in said_in[-2].lower()
+    assert "update my card" in said_in[2].lower()
 
     # each PII item redacted in the text (and in the word list), nothing original kept
     text = " ".join(s.text for s in segments)
@@ -113,10 +120,10 @@ async def test_a_recorded_call_is_transcribed_per_speaker_and_redacted(
     for said in (text, words):
         assert not re.search(r"smith", said, re.I)
         assert not re.search(r"\d", said), said
-    assert "[NAME]" in segments[2].text
-    assert re.search(r"\[(CARD|DIGITS|PHONE)\]", segments[4].text), segments[4].text
-    assert "[PHONE]" in segments[6].text
-    assert "[EMAIL]" in segments[8].text
+    assert "[NAME]" in said_in[2]
+    assert re.search(r"\[(CARD|DIGITS|PHONE)\]", said_in[4]), said_in[4]
+    assert "[PHONE]" in said_in[6]
+    assert "[EMAIL]" in said_in[8]
     assert all(s.original_text is None for s in segments)
 
     # audio: the default policy keeps only the redacted copy
