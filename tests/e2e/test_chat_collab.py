@@ -140,13 +140,25 @@ def test_consult_with_private_notes_closed_then_turned_into_a_transfer(
         form = alice.locator("form[data-collab-start=consult]")
         form.locator("select[name=agent_id]").select_option(label="Bob Okafor")
         form.get_by_role("button", name="Consult").click()
+        # Bob's click on it is slow to come back: the page gets it only after the transfer.
+        held: list = []
+        bob.route(
+            f"**/console/interactions/{iid}",
+            lambda r: r.continue_() if held else held.append((r, r.fetch())),
+        )
         _open_in_list(bob, iid)
         bob.locator(".collab-status", has_text="asked you for a consult").wait_for()
         alice.locator(f"#actions-{iid}").get_by_role(
             "button", name="Transfer to Bob Okafor"
         ).click()
         alice.locator(f"#actions-{iid}", has_text="moved to another agent").wait_for()
-        bob.locator(f"#actions-{iid} textarea[name=reply]").wait_for()
+        bob.locator(f"#actions-{iid} textarea[name=reply]").wait_for()  # the live event
+        bob.evaluate("iid => document.getElementById('conv-' + iid).dataset.before = 1", iid)
+        route, consult_view = held[0]  # drawn while Bob was only consulted
+        route.fulfill(response=consult_view)
+        bob.locator(f"#conv-{iid}:not([data-before])").wait_for()
+        bob.locator(f"#actions-{iid} textarea[name=reply]").wait_for()  # drawn again, fresh
+        bob.unroute(f"**/console/interactions/{iid}")
         customer.locator("#transcript .cnotice", has_text="Bob has joined the chat.").wait_for()
         bob.locator(f"#actions-{iid} textarea[name=reply]").fill(
             "Bob here: a credit is on its way."

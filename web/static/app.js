@@ -148,6 +148,32 @@ document.addEventListener("DOMContentLoaded", function () {
     if (!f.value) { f.value = window.hubNewId(); }
   });
 });
+// A conversation drawn by a response that was on its way while the conversation changed
+// (a "state" event came in meanwhile) may show it as it was before, and nothing would
+// correct it: the event was already spent on the page the response replaced. So such a
+// conversation is fetched again (a consult turned into a transfer while the consulted
+// agent's click on it was in flight once left them without a reply box).
+(function () {
+  "use strict";
+  var changes = {};  // interaction id -> "state" events seen for it
+  document.addEventListener("htmx:sseBeforeMessage", function (evt) {
+    if (!evt.detail || evt.detail.type !== "state") { return; }
+    var m = /id="actions-(\d+)"/.exec(evt.detail.data || "");
+    if (m) { changes[m[1]] = (changes[m[1]] || 0) + 1; }
+  });
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    if (evt.detail.xhr) { evt.detail.xhr.hubChanges = Object.assign({}, changes); }
+  });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    var target = evt.detail.target, seen = evt.detail.xhr && evt.detail.xhr.hubChanges;
+    if (!seen || !target || target.id !== "workspace") { return; }
+    var conv = target.querySelector(".conv[data-iid]");
+    var iid = conv && conv.getAttribute("data-iid");
+    if (iid && (changes[iid] || 0) > (seen[iid] || 0)) {
+      htmx.ajax("GET", "/console/interactions/" + iid, {target: "#workspace"});
+    }
+  });
+})();
 // The console's first sync ends with its presence partial: from then on the tab is live.
 document.addEventListener("htmx:sseMessage", function (evt) {
   if (evt.detail && evt.detail.type === "presence") { document.body.setAttribute("data-live", "1"); }
