@@ -3,7 +3,8 @@
 - a consult: private notes between the agents, live in both consoles, none of it on the
   customer's page; closed once, then turned into a transfer;
 - a conference: both agents see each other's replies and the customer's messages live and
-  both write to the customer; one leaves; one interaction with a segment per agent.
+  both write to the customer; one leaves; one interaction with a segment per agent;
+- what the console missed while its stream was down, or while a click was in flight.
 """
 
 from __future__ import annotations
@@ -279,6 +280,43 @@ def test_conference_two_agents_write_to_the_customer_then_one_leaves(
         ]
         _close(bob, iid)
         alice.locator("#presence-select").select_option("offline")
+    finally:
+        for context in contexts:
+            context.close()
+
+
+# The console's stream drops as a network failure drops it: closed, then its error
+# handler, which reports the loss and connects again (htmx's SSE extension).
+DROP_STREAM = """() => {
+  const source = document.querySelector("[sse-connect]")["htmx-internal-data"].sseEventSource;
+  source.close();
+  source.onerror(new Event("error"));
+}"""
+
+
+def test_a_console_whose_stream_dropped_shows_what_came_meanwhile(collab_hub: dict, chromium):
+    """The console's stream drops; the customer writes before it is back. Once it is, the
+    open conversation shows the message it never got live."""
+    hub = collab_hub["base"]
+    alice_ctx, customer_ctx = contexts = [chromium.new_context() for _ in range(2)]
+    try:
+        alice, customer, iid = _accepted_chat(hub, alice_ctx, customer_ctx, "Are you there?")
+        held: list = []  # the stream's reconnection waits until the customer has written
+        alice.route("**/events?*", lambda r: r.continue_() if held else held.append(r))
+        alice.evaluate(DROP_STREAM)
+        alice.locator("body.sse-down").wait_for(state="attached")
+        chat_send(customer, "Hello again, while you were away")
+        customer.locator("#transcript", has_text="while you were away").wait_for()
+        for _ in range(150):  # the extension connects again after its back-off
+            if held:
+                break
+            alice.wait_for_timeout(100)
+        assert held, "the console never connected its stream again"
+        held[0].continue_()
+        alice.unroute("**/events?*")
+        alice.locator(f"#messages-{iid} .msg.in", has_text="while you were away").wait_for()
+        assert alice.locator("body.sse-down").count() == 0
+        _close(alice, iid)
     finally:
         for context in contexts:
             context.close()

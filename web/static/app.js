@@ -164,14 +164,28 @@ document.addEventListener("DOMContentLoaded", function () {
   document.addEventListener("htmx:beforeRequest", function (evt) {
     if (evt.detail.xhr) { evt.detail.xhr.hubChanges = Object.assign({}, changes); }
   });
+  function redraw(iid) {
+    htmx.ajax("GET", "/console/interactions/" + iid, {target: "#workspace"});
+  }
+  function shownConversation() {
+    var conv = document.querySelector("#workspace .conv[data-iid]");
+    return conv && conv.getAttribute("data-iid");
+  }
   document.addEventListener("htmx:afterSwap", function (evt) {
     var target = evt.detail.target, seen = evt.detail.xhr && evt.detail.xhr.hubChanges;
     if (!seen || !target || target.id !== "workspace") { return; }
-    var conv = target.querySelector(".conv[data-iid]");
-    var iid = conv && conv.getAttribute("data-iid");
-    if (iid && (changes[iid] || 0) > (seen[iid] || 0)) {
-      htmx.ajax("GET", "/console/interactions/" + iid, {target: "#workspace"});
-    }
+    var iid = shownConversation();
+    if (iid && (changes[iid] || 0) > (seen[iid] || 0)) { redraw(iid); }
+  });
+  // The same after the stream dropped and came back (a network blip, a hub restart): its
+  // first sync redraws offers, the list and presence, but what happened to the open
+  // conversation meanwhile (messages, a state change) was never sent to this tab.
+  var streamLost = false;
+  document.addEventListener("htmx:sseError", function () { streamLost = true; });
+  document.addEventListener("htmx:sseOpen", function () {
+    var iid = streamLost && shownConversation();
+    streamLost = false;
+    if (iid) { redraw(iid); }
   });
 })();
 // The console's first sync ends with its presence partial: from then on the tab is live.
