@@ -178,13 +178,15 @@ document.addEventListener("DOMContentLoaded", function () {
     if (iid && (changes[iid] || 0) > (seen[iid] || 0)) { redraw(iid); }
   });
   // The same after the stream dropped and came back (a network blip, a hub restart): its
-  // first sync redraws offers, the list and presence, but what happened to the open
-  // conversation meanwhile (messages, a state change) was never sent to this tab.
+  // first sync redraws offers, the list and presence (in that order), but what happened to
+  // the open conversation meanwhile (messages, a state change) was never sent to this tab.
+  // (A stream that comes back to an expired session sends no presence, only the banner.)
   var streamLost = false;
   document.addEventListener("htmx:sseError", function () { streamLost = true; });
-  document.addEventListener("htmx:sseOpen", function () {
-    var iid = streamLost && shownConversation();
+  document.addEventListener("htmx:sseMessage", function (evt) {
+    if (!streamLost || !evt.detail || evt.detail.type !== "presence") { return; }
     streamLost = false;
+    var iid = shownConversation();
     if (iid) { redraw(iid); }
   });
 })();
