@@ -150,23 +150,25 @@ document.addEventListener("DOMContentLoaded", function () {
 });
 // A conversation drawn by a response that was on its way while the conversation changed
 // (a "state" event came in meanwhile) may show it as it was before, and nothing would
-// correct it: the event was already spent on the page the response replaced. So such a
-// conversation is fetched again (a consult turned into a transfer while the consulted
-// agent's click on it was in flight once left them without a reply box).
+// correct it: the event was already spent on the page the response replaced. So the newest
+// such event is applied again on top (a consult turned into a transfer while the consulted
+// agent's click on it was in flight once left them without a reply box). It redraws only
+// the header and actions, as the event does, never a player or the messages.
 (function () {
   "use strict";
   var changes = {};  // interaction id -> "state" events seen for it
+  var newest = {};  // interaction id -> the newest of them, as sent
   document.addEventListener("htmx:sseBeforeMessage", function (evt) {
     if (!evt.detail || evt.detail.type !== "state") { return; }
     var m = /id="actions-(\d+)"/.exec(evt.detail.data || "");
-    if (m) { changes[m[1]] = (changes[m[1]] || 0) + 1; }
+    if (m) {
+      changes[m[1]] = (changes[m[1]] || 0) + 1;
+      newest[m[1]] = evt.detail.data;
+    }
   });
   document.addEventListener("htmx:beforeRequest", function (evt) {
     if (evt.detail.xhr) { evt.detail.xhr.hubChanges = Object.assign({}, changes); }
   });
-  function redraw(iid) {
-    htmx.ajax("GET", "/console/interactions/" + iid, {target: "#workspace"});
-  }
   function shownConversation() {
     var conv = document.querySelector("#workspace .conv[data-iid]");
     return conv && conv.getAttribute("data-iid");
@@ -175,11 +177,14 @@ document.addEventListener("DOMContentLoaded", function () {
     var target = evt.detail.target, seen = evt.detail.xhr && evt.detail.xhr.hubChanges;
     if (!seen || !target || target.id !== "workspace") { return; }
     var iid = shownConversation();
-    if (iid && (changes[iid] || 0) > (seen[iid] || 0)) { redraw(iid); }
+    if (iid && (changes[iid] || 0) > (seen[iid] || 0)) {
+      htmx.swap(document.body, newest[iid], {swapStyle: "none"});
+    }
   });
-  // The same after the stream dropped and came back (a network blip, a hub restart): its
-  // first sync redraws offers, the list and presence (in that order), but what happened to
-  // the open conversation meanwhile (messages, a state change) was never sent to this tab.
+  // After the stream dropped and came back (a network blip, a hub restart), the open
+  // conversation is fetched again: the stream's first sync redraws offers, the list and
+  // presence (in that order), but what happened to the open conversation meanwhile
+  // (messages, a state change) was never sent to this tab.
   // (A stream that comes back to an expired session sends no presence, only the banner.)
   var streamLost = false;
   document.addEventListener("htmx:sseError", function () { streamLost = true; });
@@ -187,7 +192,7 @@ document.addEventListener("DOMContentLoaded", function () {
     if (!streamLost || !evt.detail || evt.detail.type !== "presence") { return; }
     streamLost = false;
     var iid = shownConversation();
-    if (iid) { redraw(iid); }
+    if (iid) { htmx.ajax("GET", "/console/interactions/" + iid, {target: "#workspace"}); }
   });
 })();
 // The console's first sync ends with its presence partial: from then on the tab is live.
