@@ -16,7 +16,13 @@ from PIL import Image, ImageSequence
 from tests.channels.fax.pages import FINE, page, tiff
 from tests.channels.telegram.botapi import LocalBotApi, text_update
 from tests.e2e.hub_process import hub_server
-from tests.e2e.test_console_browser import TIMEOUT_MS, go_ready, log_in
+from tests.e2e.test_console_browser import (
+    REPLAY_STATE_EVENT,
+    REPLAY_WORKSPACE,
+    TIMEOUT_MS,
+    go_ready,
+    log_in,
+)
 from tests.e2e.test_console_keys import label_png
 from tests.e2e.test_four_channels import inbox_ids
 from tests.web.test_reply_attachments import dark_share, pdf_with_marks
@@ -104,6 +110,15 @@ def test_agent_sends_a_picture_by_telegram_and_a_pdf_by_fax(
                     {"name": "form.pdf", "mimeType": "application/pdf", "buffer": pdf_with_marks()}
                 ]
             )
+            # A late redraw of the conversation (its "state" event, a workspace response)
+            # keeps the reply and the file the agent chose (CI: the accept's event came after
+            # the file was picked, and the preview then had no PDF in it).
+            iid = int(conv.get_attribute("data-iid"))
+            agent.evaluate(REPLAY_STATE_EVENT, iid)
+            agent.evaluate(REPLAY_WORKSPACE, iid)
+            agent.locator(f"#conv-{iid}:not([data-before])").wait_for()
+            assert conv.locator("textarea[name=reply]").input_value() == "The form is attached."
+            assert conv.locator("input[name=file]").evaluate("f => f.files.length") == 1
             conv.get_by_role("button", name="Preview fax pages").click()
             preview = conv.locator("[id^=fax-preview-] figure")
             preview.nth(3).wait_for()  # cover, the text, the PDF's two pages

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.hub_process import hub_server
-from tests.e2e.test_console_browser import chat_send, go_ready, log_in, open_chat
+from tests.e2e.test_console_browser import (
+    REPLAY_STATE_EVENT,
+    REPLAY_WORKSPACE,
+    chat_send,
+    go_ready,
+    log_in,
+    open_chat,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -61,20 +68,6 @@ def _open_in_list(page, iid: int) -> None:
     link.wait_for()
     link.click()
     page.locator(f"#conv-{iid}").wait_for()
-
-
-# The two draws of the wrap-up form that can come after the agent chose, replayed: the
-# "state" SSE event (the actions block, drawn again, swapped in out of band) and the End
-# click's response (the whole workspace drawn again).
-REPLAY_STATE_EVENT = """(iid) => {
-  const el = document.getElementById("actions-" + iid);
-  const html = el.outerHTML.replace('class="actions"', 'hx-swap-oob="true" class="actions"');
-  htmx.swap(document.body, html, {swapStyle: "none"});
-}"""
-REPLAY_WORKSPACE = """(iid) => {
-  document.getElementById("conv-" + iid).dataset.before = "redraw";
-  return htmx.ajax("GET", "/console/interactions/" + iid, "#workspace");
-}"""
 
 
 def _close(page, iid: int, next_state: str = "offline", late_redraws: bool = False) -> None:
@@ -122,6 +115,7 @@ def test_consult_with_private_notes_closed_then_turned_into_a_transfer(
 
         # Private notes both ways, live; the customer's message reaches both.
         bob.locator(f"#actions-{iid} textarea[name=note]").fill("Yes, up to 20 euros")
+        bob.evaluate(REPLAY_STATE_EVENT, iid)  # a late redraw keeps his unsent note
         bob.locator(f"#actions-{iid}").get_by_role("button", name="Add note").click()
         alice.locator(f"#messages-{iid} .msg.note", has_text="Yes, up to 20 euros").wait_for()
         alice.locator(f"#actions-{iid} textarea[name=note]").fill("Thanks, doing that")

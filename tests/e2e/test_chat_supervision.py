@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_console_browser import chat_send, go_ready, log_in, open_chat
+from tests.e2e.test_console_browser import (
+    REPLAY_STATE_EVENT,
+    chat_send,
+    go_ready,
+    log_in,
+    open_chat,
+)
 
 pytestmark = [pytest.mark.browser]
 
@@ -37,6 +43,7 @@ def test_supervisor_whispers_to_the_agent_and_barges_into_a_web_chat(
 
         whisper = sam.locator("form[data-supervise=whisper]")
         whisper.locator("textarea").fill("Offer store credit <first>")
+        sam.evaluate(REPLAY_STATE_EVENT, iid)  # a late redraw keeps what he wrote
         whisper.get_by_role("button", name="Whisper to agent").click()
         sam.get_by_text("Whispered to the agent.").wait_for()
         # the agent sees it live, escaped; the customer never does

@@ -12,6 +12,20 @@ pytestmark = pytest.mark.browser
 TIMEOUT_MS = 15_000
 
 
+# The two late draws of a conversation's actions that can come after the agent started
+# filling them in, replayed: the "state" SSE event (the actions block drawn again, swapped in
+# out of band) and a response drawing the whole workspace again. What the agent entered stays.
+REPLAY_STATE_EVENT = """(iid) => {
+  const el = document.getElementById("actions-" + iid);
+  const html = el.outerHTML.replace('class="actions"', 'hx-swap-oob="true" class="actions"');
+  htmx.swap(document.body, html, {swapStyle: "none"});
+}"""
+REPLAY_WORKSPACE = """(iid) => {
+  document.getElementById("conv-" + iid).dataset.before = "redraw";
+  return htmx.ajax("GET", "/console/interactions/" + iid, "#workspace");
+}"""
+
+
 def log_in(context, base: str, username: str, timeout_ms: int = TIMEOUT_MS):
     page = context.new_page()
     page.set_default_timeout(timeout_ms)
