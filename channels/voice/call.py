@@ -236,7 +236,7 @@ class Call:
     def stats(self) -> dict[str, Any]:
         """Per-call RTP counters (RFC 3550) and the SIP timeline."""
         with self._engine.lock:
-            rtp = self.rtp.stats.as_dict() if self.rtp is not None else self._final_stats
+            rtp = self.rtp.stats_dict() if self.rtp is not None else self._final_stats
         return {
             "call_id": self.call_id,
             "direction": self.direction,
@@ -666,7 +666,7 @@ class Call:
             self._engine.calls.discard(self)
             rtp, self.rtp = self.rtp, None
             if rtp is not None:
-                self._final_stats = rtp.stats.as_dict()
+                self._final_stats = rtp.stats_dict()
         self.stop_recording()
         self.leave_conference()
         for queue in self._streams:

@@ -13,6 +13,11 @@ little fast does the same, slowly). Steady playout leaves ``prefill`` - 1 frames
 pop, fewer with jitter; when for a whole ``shrink_window`` of pops more than ``prefill``
 were always left, one frame is skipped: 20 ms a second at most, which a listener does not
 notice, until the backlog is gone.
+
+What the buffer received but never played is counted (:meth:`playout_counters`, kept on the
+call's leg): a frame that came too late, one trimmed from an overflow, one skipped. Network
+loss shows in the RTP statistics; these show the audio lost at the hub itself, to a stall of
+its media clock or a burst from the far end, so a recording with a gap says why.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ class JitterBuffer:
     late: int = 0
     concealed: int = 0
     skipped: int = 0  # frames dropped to shrink a standing backlog
+    trimmed: int = 0  # frames dropped when the buffer overflowed
     shrink_window: int = 50  # pops (1 s at 20 ms) the backlog must last before a skip
     _low: int = 1 << 30  # fewest frames left after a pop in this window
     _pops: int = 0
@@ -54,6 +60,7 @@ class JitterBuffer:
         self.frames[ext_seq] = payload
         if len(self.frames) > self.max_frames:
             keep = sorted(self.frames)[-self.prefill :]
+            self.trimmed += len(self.frames) - len(keep)
             self.frames = {s: self.frames[s] for s in keep}
             self.next_seq = keep[0]
 
@@ -74,6 +81,13 @@ class JitterBuffer:
         self.next_seq += 1
         self._shrink()
         return payload
+
+    def playout_counters(self) -> dict[str, int]:
+        return {
+            "frames_late": self.late,
+            "frames_concealed": self.concealed,
+            "frames_dropped": self.trimmed + self.skipped,
+        }
 
     def _shrink(self) -> None:
         self._low = min(self._low, len(self.frames))

@@ -177,6 +177,10 @@ class RtpSession(asyncio.DatagramProtocol):
         elif pt == self.payload_type:
             self.jitter.put(ext, payload)
 
+    def stats_dict(self) -> dict[str, float | int]:
+        """The receive statistics (RFC 3550 §6.4.1) and the playout counters, for the leg."""
+        return {**self.stats.as_dict(), **self.jitter.playout_counters()}
+
     # --- sending --------------------------------------------------------------------
 
     def send_frame(self, payload: bytes) -> None:

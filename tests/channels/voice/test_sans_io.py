@@ -102,6 +102,26 @@ def test_a_backlog_after_a_stall_drains_and_a_jittery_stream_keeps_every_frame()
     assert len(played) >= 50 * 15 - 2
 
 
+def test_audio_the_buffer_never_played_is_counted_for_the_leg() -> None:
+    """A burst past ``max_frames`` (the hub's clock stalled, or the far end's sender) is
+    trimmed to the newest frames; the leg's counters say how much was lost that way."""
+    jb = JitterBuffer(prefill=2, max_frames=12)
+    for seq in range(2):
+        jb.put(seq, b"x")
+    assert jb.pop() == b"x"
+    for seq in range(2, 22):  # 400 ms at once
+        jb.put(seq, b"x")
+    jb.put(0, b"late")
+    assert jb.trimmed == 11  # at 13 frames held, all but the newest two went
+    assert jb.playout_counters() == {
+        "frames_late": 1,
+        "frames_concealed": 0,
+        "frames_dropped": jb.trimmed,
+    }
+    rtp = RtpSession("127.0.0.1", 0)
+    assert rtp.stats_dict()["frames_dropped"] == 0 and "packets_lost" in rtp.stats_dict()
+
+
 def test_30_ms_packets_are_replayed_as_20_ms_frames_without_loss() -> None:
     rtp = RtpSession("127.0.0.1", 0)
     rtp.payload_type = 8
