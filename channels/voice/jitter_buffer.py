@@ -83,6 +83,7 @@ class JitterBuffer:
         return payload
 
     def playout_counters(self) -> dict[str, int]:
+        """Frames received but never played, by why (see the module's docstring)."""
         return {
             "frames_late": self.late,
             "frames_concealed": self.concealed,

@@ -171,9 +171,9 @@ class RtpSession(asyncio.DatagramProtocol):
             return
         payload = data[offset:end]
         if pt == self.dtmf_payload_type:
-            digit = self.events.on_packet(ts, bool(b1 & 0x80), payload)
-            if digit is not None and self.on_dtmf is not None:
-                self.on_dtmf(digit)
+            for digit in self.events.on_packet(ts, bool(b1 & 0x80), payload):
+                if self.on_dtmf is not None:
+                    self.on_dtmf(digit)
         elif pt == self.payload_type:
             self.jitter.put(ext, payload)
 
